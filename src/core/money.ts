@@ -1,0 +1,39 @@
+/**
+ * Money is integer minor units in a bigint, from 1 to 2^63−1 for an amount. Amount strings are
+ * major units as written by a person ("12.34"); decimals are counted as written, so "1.000" is
+ * invalid for USD even though it equals "1.00". No float is ever involved.
+ */
+import type { Currency } from './currency.js';
+
+export const AMOUNT_MAX = (1n << 63n) - 1n;
+export const BALANCE_MAX = AMOUNT_MAX;
+export const BALANCE_MIN = -AMOUNT_MAX;
+const AMOUNT_PATTERN = /^([0-9]+)(?:\.([0-9]+))?$/;
+/** An amount string longer than this cannot be valid (19 digits + point + 19 digits). */
+const AMOUNT_CHARS_MAX = 64;
+
+/** Parses a major-unit amount string; returns undefined when it is not a valid amount. */
+export function parseAmount(text: unknown, currency: Currency): bigint | undefined {
+  if (typeof text !== 'string' || text.length === 0 || text.length > AMOUNT_CHARS_MAX) return undefined;
+  const match = AMOUNT_PATTERN.exec(text);
+  if (match === null) return undefined;
+  const whole = match[1] ?? '';
+  const fraction = match[2] ?? '';
+  if (fraction.length > currency.exponent) return undefined;
+  if (match[2] !== undefined && currency.exponent === 0) return undefined;
+  const minor = BigInt(whole + fraction.padEnd(currency.exponent, '0'));
+  if (minor <= 0n || minor > AMOUNT_MAX) return undefined;
+  return minor;
+}
+
+/** Formats minor units with exactly the currency's decimals ("0.00", "1500" for JPY). */
+export function formatAmount(minor: bigint, currency: Currency): string {
+  const negative = minor < 0n;
+  const digits = (negative ? -minor : minor).toString();
+  const exponent = currency.exponent;
+  if (exponent === 0) return (negative ? '-' : '') + digits;
+  const padded = digits.padStart(exponent + 1, '0');
+  const whole = padded.slice(0, padded.length - exponent);
+  const fraction = padded.slice(padded.length - exponent);
+  return `${negative ? '-' : ''}${whole}.${fraction}`;
+}

@@ -1,0 +1,117 @@
+/**
+ * The engine's public surface: what the HTTP API, the binary protocol server and the CLI use.
+ * Everything here is stable; the implementation behind it (src/engine/ledger.ts) may change.
+ */
+import type { Currency } from '../core/currency.js';
+import type { ErrorCode } from '../core/errors.js';
+import type { TransferKind } from '../core/transfer-record.js';
+
+/** `count` fixed-size records (src/core/transfer-record.ts) back to back in `bytes`. */
+export type TransferBatch = Readonly<{ bytes: Uint8Array; count: number }>;
+
+/**
+ * One result per record, in record order. `codes[i]` is a wire code of src/core/errors.ts
+ * (0 = success). `sequences[i]` is the log position of the recorded outcome (success or a
+ * logged rejection), or 0 when the record was stopped before the ledger (invalid input,
+ * idempotency conflict). A retry of a known transaction returns its original code and sequence.
+ */
+export type TransferResults = Readonly<{ codes: Uint8Array; sequences: Float64Array }>;
+
+export type AccountView = Readonly<{
+  accountId: string;
+  currency: Currency;
+  owner: string;
+  balance: bigint;
+  /** Log position the balance reflects (the account's latest event, 0 if none). */
+  sequence: number;
+}>;
+
+export type OpenAccountRequest = Readonly<{ accountId: string; currencyCode: string; owner: string }>;
+
+export type OpenAccountOutcome =
+  | Readonly<{ status: 'created' | 'exists'; account: AccountView }>
+  | Readonly<{ status: 'rejected'; code: Extract<ErrorCode, 'account_exists' | 'unsupported_currency' | 'invalid_request'> }>;
+
+export type TransferView = Readonly<{
+  transactionId: string;
+  kind: TransferKind;
+  /** For deposits the external account ('@external:USD'); for withdrawals the `toAccount`. */
+  fromAccount: string;
+  toAccount: string;
+  amount: bigint;
+  currency: Currency;
+  /** 'ok' or the logged rejection code. */
+  code: ErrorCode;
+  sequence: number;
+  atMs: number;
+}>;
+
+export type StatementEntry = Readonly<{
+  transactionId: string;
+  amount: bigint;
+  direction: 'debit' | 'credit';
+  balanceAfter: bigint;
+  sequence: number;
+  atMs: number;
+}>;
+
+export type Statement = Readonly<{ entries: StatementEntry[]; nextBeforeSequence: number | null }>;
+
+export type BalanceQuery = Readonly<{ sequence: number } | { atMs: number } | Record<string, never>>;
+
+export type HistoricalBalance =
+  | Readonly<{ status: 'ok'; accountId: string; currency: Currency; balance: bigint; sequence: number }>
+  | Readonly<{ status: 'account_not_found' }>
+  | Readonly<{ status: 'beyond_head' }>;
+
+/** Observations for metrics; called synchronously on the engine's loop, must be cheap. */
+export interface EngineObserver {
+  onFlush?(info: Readonly<{ records: number; commands: number; bytes: number; fsyncMs: number }>): void;
+  onOutcome?(wireCode: number, count: number): void;
+  onSnapshot?(info: Readonly<{ sequence: number; bytes: number; ms: number }>): void;
+}
+
+export type EngineStats = Readonly<{
+  headSequence: number;
+  durableSequence: number;
+  accounts: number;
+  transactions: number;
+  logBytes: number;
+  queueRecords: number;
+  lastSnapshotSequence: number;
+  lastSnapshotAtMs: number;
+}>;
+
+export interface Ledger {
+  /** Queues a batch; resolves once every logged outcome in it is durable (after fsync). */
+  submitTransfers(batch: TransferBatch): Promise<TransferResults>;
+  openAccount(request: OpenAccountRequest): Promise<OpenAccountOutcome>;
+  /** Resolves once everything applied so far is durable: call before reads for read-your-writes. */
+  sync(): Promise<void>;
+  account(accountId: string): AccountView | undefined;
+  transfer(transactionId: string): Promise<TransferView | undefined>;
+  balanceAt(accountId: string, query: BalanceQuery): Promise<HistoricalBalance>;
+  /** Newest first; `beforeSequence` continues a previous page. */
+  statement(accountId: string, limit: number, beforeSequence?: number): Promise<Statement | undefined>;
+  stats(): EngineStats;
+  /** State digest (hex SHA-256) of the current state, identical for the same log anywhere. */
+  digest(): string;
+  snapshot(): Promise<void>;
+  /** Stops taking commands, finishes queued ones, writes a final snapshot, closes files. */
+  close(): Promise<void>;
+}
+
+export type LedgerOptions = Readonly<{
+  dataDir: string;
+  /** fsync after every group commit (production). false only for tests and benchmarks. */
+  fsync?: boolean;
+  /** Clock for event timestamps (ms since epoch); injected so runs can be replayed. */
+  nowMs?: () => number;
+  /** Take a snapshot after this many new log records (default 5,000,000). */
+  snapshotEveryRecords?: number;
+  /** Most records waiting in the engine queue before submit answers `overloaded`. */
+  queueRecordsMax?: number;
+  observer?: EngineObserver;
+  /** Called with progress while recovering (records replayed, total estimate). */
+  onRecoveryProgress?: (done: number, total: number) => void;
+}>;
