@@ -1,0 +1,29 @@
+/**
+ * Owner-scoped authorization rules of API.md, in one place. The admin may do everything; an
+ * owner key acts only for accounts whose `owner` is its owner. External accounts belong to no
+ * owner, so only the admin sees them.
+ */
+import type { Principal } from '../auth/principal.js';
+import { isExternalId } from '../core/ids.js';
+import type { AccountView, Ledger, TransferView } from '../engine/types.js';
+
+export function mayReadAccount(principal: Principal, account: AccountView): boolean {
+  if (principal.kind === 'admin') return true;
+  return !isExternalId(account.accountId) && account.owner === principal.owner;
+}
+
+/** An owner key may send only from its own accounts; an unknown account is not its own. */
+export function mayDebit(principal: Principal, ledger: Ledger, accountId: string): boolean {
+  if (principal.kind === 'admin') return true;
+  return ledger.account(accountId)?.owner === principal.owner;
+}
+
+/** An owner key may read a transfer when one of its accounts is on either side. */
+export function mayReadTransfer(principal: Principal, ledger: Ledger, transfer: TransferView): boolean {
+  if (principal.kind === 'admin') return true;
+  return ledger.account(transfer.fromAccount)?.owner === principal.owner || ledger.account(transfer.toAccount)?.owner === principal.owner;
+}
+
+export function mayOpenAccountFor(principal: Principal, owner: string): boolean {
+  return principal.kind === 'admin' || principal.owner === owner;
+}

@@ -1,0 +1,124 @@
+/**
+ * Prometheus metrics of the HTTP front end and the engine behind it.
+ *
+ * Engine figures arrive two ways: per-event through the `EngineObserver` hooks (outcomes,
+ * flushes, fsync latency, snapshots), and as levels read from `ledger.stats()` at scrape time
+ * (log size, sequences, queue depth, snapshot age). Everything lives in one private registry so
+ * two servers in one process (tests) do not share counters.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { codeOfWire } from '../core/errors.js';
+import type { EngineObserver, EngineStats } from '../engine/types.js';
+
+const LATENCY_BUCKETS_SECONDS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
+const FSYNC_BUCKETS_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1];
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8190, 16384, 65536];
+
+export class ApiMetrics {
+  readonly registry = new Registry();
+  private readonly requestSeconds: Histogram<'method' | 'route' | 'status'>;
+  private readonly transfersByOutcome: Counter<'outcome'>;
+  private readonly flushRecords: Histogram;
+  private readonly flushCommands: Histogram;
+  private readonly fsyncSeconds: Histogram;
+  private readonly snapshotSeconds: Histogram;
+  private readonly coalescedRecords: Histogram<'source'>;
+  private readonly ready: Gauge;
+  /** Set once the ledger is open; read at scrape time. */
+  private statsSource: (() => EngineStats) | undefined;
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'walletd_' });
+    this.requestSeconds = new Histogram({
+      name: 'walletd_http_request_duration_seconds',
+      help: 'HTTP request latency by route and status',
+      labelNames: ['method', 'route', 'status'],
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registers,
+    });
+    this.transfersByOutcome = new Counter({
+      name: 'walletd_transfers_total',
+      help: 'Transfer records decided by the engine, by outcome code (ok or a rejection code)',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.flushRecords = new Histogram({ name: 'walletd_engine_flush_records', help: 'Log records per group commit', buckets: BATCH_BUCKETS, registers });
+    this.flushCommands = new Histogram({ name: 'walletd_engine_flush_commands', help: 'Submitted batches per group commit', buckets: BATCH_BUCKETS, registers });
+    this.fsyncSeconds = new Histogram({ name: 'walletd_engine_fsync_seconds', help: 'fsync latency of a group commit', buckets: FSYNC_BUCKETS_SECONDS, registers });
+    this.snapshotSeconds = new Histogram({ name: 'walletd_engine_snapshot_seconds', help: 'Time to write a snapshot', buckets: LATENCY_BUCKETS_SECONDS, registers });
+    this.coalescedRecords = new Histogram({
+      name: 'walletd_http_submit_records',
+      help: 'Records per engine submit from HTTP: coalesced single transfers, or one batch request',
+      labelNames: ['source'],
+      buckets: BATCH_BUCKETS,
+      registers,
+    });
+    this.ready = new Gauge({ name: 'walletd_ready', help: '1 when the ledger is open and accepting writes', registers });
+    this.registerStatsGauges(registers);
+  }
+
+  private registerStatsGauges(registers: Registry[]): void {
+    const fromStats = (name: string, help: string, read: (stats: EngineStats) => number): void => {
+      const source = (): EngineStats | undefined => this.statsSource?.();
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const stats = source();
+          if (stats !== undefined) this.set(read(stats));
+        },
+      });
+    };
+    fromStats('walletd_log_bytes', 'Size of the log on disk', (s) => s.logBytes);
+    fromStats('walletd_head_sequence', 'Newest log position', (s) => s.headSequence);
+    fromStats('walletd_durable_sequence', 'Newest fsynced log position', (s) => s.durableSequence);
+    fromStats('walletd_accounts', 'Accounts in the ledger', (s) => s.accounts);
+    fromStats('walletd_transactions', 'Remembered transaction ids', (s) => s.transactions);
+    fromStats('walletd_engine_queue_records', 'Records waiting in the engine queue', (s) => s.queueRecords);
+    fromStats('walletd_last_snapshot_sequence', 'Log position of the newest snapshot', (s) => s.lastSnapshotSequence);
+    fromStats('walletd_snapshot_age_seconds', 'Seconds since the newest snapshot was written (since start when none)', (s) =>
+      s.lastSnapshotAtMs > 0 ? (Date.now() - s.lastSnapshotAtMs) / 1000 : process.uptime(),
+    );
+  }
+
+  /** The observer handed to `openLedger`: called on the engine's loop, so only cheap updates. */
+  readonly engineObserver: EngineObserver = {
+    onOutcome: (wireCode, count) => {
+      this.transfersByOutcome.inc({ outcome: codeOfWire(wireCode) ?? `wire_${wireCode}` }, count);
+    },
+    onFlush: (info) => {
+      this.flushRecords.observe(info.records);
+      this.flushCommands.observe(info.commands);
+      this.fsyncSeconds.observe(info.fsyncMs / 1000);
+    },
+    onSnapshot: (info) => {
+      this.snapshotSeconds.observe(info.ms / 1000);
+    },
+  };
+
+  attachStats(source: () => EngineStats): void {
+    this.statsSource = source;
+  }
+
+  setReady(ready: boolean): void {
+    this.ready.set(ready ? 1 : 0);
+  }
+
+  observeRequest(method: string, route: string, status: number, seconds: number): void {
+    this.requestSeconds.observe({ method, route, status: String(status) }, seconds);
+  }
+
+  observeSubmit(source: 'coalesced' | 'batch' | 'single', records: number): void {
+    this.coalescedRecords.observe({ source }, records);
+  }
+
+  async render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * Money movement: single transfers, batches, deposits and withdrawals, and transfer lookup.
+ *
+ * Everything that can be decided without the ledger (shape, currency, amount, who may debit)
+ * is decided here and never reaches it, so it is never remembered under its transaction_id.
+ * What the engine answers is rendered as a pure function of (code, sequence), so a retry gets
+ * the identical response.
+ */
+import type { FastifyInstance, FastifySchema, FastifySchemaCompiler } from 'fastify';
+import type { TransferCommand } from '../core/transfer-record.js';
+import { mayDebit, mayReadTransfer } from './access.js';
+import { principalOf, type ApiContext } from './context.js';
+import { codeOfSchemaError, messageOfSchemaError, sendError } from './http-errors.js';
+import * as schemas from './schemas.js';
+import { movementCommandOf, transferCommandOf, type MoneyMovementBody, type TransferBody } from './transfer-input.js';
+import { compileBodyValidator, validatorCompiler, type ErrorObject } from './validation.js';
+import { batchItemOf, rejectedItem, transferReplyOf, transferViewBody, type BatchItemResult } from './views.js';
+import { withTimeout } from './transfer-submitter.js';
+import type { Principal } from '../auth/principal.js';
+import type { Ledger } from '../engine/types.js';
+import { ID_BYTES_MAX } from '../core/ids.js';
+
+const SECURITY = [{ bearer: [] }];
+const validateTransferItem = compileBodyValidator(schemas.transferBody);
+
+/** The batch route documents full items but validates only the envelope; items are checked one by one. */
+const batchValidatorCompiler: FastifySchemaCompiler<FastifySchema> = (route) =>
+  validatorCompiler(route.httpPart === 'body' ? { ...route, schema: schemas.batchEnvelopeBody as FastifySchema } : route);
+
+export function registerTransferRoutes(app: FastifyInstance, context: ApiContext): void {
+  app.post<{ Body: TransferBody }>(
+    '/v1/wallet/balance_transfer',
+    {
+      config: { access: 'authenticated' },
+      schema: {
+        tags: ['transfers'],
+        summary: 'Transfer between two accounts, durable before the answer; idempotent by transaction_id',
+        security: SECURITY,
+        body: schemas.transferBody,
+        response: { 200: schemas.transferSuccessResponse, ...schemas.errorResponses(403, 409, 413, 422) },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const parsed = transferCommandOf(body);
+      if (!parsed.ok) return sendError(reply, parsed.code, parsed.message);
+      if (!mayDebit(principalOf(request), context.ledger, body.from_account)) {
+        return sendError(reply, 'forbidden', 'an API key may send only from its own accounts');
+      }
+      const answer = transferReplyOf(body.transaction_id, await context.submitter.submitOne(parsed.command));
+      return reply.code(answer.status).send(answer.body);
+    },
+  );
+
+  app.post<{ Body: { transfers: unknown[] } }>(
+    '/v1/wallet/balance_transfers',
+    {
+      config: { access: 'authenticated' },
+      validatorCompiler: batchValidatorCompiler,
+      schema: {
+        tags: ['transfers'],
+        summary: `Up to ${schemas.batchBody.properties.transfers.maxItems} transfers applied in order, one result each`,
+        security: SECURITY,
+        body: schemas.batchBody,
+        response: { 200: schemas.batchResponse, ...schemas.errorResponses(413) },
+      },
+    },
+    async (request, reply) => {
+      const results = await applyBatch(context, principalOf(request), request.body.transfers);
+      // Serialized directly: the documented item schema is a oneOf, which the schema-driven
+      // serializer would check item by item.
+      return reply.type('application/json; charset=utf-8').send(JSON.stringify({ results }));
+    },
+  );
+
+  for (const kind of ['deposit', 'withdrawal'] as const) registerMovementRoute(app, context, kind);
+
+  app.get<{ Params: { transaction_id: string } }>(
+    '/v1/transfers/:transaction_id',
+    {
+      config: { access: 'authenticated' },
+      schema: {
+        tags: ['transfers'],
+        summary: 'A recorded transfer, deposit or withdrawal, with its outcome',
+        security: SECURITY,
+        params: schemas.transferParams,
+        response: { 200: schemas.transferViewResponse, ...schemas.errorResponses(403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const ledger = await context.syncedLedger();
+      const view = await withTimeout(ledger.transfer(request.params.transaction_id), context.config.requestTimeoutMs);
+      if (view === undefined) return sendError(reply, 'transfer_not_found');
+      if (!mayReadTransfer(principalOf(request), ledger, view)) {
+        return sendError(reply, 'forbidden', 'this API key may read only transfers touching its own accounts');
+      }
+      return reply.send(transferViewBody(view));
+    },
+  );
+}
+
+function registerMovementRoute(app: FastifyInstance, context: ApiContext, kind: 'deposit' | 'withdrawal'): void {
+  app.post<{ Params: { account_id: string }; Body: MoneyMovementBody }>(
+    `/v1/accounts/:account_id/${kind}s`,
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['transfers'],
+        summary: kind === 'deposit' ? 'Money enters from the external account (admin)' : 'Money leaves to the external account (admin)',
+        security: SECURITY,
+        params: schemas.customerAccountParams,
+        body: schemas.moneyMovementBody,
+        response: { 200: schemas.transferSuccessResponse, ...schemas.errorResponses(403, 404, 409, 422) },
+      },
+    },
+    async (request, reply) => {
+      const accountId = request.params.account_id;
+      const parsed = movementCommandOf(kind, accountId, request.body);
+      if (!parsed.ok) return sendError(reply, parsed.code, parsed.message);
+      // Checked here, not by the engine, so a typo in the path is a 404 that is not remembered.
+      if (context.ledger.account(accountId) === undefined) return sendError(reply, 'account_not_found', 'no account with this id');
+      const answer = transferReplyOf(request.body.transaction_id, await context.submitter.submitOne(parsed.command));
+      return reply.code(answer.status).send(answer.body);
+    },
+  );
+}
+
+/** Validates every item alone, submits the valid ones as one engine batch, results in request order. */
+async function applyBatch(context: ApiContext, principal: Principal, items: readonly unknown[]): Promise<BatchItemResult[]> {
+  const ledger = context.ledger;
+  const results = new Array<BatchItemResult>(items.length);
+  const commands: TransferCommand[] = [];
+  const positions: number[] = [];
+  for (let index = 0; index < items.length; index++) {
+    const checked = checkBatchItem(ledger, principal, items[index], index);
+    if ('status' in checked) results[index] = checked;
+    else {
+      commands.push(checked);
+      positions.push(index);
+    }
+  }
+  if (commands.length === 0) return results;
+  const engineResults = await context.submitter.submitMany(commands);
+  for (let k = 0; k < commands.length; k++) {
+    const outcome = { wire: engineResults.codes[k] ?? 0, sequence: engineResults.sequences[k] ?? 0 };
+    results[positions[k] ?? 0] = batchItemOf((commands[k] as TransferCommand).transactionId, outcome);
+  }
+  return results;
+}
+
+/** A command ready for the engine, or the item's rejection (never sent, never remembered). */
+function checkBatchItem(ledger: Ledger, principal: Principal, item: unknown, index: number): TransferCommand | BatchItemResult {
+  if (!validateTransferItem(item)) {
+    const error = (validateTransferItem.errors?.[0] ?? { instancePath: '', keyword: 'type', message: 'is invalid', params: {} }) as ErrorObject;
+    return rejectedItem(echoedTransactionId(item), codeOfSchemaError(error), messageOfSchemaError(error, `transfers[${index}]`));
+  }
+  const body = item as TransferBody;
+  const parsed = transferCommandOf(body);
+  if (!parsed.ok) return rejectedItem(body.transaction_id, parsed.code, parsed.message);
+  if (!mayDebit(principal, ledger, body.from_account)) {
+    return rejectedItem(body.transaction_id, 'forbidden', 'an API key may send only from its own accounts');
+  }
+  return parsed.command;
+}
+
+/** A malformed item's transaction_id is echoed when it is a short string, so clients can match results. */
+function echoedTransactionId(item: unknown): string | null {
+  if (typeof item !== 'object' || item === null) return null;
+  const value = (item as { transaction_id?: unknown }).transaction_id;
+  return typeof value === 'string' && value.length <= ID_BYTES_MAX ? value : null;
+}

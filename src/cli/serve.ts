@@ -1,0 +1,132 @@
+/**
+ * `walletd serve`: the HTTP API v1 on the embedded ledger.
+ *
+ * Start-up order matters for operations: the HTTP server listens first (so /healthz answers
+ * and /readyz says 503 while the log is replayed), then the ledger opens, then /v1 is served.
+ * Stop order: SIGTERM/SIGINT → refuse new requests, let in-flight ones finish and be answered,
+ * close the ledger (final snapshot), exit 0 — all within 30 seconds.
+ */
+import { mkdir } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { buildHttpServer, type HttpServer } from '../api/server.js';
+import { parseServeArgs, serveHelpText, type ServeConfig } from '../api/config.js';
+import { ApiMetrics } from '../api/metrics.js';
+import { KeyStore } from '../auth/keys.js';
+import { openLedger } from '../engine/ledger.js';
+import type { Ledger } from '../engine/types.js';
+
+/** The whole graceful stop must end before this (API.md: within 30 seconds). */
+const STOP_DEADLINE_MS = 29_500;
+const RECOVERY_LOG_EVERY_MS = 2_000;
+
+export async function serveCommand(args: string[]): Promise<number> {
+  const parsed = parseServeArgs(args, process.env);
+  if (parsed.kind === 'help') {
+    process.stdout.write(`${serveHelpText()}\n`);
+    return 0;
+  }
+  if (parsed.kind === 'error') {
+    process.stderr.write(`walletd serve: ${parsed.message}\nRun 'walletd serve --help' for the options.\n`);
+    return 2;
+  }
+  return serve(parsed.config);
+}
+
+async function serve(config: ServeConfig): Promise<number> {
+  await mkdir(config.dataDir, { recursive: true });
+  const opened = await KeyStore.open(config.dataDir, config.adminToken);
+  if (opened.generatedAdminToken !== undefined) announceAdminToken(opened.generatedAdminToken, opened.adminTokenPath);
+  const metrics = new ApiMetrics();
+  const server = await buildHttpServer({ config, keys: opened.store, metrics });
+  const stopSignal = waitForStopSignal(server);
+
+  await server.app.listen({ port: config.port, host: config.host });
+  const address = server.app.server.address() as AddressInfo;
+  server.app.log.info({ port: address.port, host: address.address, dataDir: config.dataDir }, 'listening');
+
+  const ledgerOpening = openLedger({
+    dataDir: config.dataDir,
+    fsync: config.fsync,
+    observer: metrics.engineObserver,
+    onRecoveryProgress: recoveryLogger(server),
+    ...(config.snapshotEveryRecords === undefined ? {} : { snapshotEveryRecords: config.snapshotEveryRecords }),
+    ...(config.queueRecordsMax === undefined ? {} : { queueRecordsMax: config.queueRecordsMax }),
+  });
+  const first = await Promise.race([
+    ledgerOpening.then((ledger) => ({ kind: 'open' as const, ledger }), (error: unknown) => ({ kind: 'failed' as const, error })),
+    stopSignal.then((signal) => ({ kind: 'signal' as const, signal })),
+  ]);
+  if (first.kind === 'failed') {
+    server.context.setPhase('failed');
+    server.app.log.fatal({ err: first.error }, 'the ledger failed to open');
+    await server.app.close();
+    return 1;
+  }
+  if (first.kind === 'open') {
+    server.context.attachLedger(first.ledger);
+    const stats = first.ledger.stats();
+    server.app.log.info({ headSequence: stats.headSequence, accounts: stats.accounts, fsync: config.fsync }, 'ready');
+  }
+  const signal = first.kind === 'signal' ? first.signal : await stopSignal;
+  return stop(server, ledgerOpening, config, signal);
+}
+
+/** Printed once, to the terminal and not to the JSON log: the log must never hold a token. */
+function announceAdminToken(token: string, path: string | undefined): void {
+  process.stderr.write(
+    `walletd: generated an admin token (stored in ${path ?? 'the data directory'}, mode 0600; shown only this once):\n${token}\n`,
+  );
+}
+
+function waitForStopSignal(server: HttpServer): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let received = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (received) {
+        server.app.log.warn({ signal }, 'second stop signal: exiting at once');
+        process.exit(1);
+      }
+      received = true;
+      resolve(signal);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+async function stop(server: HttpServer, ledgerOpening: Promise<Ledger>, config: ServeConfig, signal: string): Promise<number> {
+  const { app, context } = server;
+  context.setPhase('closing');
+  app.log.info({ signal }, 'stopping: no new requests, finishing in-flight ones');
+  const watchdog = setTimeout(() => {
+    app.log.error('graceful stop exceeded its deadline; exiting');
+    process.exit(1);
+  }, STOP_DEADLINE_MS);
+  watchdog.unref();
+  // Requests still running after the grace period lose their connection; their transfers are
+  // either logged (a retry returns them) or not (a retry applies them): idempotency covers both.
+  const cut = setTimeout(() => app.server.closeAllConnections(), config.shutdownTimeoutMs);
+  await app.close();
+  clearTimeout(cut);
+  // A stop during recovery waits for the ledger to open, so it is closed with a snapshot.
+  const ledger = await ledgerOpening.catch(() => undefined);
+  if (ledger === undefined) {
+    app.log.error('stopped; the ledger had failed to open');
+    return 1;
+  }
+  const headSequence = ledger.stats().headSequence;
+  await ledger.close();
+  clearTimeout(watchdog);
+  app.log.info({ headSequence }, 'stopped: final snapshot written');
+  return 0;
+}
+
+function recoveryLogger(server: HttpServer): (done: number, total: number) => void {
+  let lastLogMs = 0;
+  return (done, total) => {
+    const now = Date.now();
+    if (now - lastLogMs < RECOVERY_LOG_EVERY_MS && done < total) return;
+    lastLogMs = now;
+    server.app.log.info({ done, total }, 'recovering');
+  };
+}
