@@ -80,10 +80,16 @@ export type EngineStats = Readonly<{
   queueRecords: number;
   lastSnapshotSequence: number;
   lastSnapshotAtMs: number;
+  /** Bytes held by the in-memory state's typed arrays. */
+  stateBytes: number;
 }>;
 
 export interface Ledger {
-  /** Queues a batch; resolves once every logged outcome in it is durable (after fsync). */
+  /**
+   * Queues a batch; resolves once every logged outcome in it is durable (after fsync). The
+   * engine reads `batch.bytes` until the promise settles: do not reuse the buffer before then.
+   * Rejects with WalletError `overloaded` (queue full), `shutting_down` or `invalid_request`.
+   */
   submitTransfers(batch: TransferBatch): Promise<TransferResults>;
   openAccount(request: OpenAccountRequest): Promise<OpenAccountOutcome>;
   /** Resolves once everything applied so far is durable: call before reads for read-your-writes. */
@@ -114,4 +120,9 @@ export type LedgerOptions = Readonly<{
   observer?: EngineObserver;
   /** Called with progress while recovering (records replayed, total estimate). */
   onRecoveryProgress?: (done: number, total: number) => void;
+  /**
+   * Called when a log write or fsync fails. The state is then ahead of the disk, so the
+   * default is to stop the process (exit code 70); a restart recovers from the log.
+   */
+  onFatal?: (error: unknown) => void;
 }>;

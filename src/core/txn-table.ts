@@ -1,0 +1,114 @@
+/**
+ * Remembers every logged transaction outcome forever, keyed by a 96-bit fingerprint of the
+ * transaction id, in 24 bytes per slot:
+ *
+ * | word | contents                                                        |
+ * |------|-----------------------------------------------------------------|
+ * | 0..2 | 96-bit id fingerprint (MurmurHash3 x86_128 words 0..2)          |
+ * | 3    | content fingerprint, low 32 bits                                |
+ * | 4    | sequence, low 32 bits                                           |
+ * | 5    | sequence bits 32..47 · result wire code (8 bits) · content 8 bits |
+ *
+ * A slot is empty when its sequence is 0 (logged outcomes start at 1). With the table grown
+ * at 70% load, a remembered id costs 24 / load ≈ 34–69 bytes. Collisions: two distinct ids
+ * share a fingerprint with probability ≈ n²/2^97 (6·10⁻¹² at a billion ids); lookups that
+ * return details (GET /v1/transfers) re-check the full id read from the log. A retry with a
+ * different body is told apart by the 40-bit content fingerprint (a false match: 2⁻⁴⁰).
+ */
+import { assert } from '../stdx/assert.js';
+
+const WORDS_PER_SLOT = 6;
+const SLOTS_INITIAL = 1 << 12;
+const LOAD_MAX_PERCENT = 70;
+export const SEQUENCE_MAX = 2 ** 48 - 1;
+export const TXN_TABLE_ENTRIES_MAX = 2 ** 31;
+
+export type TxnLookup = { sequence: number; code: number; contentMatches: boolean };
+
+export class TxnTable {
+  count = 0;
+  private slotsTotal = SLOTS_INITIAL;
+  private words: Uint32Array = new Uint32Array(SLOTS_INITIAL * WORDS_PER_SLOT);
+
+  /** Slot index holding this key, or -1. */
+  find(k0: number, k1: number, k2: number): number {
+    const words = this.words;
+    const mask = this.slotsTotal - 1;
+    for (let slot = k0 & mask; ; slot = (slot + 1) & mask) {
+      const base = slot * WORDS_PER_SLOT;
+      if (words[base + 4] === 0 && words[base + 5] === 0) return -1;
+      if (words[base] === k0 && words[base + 1] === k1 && words[base + 2] === k2) return slot;
+    }
+  }
+
+  sequenceAt(slot: number): number {
+    const base = slot * WORDS_PER_SLOT;
+    return (this.words[base + 5]! & 0xffff) * 2 ** 32 + this.words[base + 4]!;
+  }
+
+  codeAt(slot: number): number {
+    return (this.words[slot * WORDS_PER_SLOT + 5]! >>> 16) & 0xff;
+  }
+
+  contentMatches(slot: number, content0: number, content1: number): boolean {
+    const base = slot * WORDS_PER_SLOT;
+    return this.words[base + 3] === content0 && this.words[base + 5]! >>> 24 === (content1 & 0xff);
+  }
+
+  /** Remembers a new outcome; the key must be absent. */
+  insert(k0: number, k1: number, k2: number, content0: number, content1: number, sequence: number, code: number): void {
+    assert(sequence >= 1 && sequence <= SEQUENCE_MAX, 'sequence out of range');
+    assert(code >= 0 && code <= 0xff, 'code out of range');
+    if ((this.count + 1) * 100 > this.slotsTotal * LOAD_MAX_PERCENT) this.grow();
+    this.count++;
+    this.place(k0, k1, k2, content0, (content1 & 0xff) >>> 0, sequence, code);
+  }
+
+  memoryBytes(): number {
+    return this.words.byteLength;
+  }
+
+  /** The raw slot words: identical for the same insertions on every machine (snapshots, digest). */
+  rawWords(): Uint32Array {
+    return this.words;
+  }
+
+  static fromRaw(words: Uint32Array, count: number): TxnTable {
+    assert(words.length % WORDS_PER_SLOT === 0, 'txn table words not a whole number of slots');
+    const slotsTotal = words.length / WORDS_PER_SLOT;
+    assert((slotsTotal & (slotsTotal - 1)) === 0, 'txn table size not a power of two');
+    const table = new TxnTable();
+    table.words = words;
+    table.slotsTotal = slotsTotal;
+    table.count = count;
+    return table;
+  }
+
+  private place(k0: number, k1: number, k2: number, content0: number, contentHigh: number, sequence: number, code: number): void {
+    const words = this.words;
+    const mask = this.slotsTotal - 1;
+    let slot = k0 & mask;
+    while (words[slot * WORDS_PER_SLOT + 4] !== 0 || words[slot * WORDS_PER_SLOT + 5] !== 0) slot = (slot + 1) & mask;
+    const base = slot * WORDS_PER_SLOT;
+    words[base] = k0;
+    words[base + 1] = k1;
+    words[base + 2] = k2;
+    words[base + 3] = content0;
+    words[base + 4] = sequence % 2 ** 32;
+    words[base + 5] = (Math.floor(sequence / 2 ** 32) | (code << 16) | (contentHigh << 24)) >>> 0;
+  }
+
+  private grow(): void {
+    const old = this.words;
+    const oldSlots = this.slotsTotal;
+    this.slotsTotal = oldSlots * 2;
+    this.words = new Uint32Array(this.slotsTotal * WORDS_PER_SLOT);
+    for (let slot = 0; slot < oldSlots; slot++) {
+      const base = slot * WORDS_PER_SLOT;
+      const high = old[base + 5]!;
+      if (old[base + 4] === 0 && high === 0) continue;
+      const sequence = (high & 0xffff) * 2 ** 32 + old[base + 4]!;
+      this.place(old[base]!, old[base + 1]!, old[base + 2]!, old[base + 3]!, high >>> 24, sequence, (high >>> 16) & 0xff);
+    }
+  }
+}

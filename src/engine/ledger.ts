@@ -1,0 +1,475 @@
+/**
+ * The partition engine: one writer owns the state (LMAX's business logic processor).
+ *
+ * Commands queue up; a drain (one per event-loop turn) takes every queued command, decides and
+ * applies each against the in-memory state, encodes the resulting events into one frame and
+ * hands it to the group-commit writer. Answers go out only when the fsync covering the frame
+ * returns. While a frame is being written the next drain already runs, so deciding and disk I/O
+ * overlap, and the writer puts every frame that queued meanwhile into one write and one fsync.
+ */
+import { assert } from '../stdx/assert.js';
+import { currencyByCode, currencyByNumeric, type Currency } from '../core/currency.js';
+import { stateDigest } from '../core/digest.js';
+import { codeOfWire, WalletError, Wire } from '../core/errors.js';
+import { EventBuffer } from '../core/event-buffer.js';
+import { ACCOUNT_OPENED_FIXED_BYTES, encodeAccountOpened, NO_INDEX, type TransferRecordedEvent } from '../core/events.js';
+import { DecideScratch, executeTransfer, fingerprintTransactionId, Outcome } from '../core/decide.js';
+import { isValidId } from '../core/ids.js';
+import { LedgerState } from '../core/ledger-state.js';
+import { BATCH_RECORDS_MAX, KIND_NAMES, RECORD_BYTES } from '../core/transfer-record.js';
+import { encodeFrame, FRAME_BODY_BYTES_MAX, FRAME_EVENTS_MAX } from '../log/frame.js';
+import { LogReadIndex } from '../log/read-index.js';
+import { LogWriter } from '../log/writer.js';
+import { dataPaths, ensureDataDirs, recover } from './recovery.js';
+import { writeSnapshotTemp } from './snapshot.js';
+import type {
+  AccountView,
+  BalanceQuery,
+  EngineStats,
+  HistoricalBalance,
+  Ledger,
+  LedgerOptions,
+  OpenAccountOutcome,
+  OpenAccountRequest,
+  Statement,
+  StatementEntry,
+  TransferBatch,
+  TransferResults,
+  TransferView,
+} from './types.js';
+
+export const QUEUE_RECORDS_MAX_DEFAULT = 1 << 20;
+export const SNAPSHOT_EVERY_RECORDS_DEFAULT = 5_000_000;
+/** Events one command may add beyond its records: an external account opened per currency. */
+const EXTRA_EVENTS_PER_COMMAND_MAX = 1000;
+const STATEMENT_LIMIT_MAX = 1000;
+
+assert(BATCH_RECORDS_MAX + EXTRA_EVENTS_PER_COMMAND_MAX <= FRAME_EVENTS_MAX, 'a full batch must fit one frame');
+
+type TransfersCommand = { type: 'transfers'; batch: TransferBatch; resolve: (results: TransferResults) => void; reject: (error: unknown) => void };
+type OpenCommand = { type: 'open'; request: OpenAccountRequest; resolve: (outcome: OpenAccountOutcome) => void; reject: (error: unknown) => void };
+type Command = TransfersCommand | OpenCommand;
+type Completion = () => void;
+
+export async function openLedger(options: LedgerOptions): Promise<Ledger> {
+  ensureDataDirs(options.dataDir);
+  const recovered = recover(options.dataDir, {
+    ...(options.onRecoveryProgress === undefined ? {} : { onProgress: options.onRecoveryProgress }),
+    warn: (message) => process.emitWarning(message),
+  });
+  const { logDir } = dataPaths(options.dataDir);
+  const readIndex = new LogReadIndex(logDir);
+  readIndex.indexTail();
+  const engine = new PartitionEngine(options, recovered.state, recovered.chainHash, readIndex);
+  const writer = await LogWriter.open(
+    {
+      logDir,
+      fsync: options.fsync ?? true,
+      onFrameWritten: (frame) => {
+        readIndex.noteFrame(frame);
+        engine.notePosition(frame.segmentFirstSequence, frame.offset + frame.bytes);
+      },
+      onGroupCommitted: (frames, bytes, syncMs) => options.observer?.onFlush?.({ records: frames, commands: frames, bytes, fsyncMs: syncMs }),
+      onFatal: (error) => engine.fatal(error),
+    },
+    recovered.tail,
+    recovered.state.headSequence + 1,
+  );
+  engine.attach(writer, recovered.tail, recovered.snapshot?.sequence ?? 0, recovered.snapshot?.createdAtMs ?? 0);
+  return engine;
+}
+
+class PartitionEngine implements Ledger {
+  private readonly queue: Command[] = [];
+  private queueHead = 0;
+  private queueRecords = 0;
+  private drainScheduled = false;
+  private drainPaused = false;
+  private closing = false;
+  private closed = false;
+  private failure: unknown = undefined;
+  private writer!: LogWriter;
+  private readonly events = new EventBuffer();
+  private readonly scratch = new DecideScratch();
+  private readonly outcome = new Outcome();
+  private readonly outcomeCounts = new Uint32Array(32);
+  private readonly nowMs: () => number;
+  private readonly queueRecordsMax: number;
+  private readonly snapshotEveryRecords: number;
+  private position = { segmentFirstSequence: 1, offset: 0 };
+  private lastSnapshotSequence = 0;
+  private lastSnapshotAtMs = 0;
+  private snapshotRunning: Promise<void> | undefined;
+
+  constructor(
+    private readonly options: LedgerOptions,
+    private readonly state: LedgerState,
+    private chainHash: Buffer,
+    private readonly readIndex: LogReadIndex,
+  ) {
+    this.nowMs = options.nowMs ?? Date.now;
+    this.queueRecordsMax = options.queueRecordsMax ?? QUEUE_RECORDS_MAX_DEFAULT;
+    this.snapshotEveryRecords = options.snapshotEveryRecords ?? SNAPSHOT_EVERY_RECORDS_DEFAULT;
+  }
+
+  attach(writer: LogWriter, tail: { firstSequence: number; bytes: number } | undefined, snapshotSequence: number, snapshotAtMs: number): void {
+    this.writer = writer;
+    this.position = tail === undefined ? { segmentFirstSequence: this.state.headSequence + 1, offset: 0 } : { segmentFirstSequence: tail.firstSequence, offset: tail.bytes };
+    this.lastSnapshotSequence = snapshotSequence;
+    this.lastSnapshotAtMs = snapshotAtMs;
+  }
+
+  /** Where the next frame goes: the log position recorded in snapshots. */
+  notePosition(segmentFirstSequence: number, offset: number): void {
+    this.position = { segmentFirstSequence, offset };
+  }
+
+  fatal(error: unknown): void {
+    this.failure = error;
+    for (const command of this.queue.splice(this.queueHead)) command.reject(error);
+    this.queue.length = 0;
+    this.queueHead = 0;
+    if (this.options.onFatal !== undefined) this.options.onFatal(error);
+    else {
+      process.stderr.write(`walletd: fatal log write failure, stopping: ${String(error)}\n`);
+      process.exit(70);
+    }
+  }
+
+  submitTransfers(batch: TransferBatch): Promise<TransferResults> {
+    const refused = this.refuse(batch.count);
+    if (refused !== undefined) return Promise.reject(refused);
+    if (batch.count < 1 || batch.count > BATCH_RECORDS_MAX || batch.bytes.length < batch.count * RECORD_BYTES) {
+      return Promise.reject(new WalletError('invalid_request', `a batch holds 1 to ${BATCH_RECORDS_MAX} records of ${RECORD_BYTES} bytes`));
+    }
+    return new Promise((resolve, reject) => this.enqueue({ type: 'transfers', batch, resolve, reject }, batch.count));
+  }
+
+  openAccount(request: OpenAccountRequest): Promise<OpenAccountOutcome> {
+    const refused = this.refuse(1);
+    if (refused !== undefined) return Promise.reject(refused);
+    return new Promise((resolve, reject) => this.enqueue({ type: 'open', request, resolve, reject }, 1));
+  }
+
+  private refuse(records: number): WalletError | undefined {
+    if (this.failure !== undefined) return new WalletError('internal_error', 'the log writer failed; the process must restart');
+    if (this.closing) return new WalletError('shutting_down');
+    if (this.queueRecords + records > this.queueRecordsMax) return new WalletError('overloaded');
+    return undefined;
+  }
+
+  private enqueue(command: Command, records: number): void {
+    this.queue.push(command);
+    this.queueRecords += records;
+    this.scheduleDrain();
+  }
+
+  private scheduleDrain(): void {
+    if (this.drainScheduled || this.drainPaused || this.queueHead === this.queue.length) return;
+    this.drainScheduled = true;
+    setImmediate(() => this.drain());
+  }
+
+  /** Decides every queued command that fits one frame, appends the frame, schedules answers. */
+  private drain(): void {
+    this.drainScheduled = false;
+    if (this.failure !== undefined || this.drainPaused) return;
+    const events = this.events;
+    events.reset();
+    const firstSequence = this.state.headSequence + 1;
+    const completions: Completion[] = [];
+    const failures: Array<(error: unknown) => void> = [];
+    while (this.queueHead < this.queue.length) {
+      const command = this.queue[this.queueHead]!;
+      const records = command.type === 'transfers' ? command.batch.count : 1;
+      if (events.count + records + EXTRA_EVENTS_PER_COMMAND_MAX > FRAME_EVENTS_MAX) break;
+      if (events.length > FRAME_BODY_BYTES_MAX / 2) break;
+      this.queueHead++;
+      this.queueRecords -= records;
+      completions.push(command.type === 'transfers' ? this.executeTransfers(command) : this.executeOpen(command));
+      failures.push(command.reject);
+    }
+    this.compactQueue();
+    this.reportOutcomes();
+    const durable = events.count === 0 ? this.writer.flushed() : this.appendFrame(firstSequence);
+    durable.then(
+      () => completions.forEach((complete) => complete()),
+      (error: unknown) => failures.forEach((reject) => reject(error)),
+    );
+    this.scheduleDrain();
+    this.maybeSnapshot();
+  }
+
+  private appendFrame(firstSequence: number): Promise<void> {
+    const events = this.events;
+    assert(this.state.headSequence === firstSequence + events.count - 1, 'one sequence per event');
+    const frame = encodeFrame(events.bytes, events.length, events.offsets, events.count, firstSequence, this.nowMs(), this.chainHash);
+    this.chainHash = Buffer.from(frame.subarray(32, 64));
+    return this.writer.append(frame, firstSequence, events.count);
+  }
+
+  private compactQueue(): void {
+    if (this.queueHead === this.queue.length) {
+      this.queue.length = 0;
+      this.queueHead = 0;
+    } else if (this.queueHead > 1024) {
+      this.queue.splice(0, this.queueHead);
+      this.queueHead = 0;
+    }
+  }
+
+  private executeTransfers(command: TransfersCommand): Completion {
+    const { batch } = command;
+    const bytes = Buffer.from(batch.bytes.buffer, batch.bytes.byteOffset, batch.count * RECORD_BYTES);
+    const codes = new Uint8Array(batch.count);
+    const sequences = new Float64Array(batch.count);
+    const outcome = this.outcome;
+    for (let index = 0; index < batch.count; index++) {
+      executeTransfer(this.state, bytes, index * RECORD_BYTES, this.events, this.scratch, outcome);
+      codes[index] = outcome.code;
+      sequences[index] = outcome.sequence;
+      this.outcomeCounts[outcome.code]!++;
+    }
+    const results: TransferResults = { codes, sequences };
+    return () => command.resolve(results);
+  }
+
+  private executeOpen(command: OpenCommand): Completion {
+    const outcome = this.decideOpen(command.request);
+    return () => command.resolve(outcome.status === 'rejected' ? outcome : { status: outcome.status, account: this.viewOf(outcome.index)! });
+  }
+
+  private decideOpen(request: OpenAccountRequest): { status: 'created' | 'exists'; index: number } | Extract<OpenAccountOutcome, { status: 'rejected' }> {
+    if (!isValidId(request.accountId) || !isValidId(request.owner)) return { status: 'rejected', code: 'invalid_request' };
+    const currency = currencyByCode(request.currencyCode);
+    if (currency === undefined) return { status: 'rejected', code: 'unsupported_currency' };
+    const existing = this.state.accounts.findString(request.accountId);
+    if (existing >= 0) {
+      const same = this.state.currencies[existing] === currency.numeric && this.state.ownerIdOf(existing) === request.owner;
+      return same ? { status: 'exists', index: existing } : { status: 'rejected', code: 'account_exists' };
+    }
+    const size = ACCOUNT_OPENED_FIXED_BYTES + request.accountId.length + request.owner.length;
+    const at = this.events.begin(size);
+    this.events.commit(encodeAccountOpened(this.events.bytes, at, request.accountId, currency.numeric, request.owner));
+    const index = this.state.applyAccountOpened(this.state.headSequence + 1, request.accountId, currency.numeric, request.owner);
+    return { status: 'created', index };
+  }
+
+  private reportOutcomes(): void {
+    const observer = this.options.observer;
+    for (let code = 0; code < this.outcomeCounts.length; code++) {
+      const count = this.outcomeCounts[code]!;
+      if (count === 0) continue;
+      observer?.onOutcome?.(code, count);
+      this.outcomeCounts[code] = 0;
+    }
+  }
+
+  async sync(): Promise<void> {
+    await this.writer.flushed();
+  }
+
+  account(accountId: string): AccountView | undefined {
+    if (accountId.length === 0 || accountId.length > 64) return undefined;
+    const index = this.state.accounts.findString(accountId);
+    return index < 0 ? undefined : this.viewOf(index);
+  }
+
+  private viewOf(index: number): AccountView | undefined {
+    const currency = currencyByNumeric(this.state.currencies[index]!);
+    if (currency === undefined) return undefined;
+    return {
+      accountId: this.state.accounts.idOf(index),
+      currency,
+      owner: this.state.ownerIdOf(index),
+      balance: this.state.balances[index]!,
+      sequence: this.state.lastEntrySequence[index]!,
+    };
+  }
+
+  async transfer(transactionId: string): Promise<TransferView | undefined> {
+    if (!isValidId(transactionId)) return undefined;
+    const id = Buffer.from(transactionId, 'latin1');
+    const key = this.scratch.key;
+    fingerprintTransactionId(id, 0, id.length, key);
+    const slot = this.state.txns.find(key[0]!, key[1]!, key[2]!);
+    if (slot < 0) return undefined;
+    const sequence = this.state.txns.sequenceAt(slot);
+    await this.sync();
+    const read = this.readIndex.read(sequence);
+    if (read === undefined || read.event.type !== 2) return undefined;
+    // The fingerprint matched; the full id from the log settles it.
+    if (read.event.transactionId !== transactionId) return undefined;
+    return this.transferViewOf(read.event, sequence, read.atMs);
+  }
+
+  private transferViewOf(event: TransferRecordedEvent, sequence: number, atMs: number): TransferView {
+    const currency = currencyByNumeric(event.currencyNumeric);
+    assert(currency !== undefined, 'logged transfer with unknown currency');
+    return {
+      transactionId: event.transactionId,
+      kind: KIND_NAMES[event.kind] ?? 'transfer',
+      fromAccount: this.accountIdOf(event.fromIndex, event.fromInline),
+      toAccount: this.accountIdOf(event.toIndex, event.toInline),
+      amount: event.amount,
+      currency,
+      code: codeOfWire(event.code) ?? 'internal_error',
+      sequence,
+      atMs,
+    };
+  }
+
+  private accountIdOf(index: number, inline: string): string {
+    return index === NO_INDEX ? inline : this.state.accounts.idOf(index);
+  }
+
+  async balanceAt(accountId: string, query: BalanceQuery): Promise<HistoricalBalance> {
+    const index = this.state.accounts.findString(accountId);
+    if (index < 0) return { status: 'account_not_found' };
+    await this.sync();
+    const currency = currencyByNumeric(this.state.currencies[index]!)!;
+    const head = this.writer.durableSequence;
+    if ('sequence' in query && typeof query.sequence === 'number') {
+      if (query.sequence > head || query.sequence < 0) return { status: 'beyond_head' };
+      const entry = this.walkBack(index, (read) => read.sequence <= query.sequence);
+      return { status: 'ok', accountId, currency, balance: entry?.balance ?? 0n, sequence: query.sequence };
+    }
+    if ('atMs' in query && typeof query.atMs === 'number') {
+      const entry = this.walkBack(index, (read) => read.atMs <= query.atMs);
+      return { status: 'ok', accountId, currency, balance: entry?.balance ?? 0n, sequence: entry?.sequence ?? 0 };
+    }
+    return { status: 'ok', accountId, currency, balance: this.state.balances[index]!, sequence: head };
+  }
+
+  /** Follows the account's entry chain from newest to oldest until `accept` holds. */
+  private walkBack(index: number, accept: (read: { sequence: number; atMs: number }) => boolean): { sequence: number; balance: bigint } | undefined {
+    let sequence = this.state.lastEntrySequence[index]!;
+    while (sequence > 0) {
+      const read = this.readIndex.read(sequence);
+      assert(read !== undefined && read.event.type === 2, `statement chain broken at sequence ${sequence}`);
+      const event = read.event;
+      const isDebit = event.fromIndex === index;
+      if (accept(read)) return { sequence, balance: isDebit ? event.fromBalanceAfter : event.toBalanceAfter };
+      sequence = isDebit ? event.fromPreviousSequence : event.toPreviousSequence;
+    }
+    return undefined;
+  }
+
+  async statement(accountId: string, limit: number, beforeSequence?: number): Promise<Statement | undefined> {
+    assert(Number.isInteger(limit) && limit >= 1 && limit <= STATEMENT_LIMIT_MAX, 'statement limit out of range');
+    const index = this.state.accounts.findString(accountId);
+    if (index < 0) return undefined;
+    await this.sync();
+    let sequence = beforeSequence === undefined ? this.state.lastEntrySequence[index]! : this.entryBefore(index, beforeSequence);
+    const entries: StatementEntry[] = [];
+    while (sequence > 0 && entries.length < limit) {
+      const read = this.readIndex.read(sequence);
+      assert(read !== undefined && read.event.type === 2, `statement chain broken at sequence ${sequence}`);
+      const event = read.event;
+      const isDebit = event.fromIndex === index;
+      entries.push({
+        transactionId: event.transactionId,
+        amount: event.amount,
+        direction: isDebit ? 'debit' : 'credit',
+        balanceAfter: isDebit ? event.fromBalanceAfter : event.toBalanceAfter,
+        sequence,
+        atMs: read.atMs,
+      });
+      sequence = isDebit ? event.fromPreviousSequence : event.toPreviousSequence;
+    }
+    const last = entries[entries.length - 1];
+    return { entries, nextBeforeSequence: sequence > 0 && last !== undefined ? last.sequence : null };
+  }
+
+  /** The newest entry of the account older than `beforeSequence` (a page cursor). */
+  private entryBefore(index: number, beforeSequence: number): number {
+    const read = this.readIndex.read(beforeSequence);
+    if (read !== undefined && read.event.type === 2 && (read.event.fromIndex === index || read.event.toIndex === index)) {
+      return read.event.fromIndex === index ? read.event.fromPreviousSequence : read.event.toPreviousSequence;
+    }
+    let sequence = this.state.lastEntrySequence[index]!;
+    while (sequence >= beforeSequence && sequence > 0) {
+      const entry = this.readIndex.read(sequence);
+      assert(entry !== undefined && entry.event.type === 2, `statement chain broken at sequence ${sequence}`);
+      sequence = entry.event.fromIndex === index ? entry.event.fromPreviousSequence : entry.event.toPreviousSequence;
+    }
+    return sequence;
+  }
+
+  stats(): EngineStats {
+    return {
+      headSequence: this.state.headSequence,
+      durableSequence: this.writer.durableSequence,
+      accounts: this.state.accountCount,
+      transactions: this.state.txns.count,
+      logBytes: this.writer.totalBytes,
+      queueRecords: this.queueRecords,
+      lastSnapshotSequence: this.lastSnapshotSequence,
+      lastSnapshotAtMs: this.lastSnapshotAtMs,
+      stateBytes: this.state.memoryBytes(),
+    };
+  }
+
+  digest(): string {
+    return stateDigest(this.state);
+  }
+
+  private maybeSnapshot(): void {
+    if (this.snapshotRunning !== undefined || this.closing) return;
+    if (this.state.headSequence - this.lastSnapshotSequence < this.snapshotEveryRecords) return;
+    void this.snapshot().catch((error: unknown) => process.emitWarning(`snapshot failed: ${String(error)}`));
+  }
+
+  /** Captures the state now (between drains, so at a frame boundary) and commits it once durable. */
+  async snapshot(): Promise<void> {
+    while (this.snapshotRunning !== undefined) await this.snapshotRunning;
+    const run = this.snapshotOnce();
+    this.snapshotRunning = run;
+    try {
+      await run;
+    } finally {
+      this.snapshotRunning = undefined;
+    }
+  }
+
+  /**
+   * Pauses deciding, waits until every appended frame is durable (so the state is exactly the
+   * log up to the head, at a frame boundary), writes the snapshot, resumes.
+   */
+  private async snapshotOnce(): Promise<void> {
+    const started = performance.now();
+    const { snapshotDir } = dataPaths(this.options.dataDir);
+    this.drainPaused = true;
+    let captured: ReturnType<typeof writeSnapshotTemp>;
+    let sequence: number;
+    try {
+      await this.writer.flushed();
+      sequence = this.state.headSequence;
+      assert(this.writer.durableSequence === sequence, 'snapshot capture with frames still queued');
+      captured = writeSnapshotTemp(snapshotDir, this.state, {
+        chainHash: this.chainHash,
+        logSegmentFirstSequence: this.position.segmentFirstSequence,
+        logOffset: this.position.offset,
+        nowMs: this.nowMs(),
+      });
+    } finally {
+      this.drainPaused = false;
+      this.scheduleDrain();
+    }
+    captured.commit();
+    this.lastSnapshotSequence = sequence;
+    this.lastSnapshotAtMs = this.nowMs();
+    this.options.observer?.onSnapshot?.({ sequence, bytes: captured.bytes, ms: performance.now() - started });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closing = true;
+    while (this.queueHead < this.queue.length || this.drainScheduled) await new Promise((resolve) => setImmediate(resolve));
+    await this.writer.flushed().catch(() => undefined);
+    if (this.failure === undefined && this.state.headSequence > this.lastSnapshotSequence) await this.snapshot();
+    await this.writer.close();
+    this.readIndex.close();
+    this.closed = true;
+  }
+}

@@ -1,0 +1,230 @@
+/**
+ * Snapshots: the whole state at one log position, so recovery reads the newest snapshot and
+ * replays only the log after it. Byte table in docs/LOG-FORMAT.md.
+ *
+ * | off  | bytes | field                                                         |
+ * |------|-------|---------------------------------------------------------------|
+ * | 0    | 8     | magic "WSNAP001"                                              |
+ * | 8    | 4     | meta length n (u32)                                           |
+ * | 12   | n     | meta, JSON: sequence, chain hash, digest, log position, sizes |
+ * | 12+n | …     | sections in meta order (raw little-endian typed arrays)       |
+ * | end-4| 4     | CRC-32 of every byte before it                                |
+ *
+ * Written atomically: temporary file, fsync, rename, fsync of the directory. The rename
+ * happens only once the log is durable up to the snapshot's sequence.
+ */
+import { closeSync, fstatSync, fsyncSync, openSync, readdirSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { assert } from '../stdx/assert.js';
+import { stateDigest } from '../core/digest.js';
+import { IdTable } from '../core/id-table.js';
+import { LedgerState } from '../core/ledger-state.js';
+import { TxnTable } from '../core/txn-table.js';
+import { fsyncDirectory } from '../log/segments.js';
+
+const MAGIC = Buffer.from('WSNAP001', 'latin1');
+const SNAPSHOT_PATTERN = /^snapshot-(\d{20})\.wsnap$/;
+const META_BYTES_MAX = 1 << 20;
+/** Snapshots kept on disk: the newest, plus one older in case the newest is damaged. */
+export const SNAPSHOTS_KEPT = 2;
+
+export type SnapshotMeta = Readonly<{
+  version: 1;
+  sequence: number;
+  chainHash: string;
+  digest: string;
+  createdAtMs: number;
+  logSegmentFirstSequence: number;
+  logOffset: number;
+  accountCount: number;
+  txnCount: number;
+  sections: ReadonlyArray<Readonly<{ name: string; bytes: number }>>;
+}>;
+
+export type LoadedSnapshot = Readonly<{ meta: SnapshotMeta; state: LedgerState; path: string }>;
+
+type Section = Readonly<{ name: string; data: ArrayBufferView }>;
+
+function bytesOf(view: ArrayBufferView): Uint8Array {
+  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+}
+
+function sectionsOf(state: LedgerState): Section[] {
+  const n = state.accountCount;
+  const accounts = state.accounts.exportParts();
+  const owners = state.owners.exportParts();
+  return [
+    { name: 'account_id_lengths', data: accounts.lengths },
+    { name: 'account_id_arena', data: accounts.arena },
+    { name: 'owner_id_lengths', data: owners.lengths },
+    { name: 'owner_id_arena', data: owners.arena },
+    { name: 'balances', data: state.balances.subarray(0, n) },
+    { name: 'currencies', data: state.currencies.subarray(0, n) },
+    { name: 'owner_of', data: state.ownerOf.subarray(0, n) },
+    { name: 'last_entry_sequence', data: state.lastEntrySequence.subarray(0, n) },
+    { name: 'txn_words', data: state.txns.rawWords() },
+  ];
+}
+
+export function snapshotFileName(sequence: number): string {
+  return `snapshot-${String(sequence).padStart(20, '0')}.wsnap`;
+}
+
+export function listSnapshots(dir: string): Array<{ sequence: number; path: string }> {
+  return readdirSync(dir)
+    .map((name) => ({ match: SNAPSHOT_PATTERN.exec(name), name }))
+    .filter((entry) => entry.match !== null)
+    .map((entry) => ({ sequence: Number(entry.match![1]), path: join(dir, entry.name) }))
+    .sort((a, b) => b.sequence - a.sequence);
+}
+
+/**
+ * Writes the state to a temporary file and fsyncs it (synchronously: the state must not change
+ * while it is being copied out). Returns a commit function that renames it into place.
+ */
+export function writeSnapshotTemp(
+  dir: string,
+  state: LedgerState,
+  position: Readonly<{ chainHash: Buffer; logSegmentFirstSequence: number; logOffset: number; nowMs: number }>,
+): { bytes: number; commit: () => string; abandon: () => void } {
+  const sections = sectionsOf(state);
+  const meta: SnapshotMeta = {
+    version: 1,
+    sequence: state.headSequence,
+    chainHash: position.chainHash.toString('hex'),
+    digest: stateDigest(state),
+    createdAtMs: position.nowMs,
+    logSegmentFirstSequence: position.logSegmentFirstSequence,
+    logOffset: position.logOffset,
+    accountCount: state.accountCount,
+    txnCount: state.txns.count,
+    sections: sections.map((section) => ({ name: section.name, bytes: section.data.byteLength })),
+  };
+  const tempPath = join(dir, `${snapshotFileName(meta.sequence)}.tmp`);
+  const fd = openSync(tempPath, 'w', 0o600);
+  let bytes = 0;
+  let crc = 0;
+  const write = (data: Uint8Array): void => {
+    for (let at = 0; at < data.length; ) at += writeSync(fd, data, at, data.length - at);
+    crc = crc32(data, crc);
+    bytes += data.length;
+  };
+  try {
+    const metaBytes = Buffer.from(JSON.stringify(meta), 'utf8');
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(metaBytes.length, 0);
+    write(MAGIC);
+    write(length);
+    write(metaBytes);
+    for (const section of sections) write(bytesOf(section.data));
+    const trailer = Buffer.alloc(4);
+    trailer.writeUInt32LE(crc, 0);
+    writeSync(fd, trailer);
+    bytes += 4;
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  const finalPath = join(dir, snapshotFileName(meta.sequence));
+  return {
+    bytes,
+    commit: () => {
+      renameSync(tempPath, finalPath);
+      fsyncDirectory(dir);
+      pruneSnapshots(dir);
+      return finalPath;
+    },
+    abandon: () => unlinkSync(tempPath),
+  };
+}
+
+function pruneSnapshots(dir: string): void {
+  for (const old of listSnapshots(dir).slice(SNAPSHOTS_KEPT)) unlinkSync(old.path);
+}
+
+/** Reads and fully checks a snapshot (CRC, then the state digest recomputed). Throws if bad. */
+export function loadSnapshot(path: string): LoadedSnapshot {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    let at = 0;
+    let crc = 0;
+    const read = (target: Uint8Array): void => {
+      assert(at + target.length <= size - 4, `snapshot ${path} is truncated`);
+      for (let got = 0; got < target.length; ) {
+        const n = readSync(fd, target, got, target.length - got, at + got);
+        if (n === 0) throw new Error(`snapshot ${path} is truncated`);
+        got += n;
+      }
+      crc = crc32(target, crc);
+      at += target.length;
+    };
+    const head = Buffer.alloc(12);
+    read(head);
+    if (!head.subarray(0, 8).equals(MAGIC)) throw new Error(`snapshot ${path}: bad magic`);
+    const metaLength = head.readUInt32LE(8);
+    if (metaLength > META_BYTES_MAX) throw new Error(`snapshot ${path}: meta too large`);
+    const metaBytes = Buffer.alloc(metaLength);
+    read(metaBytes);
+    const meta = JSON.parse(metaBytes.toString('utf8')) as SnapshotMeta;
+    const data = readSections(meta, read);
+    const trailer = Buffer.alloc(4);
+    readSync(fd, trailer, 0, 4, at);
+    if (at + 4 !== size || trailer.readUInt32LE(0) !== crc) throw new Error(`snapshot ${path}: checksum mismatch`);
+    const state = stateFromSections(meta, data);
+    const digest = stateDigest(state);
+    if (digest !== meta.digest) throw new Error(`snapshot ${path}: state digest mismatch`);
+    return { meta, state, path };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const ELEMENT_TYPES: Record<string, (length: number) => ArrayBufferView> = {
+  account_id_lengths: (n) => new Uint8Array(n),
+  account_id_arena: (n) => new Uint8Array(n),
+  owner_id_lengths: (n) => new Uint8Array(n),
+  owner_id_arena: (n) => new Uint8Array(n),
+  balances: (n) => new BigInt64Array(n / 8),
+  currencies: (n) => new Uint16Array(n / 2),
+  owner_of: (n) => new Uint32Array(n / 4),
+  last_entry_sequence: (n) => new Float64Array(n / 8),
+  txn_words: (n) => new Uint32Array(n / 4),
+};
+
+function readSections(meta: SnapshotMeta, read: (target: Uint8Array) => void): Map<string, ArrayBufferView> {
+  const data = new Map<string, ArrayBufferView>();
+  for (const section of meta.sections) {
+    const make = ELEMENT_TYPES[section.name];
+    if (make === undefined) throw new Error(`snapshot: unknown section ${section.name}`);
+    const view = make(section.bytes);
+    read(bytesOf(view));
+    data.set(section.name, view);
+  }
+  return data;
+}
+
+function stateFromSections(meta: SnapshotMeta, data: Map<string, ArrayBufferView>): LedgerState {
+  const get = <T extends ArrayBufferView>(name: string): T => {
+    const view = data.get(name);
+    if (view === undefined) throw new Error(`snapshot: missing section ${name}`);
+    return view as T;
+  };
+  const accounts = IdTable.fromParts(get<Uint8Array>('account_id_lengths'), get<Uint8Array>('account_id_arena'));
+  const owners = IdTable.fromParts(get<Uint8Array>('owner_id_lengths'), get<Uint8Array>('owner_id_arena'));
+  const txns = TxnTable.fromRaw(get<Uint32Array>('txn_words'), meta.txnCount);
+  const state = new LedgerState(accounts, owners, txns);
+  const n = accounts.count;
+  assert(n === meta.accountCount, 'snapshot account count mismatch');
+  state.ensureAccountCapacity(n);
+  state.balances.set(get<BigInt64Array>('balances'));
+  state.currencies.set(get<Uint16Array>('currencies'));
+  state.ownerOf.set(get<Uint32Array>('owner_of'));
+  state.lastEntrySequence.set(get<Float64Array>('last_entry_sequence'));
+  for (let index = 0; index < n; index++) {
+    if (state.isExternal(index)) state.externalOf[state.currencies[index]!] = index + 1;
+  }
+  state.headSequence = meta.sequence;
+  return state;
+}

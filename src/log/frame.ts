@@ -1,0 +1,113 @@
+/**
+ * Log frames: one frame per group of events decided together. Byte table in docs/LOG-FORMAT.md.
+ *
+ * | off | bytes | field                                                              |
+ * |-----|-------|--------------------------------------------------------------------|
+ * | 0   | 4     | magic "WLG1"                                                       |
+ * | 4   | 2     | format version (1)                                                 |
+ * | 6   | 2     | header bytes (80)                                                  |
+ * | 8   | 4     | body bytes: events, then a u32 offset per event                    |
+ * | 12  | 4     | event count (≥ 1)                                                  |
+ * | 16  | 8     | sequence of the first event (u64)                                  |
+ * | 24  | 8     | timestamp, ms since the Unix epoch, stamped by the engine (u64)    |
+ * | 32  | 32    | chain hash: SHA-256(previous chain hash ‖ header[0,32) ‖ body)     |
+ * | 64  | 4     | CRC-32 of the body                                                 |
+ * | 68  | 8     | reserved, zero                                                     |
+ * | 76  | 4     | CRC-32 of header[0,76)                                             |
+ *
+ * The first frame's previous chain hash is 32 zero bytes. Every integer is little-endian.
+ */
+import { createHash } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+import { assert } from '../stdx/assert.js';
+
+export const FRAME_MAGIC = 0x31474c57; // "WLG1" read as little-endian u32
+export const FRAME_VERSION = 1;
+export const FRAME_HEADER_BYTES = 80;
+export const CHAIN_HASH_BYTES = 32;
+/** Limits: a frame holds at most this many events and body bytes. */
+export const FRAME_EVENTS_MAX = 1 << 17;
+export const FRAME_BODY_BYTES_MAX = 64 * 1024 * 1024;
+export const GENESIS_CHAIN_HASH = Buffer.alloc(CHAIN_HASH_BYTES);
+
+export type FrameHeader = Readonly<{
+  bodyBytes: number;
+  eventCount: number;
+  firstSequence: number;
+  timestampMs: number;
+  chainHash: Buffer;
+  bodyCrc: number;
+}>;
+
+/** Builds a complete frame (header + body) from encoded events and their offsets. */
+export function encodeFrame(
+  events: Uint8Array,
+  eventBytes: number,
+  offsets: Uint32Array,
+  eventCount: number,
+  firstSequence: number,
+  timestampMs: number,
+  previousChainHash: Buffer,
+): Buffer {
+  assert(eventCount >= 1 && eventCount <= FRAME_EVENTS_MAX, 'frame event count out of range');
+  assert(previousChainHash.length === CHAIN_HASH_BYTES, 'chain hash length');
+  const bodyBytes = eventBytes + 4 * eventCount;
+  assert(bodyBytes <= FRAME_BODY_BYTES_MAX, 'frame body too large');
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + bodyBytes);
+  frame.set(events.subarray(0, eventBytes), FRAME_HEADER_BYTES);
+  const offsetTable = Buffer.from(offsets.buffer, offsets.byteOffset, eventCount * 4);
+  frame.set(offsetTable, FRAME_HEADER_BYTES + eventBytes);
+  frame.writeUInt32LE(FRAME_MAGIC, 0);
+  frame.writeUInt16LE(FRAME_VERSION, 4);
+  frame.writeUInt16LE(FRAME_HEADER_BYTES, 6);
+  frame.writeUInt32LE(bodyBytes, 8);
+  frame.writeUInt32LE(eventCount, 12);
+  frame.writeBigUInt64LE(BigInt(firstSequence), 16);
+  frame.writeBigUInt64LE(BigInt(timestampMs), 24);
+  const body = frame.subarray(FRAME_HEADER_BYTES);
+  chainHashOf(previousChainHash, frame.subarray(0, 32), body).copy(frame, 32);
+  frame.writeUInt32LE(crc32(body), 64);
+  frame.fill(0, 68, 76);
+  frame.writeUInt32LE(crc32(frame.subarray(0, 76)), 76);
+  return frame;
+}
+
+export function chainHashOf(previous: Uint8Array, headerPrefix: Uint8Array, body: Uint8Array): Buffer {
+  return createHash('sha256').update(previous).update(headerPrefix).update(body).digest();
+}
+
+export type HeaderCheck = { ok: true; header: FrameHeader } | { ok: false; reason: string };
+
+/** Parses and checks a header (magic, version, sizes, CRC). Does not check the body. */
+export function decodeFrameHeader(bytes: Buffer, offset: number): HeaderCheck {
+  if (bytes.length - offset < FRAME_HEADER_BYTES) return { ok: false, reason: 'truncated header' };
+  if (bytes.readUInt32LE(offset) !== FRAME_MAGIC) return { ok: false, reason: 'bad magic' };
+  if (crc32(bytes.subarray(offset, offset + 76)) !== bytes.readUInt32LE(offset + 76)) {
+    return { ok: false, reason: 'header checksum mismatch' };
+  }
+  if (bytes.readUInt16LE(offset + 4) !== FRAME_VERSION) return { ok: false, reason: 'unsupported frame version' };
+  if (bytes.readUInt16LE(offset + 6) !== FRAME_HEADER_BYTES) return { ok: false, reason: 'bad header size' };
+  const bodyBytes = bytes.readUInt32LE(offset + 8);
+  const eventCount = bytes.readUInt32LE(offset + 12);
+  if (eventCount < 1 || eventCount > FRAME_EVENTS_MAX) return { ok: false, reason: 'event count out of range' };
+  if (bodyBytes > FRAME_BODY_BYTES_MAX || bodyBytes < eventCount * 5) return { ok: false, reason: 'body size out of range' };
+  const header: FrameHeader = {
+    bodyBytes,
+    eventCount,
+    firstSequence: Number(bytes.readBigUInt64LE(offset + 16)),
+    timestampMs: Number(bytes.readBigUInt64LE(offset + 24)),
+    chainHash: Buffer.from(bytes.subarray(offset + 32, offset + 64)),
+    bodyCrc: bytes.readUInt32LE(offset + 64),
+  };
+  return { ok: true, header };
+}
+
+export function bodyCrcMatches(header: FrameHeader, body: Uint8Array): boolean {
+  return crc32(body) === header.bodyCrc;
+}
+
+/** Byte offset within the body of event `index` (from the offset table at the body's end). */
+export function eventOffsetInBody(body: Buffer, header: FrameHeader, index: number): number {
+  assert(index >= 0 && index < header.eventCount, 'event index out of range');
+  return body.readUInt32LE(header.bodyBytes - 4 * header.eventCount + 4 * index);
+}

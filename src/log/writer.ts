@@ -1,0 +1,172 @@
+/**
+ * Group commit. Frames appended while a write is in flight queue up and go to disk together:
+ * one writev and one fdatasync for the whole group. A frame's promise resolves only after the
+ * fdatasync that covers it returns, so nothing is acknowledged before it is durable.
+ *
+ * A failed write or sync is fatal for the process: memory is ahead of the disk and the log is
+ * the source of truth, so the only safe continuation is a restart that recovers from the log.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { assert } from '../stdx/assert.js';
+import { fsyncDirectory, segmentFileName, SEGMENT_BYTES_MAX_DEFAULT } from './segments.js';
+
+/** The most frames written by one writev (the kernel's IOV_MAX is 1024). */
+const GROUP_FRAMES_MAX = 1024;
+
+export type WrittenFrame = Readonly<{ segmentFirstSequence: number; offset: number; firstSequence: number; eventCount: number; bytes: number }>;
+
+export type LogWriterOptions = Readonly<{
+  logDir: string;
+  fsync: boolean;
+  segmentBytesMax?: number;
+  /** Called for each frame once it is written (before its sync); feeds the read index. */
+  onFrameWritten?: (frame: WrittenFrame) => void;
+  /** Called after each group commit with its size and the time the sync took. */
+  onGroupCommitted?: (frames: number, bytes: number, syncMs: number) => void;
+  onFatal: (error: unknown) => void;
+}>;
+
+type Pending = { frame: Buffer; firstSequence: number; eventCount: number; resolve: () => void; reject: (error: unknown) => void };
+
+export class LogWriter {
+  private pending: Pending[] = [];
+  private flushing = false;
+  private failed: unknown = undefined;
+  private lastAppended: Promise<void> = Promise.resolve();
+  durableSequence: number;
+  totalBytes = 0;
+
+  private constructor(
+    private readonly options: LogWriterOptions,
+    private handle: FileHandle,
+    private segmentFirstSequence: number,
+    private segmentBytes: number,
+    nextSequence: number,
+  ) {
+    this.durableSequence = nextSequence - 1;
+  }
+
+  /** Opens the tail segment for appending (or creates the first one at `nextSequence`). */
+  static async open(options: LogWriterOptions, tail: { firstSequence: number; bytes: number } | undefined, nextSequence: number): Promise<LogWriter> {
+    if (tail === undefined) {
+      const handle = await createSegment(options.logDir, nextSequence);
+      return new LogWriter(options, handle, nextSequence, 0, nextSequence);
+    }
+    const handle = await open(join(options.logDir, segmentFileName(tail.firstSequence)), 'r+');
+    await handle.truncate(tail.bytes);
+    await handle.sync();
+    return new LogWriter(options, handle, tail.firstSequence, tail.bytes, nextSequence);
+  }
+
+  /** Queues a frame; resolves once it is durable. */
+  append(frame: Buffer, firstSequence: number, eventCount: number): Promise<void> {
+    if (this.failed !== undefined) return Promise.reject(this.failed);
+    const promise = new Promise<void>((resolve, reject) => {
+      this.pending.push({ frame, firstSequence, eventCount, resolve, reject });
+    });
+    this.lastAppended = promise;
+    if (!this.flushing) void this.flushLoop();
+    return promise;
+  }
+
+  /** Resolves when every frame appended so far is durable. */
+  flushed(): Promise<void> {
+    return this.lastAppended;
+  }
+
+  async close(): Promise<void> {
+    await this.lastAppended.catch(() => undefined);
+    await this.handle.close();
+  }
+
+  private async flushLoop(): Promise<void> {
+    this.flushing = true;
+    let group: Pending[] = [];
+    try {
+      while (this.pending.length > 0) {
+        group = this.pending.splice(0, GROUP_FRAMES_MAX);
+        await this.writeGroup(group);
+      }
+    } catch (error) {
+      for (const item of group) item.reject(error);
+      this.fail(error);
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private async writeGroup(group: Pending[]): Promise<void> {
+    const segmentBytesMax = this.options.segmentBytesMax ?? SEGMENT_BYTES_MAX_DEFAULT;
+    const first = group[0]!;
+    if (this.segmentBytes > 0 && this.segmentBytes + groupBytes(group) > segmentBytesMax) await this.rollSegment(first.firstSequence);
+    const startOffset = this.segmentBytes;
+    let offset = startOffset;
+    for (const item of group) {
+      this.options.onFrameWritten?.({ segmentFirstSequence: this.segmentFirstSequence, offset, firstSequence: item.firstSequence, eventCount: item.eventCount, bytes: item.frame.length });
+      offset += item.frame.length;
+    }
+    await writeAll(this.handle, group.map((item) => item.frame), startOffset);
+    const syncStarted = performance.now();
+    if (this.options.fsync) await this.handle.datasync();
+    const syncMs = performance.now() - syncStarted;
+    this.segmentBytes = offset;
+    this.totalBytes += offset - startOffset;
+    const last = group[group.length - 1]!;
+    this.durableSequence = last.firstSequence + last.eventCount - 1;
+    this.options.onGroupCommitted?.(group.length, offset - startOffset, syncMs);
+    for (const item of group) item.resolve();
+  }
+
+  private async rollSegment(firstSequence: number): Promise<void> {
+    if (this.options.fsync) await this.handle.sync();
+    await this.handle.close();
+    this.handle = await createSegment(this.options.logDir, firstSequence);
+    this.segmentFirstSequence = firstSequence;
+    this.segmentBytes = 0;
+  }
+
+  private fail(error: unknown): void {
+    this.failed = error;
+    for (const item of this.pending.splice(0)) item.reject(error);
+    this.options.onFatal(error);
+  }
+}
+
+function groupBytes(group: Pending[]): number {
+  let bytes = 0;
+  for (const item of group) bytes += item.frame.length;
+  return bytes;
+}
+
+async function createSegment(logDir: string, firstSequence: number): Promise<FileHandle> {
+  const handle = await open(join(logDir, segmentFileName(firstSequence)), 'wx');
+  fsyncDirectory(logDir);
+  return handle;
+}
+
+/** writev until every byte is written (a short write is legal). */
+async function writeAll(handle: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+  let remaining = buffers;
+  let at = position;
+  while (remaining.length > 0) {
+    const { bytesWritten } = await handle.writev(remaining, at);
+    assert(bytesWritten > 0, 'writev wrote nothing');
+    at += bytesWritten;
+    remaining = dropBytes(remaining, bytesWritten);
+  }
+}
+
+function dropBytes(buffers: Buffer[], count: number): Buffer[] {
+  let left = count;
+  const rest: Buffer[] = [];
+  for (const buffer of buffers) {
+    if (left >= buffer.length) {
+      left -= buffer.length;
+      continue;
+    }
+    rest.push(left > 0 ? buffer.subarray(left) : buffer);
+    left = 0;
+  }
+  return rest;
+}
