@@ -200,7 +200,7 @@ export class ServerConnection {
 
   private onHandshakeTimeout(): void {
     this.handshakeTimer = undefined;
-    if (this.state === 'handshake') this.transport.destroy();
+    if (this.state === 'handshake') this.rejectHandshake(ERRORS.request_timeout.wire);
   }
 
   private clearHandshakeTimer(): void {
