@@ -1,0 +1,114 @@
+/**
+ * A private redis-server for the durable comparison: the machine's Redis keeps nothing on disk
+ * (appendonly no), so the bench starts its own with an append-only file fsynced on every write
+ * (appendfsync always: Redis fsyncs once per event-loop turn, i.e. per group of pipelined
+ * commands, before it answers), on a free loopback port and a temporary directory, and stops
+ * it by pid afterwards.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { assert } from '../../stdx/assert.js';
+
+const START_TIMEOUT_MS = 10_000;
+const STOP_TIMEOUT_MS = 10_000;
+const POLL_INTERVAL_MS = 50;
+
+export type RedisServerHandle = Readonly<{
+  host: string;
+  port: number;
+  pid: number;
+  dataDir: string;
+  stop: () => Promise<void>;
+}>;
+
+export type RedisServerOptions = Readonly<{
+  /** 'always' for the durable comparison; 'no' writes no append-only file at all. */
+  appendFsync: 'always' | 'everysec' | 'no-aof';
+  executable?: string;
+}>;
+
+export async function startRedisServer(options: RedisServerOptions): Promise<RedisServerHandle> {
+  const host = '127.0.0.1';
+  const port = await freeLoopbackPort();
+  const dataDir = mkdtempSync(join(tmpdir(), 'walletd-bench-redis-'));
+  const persistence =
+    options.appendFsync === 'no-aof' ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', options.appendFsync];
+  const args = ['--port', String(port), '--bind', host, '--save', '', ...persistence, '--dir', dataDir, '--logfile', join(dataDir, 'redis.log')];
+  const child = spawn(options.executable ?? 'redis-server', args, { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const spawnFailed = new Promise<Error>((resolve) => child.once('error', resolve));
+  try {
+    const exitedEarly = exited.then(() => new Error(`redis-server exited at start: ${readLogTail(dataDir)}`));
+    const failure = await Promise.race([waitForPing(host, port, START_TIMEOUT_MS).then(() => undefined), spawnFailed, exitedEarly]);
+    if (failure !== undefined) throw failure;
+  } catch (error) {
+    child.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+  const pid = child.pid;
+  assert(pid !== undefined, 'redis-server has no pid');
+  return { host, port, pid, dataDir, stop: () => stopServer(child, exited, dataDir) };
+}
+
+function readLogTail(dataDir: string): string {
+  try {
+    return readFileSync(join(dataDir, 'redis.log'), 'utf8').trim().split('\n').slice(-3).join(' | ');
+  } catch {
+    return '(no log)';
+  }
+}
+
+async function stopServer(child: ChildProcess, exited: Promise<void>, dataDir: string): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    await exited;
+    clearTimeout(timer);
+  }
+  rmSync(dataDir, { recursive: true, force: true });
+}
+
+/** Asks the kernel for a free port; the tiny race until redis binds it is acceptable here. */
+export function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no port assigned'))));
+    });
+  });
+}
+
+async function waitForPing(host: string, port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await pingOnce(host, port)) return;
+    if (Date.now() > deadline) throw new Error(`redis-server on ${host}:${port} did not answer within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
+  }
+}
+
+/** True when a Redis server at host:port answers PING with +PONG. */
+export function pingOnce(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host, port });
+    let reply = '';
+    const finish = (answered: boolean): void => {
+      socket.destroy();
+      resolve(answered);
+    };
+    socket.setTimeout(timeoutMs, () => finish(false));
+    socket.once('error', () => finish(false));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('latin1');
+      if (reply.includes('\r\n')) finish(reply.startsWith('+PONG'));
+    });
+  });
+}

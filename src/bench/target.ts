@@ -1,0 +1,23 @@
+/**
+ * What the load runner needs from a ledger under test: walletd through its client SDK, or a
+ * peer (the PostgreSQL ledger, the Redis wallet). Every target gets the same workload.
+ */
+import type { BatchView, Workload } from './workload.js';
+
+export interface BenchTarget {
+  /** Short name for tables ("walletd", "postgres", "redis"). */
+  readonly name: string;
+  /** How acknowledged transfers survive a crash, in words, e.g. "fsync per group commit". */
+  readonly durability: string;
+  /** Batches the runner keeps in flight at once (connections × pipelining). */
+  readonly lanes: number;
+  /** Opens every account of the workload and funds it. Not timed. */
+  setup(workload: Workload, onProgress: (accountsDone: number) => void): Promise<void>;
+  /** Applies one batch; resolves with one wire result code per record (0 = success). */
+  submit(batch: BatchView, lane: number): Promise<Uint8Array>;
+  /** Balances of accounts 0 .. n−1 in minor units, read after the run for the money check. */
+  readBalances(workload: Workload): Promise<BigInt64Array>;
+  /** Process ids whose CPU time and memory count as the server's. */
+  serverPids(): Promise<number[]>;
+  close(): Promise<void>;
+}
