@@ -15,8 +15,19 @@ export function errorBody(code: ErrorCode, message: string = ERRORS[code].messag
   return { error: { code, message } };
 }
 
-export function sendError(reply: FastifyReply, code: ErrorCode, message?: string): FastifyReply {
-  return reply.code(statusOf(code)).send(errorBody(code, message));
+/**
+ * `status` defaults to the catalogue's. The one override: `account_not_found` is a 422 business
+ * rejection when the engine decides it for a transfer, but a 404 for a lookup (API.md).
+ */
+export function sendError(reply: FastifyReply, code: ErrorCode, message?: string, status: number = statusOf(code)): FastifyReply {
+  return reply.code(status).send(errorBody(code, message));
+}
+
+export const LOOKUP_NOT_FOUND_STATUS = 404;
+
+/** A lookup (GET, or the account in a deposit/withdrawal path) found no such account: 404. */
+export function sendAccountNotFound(reply: FastifyReply): FastifyReply {
+  return sendError(reply, 'account_not_found', 'no account with this id', LOOKUP_NOT_FOUND_STATUS);
 }
 
 /**

@@ -7,7 +7,7 @@ import type { AccountView, BalanceQuery, Ledger } from '../engine/types.js';
 import type { Principal } from '../auth/principal.js';
 import { mayOpenAccountFor, mayReadAccount } from './access.js';
 import { principalOf, type ApiContext } from './context.js';
-import { sendError } from './http-errors.js';
+import { sendAccountNotFound, sendError } from './http-errors.js';
 import * as schemas from './schemas.js';
 import { withTimeout } from './transfer-submitter.js';
 import { accountBody, accountWithSequenceBody, historicalBalanceBody, statementEntryBody } from './views.js';
@@ -84,7 +84,7 @@ export function registerAccountRoutes(app: FastifyInstance, context: ApiContext)
       const account = readableAccount(ledger, principalOf(request), request.params.account_id, reply);
       if (account === undefined) return reply;
       const balance = await withTimeout(ledger.balanceAt(account.accountId, query), context.config.requestTimeoutMs);
-      if (balance.status === 'account_not_found') return sendError(reply, 'account_not_found', 'no account with this id');
+      if (balance.status === 'account_not_found') return sendAccountNotFound(reply);
       if (balance.status === 'beyond_head') return sendError(reply, 'invalid_request', 'sequence is beyond the head of the log');
       return reply.send(historicalBalanceBody(balance));
     },
@@ -110,7 +110,7 @@ export function registerAccountRoutes(app: FastifyInstance, context: ApiContext)
       const account = readableAccount(ledger, principalOf(request), request.params.account_id, reply);
       if (account === undefined) return reply;
       const statement = await withTimeout(ledger.statement(account.accountId, request.query.limit, beforeSequence), context.config.requestTimeoutMs);
-      if (statement === undefined) return sendError(reply, 'account_not_found', 'no account with this id');
+      if (statement === undefined) return sendAccountNotFound(reply);
       return reply.send({
         entries: statement.entries.map((entry) => statementEntryBody(entry, account.currency)),
         next_cursor: statement.nextBeforeSequence === null ? null : encodeCursor(statement.nextBeforeSequence),
@@ -123,7 +123,7 @@ export function registerAccountRoutes(app: FastifyInstance, context: ApiContext)
 function readableAccount(ledger: Ledger, principal: Principal, accountId: string, reply: FastifyReply): AccountView | undefined {
   const account = ledger.account(accountId);
   if (account === undefined) {
-    sendError(reply, 'account_not_found', 'no account with this id');
+    sendAccountNotFound(reply);
     return undefined;
   }
   if (!mayReadAccount(principal, account)) {

@@ -10,7 +10,7 @@ import type { FastifyInstance, FastifySchema, FastifySchemaCompiler } from 'fast
 import type { TransferCommand } from '../core/transfer-record.js';
 import { mayDebit, mayReadTransfer } from './access.js';
 import { principalOf, type ApiContext } from './context.js';
-import { codeOfSchemaError, messageOfSchemaError, sendError } from './http-errors.js';
+import { codeOfSchemaError, messageOfSchemaError, sendAccountNotFound, sendError } from './http-errors.js';
 import * as schemas from './schemas.js';
 import { movementCommandOf, transferCommandOf, type MoneyMovementBody, type TransferBody } from './transfer-input.js';
 import { compileBodyValidator, validatorCompiler, type ErrorObject } from './validation.js';
@@ -118,7 +118,7 @@ function registerMovementRoute(app: FastifyInstance, context: ApiContext, kind: 
       const parsed = movementCommandOf(kind, accountId, request.body);
       if (!parsed.ok) return sendError(reply, parsed.code, parsed.message);
       // Checked here, not by the engine, so a typo in the path is a 404 that is not remembered.
-      if (context.ledger.account(accountId) === undefined) return sendError(reply, 'account_not_found', 'no account with this id');
+      if (context.ledger.account(accountId) === undefined) return sendAccountNotFound(reply);
       const answer = transferReplyOf(request.body.transaction_id, await context.submitter.submitOne(parsed.command));
       return reply.code(answer.status).send(answer.body);
     },

@@ -49,6 +49,11 @@ async function serve(config: ServeConfig): Promise<number> {
     fsync: config.fsync,
     observer: metrics.engineObserver,
     onRecoveryProgress: recoveryLogger(server),
+    onFatal: (error) => {
+      // The in-memory state is ahead of the disk: only a restart (recovery from the log) is safe.
+      server.app.log.fatal({ err: error }, 'log write failed; exiting for recovery');
+      process.exit(70);
+    },
     ...(config.snapshotEveryRecords === undefined ? {} : { snapshotEveryRecords: config.snapshotEveryRecords }),
     ...(config.queueRecordsMax === undefined ? {} : { queueRecordsMax: config.queueRecordsMax }),
   });

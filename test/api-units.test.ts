@@ -1,0 +1,150 @@
+// Unit checks of the HTTP layer's pure parts, in-process and without a ledger: configuration
+// precedence and validation (flags > env > config file > defaults, and --help listing every
+// setting), the token-bucket rate limiter on an injected clock, statement cursors, the
+// historical-balance query, the schema-error-to-code mapping, and the key store's files
+// (admin token 0600, keys stored only as SHA-256, atomic rewrite, constant-time lookups).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { SETTINGS, parseServeArgs, serveHelpText } from '../src/api/config.js';
+import { RateLimiter } from '../src/api/rate-limit.js';
+import { balanceQueryOf, decodeCursor, encodeCursor } from '../src/api/routes-accounts.js';
+import { codeOfSchemaError } from '../src/api/http-errors.js';
+import { AUTH_FILES, KeyStore } from '../src/auth/keys.js';
+
+function configOf(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const parsed = parseServeArgs(args, env);
+  assert.equal(parsed.kind, 'config', JSON.stringify(parsed));
+  return (parsed as Extract<typeof parsed, { kind: 'config' }>).config;
+}
+
+test('defaults follow API.md: port 8080, host 127.0.0.1, ./data, fsync on, 4 MiB bodies, >= 10,000 req/s', () => {
+  const config = configOf([]);
+  assert.equal(config.port, 8080);
+  assert.equal(config.host, '127.0.0.1');
+  assert.equal(config.dataDir, './data');
+  assert.equal(config.fsync, true);
+  assert.equal(config.bodyLimitBytes, 4 * 1024 * 1024);
+  assert.ok(config.rateLimitPerSecond >= 10_000);
+  assert.equal(config.rateLimitBurst, config.rateLimitPerSecond);
+  assert.equal(config.adminToken, undefined);
+});
+
+test('flags beat environment, environment beats the config file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'walletd-config-'));
+  const file = join(dir, 'walletd.json');
+  writeFileSync(file, JSON.stringify({ port: 7000, host: '0.0.0.0', data_dir: '/from/file', rate_limit: 123, fsync: false }));
+  const config = configOf(['--config', file, '--port', '9000'], { WALLET_PORT: '8000', WALLET_HOST: '10.0.0.1', WALLET_ADMIN_TOKEN: 't'.repeat(20) });
+  assert.equal(config.port, 9000);
+  assert.equal(config.host, '10.0.0.1');
+  assert.equal(config.dataDir, '/from/file');
+  assert.equal(config.rateLimitPerSecond, 123);
+  assert.equal(config.fsync, false);
+  assert.equal(config.adminToken, 't'.repeat(20));
+  assert.equal(configOf(['--port=0', '--no-coalesce']).port, 0);
+  assert.equal(configOf(['--no-coalesce']).coalesceTransfers, false);
+  assert.equal(configOf([], { WALLET_CONFIG: file }).port, 7000);
+});
+
+test('bad settings are usage errors, never silently ignored', () => {
+  for (const args of [['--port', '70000'], ['--port', 'x'], ['--nope'], ['--port'], ['stray'], ['--log-level', 'loud'], ['--fsync=maybe'], ['--config', '/no/such/file.json']]) {
+    assert.equal(parseServeArgs(args, {}).kind, 'error', args.join(' '));
+  }
+  assert.equal(parseServeArgs([], { WALLET_RATE_LIMIT: '0' }).kind, 'error');
+  const dir = mkdtempSync(join(tmpdir(), 'walletd-config-'));
+  writeFileSync(join(dir, 'c.json'), JSON.stringify({ admin_token: 'x' }));
+  assert.equal(parseServeArgs(['--config', join(dir, 'c.json')], {}).kind, 'error', 'the admin token is environment-only');
+});
+
+test('--help lists every flag and environment variable', () => {
+  assert.equal(parseServeArgs(['--help'], {}).kind, 'help');
+  const help = serveHelpText();
+  for (const setting of SETTINGS) {
+    assert.ok(help.includes(setting.env), setting.env);
+    if (setting.flag !== undefined) assert.ok(help.includes(`--${setting.flag}`), setting.flag);
+  }
+  assert.ok(help.includes('--config'));
+});
+
+test('rate limiter: burst, refill at the configured rate, Retry-After in whole seconds, per key', () => {
+  let now = 0;
+  const limiter = new RateLimiter(10, 5, () => now);
+  for (let i = 0; i < 5; i++) assert.equal(limiter.take('a'), 0);
+  assert.equal(limiter.take('a'), 1, 'bucket empty: wait about a tenth of a second, rounded up to 1 s');
+  assert.equal(limiter.take('b'), 0, 'another key has its own bucket');
+  now += 100; // one token refilled
+  assert.equal(limiter.take('a'), 0);
+  assert.ok(limiter.take('a') >= 1);
+  now += 10_000;
+  for (let i = 0; i < 5; i++) assert.equal(limiter.take('a'), 0, 'refill never exceeds the burst');
+  assert.ok(limiter.take('a') >= 1);
+  const slow = new RateLimiter(1, 1, () => now);
+  assert.equal(slow.take('k'), 0);
+  assert.equal(slow.take('k'), 1, 'one token missing at 1/s is a one-second wait');
+  now += 400;
+  assert.equal(slow.take('k'), 1, '0.6 s left still rounds up to 1 s');
+});
+
+test('statement cursors round-trip and foreign cursors are refused', () => {
+  for (const sequence of [1, 42, 9_007_199_254_740_991]) assert.equal(decodeCursor(encodeCursor(sequence)), sequence);
+  for (const cursor of ['abc', 'czA', Buffer.from('s-1').toString('base64url'), Buffer.from('s0').toString('base64url'), Buffer.from('x12').toString('base64url')]) {
+    assert.equal(decodeCursor(cursor), null, cursor);
+  }
+});
+
+test('historical balance query: sequence, RFC 3339 at, neither, not both', () => {
+  assert.deepEqual(balanceQueryOf({}), {});
+  assert.deepEqual(balanceQueryOf({ sequence: 7 }), { sequence: 7 });
+  assert.deepEqual(balanceQueryOf({ at: '2024-05-01T12:00:00Z' }), { atMs: Date.UTC(2024, 4, 1, 12) });
+  assert.deepEqual(balanceQueryOf({ at: '2024-05-01T14:00:00.5+02:00' }), { atMs: Date.UTC(2024, 4, 1, 12, 0, 0, 500) });
+  for (const at of ['2024-05-01', 'yesterday', '2024-05-01T12:00:00', '2024-13-45T99:00:00Z']) {
+    assert.equal(typeof balanceQueryOf({ at }), 'string', at);
+  }
+  assert.equal(typeof balanceQueryOf({ sequence: 1, at: '2024-05-01T12:00:00Z' }), 'string');
+});
+
+test('schema errors map to API codes: amount → invalid_amount, currency text → unsupported_currency, rest → invalid_request', () => {
+  assert.equal(codeOfSchemaError({ instancePath: '/amount', keyword: 'type' }), 'invalid_amount');
+  assert.equal(codeOfSchemaError({ instancePath: '/amount', keyword: 'pattern' }), 'invalid_amount');
+  assert.equal(codeOfSchemaError({ instancePath: '/currency', keyword: 'pattern' }), 'unsupported_currency');
+  assert.equal(codeOfSchemaError({ instancePath: '/currency', keyword: 'type' }), 'invalid_request');
+  assert.equal(codeOfSchemaError({ instancePath: '', keyword: 'required' }), 'invalid_request');
+  assert.equal(codeOfSchemaError({ instancePath: '/transaction_id', keyword: 'pattern' }), 'invalid_request');
+});
+
+test('key store: generated admin token in a 0600 file, keys stored only as SHA-256, reloaded after restart', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'walletd-keys-'));
+  const first = await KeyStore.open(dataDir, undefined);
+  const adminToken = first.generatedAdminToken;
+  assert.ok(adminToken !== undefined && adminToken.length >= 32);
+  const adminPath = join(dataDir, AUTH_FILES.directory, AUTH_FILES.adminToken);
+  assert.equal(statSync(adminPath).mode & 0o777, 0o600);
+  assert.deepEqual(first.store.authenticate(adminToken), { kind: 'admin' });
+
+  const [keyA, keyB] = await Promise.all([first.store.createOwnerKey('owner-a'), first.store.createOwnerKey('owner-b')]);
+  assert.notEqual(keyA, keyB);
+  assert.deepEqual(first.store.authenticate(keyA), { kind: 'owner', owner: 'owner-a' });
+  assert.equal(first.store.authenticate(keyA + 'x'), undefined);
+  assert.equal(first.store.authenticate(''), undefined);
+  assert.equal(first.store.authenticate('x'.repeat(10_000)), undefined);
+
+  const keysPath = join(dataDir, AUTH_FILES.directory, AUTH_FILES.keys);
+  const stored = readFileSync(keysPath, 'utf8');
+  assert.ok(!stored.includes(keyA) && !stored.includes(keyB), 'secrets never written');
+  assert.ok(stored.includes(createHash('sha256').update(keyA).digest('hex')));
+  assert.equal(statSync(keysPath).mode & 0o777, 0o600);
+  assert.deepEqual(readdirSync(join(dataDir, AUTH_FILES.directory)).filter((name) => name.endsWith('.tmp')), [], 'no temp files left');
+
+  const second = await KeyStore.open(dataDir, undefined);
+  assert.equal(second.generatedAdminToken, undefined, 'printed only on the first start');
+  assert.deepEqual(second.store.authenticate(adminToken), { kind: 'admin' });
+  assert.deepEqual(second.store.authenticate(keyB), { kind: 'owner', owner: 'owner-b' });
+
+  const fromEnv = await KeyStore.open(dataDir, 'env-admin-token-0123456789');
+  assert.deepEqual(fromEnv.store.authenticate('env-admin-token-0123456789'), { kind: 'admin' });
+  assert.equal(fromEnv.store.authenticate(adminToken), undefined, 'WALLET_ADMIN_TOKEN replaces the stored token');
+  await assert.rejects(KeyStore.open(dataDir, 'short'));
+});
