@@ -44,6 +44,8 @@ type RunState = {
   nextBatch: number;
   transfersClaimed: number;
   transfersDone: number;
+  /** Records answered so far, counted as targets report them (for progress and the chart). */
+  recordsAnswered: number;
   deadlineMs: number;
   slotBusy: Uint8Array;
   slotWaiters: Map<number, Array<() => void>>;
@@ -60,6 +62,7 @@ export async function runLoad(target: BenchTarget, workload: Workload, limits: R
     nextBatch: 0,
     transfersClaimed: 0,
     transfersDone: 0,
+    recordsAnswered: 0,
     deadlineMs: limits.durationMs === undefined ? Infinity : startMs + limits.durationMs,
     slotBusy: new Uint8Array(workload.poolBatches),
     slotWaiters: new Map(),
@@ -122,8 +125,13 @@ async function runLane(
     state.slotBusy[slot] = 1;
     const batch = workload.batch(claim.batchNumber, claim.count);
     const sentMs = performance.now();
-    const codes = await target.submit(batch, lane);
+    let reported = 0;
+    const codes = await target.submit(batch, lane, (records) => {
+      reported += records;
+      state.recordsAnswered += records;
+    });
     latency.recordUs((performance.now() - sentMs) * 1000);
+    state.recordsAnswered += claim.count - reported;
     assert(codes.length === claim.count, 'one result code per record');
     for (let index = 0; index < codes.length; index++) {
       const code = codes[index] ?? 0;
@@ -159,7 +167,7 @@ function startSampler(state: RunState, pids: readonly number[], startMs: number,
   let rssBytesMax = 0;
   const timer = setInterval(() => {
     const nowMs = performance.now();
-    const done = state.transfersDone;
+    const done = state.recordsAnswered;
     const rate = ((done - lastDone) * 1000) / Math.max(1, nowMs - lastMs);
     points.push({ atMs: Math.round(nowMs - startMs), transfersPerSecond: Math.round(rate) });
     rssBytesMax = Math.max(rssBytesMax, sampleProcesses(pids).rssBytes);

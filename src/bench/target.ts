@@ -13,8 +13,12 @@ export interface BenchTarget {
   readonly lanes: number;
   /** Opens every account of the workload and funds it. Not timed. */
   setup(workload: Workload, onProgress: (accountsDone: number) => void): Promise<void>;
-  /** Applies one batch; resolves with one wire result code per record (0 = success). */
-  submit(batch: BatchView, lane: number): Promise<Uint8Array>;
+  /**
+   * Applies one batch; resolves with one wire result code per record (0 = success). A target
+   * that finishes records one by one may report them through `recordsDone` as they finish, for
+   * the progress line and the throughput chart.
+   */
+  submit(batch: BatchView, lane: number, recordsDone: (records: number) => void): Promise<Uint8Array>;
   /** Balances of accounts 0 .. n−1 in minor units, read after the run for the money check. */
   readBalances(workload: Workload): Promise<BigInt64Array>;
   /** Process ids whose CPU time and memory count as the server's. */

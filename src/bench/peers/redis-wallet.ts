@@ -4,13 +4,14 @@
  * the money and remembers the outcome, atomically (Redis runs a script to completion before
  * any other command). Batches are pipelined: one write, one read per batch per connection.
  *
- * Keys: `<prefix>a:<account>` is a hash {c: currency numeric, b: balance minor units};
- * `<prefix>t:<transaction>` holds the first outcome's wire code.
+ * Keys: `<prefix>b:<account>` holds the balance in minor units, `<prefix>c:<account>` the
+ * currency's numeric code, `<prefix>t:<transaction>` the first outcome's wire code.
  */
 import { Redis } from 'ioredis';
 import { assert } from '../../stdx/assert.js';
 import { Wire } from '../../core/errors.js';
 import type { PeerLedger, PeerTransfer } from './peer-ledger.js';
+import { bulk, RespPipe } from './resp-pipe.js';
 
 const CONNECTIONS_MAX = 64;
 const COMMANDS_PER_PIPELINE = 10_000;
@@ -18,35 +19,41 @@ const SCAN_COUNT = 10_000;
 const PREFIX_PATTERN = /^[A-Za-z0-9_:.-]{1,64}$/;
 
 /**
- * Balances change only through HINCRBY, which is exact 64-bit integer arithmetic in Redis
- * (Lua numbers are doubles, exact only below 2^53). Only the sign of the HINCRBY result is
- * used: a debit that goes negative is undone inside the same script, so nobody sees it.
+ * KEYS: transaction, balance of from, balance of to, currency of from, currency of to.
+ * ARGV: amount (minor units), currency numeric.
+ *
+ * SET NX claims the transaction id and stores the success code in one call; a rejection
+ * overwrites it (scripts are atomic, so nobody sees the interim value). Balances change only
+ * through DECRBY/INCRBY, exact 64-bit integer arithmetic in Redis (Lua numbers are doubles, exact
+ * only below 2^53), and only the sign of the result is used: a debit that goes negative is
+ * undone inside the same script. Five Redis calls on the success path; every call costs about a
+ * microsecond of script overhead, so the script is kept to the fewest.
  */
 export const TRANSFER_SCRIPT = `
-local done = redis.call('GET', KEYS[1])
-if done then return tonumber(done) end
+if not redis.call('SET', KEYS[1], '0', 'NX') then
+  return tonumber(redis.call('GET', KEYS[1]))
+end
 local code = 0
 if KEYS[2] == KEYS[3] then
   code = 3
 else
-  local fromCurrency = redis.call('HGET', KEYS[2], 'c')
-  local toCurrency = redis.call('HGET', KEYS[3], 'c')
-  if not fromCurrency or not toCurrency then
+  local currencies = redis.call('MGET', KEYS[4], KEYS[5])
+  if not currencies[1] or not currencies[2] then
     code = 4
-  elseif fromCurrency ~= ARGV[2] or toCurrency ~= ARGV[2] then
+  elseif currencies[1] ~= ARGV[2] or currencies[2] ~= ARGV[2] then
     code = 2
-  elseif redis.call('HINCRBY', KEYS[2], 'b', '-' .. ARGV[1]) < 0 then
-    redis.call('HINCRBY', KEYS[2], 'b', ARGV[1])
+  elseif redis.call('DECRBY', KEYS[2], ARGV[1]) < 0 then
+    redis.call('INCRBY', KEYS[2], ARGV[1])
     code = 1
   else
-    local credited = redis.pcall('HINCRBY', KEYS[3], 'b', ARGV[1])
+    local credited = redis.pcall('INCRBY', KEYS[3], ARGV[1])
     if type(credited) == 'table' and credited.err then
-      redis.call('HINCRBY', KEYS[2], 'b', ARGV[1])
+      redis.call('INCRBY', KEYS[2], ARGV[1])
       code = 5
     end
   end
 end
-redis.call('SET', KEYS[1], code)
+if code ~= 0 then redis.call('SET', KEYS[1], code) end
 return code
 `;
 
@@ -62,48 +69,57 @@ export class RedisWallet implements PeerLedger {
   /** Read from the server at open: what its persistence settings promise. */
   durability = '';
 
+  /** EVALSHA <sha> 5, the start of every transfer command (10 arguments in all). */
+  private readonly evalshaHead: string;
+
   private constructor(
-    private readonly connections: Redis[],
+    private readonly admin: Redis,
+    private readonly pipes: RespPipe[],
     private readonly prefix: string,
-    private readonly scriptSha: string,
-  ) {}
+    scriptSha: string,
+  ) {
+    this.evalshaHead = `*10\r\n${bulk('EVALSHA')}${bulk(scriptSha)}${bulk('5')}`;
+  }
 
   static async open(options: RedisWalletOptions): Promise<RedisWallet> {
     assert(PREFIX_PATTERN.test(options.keyPrefix), 'key prefix must be plain text');
     const count = options.connections ?? 1;
     assert(Number.isInteger(count) && count >= 1 && count <= CONNECTIONS_MAX, 'connection count out of range');
-    const connections: Redis[] = [];
+    const pipes: RespPipe[] = [];
+    // One general client for setup, reads and cleanup; raw pipes for the transfers.
+    const admin = new Redis({ host: options.host, port: options.port, lazyConnect: true, maxRetriesPerRequest: 0 });
     try {
-      for (let index = 0; index < count; index++) {
-        const connection = new Redis({ host: options.host, port: options.port, lazyConnect: true, maxRetriesPerRequest: 0 });
-        connections.push(connection);
-        await connection.connect();
-      }
-      const first = connections[0];
-      assert(first !== undefined);
-      const sha = (await first.script('LOAD', TRANSFER_SCRIPT)) as string;
-      const wallet = new RedisWallet(connections, options.keyPrefix, sha);
+      await admin.connect();
+      for (let index = 0; index < count; index++) pipes.push(await RespPipe.connect(options.host, options.port));
+      const sha = (await admin.script('LOAD', TRANSFER_SCRIPT)) as string;
+      const wallet = new RedisWallet(admin, pipes, options.keyPrefix, sha);
       wallet.durability = describeDurability(await wallet.serverInfo());
       return wallet;
     } catch (error) {
-      for (const connection of connections) connection.disconnect();
+      admin.disconnect();
+      for (const pipe of pipes) pipe.close();
       throw error;
     }
   }
 
-  accountKey(accountId: string): string {
-    return `${this.prefix}a:${accountId}`;
+  balanceKey(accountId: string): string {
+    return `${this.prefix}b:${accountId}`;
+  }
+
+  currencyKey(accountId: string): string {
+    return `${this.prefix}c:${accountId}`;
   }
 
   /** Opens accounts with an opening balance each (setup, not measured). */
   async openAccounts(accountIds: readonly string[], currencyNumeric: number, balancesMinor: readonly bigint[]): Promise<void> {
     assert(accountIds.length === balancesMinor.length);
-    const connection = this.connection(0);
+    const connection = this.admin;
     for (let start = 0; start < accountIds.length; start += COMMANDS_PER_PIPELINE) {
       const pipeline = connection.pipeline();
       const end = Math.min(accountIds.length, start + COMMANDS_PER_PIPELINE);
       for (let index = start; index < end; index++) {
-        pipeline.hset(this.accountKey(accountIds[index] ?? ''), 'c', String(currencyNumeric), 'b', String(balancesMinor[index]));
+        const id = accountIds[index] ?? '';
+        pipeline.set(this.currencyKey(id), String(currencyNumeric)).set(this.balanceKey(id), String(balancesMinor[index]));
       }
       throwOnPipelineError(await pipeline.exec());
     }
@@ -112,30 +128,27 @@ export class RedisWallet implements PeerLedger {
   /** Applies transfers in one pipeline on connection `lane`; one wire code per transfer. */
   async transfers(transfers: readonly PeerTransfer[], lane = 0): Promise<Uint8Array> {
     const codes = new Uint8Array(transfers.length);
-    const pipeline = this.connection(lane).pipeline();
     const sent: number[] = [];
+    let commands = '';
     transfers.forEach((t, index) => {
       if (t.amountMinor <= 0n || t.amountMinor >= 1n << 63n) {
         codes[index] = Wire.invalid_amount;
         return;
       }
       sent.push(index);
-      pipeline.evalsha(
-        this.scriptSha,
-        3,
-        `${this.prefix}t:${t.transactionId}`,
-        this.accountKey(t.fromAccount),
-        this.accountKey(t.toAccount),
-        t.amountMinor.toString(),
-        String(t.currencyNumeric),
-      );
+      commands +=
+        this.evalshaHead +
+        bulk(`${this.prefix}t:${t.transactionId}`) +
+        bulk(this.balanceKey(t.fromAccount)) +
+        bulk(this.balanceKey(t.toAccount)) +
+        bulk(this.currencyKey(t.fromAccount)) +
+        bulk(this.currencyKey(t.toAccount)) +
+        bulk(t.amountMinor.toString()) +
+        bulk(String(t.currencyNumeric));
     });
     if (sent.length === 0) return codes;
-    const replies = await pipeline.exec();
-    assert(replies !== null && replies.length === sent.length, 'one reply per command');
-    replies.forEach(([error, code], reply) => {
-      if (error !== null) throw error;
-      assert(typeof code === 'number');
+    const replies = await this.pipe(lane).send(commands, sent.length);
+    replies.forEach((code, reply) => {
       codes[sent[reply] ?? 0] = code;
     });
     return codes;
@@ -143,11 +156,11 @@ export class RedisWallet implements PeerLedger {
 
   async balances(accountIds: readonly string[]): Promise<Map<string, bigint>> {
     const found = new Map<string, bigint>();
-    const connection = this.connection(0);
+    const connection = this.admin;
     for (let start = 0; start < accountIds.length; start += COMMANDS_PER_PIPELINE) {
       const ids = accountIds.slice(start, start + COMMANDS_PER_PIPELINE);
       const pipeline = connection.pipeline();
-      for (const id of ids) pipeline.hget(this.accountKey(id), 'b');
+      for (const id of ids) pipeline.get(this.balanceKey(id));
       const replies = await pipeline.exec();
       assert(replies !== null);
       replies.forEach(([error, value], index) => {
@@ -160,13 +173,13 @@ export class RedisWallet implements PeerLedger {
 
   /** The outcome remembered for a transaction id, if any. */
   async outcome(transactionId: string): Promise<number | undefined> {
-    const value = await this.connection(0).get(`${this.prefix}t:${transactionId}`);
+    const value = await this.admin.get(`${this.prefix}t:${transactionId}`);
     return value === null ? undefined : Number(value);
   }
 
   /** The redis-server's pid and whether it writes an append-only file, from INFO. */
   async serverInfo(): Promise<{ pid: number; appendOnly: boolean; appendFsync: string }> {
-    const connection = this.connection(0);
+    const connection = this.admin;
     const info = await connection.info();
     const pid = Number(/process_id:(\d+)/.exec(info)?.[1] ?? NaN);
     const appendOnly = /aof_enabled:1/.test(info);
@@ -183,12 +196,13 @@ export class RedisWallet implements PeerLedger {
     try {
       await this.deleteKeys();
     } finally {
-      for (const connection of this.connections) connection.disconnect();
+      this.admin.disconnect();
+      for (const pipe of this.pipes) pipe.close();
     }
   }
 
   private async deleteKeys(): Promise<void> {
-    const connection = this.connection(0);
+    const connection = this.admin;
     let cursor = '0';
     do {
       const [next, keys] = await connection.scan(cursor, 'MATCH', `${this.prefix}*`, 'COUNT', SCAN_COUNT);
@@ -197,10 +211,10 @@ export class RedisWallet implements PeerLedger {
     } while (cursor !== '0');
   }
 
-  private connection(lane: number): Redis {
-    const connection = this.connections[lane % this.connections.length];
-    assert(connection !== undefined);
-    return connection;
+  private pipe(lane: number): RespPipe {
+    const pipe = this.pipes[lane % this.pipes.length];
+    assert(pipe !== undefined);
+    return pipe;
   }
 }
 

@@ -1,0 +1,152 @@
+/**
+ * One `walletd bench` run: build the workload, then for walletd (and with --peers the
+ * PostgreSQL ledger and the Redis wallet) set up, run, check, and close; print the summary
+ * and the side-by-side table; write the results folder.
+ */
+import { performance } from 'node:perf_hooks';
+import { randomBytes } from 'node:crypto';
+import { PostgresLedger } from './peers/postgres-ledger.js';
+import { RedisWallet } from './peers/redis-wallet.js';
+import { startRedisServer } from './peers/redis-server.js';
+import { PeerTarget } from './peer-target.js';
+import { runLoad, type RunLimits } from './runner.js';
+import { checkRun } from './verify.js';
+import { describeMachine, sideBySide, summaryLines, writeResults, type TargetResult } from './report.js';
+import type { BenchOptions } from './options.js';
+import type { BenchTarget } from './target.js';
+import { startWalletdServer } from './walletd-server.js';
+import { WalletdTarget } from './walletd-target.js';
+import { Workload } from './workload.js';
+
+export type BenchOutput = Readonly<{
+  /** Results and tables (stdout). */
+  print: (line: string) => void;
+  /** Progress lines that replace each other on a terminal (stderr). */
+  progress: (line: string) => void;
+}>;
+
+/** Runs the bench; resolves true when every target passed its exactly-once check. */
+export async function runBench(options: BenchOptions, command: string, out: BenchOutput): Promise<boolean> {
+  const startedAt = new Date().toISOString();
+  const workload = buildWorkload(options, out);
+  const limits: RunLimits = {
+    transfers: options.transfers,
+    durationMs: options.durationSeconds === undefined ? undefined : options.durationSeconds * 1000,
+  };
+  const results: TargetResult[] = [];
+  if (!options.peersOnly) results.push(await measure(await openWalletd(options), workload, limits, out));
+  if (options.peers) {
+    // Peers replay the same transfer sequence from its start, for at most --peer-seconds.
+    const peerLimits: RunLimits = { transfers: options.transfers, durationMs: Math.min(limits.durationMs ?? Infinity, options.peerSeconds * 1000) };
+    results.push(await measure(await openPostgres(options, workload), workload, peerLimits, out));
+    results.push(await measure(await openRedis(options, workload), workload, peerLimits, out));
+  }
+  out.print('');
+  for (const result of results) for (const line of summaryLines(result)) out.print(line);
+  if (results.length > 1) {
+    out.print('');
+    out.print(sideBySide(results));
+  }
+  const folder = writeResults(
+    { command, startedAt, machine: describeMachine(), workload: workloadFacts(options, workload), results },
+    options.resultsDir,
+  );
+  out.print('');
+  out.print(`results: ${folder}/result.json, ${folder}/chart.svg`);
+  return results.every((result) => result.check.ok);
+}
+
+function buildWorkload(options: BenchOptions, out: BenchOutput): Workload {
+  const startMs = performance.now();
+  // Ids are unique per run, so a rerun against the same --target never collides with old ones.
+  const runTag = `b${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
+  const workload = new Workload({
+    accounts: options.accounts,
+    batchRecords: options.batchSize,
+    distribution: options.distribution,
+    seed: options.seed,
+    zipfExponent: options.zipfExponent,
+    transfersMax: options.transfers,
+    runTag,
+  });
+  out.print(
+    `workload: ${options.accounts.toLocaleString('en-US')} accounts, ${options.distribution}, ` +
+      `${workload.poolRecords.toLocaleString('en-US')} records prebuilt in ${((performance.now() - startMs) / 1000).toFixed(1)} s, run tag ${runTag}`,
+  );
+  return workload;
+}
+
+/** Setup, load, check, close: the same steps for every target. */
+async function measure(target: BenchTarget, workload: Workload, limits: RunLimits, out: BenchOutput): Promise<TargetResult> {
+  try {
+    const setupStartMs = performance.now();
+    await target.setup(workload, (done) => out.progress(`${target.name}: setup, ${done.toLocaleString('en-US')} accounts funded`));
+    const setupMs = performance.now() - setupStartMs;
+    out.progress(`${target.name}: setup done in ${(setupMs / 1000).toFixed(1)} s; running`);
+    const run = await runLoad(target, workload, limits, out.progress);
+    out.progress(`${target.name}: checking balances and replaying batch 0`);
+    const check = await checkRun(target, workload, run);
+    out.progress(`${target.name}: done`);
+    return { run, check, setupMs };
+  } finally {
+    await target.close();
+  }
+}
+
+async function openWalletd(options: BenchOptions): Promise<BenchTarget> {
+  const shape = { connections: options.connections, framesInFlightPerConnection: options.framesInFlightPerConnection };
+  if (options.target !== undefined) {
+    const endpoint = { ...options.target, token: options.token ?? '' };
+    return WalletdTarget.connect(endpoint, { ...shape, durability: `as configured on ${options.target.host}:${options.target.port}` });
+  }
+  const server = await startWalletdServer({ durable: options.durable });
+  const endpoint = { host: server.host, port: server.protocolPort, token: server.token };
+  const durability = options.durable ? 'fsync per group commit' : 'no fsync (--no-fsync)';
+  return WalletdTarget.connect(endpoint, { ...shape, durability, server });
+}
+
+async function openPostgres(options: BenchOptions, workload: Workload): Promise<BenchTarget> {
+  const ledger = await PostgresLedger.open({
+    connectionString: options.postgresUrl,
+    schema: `walletd_bench_${workload.spec.runTag.toLowerCase()}`,
+    clients: options.postgresClients,
+    durable: options.durable,
+  });
+  // Two batches in flight keep every connection busy between batches.
+  return new PeerTarget('postgres', ledger, 2, undefined, true);
+}
+
+async function openRedis(options: BenchOptions, workload: Workload): Promise<BenchTarget> {
+  const lanes = options.connections * options.framesInFlightPerConnection;
+  const keyPrefix = `walletd-bench:${workload.spec.runTag}:`;
+  if (!options.durable) {
+    const wallet = await RedisWallet.open({ ...options.redis, keyPrefix, connections: options.connections });
+    return new PeerTarget('redis', wallet, lanes);
+  }
+  const server = await startRedisServer({ appendFsync: 'always' });
+  try {
+    const wallet = await RedisWallet.open({ host: server.host, port: server.port, keyPrefix, connections: options.connections });
+    return new PeerTarget('redis', wallet, lanes, server.stop);
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+}
+
+function workloadFacts(options: BenchOptions, workload: Workload): Record<string, string | number | boolean | null> {
+  return {
+    accounts: options.accounts,
+    distribution: options.distribution,
+    zipfExponent: options.distribution === 'zipf' ? options.zipfExponent : null,
+    transfersLimit: options.transfers ?? null,
+    durationSeconds: options.durationSeconds ?? null,
+    batchSize: options.batchSize,
+    connections: options.connections,
+    framesInFlightPerConnection: options.framesInFlightPerConnection,
+    durable: options.durable,
+    seed: options.seed,
+    poolRecords: workload.poolRecords,
+    peerSeconds: options.peers ? options.peerSeconds : null,
+    target: options.target === undefined ? null : `${options.target.host}:${options.target.port}`,
+  };
+}
