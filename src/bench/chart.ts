@@ -91,6 +91,7 @@ function legend(entries: ReadonlyArray<{ name: string; color: string }>, y: numb
 /** 90 % → 1, 99 % → 2, 99.9 % → 3; the maximum (100 %) sits one step past the last nine. */
 export function ninesOf(percentile: number): number {
   if (percentile >= 100) return NINES_MAX + 1;
+  if (percentile <= 0) return 0;
   return Math.min(NINES_MAX, -Math.log10(1 - percentile / 100));
 }
 
