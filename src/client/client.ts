@@ -242,6 +242,7 @@ export class WalletClient {
       writeTransferRecord(this.batchRecords, this.batchResolvers.length, command);
       this.batchResolvers.push(resolve);
       if (this.batchResolvers.length >= this.batchRecordsMax) this.sealBatch();
+      if (this.state === 'idle') this.startReconnect();
       this.scheduleFlush();
     });
   }
