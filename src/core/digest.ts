@@ -1,8 +1,9 @@
 /**
- * The state digest: SHA-256 over the whole state in a canonical order. Every structure it
- * covers is laid out deterministically from the sequence of events (dense indices in opening
- * order, hash tables grown at fixed loads), so the same log gives the same digest on any
- * little-endian machine, whether the state came from a snapshot plus a tail or a full replay.
+ * The state digest: SHA-256 over the whole state in a canonical order: accounts in opening
+ * order (ids, owners, currencies, balances, statement heads) and an order-independent fold of
+ * every remembered transaction outcome. None of it depends on hash-table capacities or on
+ * whether the state came from a snapshot plus a tail or a full replay, so the same log gives
+ * the same digest on any (little-endian) machine.
  */
 import { createHash } from 'node:crypto';
 import { LedgerState } from './ledger-state.js';
@@ -27,6 +28,6 @@ export function stateDigest(state: LedgerState): string {
   hash.update(bytesOf(state.currencies.subarray(0, n)));
   hash.update(bytesOf(state.ownerOf.subarray(0, n)));
   hash.update(bytesOf(state.lastEntrySequence.subarray(0, n)));
-  hash.update(bytesOf(state.txns.rawWords()));
+  hash.update(bytesOf(state.txns.contentFold()));
   return hash.digest('hex');
 }

@@ -8,6 +8,8 @@ export const EVENT_BUFFER_BYTES_MAX = 256 * 1024 * 1024;
 
 export class EventBuffer {
   bytes: Buffer;
+  /** DataView over `bytes`, for 64-bit integers without BigInt shifting in JavaScript. */
+  view: DataView;
   length = 0;
   /** Offsets of each event from the start of the buffer, for the frame's offset table. */
   offsets: Uint32Array;
@@ -15,6 +17,7 @@ export class EventBuffer {
 
   constructor(initialBytes = 1 << 20, initialEvents = 1 << 14) {
     this.bytes = Buffer.alloc(initialBytes);
+    this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.length);
     this.offsets = new Uint32Array(initialEvents);
   }
 
@@ -46,5 +49,6 @@ export class EventBuffer {
     const next = Buffer.alloc(Math.min(EVENT_BUFFER_BYTES_MAX, Math.max(needed, this.bytes.length * 2)));
     this.bytes.copy(next, 0, 0, this.length);
     this.bytes = next;
+    this.view = new DataView(next.buffer, next.byteOffset, next.length);
   }
 }

@@ -7,10 +7,20 @@
  * Deterministic: the same insertions in the same order give the same layout on any machine.
  */
 import { assert } from '../stdx/assert.js';
-import { hash32 } from '../stdx/hash.js';
+import { hash32Padded, padId } from '../stdx/hash.js';
 import { ID_BYTES_MAX } from './ids.js';
 
 const SLOTS_INITIAL = 1 << 10;
+const PADDED_SCRATCH = new Uint8Array(ID_BYTES_MAX);
+
+/** The id in a zero-padded 64-byte scratch buffer (reused: valid until the next call). */
+function padString(id: string): Buffer {
+  const scratch = Buffer.from(PADDED_SCRATCH.buffer, PADDED_SCRATCH.byteOffset, ID_BYTES_MAX);
+  scratch.fill(0);
+  const written = scratch.write(id, 0, ID_BYTES_MAX, 'latin1');
+  assert(written === id.length, 'id is not single-byte text');
+  return scratch;
+}
 /** Grow when more than half the slots are used: keeps linear probes short. */
 const LOAD_NUMERATOR = 1;
 const LOAD_DENOMINATOR = 2;
@@ -25,8 +35,15 @@ export class IdTable {
   private arena = new Uint8Array(SLOTS_INITIAL * 16);
   private arenaUsed = 0;
 
+  /** Hash of an id followed by zero bytes up to the next multiple of 4 (a record field). */
   static hashOf(bytes: Uint8Array, offset: number, length: number): number {
-    return hash32(bytes, offset, length, 0x9747b28c);
+    return hash32Padded(bytes, offset, length, 0x9747b28c);
+  }
+
+  /** Hash of an id with arbitrary bytes after it (copied to a padded scratch first). */
+  static hashOfUnpadded(bytes: Uint8Array, offset: number, length: number): number {
+    const padded = padId(bytes, offset, length, PADDED_SCRATCH);
+    return IdTable.hashOf(padded, 0, length);
   }
 
   /** Index of the id at bytes[offset, offset+length), or -1. */
@@ -41,8 +58,9 @@ export class IdTable {
   }
 
   findString(id: string): number {
-    const bytes = Buffer.from(id, 'latin1');
-    return this.find(bytes, 0, bytes.length, IdTable.hashOf(bytes, 0, bytes.length));
+    if (id.length < 1 || id.length > ID_BYTES_MAX) return -1;
+    const bytes = padString(id);
+    return this.find(bytes, 0, id.length, IdTable.hashOf(bytes, 0, id.length));
   }
 
   /** Inserts an id known to be absent; returns its new index. */
@@ -63,8 +81,9 @@ export class IdTable {
   }
 
   insertString(id: string): number {
-    const bytes = Buffer.from(id, 'latin1');
-    return this.insert(bytes, 0, bytes.length, IdTable.hashOf(bytes, 0, bytes.length));
+    assert(id.length >= 1 && id.length <= ID_BYTES_MAX, 'id length out of range');
+    const bytes = padString(id);
+    return this.insert(bytes, 0, id.length, IdTable.hashOf(bytes, 0, id.length));
   }
 
   idOf(index: number): string {
@@ -106,7 +125,7 @@ export class IdTable {
     let at = 0;
     for (let index = 0; index < lengths.length; index++) {
       const length = lengths[index]!;
-      table.insert(arena, at, length, IdTable.hashOf(arena, at, length));
+      table.insert(arena, at, length, IdTable.hashOfUnpadded(arena, at, length));
       at += length;
     }
     assert(at === arena.length, 'id arena length does not match the id lengths');

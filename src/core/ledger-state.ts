@@ -59,14 +59,13 @@ export class LedgerState {
   }
 
   /**
-   * Evolve: TransferRecorded with a success code. Moves the money and links the entry into both
-   * accounts' statement chains. Returns nothing: the caller already knows the balances after.
+   * Evolve: TransferRecorded with a success code. Sets both balances to their values after the
+   * transfer (decided, or read from the log) and links the entry into both accounts' statement
+   * chains.
    */
-  applyTransferSucceeded(sequence: number, fromIndex: number, toIndex: number, amount: bigint): void {
+  applyTransferSucceeded(sequence: number, fromIndex: number, toIndex: number, fromAfter: bigint, toAfter: bigint): void {
     assert(sequence === this.headSequence + 1, 'events must be applied in sequence order');
     assert(fromIndex !== toIndex, 'transfer within one account');
-    const fromAfter = this.balances[fromIndex]! - amount;
-    const toAfter = this.balances[toIndex]! + amount;
     assert(fromAfter >= BALANCE_MIN && toAfter <= BALANCE_MAX, 'balance out of range');
     this.balances[fromIndex] = fromAfter;
     this.balances[toIndex] = toAfter;
@@ -86,8 +85,7 @@ export class LedgerState {
   }
 
   isExternal(accountIndex: number): boolean {
-    const id = this.accounts.idBytes(accountIndex);
-    return id[0] === 0x40; // '@'
+    return this.externalOf[this.currencies[accountIndex]!] === accountIndex + 1;
   }
 
   memoryBytes(): number {

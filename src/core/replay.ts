@@ -20,6 +20,7 @@ import {
 
 export class ReplayScratch {
   readonly record = Buffer.alloc(RECORD_BYTES);
+  readonly id = Buffer.alloc(64);
   readonly key = new Uint32Array(4);
   readonly content = new Uint32Array(4);
 }
@@ -40,15 +41,17 @@ export function applyFrameBody(state: LedgerState, body: Buffer, count: number, 
 function applyTransferEvent(state: LedgerState, event: TransferRecordedEvent, sequence: number, scratch: ReplayScratch): void {
   if (event.code === Wire.ok) {
     assert(event.fromIndex !== NO_INDEX && event.toIndex !== NO_INDEX, 'successful transfer without both accounts');
-    state.applyTransferSucceeded(sequence, event.fromIndex, event.toIndex, event.amount);
-    assert(state.balances[event.fromIndex] === event.fromBalanceAfter, `replay diverged at sequence ${sequence} (source balance)`);
-    assert(state.balances[event.toIndex] === event.toBalanceAfter, `replay diverged at sequence ${sequence} (destination balance)`);
+    // The log records the balances after; they must follow from the balances before.
+    assert(state.balances[event.fromIndex]! - event.amount === event.fromBalanceAfter, `replay diverged at sequence ${sequence} (source balance)`);
+    assert(state.balances[event.toIndex]! + event.amount === event.toBalanceAfter, `replay diverged at sequence ${sequence} (destination balance)`);
+    state.applyTransferSucceeded(sequence, event.fromIndex, event.toIndex, event.fromBalanceAfter, event.toBalanceAfter);
   } else {
     state.applyTransferRejected(sequence);
   }
   rebuildCommandRecord(state, event, scratch.record);
-  const id = Buffer.from(event.transactionId, 'latin1');
-  fingerprintTransactionId(id, 0, id.length, scratch.key);
+  scratch.id.fill(0);
+  scratch.id.write(event.transactionId, 0, 'latin1');
+  fingerprintTransactionId(scratch.id, 0, event.transactionId.length, scratch.key);
   fingerprintContent(scratch.record, 0, scratch.content);
   const key = scratch.key;
   assert(state.txns.find(key[0]!, key[1]!, key[2]!) === -1, `transaction id logged twice at sequence ${sequence}`);

@@ -27,8 +27,19 @@ export type TxnLookup = { sequence: number; code: number; contentMatches: boolea
 
 export class TxnTable {
   count = 0;
-  private slotsTotal = SLOTS_INITIAL;
-  private words: Uint32Array = new Uint32Array(SLOTS_INITIAL * WORDS_PER_SLOT);
+  private slotsTotal: number;
+  private words: Uint32Array;
+
+  /**
+   * `expectedEntries` sizes the table up front: growing rehashes every entry at once, a pause
+   * proportional to the table (about a second per 10M ids), so size it for the expected load.
+   */
+  constructor(expectedEntries = 0) {
+    let slots = SLOTS_INITIAL;
+    while (expectedEntries * 100 > slots * LOAD_MAX_PERCENT) slots *= 2;
+    this.slotsTotal = slots;
+    this.words = new Uint32Array(slots * WORDS_PER_SLOT);
+  }
 
   /** Slot index holding this key, or -1. */
   find(k0: number, k1: number, k2: number): number {
@@ -68,7 +79,25 @@ export class TxnTable {
     return this.words.byteLength;
   }
 
-  /** The raw slot words: identical for the same insertions on every machine (snapshots, digest). */
+  /**
+   * An order-independent fold of every entry (key, content, sequence, code) into four 32-bit
+   * lanes: equal for equal contents whatever the table's capacity or insertion history.
+   */
+  contentFold(): Uint32Array {
+    const words = this.words;
+    const lanes = new Uint32Array(4);
+    for (let base = 0; base < words.length; base += WORDS_PER_SLOT) {
+      if (words[base + 4] === 0 && words[base + 5] === 0) continue;
+      for (let lane = 0; lane < 4; lane++) {
+        let h = Math.imul(lane + 1, 0x9e3779b9);
+        for (let i = 0; i < WORDS_PER_SLOT; i++) h = Math.imul(h ^ words[base + i]!, 0x85ebca6b) ^ (h >>> 13);
+        lanes[lane] = (lanes[lane]! + (h ^ (h >>> 16))) >>> 0;
+      }
+    }
+    return lanes;
+  }
+
+  /** The raw slot words (snapshots): restoring them restores the exact table. */
   rawWords(): Uint32Array {
     return this.words;
   }

@@ -13,7 +13,7 @@ import { stateDigest } from '../core/digest.js';
 import { codeOfWire, WalletError, Wire } from '../core/errors.js';
 import { EventBuffer } from '../core/event-buffer.js';
 import { ACCOUNT_OPENED_FIXED_BYTES, encodeAccountOpened, NO_INDEX, type TransferRecordedEvent } from '../core/events.js';
-import { DecideScratch, executeTransfer, fingerprintTransactionId, Outcome } from '../core/decide.js';
+import { DecideScratch, executeTransfer, fingerprintTransactionId, Outcome, recordView } from '../core/decide.js';
 import { isValidId } from '../core/ids.js';
 import { LedgerState } from '../core/ledger-state.js';
 import { BATCH_RECORDS_MAX, KIND_NAMES, RECORD_BYTES } from '../core/transfer-record.js';
@@ -56,6 +56,7 @@ export async function openLedger(options: LedgerOptions): Promise<Ledger> {
   const recovered = recover(options.dataDir, {
     ...(options.onRecoveryProgress === undefined ? {} : { onProgress: options.onRecoveryProgress }),
     warn: (message) => process.emitWarning(message),
+    ...(options.expectedTransactions === undefined ? {} : { expectedTransactions: options.expectedTransactions }),
   });
   const { logDir } = dataPaths(options.dataDir);
   const readIndex = new LogReadIndex(logDir);
@@ -77,6 +78,15 @@ export async function openLedger(options: LedgerOptions): Promise<Ledger> {
   );
   engine.attach(writer, recovered.tail, recovered.snapshot?.sequence ?? 0, recovered.snapshot?.createdAtMs ?? 0);
   return engine;
+}
+
+/** The batch's records as a Buffer at a 4-byte-aligned address (copied when not aligned). */
+function alignedRecords(batch: TransferBatch): Buffer {
+  const length = batch.count * RECORD_BYTES;
+  if (batch.bytes.byteOffset % 4 === 0) return Buffer.from(batch.bytes.buffer, batch.bytes.byteOffset, length);
+  const copy = Buffer.alloc(length);
+  copy.set(batch.bytes.subarray(0, length));
+  return copy;
 }
 
 class PartitionEngine implements Ledger {
@@ -220,12 +230,12 @@ class PartitionEngine implements Ledger {
 
   private executeTransfers(command: TransfersCommand): Completion {
     const { batch } = command;
-    const bytes = Buffer.from(batch.bytes.buffer, batch.bytes.byteOffset, batch.count * RECORD_BYTES);
+    const record = recordView(alignedRecords(batch));
     const codes = new Uint8Array(batch.count);
     const sequences = new Float64Array(batch.count);
     const outcome = this.outcome;
     for (let index = 0; index < batch.count; index++) {
-      executeTransfer(this.state, bytes, index * RECORD_BYTES, this.events, this.scratch, outcome);
+      executeTransfer(this.state, record, index * RECORD_BYTES, this.events, this.scratch, outcome);
       codes[index] = outcome.code;
       sequences[index] = outcome.sequence;
       this.outcomeCounts[outcome.code]!++;
@@ -289,9 +299,10 @@ class PartitionEngine implements Ledger {
 
   async transfer(transactionId: string): Promise<TransferView | undefined> {
     if (!isValidId(transactionId)) return undefined;
-    const id = Buffer.from(transactionId, 'latin1');
+    const id = Buffer.alloc(64);
+    id.write(transactionId, 0, 'latin1');
     const key = this.scratch.key;
-    fingerprintTransactionId(id, 0, id.length, key);
+    fingerprintTransactionId(id, 0, transactionId.length, key);
     const slot = this.state.txns.find(key[0]!, key[1]!, key[2]!);
     if (slot < 0) return undefined;
     const sequence = this.state.txns.sequenceAt(slot);

@@ -7,6 +7,7 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { LedgerState } from '../core/ledger-state.js';
+import { TxnTable } from '../core/txn-table.js';
 import { applyFrameBody, ReplayScratch } from '../core/replay.js';
 import { GENESIS_CHAIN_HASH } from '../log/frame.js';
 import { CorruptLogError, scanSegment, type ScanContext } from '../log/scan.js';
@@ -32,6 +33,8 @@ export type RecoveryOptions = Readonly<{
   /** Called after each frame is applied (verify uses it to compare digests at snapshots). */
   onFrameApplied?: (state: LedgerState) => void;
   warn?: (message: string) => void;
+  /** Size the transaction table for this many ids when starting without a snapshot. */
+  expectedTransactions?: number;
 }>;
 
 export function dataPaths(dataDir: string): { logDir: string; snapshotDir: string } {
@@ -48,7 +51,7 @@ export function recover(dataDir: string, options: RecoveryOptions = {}): Recover
   const { logDir, snapshotDir } = dataPaths(dataDir);
   const segments = listSegments(logDir);
   const snapshot = options.fromGenesis === true ? undefined : newestUsableSnapshot(snapshotDir, options);
-  const state = snapshot?.state ?? new LedgerState();
+  const state = snapshot?.state ?? new LedgerState(undefined, undefined, new TxnTable(options.expectedTransactions ?? 0));
   const context: ScanContext = {
     chainHash: snapshot === undefined ? GENESIS_CHAIN_HASH : Buffer.from(snapshot.meta.chainHash, 'hex'),
     nextSequence: state.headSequence + 1,

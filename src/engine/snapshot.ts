@@ -223,7 +223,7 @@ function stateFromSections(meta: SnapshotMeta, data: Map<string, ArrayBufferView
   state.ownerOf.set(get<Uint32Array>('owner_of'));
   state.lastEntrySequence.set(get<Float64Array>('last_entry_sequence'));
   for (let index = 0; index < n; index++) {
-    if (state.isExternal(index)) state.externalOf[state.currencies[index]!] = index + 1;
+    if (state.accounts.idBytes(index)[0] === 0x40) state.externalOf[state.currencies[index]!] = index + 1; // '@external:…'
   }
   state.headSequence = meta.sequence;
   return state;

@@ -115,6 +115,11 @@ export type LedgerOptions = Readonly<{
   nowMs?: () => number;
   /** Take a snapshot after this many new log records (default 5,000,000). */
   snapshotEveryRecords?: number;
+  /**
+   * Transaction ids to size the id table for when the ledger starts empty (default 0: start
+   * small and grow; each growth rehashes everything at once, a pause of ~0.1 s per million ids).
+   */
+  expectedTransactions?: number;
   /** Most records waiting in the engine queue before submit answers `overloaded`. */
   queueRecordsMax?: number;
   observer?: EngineObserver;

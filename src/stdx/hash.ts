@@ -1,13 +1,24 @@
 /**
- * MurmurHash3 (x86 variants, 32- and 128-bit), written from the public algorithm description.
- * Used for in-memory hash tables and id fingerprints: fast in JavaScript (32-bit multiplies
- * with Math.imul), deterministic on every machine. Not a cryptographic hash: the log's
- * tamper evidence uses SHA-256.
+ * MurmurHash3-style hashes (x86 32- and 128-bit rounds), written from the public algorithm
+ * description, specialised for ids stored zero-padded in fixed fields: the input is read in
+ * whole words/blocks, so the caller guarantees zero bytes after `length` up to the next
+ * multiple of 4 (hash32Padded) or 16 (hash128Padded). Everything stays in int32 arithmetic,
+ * which V8 keeps unboxed. Deterministic on every machine; not cryptographic (the log's tamper
+ * evidence uses SHA-256).
  */
-const C1 = 0x239b961b;
-const C2 = 0xab0e9789;
-const C3 = 0x38b34ae5;
-const C4 = 0xa1e38b93;
+const C1 = 0x239b961b | 0;
+const C2 = 0xab0e9789 | 0;
+const C3 = 0x38b34ae5 | 0;
+const C4 = 0xa1e38b93 | 0;
+const M32_1 = 0xcc9e2d51 | 0;
+const M32_2 = 0x1b873593 | 0;
+const ADD1 = 0x561ccd1b | 0;
+const ADD2 = 0x0bcaa747 | 0;
+const ADD3 = 0x96cd1c35 | 0;
+const ADD4 = 0x32ac3b17 | 0;
+const ADD32 = 0xe6546b64 | 0;
+const F1 = 0x85ebca6b | 0;
+const F2 = 0xc2b2ae35 | 0;
 
 function rotl(x: number, r: number): number {
   return (x << r) | (x >>> (32 - r));
@@ -15,85 +26,49 @@ function rotl(x: number, r: number): number {
 
 function fmix(h: number): number {
   h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
+  h = Math.imul(h, F1);
   h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  h = Math.imul(h, F2);
+  return h ^ (h >>> 16);
 }
 
 function word(bytes: Uint8Array, at: number): number {
-  return (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)) >>> 0;
+  return bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24);
 }
 
-/** 32-bit MurmurHash3 of bytes[offset, offset+length). */
-export function hash32(bytes: Uint8Array, offset: number, length: number, seed = 0): number {
-  let h = seed >>> 0;
-  const blocksEnd = offset + (length & ~3);
-  for (let at = offset; at < blocksEnd; at += 4) {
-    let k = Math.imul(word(bytes, at), 0xcc9e2d51);
-    k = Math.imul(rotl(k, 15), 0x1b873593);
+/** 32-bit hash of `length` bytes at `offset`, zero-padded to a multiple of 4 (see above). */
+export function hash32Padded(bytes: Uint8Array, offset: number, length: number, seed: number): number {
+  let h = seed | 0;
+  const end = offset + ((length + 3) & ~3);
+  for (let at = offset; at < end; at += 4) {
+    let k = Math.imul(word(bytes, at), M32_1);
+    k = Math.imul(rotl(k, 15), M32_2);
     h ^= k;
-    h = (Math.imul(rotl(h, 13), 5) + 0xe6546b64) | 0;
+    h = (Math.imul(rotl(h, 13), 5) + ADD32) | 0;
   }
-  let k = 0;
-  const tail = length & 3;
-  if (tail >= 3) k ^= bytes[blocksEnd + 2]! << 16;
-  if (tail >= 2) k ^= bytes[blocksEnd + 1]! << 8;
-  if (tail >= 1) {
-    k ^= bytes[blocksEnd]!;
-    k = Math.imul(k, 0xcc9e2d51);
-    k = Math.imul(rotl(k, 15), 0x1b873593);
-    h ^= k;
-  }
-  return fmix(h ^ length);
+  return fmix(h ^ length) >>> 0;
 }
 
 /**
- * 128-bit MurmurHash3 (x86_128) of bytes[offset, offset+length), written into out[0..3] as
- * unsigned 32-bit words. `out` is caller-owned so the hot path allocates nothing.
+ * 128-bit hash of `length` bytes at `offset`, zero-padded to a multiple of 16, into out[0..3]
+ * (caller-owned, so the hot path allocates nothing).
  */
-export function hash128(bytes: Uint8Array, offset: number, length: number, out: Uint32Array, seed = 0): void {
+export function hash128Padded(bytes: Uint8Array, offset: number, length: number, out: Uint32Array, seed: number): void {
   let h1 = seed | 0;
   let h2 = seed | 0;
   let h3 = seed | 0;
   let h4 = seed | 0;
-  const blocksEnd = offset + (length & ~15);
-  for (let at = offset; at < blocksEnd; at += 16) {
-    let k1 = word(bytes, at);
-    let k2 = word(bytes, at + 4);
-    let k3 = word(bytes, at + 8);
-    let k4 = word(bytes, at + 12);
-    k1 = Math.imul(rotl(Math.imul(k1, C1), 15), C2);
-    h1 ^= k1;
-    h1 = (Math.imul(rotl(h1, 19) + h2, 5) + 0x561ccd1b) | 0;
-    k2 = Math.imul(rotl(Math.imul(k2, C2), 16), C3);
-    h2 ^= k2;
-    h2 = (Math.imul(rotl(h2, 17) + h3, 5) + 0x0bcaa747) | 0;
-    k3 = Math.imul(rotl(Math.imul(k3, C3), 17), C4);
-    h3 ^= k3;
-    h3 = (Math.imul(rotl(h3, 15) + h4, 5) + 0x96cd1c35) | 0;
-    k4 = Math.imul(rotl(Math.imul(k4, C4), 18), C1);
-    h4 ^= k4;
-    h4 = (Math.imul(rotl(h4, 13) + h1, 5) + 0x32ac3b17) | 0;
+  const end = offset + ((length + 15) & ~15);
+  for (let at = offset; at < end; at += 16) {
+    h1 ^= Math.imul(rotl(Math.imul(word(bytes, at), C1), 15), C2);
+    h1 = (Math.imul((rotl(h1, 19) + h2) | 0, 5) + ADD1) | 0;
+    h2 ^= Math.imul(rotl(Math.imul(word(bytes, at + 4), C2), 16), C3);
+    h2 = (Math.imul((rotl(h2, 17) + h3) | 0, 5) + ADD2) | 0;
+    h3 ^= Math.imul(rotl(Math.imul(word(bytes, at + 8), C3), 17), C4);
+    h3 = (Math.imul((rotl(h3, 15) + h4) | 0, 5) + ADD3) | 0;
+    h4 ^= Math.imul(rotl(Math.imul(word(bytes, at + 12), C4), 18), C1);
+    h4 = (Math.imul((rotl(h4, 13) + h1) | 0, 5) + ADD4) | 0;
   }
-  const tailLength = length & 15;
-  const tail = blocksEnd;
-  let k1 = 0;
-  let k2 = 0;
-  let k3 = 0;
-  let k4 = 0;
-  for (let i = tailLength - 1; i >= 0; i--) {
-    const byte = bytes[tail + i]!;
-    if (i >= 12) k4 ^= byte << ((i - 12) * 8);
-    else if (i >= 8) k3 ^= byte << ((i - 8) * 8);
-    else if (i >= 4) k2 ^= byte << ((i - 4) * 8);
-    else k1 ^= byte << (i * 8);
-  }
-  if (tailLength > 12) h4 ^= Math.imul(rotl(Math.imul(k4, C4), 18), C1);
-  if (tailLength > 8) h3 ^= Math.imul(rotl(Math.imul(k3, C3), 17), C4);
-  if (tailLength > 4) h2 ^= Math.imul(rotl(Math.imul(k2, C2), 16), C3);
-  if (tailLength > 0) h1 ^= Math.imul(rotl(Math.imul(k1, C1), 15), C2);
   h1 ^= length;
   h2 ^= length;
   h3 ^= length;
@@ -110,8 +85,73 @@ export function hash128(bytes: Uint8Array, offset: number, length: number, out: 
   h2 = (h2 + h1) | 0;
   h3 = (h3 + h1) | 0;
   h4 = (h4 + h1) | 0;
-  out[0] = h1 >>> 0;
-  out[1] = h2 >>> 0;
-  out[2] = h3 >>> 0;
-  out[3] = h4 >>> 0;
+  out[0] = h1;
+  out[1] = h2;
+  out[2] = h3;
+  out[3] = h4;
 }
+
+/** Copies an id into a zeroed 64-byte scratch so it can be hashed like a record field. */
+export function padId(source: Uint8Array, offset: number, length: number, scratch: Uint8Array): Uint8Array {
+  scratch.fill(0);
+  scratch.set(source.subarray(offset, offset + length), 0);
+  return scratch;
+}
+
+/**
+ * The same as hash32Padded / hash128Padded, reading 32-bit words straight from an Int32Array
+ * (on a little-endian machine the results are identical to the byte versions). `wordOffset`
+ * indexes words; `length` is in bytes.
+ */
+export function hash32Words(words: Int32Array, wordOffset: number, length: number, seed: number): number {
+  let h = seed | 0;
+  const end = wordOffset + ((length + 3) >>> 2);
+  for (let at = wordOffset; at < end; at++) {
+    let k = Math.imul(words[at]!, M32_1);
+    k = Math.imul(rotl(k, 15), M32_2);
+    h ^= k;
+    h = (Math.imul(rotl(h, 13), 5) + ADD32) | 0;
+  }
+  return fmix(h ^ length) >>> 0;
+}
+
+export function hash128Words(words: Int32Array, wordOffset: number, length: number, out: Uint32Array, seed: number): void {
+  let h1 = seed | 0;
+  let h2 = seed | 0;
+  let h3 = seed | 0;
+  let h4 = seed | 0;
+  const end = wordOffset + (((length + 15) & ~15) >>> 2);
+  for (let at = wordOffset; at < end; at += 4) {
+    h1 ^= Math.imul(rotl(Math.imul(words[at]!, C1), 15), C2);
+    h1 = (Math.imul((rotl(h1, 19) + h2) | 0, 5) + ADD1) | 0;
+    h2 ^= Math.imul(rotl(Math.imul(words[at + 1]!, C2), 16), C3);
+    h2 = (Math.imul((rotl(h2, 17) + h3) | 0, 5) + ADD2) | 0;
+    h3 ^= Math.imul(rotl(Math.imul(words[at + 2]!, C3), 17), C4);
+    h3 = (Math.imul((rotl(h3, 15) + h4) | 0, 5) + ADD3) | 0;
+    h4 ^= Math.imul(rotl(Math.imul(words[at + 3]!, C4), 18), C1);
+    h4 = (Math.imul((rotl(h4, 13) + h1) | 0, 5) + ADD4) | 0;
+  }
+  h1 ^= length;
+  h2 ^= length;
+  h3 ^= length;
+  h4 ^= length;
+  h1 = (h1 + h2 + h3 + h4) | 0;
+  h2 = (h2 + h1) | 0;
+  h3 = (h3 + h1) | 0;
+  h4 = (h4 + h1) | 0;
+  h1 = fmix(h1);
+  h2 = fmix(h2);
+  h3 = fmix(h3);
+  h4 = fmix(h4);
+  h1 = (h1 + h2 + h3 + h4) | 0;
+  h2 = (h2 + h1) | 0;
+  h3 = (h3 + h1) | 0;
+  h4 = (h4 + h1) | 0;
+  out[0] = h1;
+  out[1] = h2;
+  out[2] = h3;
+  out[3] = h4;
+}
+
+/** Word-based hashing relies on little-endian typed arrays, as on every x86-64 and ARM64 host. */
+export const IS_LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;

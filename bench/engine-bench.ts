@@ -1,0 +1,165 @@
+/**
+ * Engine benchmark (`npm run bench:engine`): drives the engine in-process with durable appends
+ * (fsync on every group commit, as in production) and prints transfers/s and batch latency.
+ *
+ * Scenarios, all in one run so they share the machine's state:
+ *   uniform  — every transfer between two accounts drawn uniformly from all accounts;
+ *   hot      — every transfer debits one hot account, credits a uniform one.
+ * Records are prebuilt before timing starts (the engine's input is the fixed 208-byte record,
+ * so prebuilding is what a network client hands over). Options: --accounts N, --transfers N,
+ * --batch N, --inflight N, --no-fsync, --seed N.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { currencyByCode } from '../src/core/currency.js';
+import { Wire } from '../src/core/errors.js';
+import { BATCH_RECORDS_MAX, RECORD_BYTES, writeTransferRecord } from '../src/core/transfer-record.js';
+import { openLedger } from '../src/engine/ledger.js';
+import type { Ledger } from '../src/engine/types.js';
+import { Prng } from '../src/stdx/prng.js';
+
+const { values } = parseArgs({
+  options: {
+    accounts: { type: 'string', default: '1000000' },
+    transfers: { type: 'string', default: '10000000' },
+    batch: { type: 'string', default: String(BATCH_RECORDS_MAX) },
+    inflight: { type: 'string', default: '8' },
+    'no-fsync': { type: 'boolean', default: false },
+    seed: { type: 'string', default: '42' },
+    scenarios: { type: 'string', default: 'uniform,hot' },
+  },
+});
+const accounts = Number(values.accounts);
+const transfers = Number(values.transfers);
+const batchSize = Math.min(Number(values.batch), BATCH_RECORDS_MAX);
+const inflight = Number(values.inflight);
+const fsync = !values['no-fsync'];
+const USD = currencyByCode('USD')!.numeric;
+
+function accountId(index: number): string {
+  return `acct-${index}`;
+}
+
+async function openAccounts(ledger: Ledger): Promise<void> {
+  const chunk = 10_000;
+  for (let start = 0; start < accounts; start += chunk) {
+    const opens: Promise<unknown>[] = [];
+    for (let index = start; index < Math.min(accounts, start + chunk); index++) {
+      opens.push(ledger.openAccount({ accountId: accountId(index), currencyCode: 'USD', owner: accountId(index) }));
+    }
+    await Promise.all(opens);
+  }
+}
+
+/** Prebuilds batches of records; `pickFrom` chooses the debited account. */
+function buildBatches(prefix: string, count: number, prng: Prng, pickFrom: () => number): Buffer[] {
+  const batches: Buffer[] = [];
+  for (let done = 0; done < count; ) {
+    const size = Math.min(batchSize, count - done);
+    const bytes = Buffer.alloc(size * RECORD_BYTES);
+    for (let index = 0; index < size; index++) {
+      const from = pickFrom();
+      let to = prng.below(accounts);
+      if (to === from) to = (to + 1) % accounts;
+      writeTransferRecord(bytes, index, {
+        kind: 'transfer',
+        transactionId: `${prefix}-${done + index}`,
+        fromAccount: accountId(from),
+        toAccount: accountId(to),
+        amountMinor: 1n + BigInt(prng.below(100)),
+        currencyNumeric: USD,
+      });
+    }
+    batches.push(bytes);
+    done += size;
+  }
+  return batches;
+}
+
+async function fund(ledger: Ledger, perAccount: bigint, hotExtra: bigint): Promise<void> {
+  const batches: Buffer[] = [];
+  for (let start = 0; start < accounts; start += batchSize) {
+    const size = Math.min(batchSize, accounts - start);
+    const bytes = Buffer.alloc(size * RECORD_BYTES);
+    for (let index = 0; index < size; index++) {
+      const amount = start + index === 0 ? perAccount + hotExtra : perAccount;
+      writeTransferRecord(bytes, index, { kind: 'deposit', transactionId: `fund-${start + index}`, fromAccount: '', toAccount: accountId(start + index), amountMinor: amount, currencyNumeric: USD });
+    }
+    batches.push(bytes);
+  }
+  await runBatches(ledger, batches);
+}
+
+type RunResult = { seconds: number; records: number; latenciesMs: number[]; outcomes: Map<number, number> };
+
+/** Submits batches keeping `inflight` in flight; measures per-batch latency. */
+async function runBatches(ledger: Ledger, batches: Buffer[]): Promise<RunResult> {
+  const latenciesMs: number[] = [];
+  const outcomes = new Map<number, number>();
+  let next = 0;
+  let records = 0;
+  const started = performance.now();
+  const worker = async (): Promise<void> => {
+    while (next < batches.length) {
+      const bytes = batches[next++]!;
+      const count = bytes.length / RECORD_BYTES;
+      const sent = performance.now();
+      const results = await ledger.submitTransfers({ bytes, count });
+      latenciesMs.push(performance.now() - sent);
+      records += count;
+      for (const code of results.codes) outcomes.set(code, (outcomes.get(code) ?? 0) + 1);
+    }
+  };
+  await Promise.all(Array.from({ length: inflight }, worker));
+  return { seconds: (performance.now() - started) / 1000, records, latenciesMs, outcomes };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+function report(name: string, result: RunResult): { name: string; rate: number } {
+  const sorted = [...result.latenciesMs].sort((a, b) => a - b);
+  const rate = result.records / result.seconds;
+  const ok = result.outcomes.get(Wire.ok) ?? 0;
+  console.log(
+    `${name.padEnd(8)} ${result.records.toLocaleString('en-US')} transfers in ${result.seconds.toFixed(2)} s = ` +
+      `${Math.round(rate).toLocaleString('en-US')} transfers/s | batch latency ms p50 ${percentile(sorted, 50).toFixed(1)} ` +
+      `p99 ${percentile(sorted, 99).toFixed(1)} max ${(sorted[sorted.length - 1] ?? 0).toFixed(1)} | ok ${ok}, other ${result.records - ok}`,
+  );
+  return { name, rate };
+}
+
+async function main(): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'walletd-bench-'));
+  console.log(`engine bench: ${accounts.toLocaleString('en-US')} accounts, ${transfers.toLocaleString('en-US')} transfers per scenario, batches of ${batchSize}, ${inflight} in flight, fsync ${fsync ? 'on' : 'off'}, data ${dataDir}`);
+  const expectedTransactions = accounts + transfers * values.scenarios.split(',').length;
+  const ledger = await openLedger({ dataDir, fsync, snapshotEveryRecords: Number.MAX_SAFE_INTEGER, expectedTransactions });
+  try {
+    let t = performance.now();
+    await openAccounts(ledger);
+    console.log(`opened ${accounts.toLocaleString('en-US')} accounts in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    t = performance.now();
+    await fund(ledger, 1_000_000n, 10n ** 15n);
+    console.log(`funded in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    const results: Array<{ name: string; rate: number }> = [];
+    for (const scenario of values.scenarios.split(',')) {
+      const prng = new Prng(Number(values.seed));
+      const pickFrom = scenario === 'hot' ? () => 0 : () => prng.below(accounts);
+      const batches = buildBatches(scenario, transfers, prng, pickFrom);
+      results.push(report(scenario, await runBatches(ledger, batches)));
+    }
+    const [uniform, hot] = results;
+    if (uniform !== undefined && hot !== undefined) console.log(`hot/uniform ratio ${(hot.rate / uniform.rate).toFixed(2)}`);
+    const stats = ledger.stats();
+    console.log(`state ${Math.round(stats.stateBytes / 1e6)} MB for ${stats.accounts} accounts and ${stats.transactions} ids; log ${Math.round(stats.logBytes / 1e6)} MB; rss ${Math.round(process.memoryUsage().rss / 1e6)} MB`);
+  } finally {
+    await ledger.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+await main();
