@@ -10,8 +10,13 @@ import type { BenchTarget } from './target.js';
 import { WORKLOAD_CURRENCY_CODE, WORKLOAD_CURRENCY_NUMERIC, type BatchView, type Workload } from './workload.js';
 import type { WalletdServer } from './walletd-server.js';
 
-/** Account opens and balance reads waiting per connection at once during setup and the check. */
-const LOOKUPS_IN_FLIGHT_PER_CONNECTION = 2_048;
+/**
+ * Setup and the check use their own connections, each with as many frames in flight as the
+ * server allows (32): an account opening is one small frame, and the engine commits all the
+ * openings it finds queued with one fsync, so more in flight means bigger groups.
+ */
+const LOOKUP_CONNECTIONS = 8;
+const LOOKUP_FRAMES_IN_FLIGHT = 32;
 
 export type WalletdEndpoint = Readonly<{ host: string; port: number; token: string }>;
 
@@ -20,6 +25,7 @@ export class WalletdTarget implements BenchTarget {
   readonly lanes: number;
 
   private constructor(
+    private readonly endpoint: WalletdEndpoint,
     private readonly clients: readonly WalletClient[],
     framesInFlightPerConnection: number,
     readonly durability: string,
@@ -46,7 +52,7 @@ export class WalletdTarget implements BenchTarget {
       await options.server?.stop();
       throw error;
     }
-    return new WalletdTarget(clients, options.framesInFlightPerConnection, options.durability, options.server);
+    return new WalletdTarget(endpoint, clients, options.framesInFlightPerConnection, options.durability, options.server);
   }
 
   async setup(workload: Workload, onProgress: (accountsDone: number) => void): Promise<void> {
@@ -118,16 +124,24 @@ export class WalletdTarget implements BenchTarget {
     await Promise.all(frames);
   }
 
-  /** Runs `work` for accounts 0 .. n−1, a bounded number at a time on each connection. */
+  /** Runs `work` for accounts 0 .. n−1 on fresh lookup connections, a bounded number at a time. */
   private async forEachAccount(accounts: number, work: (index: number, client: WalletClient) => Promise<void>): Promise<void> {
-    let next = 0;
-    const worker = async (lane: number): Promise<void> => {
-      const client = this.client(lane);
-      while (next < accounts) await work(next++, client);
-    };
-    const workers: Promise<void>[] = [];
-    for (let lane = 0; lane < this.clients.length * LOOKUPS_IN_FLIGHT_PER_CONNECTION; lane++) workers.push(worker(lane));
-    await Promise.all(workers);
+    const clients: WalletClient[] = [];
+    try {
+      for (let index = 0; index < LOOKUP_CONNECTIONS; index++) {
+        clients.push(await WalletClient.connect({ ...this.endpoint, framesInFlightMax: LOOKUP_FRAMES_IN_FLIGHT }));
+      }
+      let next = 0;
+      const worker = async (client: WalletClient): Promise<void> => {
+        while (next < accounts) await work(next++, client);
+      };
+      const workers: Promise<void>[] = [];
+      // Twice the frames in flight, so a new request is queued the moment an answer comes back.
+      for (const client of clients) for (let lane = 0; lane < 2 * LOOKUP_FRAMES_IN_FLIGHT; lane++) workers.push(worker(client));
+      await Promise.all(workers);
+    } finally {
+      await Promise.allSettled(clients.map((client) => client.close()));
+    }
   }
 
   private client(lane: number): WalletClient {
