@@ -192,6 +192,7 @@ test('latency and chart: percentiles from the histogram, one line per target in 
     throughput: [{ atMs: 500, transfersPerSecond: rate }, { atMs: 1000, transfersPerSecond: rate * 2 }],
     codes: { ok: rate },
     server: { cpuSeconds: 0, cpuPercentOfOneCore: 0, rssBytesMax: 0 },
+    client: { cpuPercentOfOneCore: 0 },
   });
   const svg = renderChart('title <x>', [run('walletd', 1_000_000), run('postgres', 7_000)]);
   assert.ok(svg.startsWith('<svg') && svg.trim().endsWith('</svg>'));

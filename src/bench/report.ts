@@ -36,7 +36,7 @@ export function summaryLines(result: TargetResult): string[] {
     `${run.target} [${run.durability}]`,
     `  ${count(run.transfersPerSecond)} transfers/s  (${count(run.transfersDone)} transfers in ${(run.elapsedMs / 1000).toFixed(2)} s, ${run.lanes} batches in flight)`,
     `  batch latency  p50 ${ms(l.p50Us)} ms  p99 ${ms(l.p99Us)} ms  p99.9 ${ms(l.p999Us)} ms  max ${ms(l.maxUs)} ms  (${count(l.batches)} batches)`,
-    `  server CPU ${cpu}, RSS ${rss}`,
+    `  server CPU ${cpu}, RSS ${rss}; bench client CPU ${run.client.cpuPercentOfOneCore.toFixed(0)}% of one core`,
     `  check: ${check.ok ? `ok (${count(check.accountsChecked)} balances exact, sum unchanged, replay of ${count(check.replayedTransfers)} transfers moved nothing)` : `FAILED: ${check.problems.join(' | ')}`}`,
   ];
 }
@@ -54,6 +54,7 @@ export function sideBySide(results: readonly TargetResult[]): string {
     ['batch p99.9 ms', ...results.map((r) => ms(r.run.latency.p999Us))],
     ['batch max ms', ...results.map((r) => ms(r.run.latency.maxUs))],
     ['server CPU %', ...results.map((r) => (r.run.server.cpuSeconds > 0 ? r.run.server.cpuPercentOfOneCore.toFixed(0) : 'n/a'))],
+    ['client CPU %', ...results.map((r) => r.run.client.cpuPercentOfOneCore.toFixed(0))],
     ['server RSS MiB', ...results.map((r) => (r.run.server.rssBytesMax > 0 ? (r.run.server.rssBytesMax / 2 ** 20).toFixed(0) : 'n/a'))],
     ['transfers', ...results.map((r) => count(r.run.transfersDone))],
     ['check', ...results.map((r) => (r.check.ok ? 'ok' : 'FAILED'))],

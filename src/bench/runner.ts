@@ -36,6 +36,8 @@ export type RunMeasurement = Readonly<{
   /** Count of every result code seen, by name ("ok", "insufficient_funds", ...). */
   codes: Readonly<Record<string, number>>;
   server: Readonly<{ cpuSeconds: number; cpuPercentOfOneCore: number; rssBytesMax: number }>;
+  /** The bench process's own CPU over the run: what generating the load cost. */
+  client: Readonly<{ cpuPercentOfOneCore: number }>;
 }>;
 
 export type ProgressLine = (line: string) => void;
@@ -57,6 +59,7 @@ export async function runLoad(target: BenchTarget, workload: Workload, limits: R
   const latency = new LatencyRecorder();
   const pids = await target.serverPids();
   const cpuStart = sampleProcesses(pids);
+  const clientCpuStart = process.cpuUsage();
   const startMs = performance.now();
   const state: RunState = {
     nextBatch: 0,
@@ -79,6 +82,8 @@ export async function runLoad(target: BenchTarget, workload: Workload, limits: R
   const elapsedMs = performance.now() - startMs;
   const cpuEnd = sampleProcesses(pids);
   const cpuSeconds = cpuEnd.cpuSeconds - cpuStart.cpuSeconds;
+  const clientCpu = process.cpuUsage(clientCpuStart);
+  const clientCpuSeconds = (clientCpu.user + clientCpu.system) / 1e6;
   return {
     target: target.name,
     durability: target.durability,
@@ -94,6 +99,7 @@ export async function runLoad(target: BenchTarget, workload: Workload, limits: R
       cpuPercentOfOneCore: (cpuSeconds / (elapsedMs / 1000)) * 100,
       rssBytesMax: Math.max(sampler.rssBytesMax(), cpuEnd.rssBytes),
     },
+    client: { cpuPercentOfOneCore: (clientCpuSeconds / (elapsedMs / 1000)) * 100 },
   };
 }
 
