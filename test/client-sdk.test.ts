@@ -29,28 +29,21 @@ const TOKENS: Record<string, Principal> = {
 };
 const authenticate = (token: string): Principal | undefined => TOKENS[token];
 
+/** The real ledger with submitTransfers replaced; every other call goes to it unchanged. */
+function withSubmit(ledger: Ledger, submitTransfers: Ledger['submitTransfers']): Ledger {
+  return new Proxy(ledger, { get: (target, key) => (key === 'submitTransfers' ? submitTransfers : (Reflect.get(target, key) as (...args: unknown[]) => unknown).bind(target)) });
+}
+
 /** The real ledger, with every batch that reaches it recorded (count) and an optional hook. */
 function recording(ledger: Ledger): { ledger: Ledger; batches: number[]; onSubmit: (hook: ((batch: TransferBatch) => void) | undefined) => void } {
   const batches: number[] = [];
   let hook: ((batch: TransferBatch) => void) | undefined;
-  const wrapped: Ledger = {
-    submitTransfers: (batch) => {
-      batches.push(batch.count);
-      const submitted = ledger.submitTransfers(batch);
-      hook?.(batch);
-      return submitted;
-    },
-    openAccount: (request) => ledger.openAccount(request),
-    sync: () => ledger.sync(),
-    account: (accountId) => ledger.account(accountId),
-    transfer: (transactionId) => ledger.transfer(transactionId),
-    balanceAt: (accountId, query) => ledger.balanceAt(accountId, query),
-    statement: (accountId, limit, beforeSequence) => ledger.statement(accountId, limit, beforeSequence),
-    stats: () => ledger.stats(),
-    digest: () => ledger.digest(),
-    snapshot: () => ledger.snapshot(),
-    close: () => ledger.close(),
-  };
+  const wrapped = withSubmit(ledger, (batch) => {
+    batches.push(batch.count);
+    const submitted = ledger.submitTransfers(batch);
+    hook?.(batch);
+    return submitted;
+  });
   return { ledger: wrapped, batches, onSubmit: (next) => (hook = next) };
 }
 

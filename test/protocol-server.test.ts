@@ -117,33 +117,26 @@ function balanceOf(ledger: Ledger, accountId: string): bigint | undefined {
   return ledger.account(accountId)?.balance;
 }
 
+/** The real ledger with submitTransfers replaced; every other call goes to it unchanged. */
+function withSubmit(ledger: Ledger, submitTransfers: Ledger['submitTransfers']): Ledger {
+  return new Proxy(ledger, { get: (target, key) => (key === 'submitTransfers' ? submitTransfers : (Reflect.get(target, key) as (...args: unknown[]) => unknown).bind(target)) });
+}
+
 /** A real ledger that also records how many transfer batches it holds at once. */
 function observed(ledger: Ledger): { ledger: Ledger; concurrentMax: () => number; onSubmit: (hook: () => void) => void } {
   let current = 0;
   let max = 0;
   let hook: (() => void) | undefined;
-  const wrapped: Ledger = {
-    submitTransfers: async (batch) => {
-      current += 1;
-      max = Math.max(max, current);
-      hook?.();
-      try {
-        return await ledger.submitTransfers(batch);
-      } finally {
-        current -= 1;
-      }
-    },
-    openAccount: (request) => ledger.openAccount(request),
-    sync: () => ledger.sync(),
-    account: (accountId) => ledger.account(accountId),
-    transfer: (transactionId) => ledger.transfer(transactionId),
-    balanceAt: (accountId, query) => ledger.balanceAt(accountId, query),
-    statement: (accountId, limit, beforeSequence) => ledger.statement(accountId, limit, beforeSequence),
-    stats: () => ledger.stats(),
-    digest: () => ledger.digest(),
-    snapshot: () => ledger.snapshot(),
-    close: () => ledger.close(),
-  };
+  const wrapped = withSubmit(ledger, async (batch) => {
+    current += 1;
+    max = Math.max(max, current);
+    hook?.();
+    try {
+      return await ledger.submitTransfers(batch);
+    } finally {
+      current -= 1;
+    }
+  });
   return { ledger: wrapped, concurrentMax: () => max, onSubmit: (next) => (hook = next) };
 }
 

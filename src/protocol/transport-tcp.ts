@@ -38,7 +38,8 @@ export class TcpTransport implements Transport {
   }
 
   write(head: Uint8Array, body?: Uint8Array): boolean {
-    if (this.closed) return true;
+    // After end() the socket refuses writes; a late answer is dropped like one to a closed peer.
+    if (this.closed || this.socket.writableEnded) return true;
     if (body === undefined || body.length === 0) return this.socket.write(head);
     // Corked writes leave as one writev: header and a 1.7 MB body, no concatenation copy.
     this.socket.cork();
