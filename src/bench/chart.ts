@@ -11,6 +11,7 @@ const MARGIN = { left: 70, right: 20, top: 40, bottom: 50 } as const;
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'] as const;
 /** The latency panel's x axis: 0, 90, 99, 99.9, 99.99 %, then max. */
 const NINES_MAX = 4;
+const LEGEND_ROW_HEIGHT = 18;
 
 type Point = readonly [number, number];
 type Series = Readonly<{ name: string; color: string; points: readonly Point[] }>;
@@ -30,7 +31,8 @@ export function renderChart(title: string, runs: readonly RunMeasurement[]): str
   }));
   const secondsMax = Math.max(1, ...throughput.flatMap((s) => s.points.map((p) => p[0])));
   const width = 2 * (PANEL_WIDTH + MARGIN.left + MARGIN.right);
-  const height = PANEL_HEIGHT + MARGIN.top + MARGIN.bottom + 30;
+  const legendTop = PANEL_HEIGHT + MARGIN.top + MARGIN.bottom;
+  const height = legendTop + LEGEND_ROW_HEIGHT * runs.length + 10;
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
@@ -45,7 +47,7 @@ export function renderChart(title: string, runs: readonly RunMeasurement[]): str
       percentileAxis(),
       logAxis(valuesOf(latency)),
     ),
-    legend(colored.map(({ run, color }) => ({ name: `${run.target} (${run.durability})`, color })), height - 12),
+    legend(colored.map(({ run, color }) => ({ name: `${run.target} (${run.durability})`, color })), legendTop),
     '</svg>',
   ];
   return parts.join('\n');
@@ -79,11 +81,12 @@ function panel(offsetX: number, title: string, xLabel: string, yLabel: string, s
   return out.join('\n');
 }
 
-function legend(entries: ReadonlyArray<{ name: string; color: string }>, y: number): string {
+/** One row per target: durability descriptions are long. */
+function legend(entries: ReadonlyArray<{ name: string; color: string }>, top: number): string {
   return entries
     .map((entry, index) => {
-      const x = MARGIN.left + index * 260;
-      return `<rect x="${x}" y="${y - 10}" width="12" height="12" fill="${entry.color}"/><text x="${x + 18}" y="${y}">${escapeXml(entry.name)}</text>`;
+      const y = top + (index + 1) * LEGEND_ROW_HEIGHT;
+      return `<rect x="${MARGIN.left}" y="${y - 10}" width="12" height="12" fill="${entry.color}"/><text x="${MARGIN.left + 18}" y="${y}">${escapeXml(entry.name)}</text>`;
     })
     .join('\n');
 }

@@ -1,0 +1,67 @@
+/**
+ * `walletd bench` end to end against walletd itself: it starts `walletd serve` as a child
+ * process on a temporary data directory, opens and funds the accounts through the client SDK,
+ * runs a small load, checks exactly-once (balances, sum, replay of batch 0), stops the server
+ * and writes result.json and chart.svg. Small sizes: this checks the plumbing, not the speed.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runBench } from '../src/bench/bench.js';
+import { parseBenchArgs } from '../src/bench/options.js';
+import { startWalletdServer } from '../src/bench/walletd-server.js';
+import { WalletdTarget } from '../src/bench/walletd-target.js';
+import { runLoad } from '../src/bench/runner.js';
+import { checkRun } from '../src/bench/verify.js';
+import { Workload } from '../src/bench/workload.js';
+
+const quiet = (): void => undefined;
+
+test('walletd bench: starts a server, runs, checks, stops it, writes the results', async () => {
+  const resultsDir = mkdtempSync(join(tmpdir(), 'walletd-bench-test-'));
+  try {
+    const options = parseBenchArgs(
+      ['--accounts', '2000', '--transfers', '30000', '--batch-size', '1000', '--distribution', 'zipf', '--results', resultsDir],
+      {},
+    );
+    assert.ok(options !== 'help');
+    const printed: string[] = [];
+    const passed = await runBench(options, 'walletd bench (test)', { print: (line) => printed.push(line), progress: quiet });
+    assert.equal(passed, true, printed.join('\n'));
+    const [folder] = readdirSync(resultsDir);
+    assert.ok(folder !== undefined);
+    const report = JSON.parse(readFileSync(join(resultsDir, folder, 'result.json'), 'utf8')) as {
+      results: Array<{ run: { target: string; transfersDone: number; codes: Record<string, number>; server: { cpuSeconds: number } }; check: { ok: boolean } }>;
+    };
+    const [walletd] = report.results;
+    assert.equal(walletd?.run.target, 'walletd');
+    assert.equal(walletd?.run.transfersDone, 30_000);
+    assert.deepEqual(walletd?.run.codes, { ok: 30_000 });
+    assert.equal(walletd?.check.ok, true);
+    assert.ok((walletd?.run.server.cpuSeconds ?? 0) > 0, 'the server process was measured');
+    assert.match(readFileSync(join(resultsDir, folder, 'chart.svg'), 'utf8'), /^<svg/);
+  } finally {
+    rmSync(resultsDir, { recursive: true, force: true });
+  }
+});
+
+test('walletd bench: hot account without fsync, and the server and its data are gone afterwards', async () => {
+  const server = await startWalletdServer({ durable: false });
+  const target = await WalletdTarget.connect(
+    { host: server.host, port: server.protocolPort, token: server.token },
+    { connections: 2, framesInFlightPerConnection: 2, durability: 'no fsync', server },
+  );
+  const work = new Workload({ accounts: 500, batchRecords: 700, distribution: 'hot', seed: 3, zipfExponent: 1, transfersMax: 7_000, runTag: 'hot' });
+  try {
+    await target.setup(work, quiet);
+    const run = await runLoad(target, work, { transfers: 7_000 }, quiet);
+    assert.deepEqual(run.codes, { ok: 7_000 });
+    assert.deepEqual((await checkRun(target, work, run)).problems, []);
+  } finally {
+    await target.close();
+  }
+  assert.equal(existsSync(server.dataDir), false, 'the data directory is removed');
+  assert.throws(() => process.kill(server.pid, 0), 'the server has exited');
+});
