@@ -195,6 +195,15 @@ describe('client SDK', () => {
     });
   });
 
+  it('answers overloaded beyond queuedRecordsMax, without sending those calls', async () => {
+    const client = await WalletClient.connect({ port: server.port, token: 'admin-token', queuedRecordsMax: 5 });
+    const ids = Array.from({ length: 8 }, () => nextTx());
+    const results = await Promise.all(ids.map((transactionId) => client.transfer({ transactionId, fromAccount: 'alice', toAccount: 'bob', amount: 1n, currency: 'USD' })));
+    assert.deepEqual(results.map((result) => (result.ok ? 'ok' : result.code)), ['ok', 'ok', 'ok', 'ok', 'ok', 'overloaded', 'overloaded', 'overloaded']);
+    assert.equal(await ledger.transfer(ids[5] ?? ''), undefined);
+    await client.close();
+  });
+
   describe('authentication', () => {
     it('rejects an unknown token', async () => {
       await assert.rejects(WalletClient.connect({ port: server.port, token: 'wrong' }), (error: unknown) => error instanceof WalletError && error.code === 'unauthorized');
