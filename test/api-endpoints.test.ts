@@ -5,7 +5,7 @@
 // and the read side: transfer lookup, historical balances, statement paging.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WalletServer, balanceOf, deposit, openAccount, uniqueId } from './support/http-server.js';
+import { WalletServer, balanceOf, deposit, minorOf, openAccount, uniqueId } from './support/http-server.js';
 
 let server: WalletServer;
 
@@ -106,7 +106,7 @@ test('deposit, transfer, withdrawal: success bodies, increasing sequences, balan
   await openAccount(server, bob);
   const externalBefore = await server.call('GET', '/v1/accounts/@external:USD');
   assert.ok(externalBefore.status === 200 || externalBefore.status === 404, 'opened on the first USD deposit');
-  const externalBeforeMinor = externalBefore.status === 200 ? minor(externalBefore.body.balance) : 0n;
+  const externalBeforeMinor = externalBefore.status === 200 ? minorOf(externalBefore.body.balance) : 0n;
 
   const depositId = uniqueId('dep');
   const deposited = await server.call('POST', `/v1/accounts/${alice}/deposits`, { json: { transaction_id: depositId, amount: '100.00', currency: 'USD' } });
@@ -131,7 +131,7 @@ test('deposit, transfer, withdrawal: success bodies, increasing sequences, balan
   assert.equal(await balanceOf(server, bob), '10.25');
   const externalAfter = await server.call('GET', '/v1/accounts/@external:USD');
   assert.equal(externalAfter.status, 200, 'the admin may read the external account');
-  const externalDelta = minor(externalAfter.body.balance) - externalBeforeMinor;
+  const externalDelta = minorOf(externalAfter.body.balance) - externalBeforeMinor;
   assert.equal(externalDelta, -(8950n + 1025n), 'the external account mirrors the money that entered');
 });
 
@@ -333,11 +333,3 @@ test('statement: newest first, deposits and withdrawals included, rejections not
   assert.ok(bobPage.body.entries.every((entry: Record<string, unknown>) => entry.direction === 'credit'));
   assert.equal(bobPage.body.next_cursor, null);
 });
-
-/** "12.34" → 1234n, "-5.00" → -500n (test helper for two-decimal currencies). */
-function minor(text: string): bigint {
-  const negative = text.startsWith('-');
-  const [whole, fraction = ''] = (negative ? text.slice(1) : text).split('.');
-  const value = BigInt(`${whole}${fraction.padEnd(2, '0')}`);
-  return negative ? -value : value;
-}

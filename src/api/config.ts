@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 
 export type ServeConfig = Readonly<{
   port: number;
+  protocolPort: number;
   host: string;
   dataDir: string;
   adminToken: string | undefined;
@@ -48,6 +49,7 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 
 export const SETTINGS: readonly Setting[] = [
   { key: 'port', flag: 'port', env: 'WALLET_PORT', kind: 'integer', fallback: 8080, min: 0, max: 65535, help: 'HTTP port (0 picks a free port; the bound port is logged)' },
+  { key: 'protocolPort', flag: 'protocol-port', env: 'WALLET_PROTOCOL_PORT', kind: 'integer', fallback: 8081, min: 0, max: 65535, help: 'binary batch protocol port on the same host (0 picks a free port; logged as protocolPort)' },
   { key: 'host', flag: 'host', env: 'WALLET_HOST', kind: 'string', fallback: '127.0.0.1', help: 'address to bind' },
   { key: 'dataDir', flag: 'data-dir', env: 'WALLET_DATA_DIR', kind: 'string', fallback: './data', help: 'data directory (log, snapshots, auth files)' },
   { key: 'adminToken', flag: undefined, env: 'WALLET_ADMIN_TOKEN', kind: 'string', fallback: undefined, help: 'admin bearer token; generated on first start and stored in <data-dir>/auth/admin-token (0600) when unset' },

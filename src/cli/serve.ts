@@ -12,6 +12,8 @@ import { buildHttpServer, type HttpServer } from '../api/server.js';
 import { parseServeArgs, serveHelpText, type ServeConfig } from '../api/config.js';
 import { ApiMetrics } from '../api/metrics.js';
 import { KeyStore } from '../auth/keys.js';
+import type { Authenticate } from '../auth/principal.js';
+import { startProtocolServer, type ProtocolServer } from '../protocol/server.js';
 import { openLedger } from '../engine/ledger.js';
 import type { Ledger } from '../engine/types.js';
 
@@ -44,7 +46,28 @@ async function serve(config: ServeConfig): Promise<number> {
   const address = server.app.server.address() as AddressInfo;
   server.app.log.info({ port: address.port, host: address.address, dataDir: config.dataDir }, 'listening');
 
-  const ledgerOpening = openLedger({
+  const ledgerOpening = openLedgerLogged(config, server, metrics);
+  const first = await Promise.race([
+    ledgerOpening.then((ledger) => ({ kind: 'open' as const, ledger }), (error: unknown) => ({ kind: 'failed' as const, error })),
+    stopSignal.then((signal) => ({ kind: 'signal' as const, signal })),
+  ]);
+  let protocol: ProtocolServer | undefined;
+  try {
+    if (first.kind === 'failed') throw first.error;
+    if (first.kind === 'open') protocol = await startServing(config, server, first.ledger, opened.store.authenticate);
+  } catch (error) {
+    server.context.setPhase('failed');
+    server.app.log.fatal({ err: error }, 'could not start serving');
+    await server.app.close();
+    await ledgerOpening.then((ledger) => ledger.close()).catch(() => undefined);
+    return 1;
+  }
+  const signal = first.kind === 'signal' ? first.signal : await stopSignal;
+  return stop(server, protocol, ledgerOpening, config, signal);
+}
+
+function openLedgerLogged(config: ServeConfig, server: HttpServer, metrics: ApiMetrics): Promise<Ledger> {
+  return openLedger({
     dataDir: config.dataDir,
     fsync: config.fsync,
     observer: metrics.engineObserver,
@@ -57,23 +80,17 @@ async function serve(config: ServeConfig): Promise<number> {
     ...(config.snapshotEveryRecords === undefined ? {} : { snapshotEveryRecords: config.snapshotEveryRecords }),
     ...(config.queueRecordsMax === undefined ? {} : { queueRecordsMax: config.queueRecordsMax }),
   });
-  const first = await Promise.race([
-    ledgerOpening.then((ledger) => ({ kind: 'open' as const, ledger }), (error: unknown) => ({ kind: 'failed' as const, error })),
-    stopSignal.then((signal) => ({ kind: 'signal' as const, signal })),
-  ]);
-  if (first.kind === 'failed') {
-    server.context.setPhase('failed');
-    server.app.log.fatal({ err: first.error }, 'the ledger failed to open');
-    await server.app.close();
-    return 1;
-  }
-  if (first.kind === 'open') {
-    server.context.attachLedger(first.ledger);
-    const stats = first.ledger.stats();
-    server.app.log.info({ headSequence: stats.headSequence, accounts: stats.accounts, fsync: config.fsync }, 'ready');
-  }
-  const signal = first.kind === 'signal' ? first.signal : await stopSignal;
-  return stop(server, ledgerOpening, config, signal);
+}
+
+/** With the ledger open: the binary protocol listener, then /v1 and readiness. */
+async function startServing(config: ServeConfig, server: HttpServer, ledger: Ledger, authenticate: Authenticate): Promise<ProtocolServer> {
+  // The binary protocol (the high-throughput path) shares the ledger and the credentials.
+  const protocol = await startProtocolServer({ ledger, authenticate, host: config.host, port: config.protocolPort });
+  server.app.log.info({ protocolPort: protocol.port, host: config.host }, 'protocol listening');
+  server.context.attachLedger(ledger);
+  const stats = ledger.stats();
+  server.app.log.info({ headSequence: stats.headSequence, accounts: stats.accounts, fsync: config.fsync }, 'ready');
+  return protocol;
 }
 
 /** Printed once, to the terminal and not to the JSON log: the log must never hold a token. */
@@ -99,7 +116,13 @@ function waitForStopSignal(server: HttpServer): Promise<NodeJS.Signals> {
   });
 }
 
-async function stop(server: HttpServer, ledgerOpening: Promise<Ledger>, config: ServeConfig, signal: string): Promise<number> {
+async function stop(
+  server: HttpServer,
+  protocol: ProtocolServer | undefined,
+  ledgerOpening: Promise<Ledger>,
+  config: ServeConfig,
+  signal: string,
+): Promise<number> {
   const { app, context } = server;
   context.setPhase('closing');
   app.log.info({ signal }, 'stopping: no new requests, finishing in-flight ones');
@@ -111,7 +134,7 @@ async function stop(server: HttpServer, ledgerOpening: Promise<Ledger>, config: 
   // Requests still running after the grace period lose their connection; their transfers are
   // either logged (a retry returns them) or not (a retry applies them): idempotency covers both.
   const cut = setTimeout(() => app.server.closeAllConnections(), config.shutdownTimeoutMs);
-  await app.close();
+  await Promise.all([app.close(), protocol?.close()]);
   clearTimeout(cut);
   // A stop during recovery waits for the ledger to open, so it is closed with a snapshot.
   const ledger = await ledgerOpening.catch(() => undefined);

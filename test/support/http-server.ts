@@ -31,8 +31,10 @@ export type ServerOptions = Readonly<{
   dataDir?: string;
   args?: readonly string[];
   env?: Record<string, string>;
-  /** false: let the server generate its admin token (read it from stderr). */
+  /** false: the server uses its stored token, or generates one and prints it (read from stderr). */
   adminToken?: string | false;
+  /** With adminToken false: the token stored by an earlier start, so none is awaited on stderr. */
+  storedAdminToken?: string;
 }>;
 
 export class WalletServer {
@@ -67,11 +69,11 @@ export class WalletServer {
     const env: Record<string, string> = { ...(process.env as Record<string, string>), ...options.env };
     delete env['WALLET_ADMIN_TOKEN'];
     if (adminToken !== '') env['WALLET_ADMIN_TOKEN'] = adminToken;
-    const args = [BIN, 'serve', '--port', '0', '--data-dir', dataDir, ...(options.args ?? [])];
+    const args = [BIN, 'serve', '--port', '0', '--protocol-port', '0', '--data-dir', dataDir, ...(options.args ?? [])];
     const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const server = new WalletServer(child, dataDir, adminToken);
+    const server = new WalletServer(child, dataDir, adminToken === '' ? (options.storedAdminToken ?? '') : adminToken);
     server.boundPort = await server.waitForPort();
-    if (adminToken === '') server.token = await server.waitForGeneratedToken();
+    if (server.token === '') server.token = await server.waitForGeneratedToken();
     await server.waitReady();
     return server;
   }
@@ -220,4 +222,12 @@ export async function createKey(server: WalletServer, owner: string): Promise<st
   const reply = await server.call('POST', '/v1/api-keys', { json: { owner } });
   if (reply.status !== 201) throw new Error(`key for ${owner}: ${reply.status} ${reply.text}`);
   return reply.body.api_key as string;
+}
+
+/** "12.34" → 1234n, "-5.00" → -500n: balances of two-decimal currencies compared exactly. */
+export function minorOf(text: string): bigint {
+  const negative = text.startsWith('-');
+  const [whole, fraction = ''] = (negative ? text.slice(1) : text).split('.');
+  const value = BigInt(`${whole}${fraction.padEnd(2, '0')}`);
+  return negative ? -value : value;
 }
