@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Wire } from '../src/core/errors.js';
+import { spawnSync } from 'node:child_process';
 import { openLedger } from '../src/engine/ledger.js';
 import { deposit, submit, tempDir, transfer, withdrawal, withLedger } from './support/ledger.js';
 
@@ -60,13 +61,21 @@ test('deposit, transfer, reject, retry, and restart with the same digest', async
 test('restart without a snapshot replays the log to the same digest', async () => {
   const dir = tempDir();
   try {
-    const ledger = await openLedger({ dataDir: dir.path, fsync: false });
-    await ledger.openAccount({ accountId: 'a', currencyCode: 'JPY', owner: 'a' });
-    await submit(ledger, [deposit('x1', 'a', 1500n, 'JPY')]);
-    const digest = ledger.digest();
-    // No close(): no final snapshot, as after a crash.
+    // A child process writes and exits without close(): no final snapshot, as after a crash.
+    const script = `
+      const { openLedger } = await import(${JSON.stringify(new URL('../src/engine/ledger.js', import.meta.url).href)});
+      const { encodeTransferBatch } = await import(${JSON.stringify(new URL('../src/core/transfer-record.js', import.meta.url).href)});
+      const ledger = await openLedger({ dataDir: ${JSON.stringify(dir.path)} });
+      await ledger.openAccount({ accountId: 'a', currencyCode: 'JPY', owner: 'a' });
+      await ledger.submitTransfers({ bytes: encodeTransferBatch([{ kind: 'deposit', transactionId: 'x1', fromAccount: '', toAccount: 'a', amountMinor: 1500n, currencyNumeric: 392 }]), count: 1 });
+      process.stdout.write(ledger.digest());
+      process.exit(0);`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(child.status, 0, child.stderr);
     const again = await openLedger({ dataDir: dir.path, fsync: false });
-    assert.equal(again.digest(), digest);
+    assert.equal(again.digest(), child.stdout);
+    assert.equal(again.account('a')?.balance, 1500n);
+    await assert.rejects(openLedger({ dataDir: dir.path }), /in use by process/);
     await again.close();
   } finally {
     dir.remove();

@@ -22,6 +22,7 @@ import { LogReadIndex } from '../log/read-index.js';
 import { LogWriter } from '../log/writer.js';
 import { dataPaths, ensureDataDirs, recover } from './recovery.js';
 import { writeSnapshotTemp } from './snapshot.js';
+import { lockDataDir } from './lock.js';
 import type {
   AccountView,
   BalanceQuery,
@@ -53,6 +54,16 @@ type Completion = () => void;
 
 export async function openLedger(options: LedgerOptions): Promise<Ledger> {
   ensureDataDirs(options.dataDir);
+  const unlock = lockDataDir(options.dataDir);
+  try {
+    return await openLocked(options, unlock);
+  } catch (error) {
+    unlock();
+    throw error;
+  }
+}
+
+async function openLocked(options: LedgerOptions, unlock: () => void): Promise<Ledger> {
   const recovered = recover(options.dataDir, {
     ...(options.onRecoveryProgress === undefined ? {} : { onProgress: options.onRecoveryProgress }),
     warn: (message) => process.emitWarning(message),
@@ -61,7 +72,7 @@ export async function openLedger(options: LedgerOptions): Promise<Ledger> {
   const { logDir } = dataPaths(options.dataDir);
   const readIndex = new LogReadIndex(logDir);
   readIndex.indexTail();
-  const engine = new PartitionEngine(options, recovered.state, recovered.chainHash, readIndex);
+  const engine = new PartitionEngine(options, recovered.state, recovered.chainHash, readIndex, unlock);
   const writer = await LogWriter.open(
     {
       logDir,
@@ -116,6 +127,7 @@ class PartitionEngine implements Ledger {
     private readonly state: LedgerState,
     private chainHash: Buffer,
     private readonly readIndex: LogReadIndex,
+    private readonly unlock: () => void,
   ) {
     this.nowMs = options.nowMs ?? Date.now;
     this.queueRecordsMax = options.queueRecordsMax ?? QUEUE_RECORDS_MAX_DEFAULT;
@@ -481,6 +493,7 @@ class PartitionEngine implements Ledger {
     if (this.failure === undefined && this.state.headSequence > this.lastSnapshotSequence) await this.snapshot();
     await this.writer.close();
     this.readIndex.close();
+    this.unlock();
     this.closed = true;
   }
 }

@@ -27,6 +27,8 @@ export type RecoveryResult = {
 export type RecoveryOptions = Readonly<{
   /** Stop replay after this sequence (offline history queries). */
   toSequence?: number;
+  /** Stop replay before the first frame stamped later than this (ms since the epoch). */
+  toTimeMs?: number;
   /** Skip snapshots and replay the whole log from the first record. */
   fromGenesis?: boolean;
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
@@ -66,6 +68,7 @@ export function recover(dataDir: string, options: RecoveryOptions = {}): Recover
 function newestUsableSnapshot(dir: string, options: RecoveryOptions): ReturnType<typeof loadSnapshot> | undefined {
   for (const candidate of listSnapshots(dir)) {
     if (options.toSequence !== undefined && candidate.sequence > options.toSequence) continue;
+    if (options.toTimeMs !== undefined) continue; // snapshots carry no event time: replay from the start
     try {
       return loadSnapshot(candidate.path);
     } catch (error) {
@@ -96,7 +99,8 @@ function replaySegments(segments: SegmentFile[], start: { index: number; offset:
     const offset = index === start.index ? start.offset : 0;
     let stopped = false;
     const end = scanSegment(segment.path, offset, isLast, context, (header, body, frameOffset) => {
-      if (stopped || (options.toSequence !== undefined && header.firstSequence > options.toSequence)) {
+      const pastTime = options.toTimeMs !== undefined && header.timestampMs > options.toTimeMs;
+      if (stopped || pastTime || (options.toSequence !== undefined && header.firstSequence > options.toSequence)) {
         stopped = true;
         return;
       }
