@@ -198,13 +198,17 @@ function decideAndRecord(state: LedgerState, record: RecordView, base: number, e
   const kind = bytes[base + RECORD_OFFSET_KIND]!;
   const currency = words[wordBase + 50]! & 0xffff;
   const amount = record.view.getBigUint64(base + RECORD_OFFSET_AMOUNT, true);
-  const external = kind === Kind.transfer ? -1 : ensureExternal(state, currency, events);
-  const fromIndex = kind === Kind.deposit ? external : findAccount(state, record, base + RECORD_OFFSET_FROM, scratch.fromLength);
-  const toIndex = kind === Kind.withdrawal ? external : findAccount(state, record, base + RECORD_OFFSET_TO, scratch.toLength);
-  if (fromIndex === BAD_ID || toIndex === BAD_ID) {
+  // Customer ids first: a malformed one stops the record before anything is logged, including
+  // the opening of the currency's external account.
+  const fromCustomer = kind === Kind.deposit ? -1 : findAccount(state, record, base + RECORD_OFFSET_FROM, scratch.fromLength);
+  const toCustomer = kind === Kind.withdrawal ? -1 : findAccount(state, record, base + RECORD_OFFSET_TO, scratch.toLength);
+  if (fromCustomer === BAD_ID || toCustomer === BAD_ID) {
     outcome.code = Wire.invalid_request;
     return;
   }
+  const external = kind === Kind.transfer ? -1 : ensureExternal(state, currency, events);
+  const fromIndex = kind === Kind.deposit ? external : fromCustomer;
+  const toIndex = kind === Kind.withdrawal ? external : toCustomer;
   const after = scratch.after;
   const code = decideTransfer(state, words, wordBase, fromIndex, toIndex, currency, amount, after);
   const sequence = state.headSequence + 1;
