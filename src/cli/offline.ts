@@ -123,9 +123,9 @@ export function balanceCommand(args: string[]): number {
     process.stderr.write(`account ${accountId} not found at sequence ${result.state.headSequence}\n`);
     return 1;
   }
-  const currency = currencyByNumeric(result.state.currencies[index]!)!;
+  const currency = currencyByNumeric(result.state.currencyOf(index))!;
   process.stdout.write(`account ${accountId} (${currency.code}) at sequence ${result.state.headSequence}\n`);
-  process.stdout.write(`${formatAmount(result.state.balances[index]!, currency)}\n`);
+  process.stdout.write(`${formatAmount(result.state.balanceOf(index), currency)}\n`);
   return 0;
 }
 

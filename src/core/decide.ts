@@ -11,15 +11,14 @@
  * engine hands over 4-byte-aligned batches), so id scans and hashes touch words, not bytes.
  */
 import { assert } from '../stdx/assert.js';
-import { hash128Padded, hash128Words, hash32Words, IS_LITTLE_ENDIAN } from '../stdx/hash.js';
+import { hash128Padded, hash128Words, IS_LITTLE_ENDIAN } from '../stdx/hash.js';
 import { currencyByNumeric, externalAccountId } from './currency.js';
 import { Wire } from './errors.js';
 import { EventBuffer } from './event-buffer.js';
 import { ACCOUNT_OPENED_FIXED_BYTES, encodeAccountOpened, EventType, NO_INDEX, TRANSFER_FIXED_BYTES } from './events.js';
 import { IdTable } from './id-table.js';
 import { isIdByte } from './ids.js';
-import { LedgerState } from './ledger-state.js';
-import { BALANCE_MAX, BALANCE_MIN } from './money.js';
+import { ACCOUNT_WORDS, FLAG_EXTERNAL, LedgerState } from './ledger-state.js';
 import {
   Kind,
   RECORD_BYTES,
@@ -34,12 +33,6 @@ import {
 assert(IS_LITTLE_ENDIAN, 'walletd needs a little-endian host (typed arrays are read as the log format)');
 assert(RECORD_BYTES % 4 === 0 && RECORD_OFFSET_FROM % 16 === 0 && RECORD_OFFSET_AMOUNT % 4 === 0, 'record layout must be word aligned');
 
-/**
- * The bytes of a record that define "the same request": from, to, amount, currency, kind (and
- * the reserved bytes, always zero, so the region is a whole number of 16-byte blocks).
- */
-export const CONTENT_OFFSET = RECORD_OFFSET_FROM;
-export const CONTENT_BYTES = RECORD_BYTES - RECORD_OFFSET_FROM;
 const ID_WORDS = 16;
 const TXN_KEY_SEED = 0x5eed0001;
 const CONTENT_SEED = 0x5eed0002;
@@ -157,9 +150,40 @@ export function fingerprintTransactionId(bytes: Uint8Array, offset: number, leng
   hash128Padded(bytes, offset, length, out, TXN_KEY_SEED);
 }
 
-/** Fingerprint of a record's content region (bytes); equal to the word version below. */
-export function fingerprintContent(bytes: Uint8Array, recordBase: number, out: Uint32Array): void {
-  hash128Padded(bytes, recordBase + CONTENT_OFFSET, CONTENT_BYTES, out, CONTENT_SEED);
+/**
+ * Fingerprint of what makes two requests "the same": the from and to ids (only their words, the
+ * padding is zero), amount, currency and kind. Two independent 32-bit lanes; the transaction
+ * table keeps 40 bits of them.
+ */
+export function fingerprintContent(words: Int32Array, recordWordBase: number, fromLength: number, toLength: number, out: Uint32Array): void {
+  lane1 = CONTENT_SEED | 0;
+  lane2 = (CONTENT_SEED ^ 0x6a09e667) | 0;
+  mixWords(words, recordWordBase + RECORD_OFFSET_FROM / 4, (fromLength + 3) >>> 2);
+  mixWords(words, recordWordBase + RECORD_OFFSET_TO / 4, (toLength + 3) >>> 2);
+  mixWords(words, recordWordBase + RECORD_OFFSET_AMOUNT / 4, 4);
+  let h1 = lane1 ^ (fromLength | (toLength << 8));
+  let h2 = lane2 ^ (toLength | (fromLength << 8));
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 0x85ebca6b | 0);
+  h1 = Math.imul(h1 ^ (h1 >>> 13), 0xc2b2ae35 | 0);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 0x7feb352d);
+  h2 = Math.imul(h2 ^ (h2 >>> 15), 0x846ca68b | 0);
+  out[0] = h1 ^ (h1 >>> 16);
+  out[1] = h2 ^ (h2 >>> 16);
+}
+
+let lane1 = 0;
+let lane2 = 0;
+
+function mixWords(words: Int32Array, start: number, count: number): void {
+  let h1 = lane1;
+  let h2 = lane2;
+  for (let at = start; at < start + count; at++) {
+    const word = words[at]!;
+    h1 = Math.imul(h1 ^ Math.imul(word, 0xcc9e2d51 | 0), 0x1b873593) ^ (h1 >>> 15);
+    h2 = Math.imul(h2 ^ Math.imul(word, 0x85ebca6b | 0), 0xc2b2ae35 | 0) ^ (h2 >>> 13);
+  }
+  lane1 = h1;
+  lane2 = h2;
 }
 
 /** Decides and applies the record at byte `base`; fills `outcome`; appends events. */
@@ -178,7 +202,7 @@ export function executeTransfer(
   const content = scratch.content;
   const wordBase = base >>> 2;
   hash128Words(record.words, wordBase, scratch.transactionIdLength, key, TXN_KEY_SEED);
-  hash128Words(record.words, wordBase + CONTENT_OFFSET / 4, CONTENT_BYTES, content, CONTENT_SEED);
+  fingerprintContent(record.words, wordBase, scratch.fromLength, scratch.toLength, content);
   const known = state.txns.find(key[0]!, key[1]!, key[2]!);
   if (known >= 0) {
     if (state.txns.contentMatches(known, content[0]!, content[1]!)) {
@@ -197,7 +221,6 @@ function decideAndRecord(state: LedgerState, record: RecordView, base: number, e
   const wordBase = base >>> 2;
   const kind = bytes[base + RECORD_OFFSET_KIND]!;
   const currency = words[wordBase + 50]! & 0xffff;
-  const amount = record.view.getBigUint64(base + RECORD_OFFSET_AMOUNT, true);
   // Customer ids first: a malformed one stops the record before anything is logged, including
   // the opening of the currency's external account.
   const fromCustomer = kind === Kind.deposit ? -1 : findAccount(state, record, base + RECORD_OFFSET_FROM, scratch.fromLength);
@@ -210,16 +233,30 @@ function decideAndRecord(state: LedgerState, record: RecordView, base: number, e
   const fromIndex = kind === Kind.deposit ? external : fromCustomer;
   const toIndex = kind === Kind.withdrawal ? external : toCustomer;
   const after = scratch.after;
-  const code = decideTransfer(state, words, wordBase, fromIndex, toIndex, currency, amount, after);
+  const code = decideTransfer(state, words, wordBase, fromIndex, toIndex, currency, after);
   const sequence = state.headSequence + 1;
-  encodeTransferRecorded(state, record, base, events, scratch, kind, code, currency, fromIndex, toIndex, amount);
-  if (code === Wire.ok) state.applyTransferSucceeded(sequence, fromIndex, toIndex, after.from, after.to);
+  encodeTransferRecorded(state, record, base, events, scratch, kind, code, fromIndex, toIndex);
+  if (code === Wire.ok) applySucceeded(state, sequence, fromIndex, toIndex, after);
   else state.applyTransferRejected(sequence);
   const content = scratch.content;
   const key = scratch.key;
   state.txns.insert(key[0]!, key[1]!, key[2]!, content[0]!, content[1]!, sequence, code);
   outcome.code = code;
   outcome.sequence = sequence;
+}
+
+/** The live evolve of a success: the same change as LedgerState.applyTransferSucceeded, on words. */
+function applySucceeded(state: LedgerState, sequence: number, fromIndex: number, toIndex: number, after: BalancesAfter): void {
+  const ints = state.ints;
+  const from = fromIndex * ACCOUNT_WORDS;
+  const to = toIndex * ACCOUNT_WORDS;
+  ints[from] = after.fromLow;
+  ints[from + 1] = after.fromHigh;
+  ints[to] = after.toLow;
+  ints[to + 1] = after.toHigh;
+  state.floats[(from >>> 1) + 2] = sequence;
+  state.floats[(to >>> 1) + 2] = sequence;
+  state.headSequence = sequence;
 }
 
 /** Encodes TransferRecorded (layout in events.ts) from the state before it is applied. */
@@ -231,12 +268,12 @@ function encodeTransferRecorded(
   scratch: DecideScratch,
   kind: number,
   code: number,
-  currency: number,
   fromIndex: number,
   toIndex: number,
-  amount: bigint,
 ): void {
   const txnLength = scratch.transactionIdLength;
+  const words = record.words;
+  const wordBase = base >>> 2;
   const at = events.begin(TRANSFER_FIXED_BYTES + txnLength + 128);
   const out = events.bytes;
   const view = events.view;
@@ -244,18 +281,21 @@ function encodeTransferRecorded(
   out[at + 1] = kind;
   out[at + 2] = code;
   out[at + 3] = txnLength;
-  out[at + 4] = currency & 0xff;
-  out[at + 5] = currency >>> 8;
-  view.setBigUint64(at + 16, amount, true);
+  view.setUint16(at + 4, words[wordBase + 50]! & 0xffff, true);
+  view.setInt32(at + 16, words[wordBase + 48]!, true);
+  view.setInt32(at + 20, words[wordBase + 49]!, true);
   record.bytes.copy(out, at + TRANSFER_FIXED_BYTES, base, base + txnLength);
   let length = TRANSFER_FIXED_BYTES + txnLength;
   length += writeAccountRef(out, view, at, 6, 8, length, fromIndex, record.bytes, base + RECORD_OFFSET_FROM, scratch.fromLength);
   length += writeAccountRef(out, view, at, 7, 12, length, toIndex, record.bytes, base + RECORD_OFFSET_TO, scratch.toLength);
   if (code === Wire.ok) {
-    view.setBigInt64(at + 24, scratch.after.from, true);
-    view.setBigInt64(at + 32, scratch.after.to, true);
-    writeSequence(view, at + 40, state.lastEntrySequence[fromIndex]!);
-    writeSequence(view, at + 48, state.lastEntrySequence[toIndex]!);
+    const after = scratch.after;
+    view.setInt32(at + 24, after.fromLow, true);
+    view.setInt32(at + 28, after.fromHigh, true);
+    view.setInt32(at + 32, after.toLow, true);
+    view.setInt32(at + 36, after.toHigh, true);
+    writeSequence(view, at + 40, state.lastEntrySequenceOf(fromIndex));
+    writeSequence(view, at + 48, state.lastEntrySequenceOf(toIndex));
   } else {
     out.fill(0, at + 24, at + 56);
   }
@@ -299,43 +339,67 @@ const ACCOUNT_HASH_SEED = 0x9747b28c;
 function findAccount(state: LedgerState, record: RecordView, offset: number, length: number): number {
   const bytes = record.bytes;
   if (bytes[offset] === AT_SIGN) return BAD_ID;
-  const hash = hash32Words(record.words, offset >>> 2, length, ACCOUNT_HASH_SEED);
-  const index = state.accounts.find(bytes, offset, length, hash);
+  const wordOffset = offset >>> 2;
+  const index = state.accounts.find(record.words, wordOffset, length, IdTable.hashOf(record.words, wordOffset, length));
   if (index < 0 && !idBytesValid(bytes, offset, length)) return BAD_ID;
   return index;
 }
 
+const TWO_32 = 0x1_0000_0000;
+const INT32_MIN = -0x8000_0000;
+const INT32_MAX = 0x7fff_ffff;
+
 /**
- * The business rules, in order. Both indices may be -1 (not found). On success the balances
- * after the transfer are left in `after` so they are computed once.
+ * The business rules, in order. Both indices may be -1 (not found). Balances are i64 held as
+ * two 32-bit words; the arithmetic below is exact on those halves (JavaScript numbers hold the
+ * intermediate sums exactly), so no BigInt is allocated. On success the balances after the
+ * transfer are left in `after`.
  */
-function decideTransfer(
-  state: LedgerState,
-  words: Int32Array,
-  wordBase: number,
-  fromIndex: number,
-  toIndex: number,
-  currency: number,
-  amount: bigint,
-  after: BalancesAfter,
-): number {
+function decideTransfer(state: LedgerState, words: Int32Array, wordBase: number, fromIndex: number, toIndex: number, currency: number, after: BalancesAfter): number {
   if (fromIndex >= 0 ? fromIndex === toIndex : sameIdFields(words, wordBase)) return Wire.same_account;
   if (fromIndex < 0 || toIndex < 0) return Wire.account_not_found;
-  if (state.currencies[fromIndex] !== currency || state.currencies[toIndex] !== currency) return Wire.currency_mismatch;
-  const fromAfter = state.balances[fromIndex]! - amount;
-  const fromIsExternal = state.externalOf[currency] === fromIndex + 1;
-  if (fromAfter < (fromIsExternal ? BALANCE_MIN : 0n)) return fromIsExternal ? Wire.balance_overflow : Wire.insufficient_funds;
-  const toAfter = state.balances[toIndex]! + amount;
-  if (toAfter > BALANCE_MAX) return Wire.balance_overflow;
-  after.from = fromAfter;
-  after.to = toAfter;
+  const ints = state.ints;
+  const uints = state.uints;
+  const from = fromIndex * ACCOUNT_WORDS;
+  const to = toIndex * ACCOUNT_WORDS;
+  if (ints[from + 2] !== currency || ints[to + 2] !== currency) return Wire.currency_mismatch;
+  const amountLow = words[wordBase + 48]! >>> 0;
+  const amountHigh = words[wordBase + 49]!;
+  // from − amount
+  let fromLow = uints[from]! - amountLow;
+  let borrow = 0;
+  if (fromLow < 0) {
+    fromLow += TWO_32;
+    borrow = 1;
+  }
+  const fromHigh = ints[from + 1]! - amountHigh - borrow;
+  if ((ints[from + 6]! & FLAG_EXTERNAL) === 0) {
+    if (fromHigh < 0) return Wire.insufficient_funds;
+  } else if (fromHigh < INT32_MIN || (fromHigh === INT32_MIN && fromLow === 0)) {
+    return Wire.balance_overflow; // below −(2^63 − 1): more money issued than the ledger can count
+  }
+  // to + amount
+  let toLow = uints[to]! + amountLow;
+  let carry = 0;
+  if (toLow >= TWO_32) {
+    toLow -= TWO_32;
+    carry = 1;
+  }
+  const toHigh = ints[to + 1]! + amountHigh + carry;
+  if (toHigh > INT32_MAX) return Wire.balance_overflow;
+  after.fromLow = fromLow | 0;
+  after.fromHigh = fromHigh;
+  after.toLow = toLow | 0;
+  after.toHigh = toHigh;
   return Wire.ok;
 }
 
-/** Balances after a successful transfer, computed once by decide and used to encode and apply. */
+/** Balances after a successful transfer as i64 halves, computed once by decide. */
 export class BalancesAfter {
-  from = 0n;
-  to = 0n;
+  fromLow = 0;
+  fromHigh = 0;
+  toLow = 0;
+  toHigh = 0;
 }
 
 function sameIdFields(words: Int32Array, wordBase: number): boolean {

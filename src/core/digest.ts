@@ -23,11 +23,9 @@ export function stateDigest(state: LedgerState): string {
   hash.update(header);
   const accounts = state.accounts.exportParts();
   const owners = state.owners.exportParts();
-  hash.update(accounts.lengths).update(accounts.arena).update(owners.lengths).update(owners.arena);
-  hash.update(bytesOf(state.balances.subarray(0, n)));
-  hash.update(bytesOf(state.currencies.subarray(0, n)));
-  hash.update(bytesOf(state.ownerOf.subarray(0, n)));
-  hash.update(bytesOf(state.lastEntrySequence.subarray(0, n)));
+  hash.update(accounts.lengths).update(owners.lengths);
+  hash.update(bytesOf(accounts.arena)).update(bytesOf(owners.arena));
+  hash.update(bytesOf(state.accountRecords()));
   hash.update(bytesOf(state.txns.contentFold()));
   return hash.digest('hex');
 }

@@ -1,30 +1,40 @@
 /**
- * The ledger's state, in compact structures: accounts interned to dense indices with balances
- * in a BigInt64Array, owners interned likewise, and every logged transaction outcome in a
- * fingerprint table. `evolve` functions here are the only code that mutates state, used both
- * live (after `decide`) and when replaying the log, so replay reproduces the live state exactly.
+ * The ledger's state, in compact structures: accounts interned to dense indices, and per
+ * account one 32-byte record holding everything a transfer touches, so deciding a transfer
+ * reads one cache line per account after the id lookup:
  *
- * Per account: 8 (balance) + 2 (currency) + 4 (owner) + 8 (last entry sequence) bytes plus the
- * id table's share (see IdTable).
+ * | word | contents                                                          |
+ * |------|-------------------------------------------------------------------|
+ * | 0..1 | balance, i64 minor units (words 0 = low, 1 = high, little-endian) |
+ * | 2    | currency, ISO numeric                                             |
+ * | 3    | owner index (into the owner id table)                             |
+ * | 4..5 | sequence of the account's newest statement entry, as f64          |
+ * | 6    | flags: bit 0 = external account                                   |
+ * | 7    | reserved, zero                                                    |
+ *
+ * The `evolve` methods here are the only code that mutates state; they run live (after
+ * decide) and on replay, so replay reproduces the live state exactly.
  */
 import { assert } from '../stdx/assert.js';
 import { IdTable } from './id-table.js';
 import { BALANCE_MAX, BALANCE_MIN } from './money.js';
 import { TxnTable } from './txn-table.js';
 
+export const ACCOUNT_WORDS = 8;
 const ACCOUNTS_INITIAL = 1 << 10;
 /** ISO 4217 numeric codes are three digits. */
 export const CURRENCY_NUMERIC_MAX = 999;
+export const FLAG_EXTERNAL = 1;
 
 export class LedgerState {
   readonly accounts: IdTable;
   readonly owners: IdTable;
   readonly txns: TxnTable;
-  balances = new BigInt64Array(ACCOUNTS_INITIAL);
-  currencies = new Uint16Array(ACCOUNTS_INITIAL);
-  ownerOf = new Uint32Array(ACCOUNTS_INITIAL);
-  /** Sequence of the account's newest statement entry: the head of its back-pointer chain. */
-  lastEntrySequence = new Float64Array(ACCOUNTS_INITIAL);
+  /** Per-account records (layout above) as int32 / uint32 / i64 / f64 views of one buffer. */
+  ints = new Int32Array(ACCOUNTS_INITIAL * ACCOUNT_WORDS);
+  uints = new Uint32Array(this.ints.buffer);
+  bigs = new BigInt64Array(this.ints.buffer);
+  floats = new Float64Array(this.ints.buffer);
   /** Account index + 1 of each currency's external account, by ISO numeric code; 0 = none yet. */
   readonly externalOf = new Int32Array(CURRENCY_NUMERIC_MAX + 1);
   /** Sequence of the last applied event. */
@@ -40,6 +50,30 @@ export class LedgerState {
     return this.accounts.count;
   }
 
+  balanceOf(index: number): bigint {
+    return this.bigs[index * (ACCOUNT_WORDS / 2)]!;
+  }
+
+  currencyOf(index: number): number {
+    return this.ints[index * ACCOUNT_WORDS + 2]!;
+  }
+
+  ownerIndexOf(index: number): number {
+    return this.ints[index * ACCOUNT_WORDS + 3]!;
+  }
+
+  ownerIdOf(index: number): string {
+    return this.owners.idOf(this.ownerIndexOf(index));
+  }
+
+  lastEntrySequenceOf(index: number): number {
+    return this.floats[index * (ACCOUNT_WORDS / 2) + 2]!;
+  }
+
+  isExternal(index: number): boolean {
+    return (this.ints[index * ACCOUNT_WORDS + 6]! & FLAG_EXTERNAL) !== 0;
+  }
+
   /** Evolve: AccountOpened. The new account's index is the number of accounts opened before. */
   applyAccountOpened(sequence: number, accountId: string, currencyNumeric: number, owner: string): number {
     assert(sequence === this.headSequence + 1, 'events must be applied in sequence order');
@@ -49,28 +83,29 @@ export class LedgerState {
     this.ensureAccountCapacity(index + 1);
     let ownerIndex = this.owners.findString(owner);
     if (ownerIndex === -1) ownerIndex = this.owners.insertString(owner);
-    this.currencies[index] = currencyNumeric;
-    this.ownerOf[index] = ownerIndex;
-    this.balances[index] = 0n;
-    this.lastEntrySequence[index] = 0;
-    if (accountId.startsWith('@external:')) this.externalOf[currencyNumeric] = index + 1;
+    const external = accountId.startsWith('@external:');
+    const at = index * ACCOUNT_WORDS;
+    this.ints.fill(0, at, at + ACCOUNT_WORDS);
+    this.ints[at + 2] = currencyNumeric;
+    this.ints[at + 3] = ownerIndex;
+    this.ints[at + 6] = external ? FLAG_EXTERNAL : 0;
+    if (external) this.externalOf[currencyNumeric] = index + 1;
     this.headSequence = sequence;
     return index;
   }
 
   /**
-   * Evolve: TransferRecorded with a success code. Sets both balances to their values after the
-   * transfer (decided, or read from the log) and links the entry into both accounts' statement
-   * chains.
+   * Evolve: TransferRecorded with a success code, from the log (replay). The live path applies
+   * the same change word by word in decide.ts without BigInt.
    */
   applyTransferSucceeded(sequence: number, fromIndex: number, toIndex: number, fromAfter: bigint, toAfter: bigint): void {
     assert(sequence === this.headSequence + 1, 'events must be applied in sequence order');
     assert(fromIndex !== toIndex, 'transfer within one account');
     assert(fromAfter >= BALANCE_MIN && toAfter <= BALANCE_MAX, 'balance out of range');
-    this.balances[fromIndex] = fromAfter;
-    this.balances[toIndex] = toAfter;
-    this.lastEntrySequence[fromIndex] = sequence;
-    this.lastEntrySequence[toIndex] = sequence;
+    this.bigs[fromIndex * (ACCOUNT_WORDS / 2)] = fromAfter;
+    this.bigs[toIndex * (ACCOUNT_WORDS / 2)] = toAfter;
+    this.floats[fromIndex * (ACCOUNT_WORDS / 2) + 2] = sequence;
+    this.floats[toIndex * (ACCOUNT_WORDS / 2) + 2] = sequence;
     this.headSequence = sequence;
   }
 
@@ -80,40 +115,23 @@ export class LedgerState {
     this.headSequence = sequence;
   }
 
-  ownerIdOf(accountIndex: number): string {
-    return this.owners.idOf(this.ownerOf[accountIndex]!);
-  }
-
-  isExternal(accountIndex: number): boolean {
-    return this.externalOf[this.currencies[accountIndex]!] === accountIndex + 1;
+  /** The per-account records of the first `accountCount` accounts (snapshots, digest). */
+  accountRecords(): Int32Array {
+    return this.ints.subarray(0, this.accountCount * ACCOUNT_WORDS);
   }
 
   memoryBytes(): number {
-    return (
-      this.accounts.memoryBytes() +
-      this.owners.memoryBytes() +
-      this.txns.memoryBytes() +
-      this.balances.byteLength +
-      this.currencies.byteLength +
-      this.ownerOf.byteLength +
-      this.lastEntrySequence.byteLength
-    );
+    return this.accounts.memoryBytes() + this.owners.memoryBytes() + this.txns.memoryBytes() + this.ints.byteLength;
   }
 
   ensureAccountCapacity(accounts: number): void {
-    if (accounts <= this.balances.length) return;
-    const capacity = Math.max(accounts, this.balances.length * 2);
-    const balances = new BigInt64Array(capacity);
-    balances.set(this.balances);
-    this.balances = balances;
-    const currencies = new Uint16Array(capacity);
-    currencies.set(this.currencies);
-    this.currencies = currencies;
-    const ownerOf = new Uint32Array(capacity);
-    ownerOf.set(this.ownerOf);
-    this.ownerOf = ownerOf;
-    const lastEntrySequence = new Float64Array(capacity);
-    lastEntrySequence.set(this.lastEntrySequence);
-    this.lastEntrySequence = lastEntrySequence;
+    if (accounts * ACCOUNT_WORDS <= this.ints.length) return;
+    const capacity = Math.max(accounts, (this.ints.length / ACCOUNT_WORDS) * 2);
+    const ints = new Int32Array(capacity * ACCOUNT_WORDS);
+    ints.set(this.ints);
+    this.ints = ints;
+    this.uints = new Uint32Array(ints.buffer);
+    this.bigs = new BigInt64Array(ints.buffer);
+    this.floats = new Float64Array(ints.buffer);
   }
 }

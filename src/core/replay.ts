@@ -19,7 +19,9 @@ import {
 } from './transfer-record.js';
 
 export class ReplayScratch {
-  readonly record = Buffer.alloc(RECORD_BYTES);
+  private readonly recordWordsStore = new Int32Array(RECORD_BYTES / 4);
+  readonly recordWords = this.recordWordsStore;
+  readonly record = Buffer.from(this.recordWordsStore.buffer);
   readonly id = Buffer.alloc(64);
   readonly key = new Uint32Array(4);
   readonly content = new Uint32Array(4);
@@ -42,8 +44,8 @@ function applyTransferEvent(state: LedgerState, event: TransferRecordedEvent, se
   if (event.code === Wire.ok) {
     assert(event.fromIndex !== NO_INDEX && event.toIndex !== NO_INDEX, 'successful transfer without both accounts');
     // The log records the balances after; they must follow from the balances before.
-    assert(state.balances[event.fromIndex]! - event.amount === event.fromBalanceAfter, `replay diverged at sequence ${sequence} (source balance)`);
-    assert(state.balances[event.toIndex]! + event.amount === event.toBalanceAfter, `replay diverged at sequence ${sequence} (destination balance)`);
+    assert(state.balanceOf(event.fromIndex) - event.amount === event.fromBalanceAfter, `replay diverged at sequence ${sequence} (source balance)`);
+    assert(state.balanceOf(event.toIndex) + event.amount === event.toBalanceAfter, `replay diverged at sequence ${sequence} (destination balance)`);
     state.applyTransferSucceeded(sequence, event.fromIndex, event.toIndex, event.fromBalanceAfter, event.toBalanceAfter);
   } else {
     state.applyTransferRejected(sequence);
@@ -52,7 +54,9 @@ function applyTransferEvent(state: LedgerState, event: TransferRecordedEvent, se
   scratch.id.fill(0);
   scratch.id.write(event.transactionId, 0, 'latin1');
   fingerprintTransactionId(scratch.id, 0, event.transactionId.length, scratch.key);
-  fingerprintContent(scratch.record, 0, scratch.content);
+  const fromLength = event.kind === Kind.deposit ? 0 : event.fromIndex === NO_INDEX ? event.fromInline.length : state.accounts.lengthOf(event.fromIndex);
+  const toLength = event.kind === Kind.withdrawal ? 0 : event.toIndex === NO_INDEX ? event.toInline.length : state.accounts.lengthOf(event.toIndex);
+  fingerprintContent(scratch.recordWords, 0, fromLength, toLength, scratch.content);
   const key = scratch.key;
   assert(state.txns.find(key[0]!, key[1]!, key[2]!) === -1, `transaction id logged twice at sequence ${sequence}`);
   state.txns.insert(key[0]!, key[1]!, key[2]!, scratch.content[0]!, scratch.content[1]!, sequence, event.code);

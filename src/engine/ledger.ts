@@ -267,7 +267,7 @@ class PartitionEngine implements Ledger {
     if (currency === undefined) return { status: 'rejected', code: 'unsupported_currency' };
     const existing = this.state.accounts.findString(request.accountId);
     if (existing >= 0) {
-      const same = this.state.currencies[existing] === currency.numeric && this.state.ownerIdOf(existing) === request.owner;
+      const same = this.state.currencyOf(existing) === currency.numeric && this.state.ownerIdOf(existing) === request.owner;
       return same ? { status: 'exists', index: existing } : { status: 'rejected', code: 'account_exists' };
     }
     const size = ACCOUNT_OPENED_FIXED_BYTES + request.accountId.length + request.owner.length;
@@ -298,14 +298,14 @@ class PartitionEngine implements Ledger {
   }
 
   private viewOf(index: number): AccountView | undefined {
-    const currency = currencyByNumeric(this.state.currencies[index]!);
+    const currency = currencyByNumeric(this.state.currencyOf(index));
     if (currency === undefined) return undefined;
     return {
       accountId: this.state.accounts.idOf(index),
       currency,
       owner: this.state.ownerIdOf(index),
-      balance: this.state.balances[index]!,
-      sequence: this.state.lastEntrySequence[index]!,
+      balance: this.state.balanceOf(index),
+      sequence: this.state.lastEntrySequenceOf(index),
     };
   }
 
@@ -350,7 +350,7 @@ class PartitionEngine implements Ledger {
     const index = this.state.accounts.findString(accountId);
     if (index < 0) return { status: 'account_not_found' };
     await this.sync();
-    const currency = currencyByNumeric(this.state.currencies[index]!)!;
+    const currency = currencyByNumeric(this.state.currencyOf(index))!;
     const head = this.writer.durableSequence;
     if ('sequence' in query && typeof query.sequence === 'number') {
       if (query.sequence > head || query.sequence < 0) return { status: 'beyond_head' };
@@ -361,12 +361,12 @@ class PartitionEngine implements Ledger {
       const entry = this.walkBack(index, (read) => read.atMs <= query.atMs);
       return { status: 'ok', accountId, currency, balance: entry?.balance ?? 0n, sequence: entry?.sequence ?? 0 };
     }
-    return { status: 'ok', accountId, currency, balance: this.state.balances[index]!, sequence: head };
+    return { status: 'ok', accountId, currency, balance: this.state.balanceOf(index), sequence: head };
   }
 
   /** Follows the account's entry chain from newest to oldest until `accept` holds. */
   private walkBack(index: number, accept: (read: { sequence: number; atMs: number }) => boolean): { sequence: number; balance: bigint } | undefined {
-    let sequence = this.state.lastEntrySequence[index]!;
+    let sequence = this.state.lastEntrySequenceOf(index);
     while (sequence > 0) {
       const read = this.readIndex.read(sequence);
       assert(read !== undefined && read.event.type === 2, `statement chain broken at sequence ${sequence}`);
@@ -383,7 +383,7 @@ class PartitionEngine implements Ledger {
     const index = this.state.accounts.findString(accountId);
     if (index < 0) return undefined;
     await this.sync();
-    let sequence = beforeSequence === undefined ? this.state.lastEntrySequence[index]! : this.entryBefore(index, beforeSequence);
+    let sequence = beforeSequence === undefined ? this.state.lastEntrySequenceOf(index) : this.entryBefore(index, beforeSequence);
     const entries: StatementEntry[] = [];
     while (sequence > 0 && entries.length < limit) {
       const read = this.readIndex.read(sequence);
@@ -410,7 +410,7 @@ class PartitionEngine implements Ledger {
     if (read !== undefined && read.event.type === 2 && (read.event.fromIndex === index || read.event.toIndex === index)) {
       return read.event.fromIndex === index ? read.event.fromPreviousSequence : read.event.toPreviousSequence;
     }
-    let sequence = this.state.lastEntrySequence[index]!;
+    let sequence = this.state.lastEntrySequenceOf(index);
     while (sequence >= beforeSequence && sequence > 0) {
       const entry = this.readIndex.read(sequence);
       assert(entry !== undefined && entry.event.type === 2, `statement chain broken at sequence ${sequence}`);

@@ -19,7 +19,7 @@ import { crc32 } from 'node:zlib';
 import { assert } from '../stdx/assert.js';
 import { stateDigest } from '../core/digest.js';
 import { IdTable } from '../core/id-table.js';
-import { LedgerState } from '../core/ledger-state.js';
+import { ACCOUNT_WORDS, LedgerState } from '../core/ledger-state.js';
 import { TxnTable } from '../core/txn-table.js';
 import { fsyncDirectory } from '../log/segments.js';
 
@@ -51,7 +51,6 @@ function bytesOf(view: ArrayBufferView): Uint8Array {
 }
 
 function sectionsOf(state: LedgerState): Section[] {
-  const n = state.accountCount;
   const accounts = state.accounts.exportParts();
   const owners = state.owners.exportParts();
   return [
@@ -59,10 +58,7 @@ function sectionsOf(state: LedgerState): Section[] {
     { name: 'account_id_arena', data: accounts.arena },
     { name: 'owner_id_lengths', data: owners.lengths },
     { name: 'owner_id_arena', data: owners.arena },
-    { name: 'balances', data: state.balances.subarray(0, n) },
-    { name: 'currencies', data: state.currencies.subarray(0, n) },
-    { name: 'owner_of', data: state.ownerOf.subarray(0, n) },
-    { name: 'last_entry_sequence', data: state.lastEntrySequence.subarray(0, n) },
+    { name: 'account_records', data: state.accountRecords() },
     { name: 'txn_words', data: state.txns.rawWords() },
   ];
 }
@@ -183,13 +179,10 @@ export function loadSnapshot(path: string): LoadedSnapshot {
 
 const ELEMENT_TYPES: Record<string, (length: number) => ArrayBufferView> = {
   account_id_lengths: (n) => new Uint8Array(n),
-  account_id_arena: (n) => new Uint8Array(n),
+  account_id_arena: (n) => new Int32Array(n / 4),
   owner_id_lengths: (n) => new Uint8Array(n),
-  owner_id_arena: (n) => new Uint8Array(n),
-  balances: (n) => new BigInt64Array(n / 8),
-  currencies: (n) => new Uint16Array(n / 2),
-  owner_of: (n) => new Uint32Array(n / 4),
-  last_entry_sequence: (n) => new Float64Array(n / 8),
+  owner_id_arena: (n) => new Int32Array(n / 4),
+  account_records: (n) => new Int32Array(n / 4),
   txn_words: (n) => new Uint32Array(n / 4),
 };
 
@@ -211,19 +204,18 @@ function stateFromSections(meta: SnapshotMeta, data: Map<string, ArrayBufferView
     if (view === undefined) throw new Error(`snapshot: missing section ${name}`);
     return view as T;
   };
-  const accounts = IdTable.fromParts(get<Uint8Array>('account_id_lengths'), get<Uint8Array>('account_id_arena'));
-  const owners = IdTable.fromParts(get<Uint8Array>('owner_id_lengths'), get<Uint8Array>('owner_id_arena'));
+  const accounts = IdTable.fromParts(get<Uint8Array>('account_id_lengths'), get<Int32Array>('account_id_arena'));
+  const owners = IdTable.fromParts(get<Uint8Array>('owner_id_lengths'), get<Int32Array>('owner_id_arena'));
   const txns = TxnTable.fromRaw(get<Uint32Array>('txn_words'), meta.txnCount);
   const state = new LedgerState(accounts, owners, txns);
   const n = accounts.count;
   assert(n === meta.accountCount, 'snapshot account count mismatch');
   state.ensureAccountCapacity(n);
-  state.balances.set(get<BigInt64Array>('balances'));
-  state.currencies.set(get<Uint16Array>('currencies'));
-  state.ownerOf.set(get<Uint32Array>('owner_of'));
-  state.lastEntrySequence.set(get<Float64Array>('last_entry_sequence'));
+  const records = get<Int32Array>('account_records');
+  assert(records.length === n * ACCOUNT_WORDS, 'snapshot account records size mismatch');
+  state.ints.set(records);
   for (let index = 0; index < n; index++) {
-    if (state.accounts.idBytes(index)[0] === 0x40) state.externalOf[state.currencies[index]!] = index + 1; // '@external:…'
+    if (state.isExternal(index)) state.externalOf[state.currencyOf(index)] = index + 1;
   }
   state.headSequence = meta.sequence;
   return state;
