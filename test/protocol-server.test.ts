@@ -308,6 +308,22 @@ describe('protocol server', () => {
       await limited.close();
     });
 
+    it('announces and enforces a lower frame limit', async () => {
+      const small = await startServer({ frameBodyBytesMax: 4 * RECORD_BYTES });
+      const connection = await handshaken(small.port);
+      assert.deepEqual([connection.reply?.frameBodyBytesMax, connection.reply?.batchRecordsMax], [4 * RECORD_BYTES, 4]);
+      const fits = Array.from({ length: 4 }, () => transfer(nextTx(), 'alice', 'bob', 1n));
+      const over = Array.from({ length: 5 }, () => transfer(nextTx(), 'alice', 'bob', 1n));
+      connection.send(submitFrame(1, fits), submitFrame(2, over));
+      await connection.until(() => connection.closed);
+      assert.deepEqual(connection.answers.map((answer) => [answer.header.requestId, answer.header.op, answer.header.status]), [
+        [1, Op.submit_transfers, 0],
+        [2, Op.protocol_error, ERRORS.protocol_error.wire],
+      ]);
+      assert.equal(await ledger.transfer(over[0]?.transactionId ?? ''), undefined);
+      await small.close();
+    });
+
     it('refuses connections beyond connectionsMax with overloaded', async () => {
       const limited = await startServer({ connectionsMax: 2 });
       const first = await handshaken(limited.port);

@@ -20,7 +20,8 @@ export class BodyPool {
   private readonly waiters = new Set<() => void>();
 
   constructor(options: Readonly<{ slabBytes: number; bytesMax: number; slabsFreeMax: number }>) {
-    assert(options.slabBytes > SMALL_BODY_BYTES_MAX);
+    // A frame limit at or below SMALL_BODY_BYTES_MAX simply never uses slabs.
+    assert(options.slabBytes > 0);
     assert(options.bytesMax >= options.slabBytes);
     this.slabBytes = options.slabBytes;
     this.bytesMax = options.bytesMax;
