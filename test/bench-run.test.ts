@@ -100,3 +100,22 @@ test('runner on the PostgreSQL ledger: per-record progress, exact balances', { s
     await target.close();
   }
 });
+
+test('runner on the PostgreSQL ledger: a timed run stops mid-batch and what ran is a prefix', { skip: postgres.skip }, async () => {
+  const work = workload('hot', 40_000, 8_000);
+  const ledger = await PostgresLedger.open({ connectionString: postgresUrl(), schema: `bench_test_${work.spec.runTag}`, clients: 4, durable: true });
+  const target = new PeerTarget('postgres', ledger, 2, undefined, true);
+  try {
+    await target.setup(work, quiet);
+    const startMs = Date.now();
+    const run = await runLoad(target, work, { durationMs: 400 }, quiet);
+    assert.ok(Date.now() - startMs < 5_000, 'no waiting for two whole batches of 8,000');
+    assert.ok(run.transfersDone > 0 && run.transfersDone < 16_000, `${run.transfersDone} transfers`);
+    assert.deepEqual(run.codes, { ok: run.transfersDone });
+    // Balances match transfers 0 .. done-1 exactly: the dropped ones were never started.
+    assert.deepEqual((await checkRun(target, work, run)).problems, []);
+    assert.equal((await ledger.transferCounts()).get(0), run.transfersDone);
+  } finally {
+    await target.close();
+  }
+});

@@ -5,7 +5,7 @@
  */
 import { assert } from '../stdx/assert.js';
 import type { PeerLedger, PeerTransfer } from './peers/peer-ledger.js';
-import type { BenchTarget } from './target.js';
+import { NOT_SENT, type BenchTarget } from './target.js';
 import { WORKLOAD_CURRENCY_NUMERIC, type BatchView, type Workload } from './workload.js';
 
 /** Accounts opened (or balances read) per call during setup and the check. */
@@ -52,6 +52,11 @@ export class PeerTarget implements BenchTarget {
       }),
     );
     return codes;
+  }
+
+  stopEarly(): void {
+    // Only the one-transfer-per-round-trip mode starts records in transfer order.
+    if (this.reportsPerRecord) this.ledger.cancelQueued?.(NOT_SENT);
   }
 
   async readBalances(workload: Workload): Promise<BigInt64Array> {

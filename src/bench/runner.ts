@@ -8,12 +8,13 @@ import { assert } from '../stdx/assert.js';
 import { codeOfWire } from '../core/errors.js';
 import { LatencyRecorder, type LatencySummary } from './latency.js';
 import { sampleProcesses } from './process-stats.js';
-import type { BenchTarget } from './target.js';
+import { NOT_SENT, type BenchTarget } from './target.js';
 import type { Workload } from './workload.js';
 
 /** Throughput is sampled this often for the chart and the progress line. */
 export const SAMPLE_INTERVAL_MS = 500;
 const PROGRESS_INTERVAL_MS = 1000;
+const TIMER_SLACK_MS = 50;
 
 export type RunLimits = Readonly<{
   /** Stop after this many transfers. */
@@ -72,12 +73,14 @@ export async function runLoad(target: BenchTarget, workload: Workload, limits: R
     codeCounts: [],
   };
   const sampler = startSampler(state, pids, startMs, progress, target.name);
+  const stopTimer = limits.durationMs !== undefined && target.stopEarly !== undefined ? setTimeout(() => target.stopEarly?.(), limits.durationMs) : undefined;
   const lanes: Promise<void>[] = [];
   for (let lane = 0; lane < target.lanes; lane++) lanes.push(runLane(target, workload, limits, state, latency, lane));
   try {
     await Promise.all(lanes);
   } finally {
     sampler.stop();
+    clearTimeout(stopTimer);
   }
   const elapsedMs = performance.now() - startMs;
   const cpuEnd = sampleProcesses(pids);
@@ -139,11 +142,15 @@ async function runLane(
     latency.recordUs((performance.now() - sentMs) * 1000);
     state.recordsAnswered += claim.count - reported;
     assert(codes.length === claim.count, 'one result code per record');
+    let notSent = 0;
     for (let index = 0; index < codes.length; index++) {
       const code = codes[index] ?? 0;
-      state.codeCounts[code] = (state.codeCounts[code] ?? 0) + 1;
+      if (code === NOT_SENT) notSent++;
+      else state.codeCounts[code] = (state.codeCounts[code] ?? 0) + 1;
     }
-    state.transfersDone += claim.count;
+    // Timers may fire a little before performance.now() reaches the deadline (coarser clock).
+    assert(notSent === 0 || performance.now() >= state.deadlineMs - TIMER_SLACK_MS, 'records dropped before the deadline');
+    state.transfersDone += claim.count - notSent;
     state.slotBusy[slot] = 0;
     releaseSlot(state, slot);
   }

@@ -4,6 +4,9 @@
  */
 import type { BatchView, Workload } from './workload.js';
 
+/** Result code of a record the target dropped unsent after stopEarly() (not a wire code). */
+export const NOT_SENT = 255;
+
 export interface BenchTarget {
   /** Short name for tables ("walletd", "postgres", "redis"). */
   readonly name: string;
@@ -19,6 +22,12 @@ export interface BenchTarget {
    * the progress line and the throughput chart.
    */
   submit(batch: BatchView, lane: number, recordsDone: (records: number) => void): Promise<Uint8Array>;
+  /**
+   * Optional: drop the records still waiting to be sent (their code becomes NOT_SENT), so a
+   * timed run of a slow target ends on time instead of finishing whole batches. Only for
+   * targets that start records in transfer order, so what was applied stays a prefix.
+   */
+  stopEarly?(): void;
   /** Balances of accounts 0 .. n−1 in minor units, read after the run for the money check. */
   readBalances(workload: Workload): Promise<BigInt64Array>;
   /** Process ids whose CPU time and memory count as the server's. */

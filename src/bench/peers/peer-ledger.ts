@@ -17,6 +17,8 @@ export interface PeerLedger {
   openAccounts(accountIds: readonly string[], currencyNumeric: number, balancesMinor: readonly bigint[]): Promise<void>;
   /** Applies transfers (concurrently where the ledger can); one walletd wire code per transfer. */
   transfers(transfers: readonly PeerTransfer[], lane?: number): Promise<Uint8Array>;
+  /** Optional: answer queued, not yet started transfers with `code` instead of running them. */
+  cancelQueued?(code: number): number;
   /** Balances of the accounts that exist among `accountIds`. */
   balances(accountIds: readonly string[]): Promise<Map<string, bigint>>;
   /** Process ids of the server, for CPU and memory figures. */

@@ -94,6 +94,16 @@ export class PostgresLedger implements PeerLedger {
     });
   }
 
+  /**
+   * Answers every transfer still waiting for a connection with `code` instead of running it;
+   * transfers already running finish. Returns how many were dropped.
+   */
+  cancelQueued(code: number): number {
+    const dropped = this.queue.splice(0);
+    for (const pending of dropped) pending.resolve(code);
+    return dropped.length;
+  }
+
   async transfers(transfers: readonly PeerTransfer[]): Promise<Uint8Array> {
     return Uint8Array.from(await Promise.all(transfers.map((t) => this.transfer(t))));
   }
