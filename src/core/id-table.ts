@@ -165,7 +165,7 @@ export class IdTable {
 
   private ensureEntryCapacity(entries: number): void {
     if (entries <= this.lengths.length) return;
-    const capacity = Math.max(entries, this.lengths.length * 2);
+    const capacity = Math.max(entries, Math.ceil(this.lengths.length * 1.5));
     const wordOffsets = new Uint32Array(capacity);
     wordOffsets.set(this.wordOffsets);
     this.wordOffsets = wordOffsets;
@@ -176,7 +176,7 @@ export class IdTable {
 
   private ensureArenaCapacity(words: number): void {
     if (words <= this.arena.length) return;
-    const arena = new Int32Array(Math.max(words, this.arena.length * 2));
+    const arena = new Int32Array(Math.max(words, Math.ceil(this.arena.length * 1.5)));
     arena.set(this.arena);
     this.arena = arena;
   }

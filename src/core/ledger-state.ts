@@ -7,9 +7,12 @@
  * |------|-------------------------------------------------------------------|
  * | 0..1 | balance, i64 minor units (words 0 = low, 1 = high, little-endian) |
  * | 2    | currency, ISO numeric                                             |
- * | 3    | owner index (into the owner id table)                             |
+ * | 3    | owner index (into the owner id table), or -1 when owner = account id |
  * | 4..5 | sequence of the account's newest statement entry, as f64          |
  * | 6    | flags: bit 0 = external account                                   |
+ *
+ * Most accounts are their own owner (the API's default), so that owner is not interned again:
+ * owner index -1 means "the account id", saving an id-table entry per account.
  * | 7    | reserved, zero                                                    |
  *
  * The `evolve` methods here are the only code that mutates state; they run live (after
@@ -25,6 +28,11 @@ const ACCOUNTS_INITIAL = 1 << 10;
 /** ISO 4217 numeric codes are three digits. */
 export const CURRENCY_NUMERIC_MAX = 999;
 export const FLAG_EXTERNAL = 1;
+export const OWNER_IS_ACCOUNT = -1;
+/** Arrays grow by half, not double: at 10M accounts doubling would strand hundreds of MB. */
+export function grownCapacity(current: number, needed: number): number {
+  return Math.max(needed, Math.ceil(current * 1.5));
+}
 
 export class LedgerState {
   readonly accounts: IdTable;
@@ -63,7 +71,8 @@ export class LedgerState {
   }
 
   ownerIdOf(index: number): string {
-    return this.owners.idOf(this.ownerIndexOf(index));
+    const owner = this.ownerIndexOf(index);
+    return owner === OWNER_IS_ACCOUNT ? this.accounts.idOf(index) : this.owners.idOf(owner);
   }
 
   lastEntrySequenceOf(index: number): number {
@@ -81,8 +90,11 @@ export class LedgerState {
     assert(this.accounts.findString(accountId) === -1, 'account opened twice');
     const index = this.accounts.insertString(accountId);
     this.ensureAccountCapacity(index + 1);
-    let ownerIndex = this.owners.findString(owner);
-    if (ownerIndex === -1) ownerIndex = this.owners.insertString(owner);
+    let ownerIndex = OWNER_IS_ACCOUNT;
+    if (owner !== accountId) {
+      ownerIndex = this.owners.findString(owner);
+      if (ownerIndex === -1) ownerIndex = this.owners.insertString(owner);
+    }
     const external = accountId.startsWith('@external:');
     const at = index * ACCOUNT_WORDS;
     this.ints.fill(0, at, at + ACCOUNT_WORDS);
@@ -126,7 +138,7 @@ export class LedgerState {
 
   ensureAccountCapacity(accounts: number): void {
     if (accounts * ACCOUNT_WORDS <= this.ints.length) return;
-    const capacity = Math.max(accounts, (this.ints.length / ACCOUNT_WORDS) * 2);
+    const capacity = grownCapacity(this.ints.length / ACCOUNT_WORDS, accounts);
     const ints = new Int32Array(capacity * ACCOUNT_WORDS);
     ints.set(this.ints);
     this.ints = ints;

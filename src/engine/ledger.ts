@@ -433,6 +433,11 @@ class PartitionEngine implements Ledger {
     };
   }
 
+  memoryDetail(): { accountBytes: number; transactionBytes: number } {
+    const transactionBytes = this.state.txns.memoryBytes();
+    return { accountBytes: this.state.memoryBytes() - transactionBytes, transactionBytes };
+  }
+
   digest(): string {
     return stateDigest(this.state);
   }

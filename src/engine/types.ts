@@ -103,6 +103,8 @@ export interface Ledger {
   /** State digest (hex SHA-256) of the current state, identical for the same log anywhere. */
   digest(): string;
   snapshot(): Promise<void>;
+  /** Bytes held by the account structures and by the transaction-id table. */
+  memoryDetail?(): Readonly<{ accountBytes: number; transactionBytes: number }>;
   /** Stops taking commands, finishes queued ones, writes a final snapshot, closes files. */
   close(): Promise<void>;
 }
