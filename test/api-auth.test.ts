@@ -9,6 +9,9 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { WalletServer, balanceOf, createKey, deposit, minorOf, openAccount, uniqueId } from './support/http-server.js';
 
+/** A hung request fails its test instead of stalling the run. */
+const TEST_TIMEOUT = { timeout: 60_000 };
+
 let server: WalletServer;
 let keyA: string;
 let keyB: string;
@@ -106,7 +109,7 @@ const MATRIX: readonly Row[] = [
   { name: 'read transfer A→B', method: 'GET', path: () => `/v1/transfers/${transferAB}`, expect: { admin: 200, ownerA: 200, ownerB: 200, ownerC: 403, unknown: 401, none: 401 } },
 ];
 
-test('the 401/403 matrix: admin, owner key, other owners, unknown token, no token', async () => {
+test('the 401/403 matrix: admin, owner key, other owners, unknown token, no token', TEST_TIMEOUT, async () => {
   for (const row of MATRIX) {
     for (const who of WHO) {
       const balanceBefore = await balanceOf(server, accountA);
@@ -124,14 +127,14 @@ test('the 401/403 matrix: admin, owner key, other owners, unknown token, no toke
   }
 });
 
-test('an owner key may open accounts only for its own owner; an omitted owner means the account id', async () => {
+test('an owner key may open accounts only for its own owner; an omitted owner means the account id', TEST_TIMEOUT, async () => {
   const own = await server.call('POST', '/v1/accounts', { token: keyA, json: { account_id: ownerA, currency: 'EUR' } });
   assert.equal(own.status, 201, 'account id = owner id, owner omitted');
   const other = await server.call('POST', '/v1/accounts', { token: keyA, json: { account_id: uniqueId('x'), currency: 'EUR' } });
   assert.equal(other.status, 403, 'owner omitted: it would be owned by the new account id');
 });
 
-test('a forbidden transfer is not remembered; batch items from a foreign account are refused alone', async () => {
+test('a forbidden transfer is not remembered; batch items from a foreign account are refused alone', TEST_TIMEOUT, async () => {
   const id = uniqueId('steal');
   const steal = await server.call('POST', '/v1/wallet/balance_transfer', {
     token: keyB,
@@ -159,7 +162,7 @@ test('a forbidden transfer is not remembered; batch items from a foreign account
   assert.equal(minorOf(await balanceOf(server, accountB)), minorOf(before) - 1n);
 });
 
-test('the generated admin token: printed once on stderr, stored 0600, absent from logs; keys never logged or stored', async () => {
+test('the generated admin token: printed once on stderr, stored 0600, absent from logs; keys never logged or stored', TEST_TIMEOUT, async () => {
   const printed = server.stderrLines.filter((line) => line === server.adminToken);
   assert.equal(printed.length, 1);
   const tokenPath = join(server.dataDir, 'auth', 'admin-token');

@@ -10,6 +10,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WalletServer, balanceOf, deposit, minorOf, openAccount, sleep, uniqueId } from './support/http-server.js';
 
+/** A hung request fails its test instead of stalling the run. */
+const TEST_TIMEOUT = { timeout: 60_000 };
+
 const ACCOUNTS = 6;
 const OPENING = '1000.00';
 const WORKERS = 24;
@@ -115,7 +118,7 @@ async function assertNoDuplicateEntries(server: WalletServer, account: string): 
   } while (cursor !== null);
 }
 
-test('SIGKILL under HTTP load: every acknowledged transfer is present exactly once after restart', async () => {
+test('SIGKILL under HTTP load: every acknowledged transfer is present exactly once after restart', TEST_TIMEOUT, async () => {
   const { server, accounts } = await startLoaded();
   let stopped = false;
   const load = runLoad(server, accounts, () => stopped);
@@ -135,7 +138,7 @@ test('SIGKILL under HTTP load: every acknowledged transfer is present exactly on
   }
 });
 
-test('SIGTERM under HTTP load: in-flight requests answered, exit 0 within 30 s, nothing lost', async () => {
+test('SIGTERM under HTTP load: in-flight requests answered, exit 0 within 30 s, nothing lost', TEST_TIMEOUT, async () => {
   const { server, accounts } = await startLoaded();
   let stopped = false;
   const load = runLoad(server, accounts, () => stopped);

@@ -7,6 +7,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WalletServer, balanceOf, deposit, minorOf, openAccount, uniqueId } from './support/http-server.js';
 
+/** A hung request fails its test instead of stalling the run. */
+const TEST_TIMEOUT = { timeout: 60_000 };
+
 let server: WalletServer;
 
 before(async () => {
@@ -19,7 +22,7 @@ after(async () => {
   server.removeDataDir();
 });
 
-test('operations endpoints need no token: healthz, readyz, metrics, openapi.json, docs', async () => {
+test('operations endpoints need no token: healthz, readyz, metrics, openapi.json, docs', TEST_TIMEOUT, async () => {
   const health = await server.call('GET', '/healthz', { token: null });
   assert.equal(health.status, 200);
   assert.deepEqual(health.body, { status: 'ok' });
@@ -61,14 +64,14 @@ test('operations endpoints need no token: healthz, readyz, metrics, openapi.json
   }
 });
 
-test('every response carries a request id; a valid caller id is kept', async () => {
+test('every response carries a request id; a valid caller id is kept', TEST_TIMEOUT, async () => {
   const generated = await server.call('GET', '/healthz', { token: null });
   assert.match(String(generated.headers['x-request-id']), /^[0-9a-f]{8}-[0-9a-z]+$/);
   const kept = await server.call('GET', '/healthz', { token: null, headers: { 'x-request-id': 'trace-123' } });
   assert.equal(kept.headers['x-request-id'], 'trace-123');
 });
 
-test('open account: 201 on creation, 200 for an identical re-create, owner defaults to the account id', async () => {
+test('open account: 201 on creation, 200 for an identical re-create, owner defaults to the account id', TEST_TIMEOUT, async () => {
   const id = uniqueId('acct');
   const created = await server.call('POST', '/v1/accounts', { json: { account_id: id, currency: 'USD' } });
   assert.equal(created.status, 201);
@@ -88,7 +91,7 @@ test('open account: 201 on creation, 200 for an identical re-create, owner defau
   assert.deepEqual(yenReply.body, { account_id: yen, currency: 'JPY', owner: 'u-1', balance: '0' });
 });
 
-test('read account: balance with the currency decimals and the sequence it reflects', async () => {
+test('read account: balance with the currency decimals and the sequence it reflects', TEST_TIMEOUT, async () => {
   const id = uniqueId('read');
   await openAccount(server, id, 'KWD');
   const empty = await server.call('GET', `/v1/accounts/${id}`);
@@ -99,7 +102,7 @@ test('read account: balance with the currency decimals and the sequence it refle
   assert.deepEqual(read.body, { account_id: id, currency: 'KWD', owner: id, balance: '1.500', sequence });
 });
 
-test('deposit, transfer, withdrawal: success bodies, increasing sequences, balances, money sums to zero', async () => {
+test('deposit, transfer, withdrawal: success bodies, increasing sequences, balances, money sums to zero', TEST_TIMEOUT, async () => {
   const alice = uniqueId('alice');
   const bob = uniqueId('bob');
   await openAccount(server, alice);
@@ -135,7 +138,7 @@ test('deposit, transfer, withdrawal: success bodies, increasing sequences, balan
   assert.equal(externalDelta, -(8950n + 1025n), 'the external account mirrors the money that entered');
 });
 
-test('transfer lookup: transfers, deposits and withdrawals, successes and logged rejections', async () => {
+test('transfer lookup: transfers, deposits and withdrawals, successes and logged rejections', TEST_TIMEOUT, async () => {
   const alice = uniqueId('alice');
   const bob = uniqueId('bob');
   await openAccount(server, alice);
@@ -167,7 +170,7 @@ test('transfer lookup: transfers, deposits and withdrawals, successes and logged
   assert.equal(withdrawalView.body.to_account, '@external:USD');
 });
 
-test('batch: results in request order, items applied in order, malformed items rejected alone', async () => {
+test('batch: results in request order, items applied in order, malformed items rejected alone', TEST_TIMEOUT, async () => {
   const alice = uniqueId('alice');
   const bob = uniqueId('bob');
   await openAccount(server, alice);
@@ -205,7 +208,7 @@ test('batch: results in request order, items applied in order, malformed items r
   assert.equal(retry.body.results[0].status, 'success', 'its transaction_id stays free');
 });
 
-test('idempotency: a retry returns the original status and body; another body is a 409 conflict', async () => {
+test('idempotency: a retry returns the original status and body; another body is a 409 conflict', TEST_TIMEOUT, async () => {
   const alice = uniqueId('alice');
   const bob = uniqueId('bob');
   await openAccount(server, alice);
@@ -244,7 +247,7 @@ test('idempotency: a retry returns the original status and body; another body is
   assert.equal(await balanceOf(server, alice), '46.00');
 });
 
-test('concurrent duplicates: many parallel identical requests move money once and all get the same answer', async () => {
+test('concurrent duplicates: many parallel identical requests move money once and all get the same answer', TEST_TIMEOUT, async () => {
   const alice = uniqueId('alice');
   const bob = uniqueId('bob');
   await openAccount(server, alice);
@@ -267,7 +270,7 @@ test('concurrent duplicates: many parallel identical requests move money once an
   assert.equal(await balanceOf(server, alice), '69.00');
 });
 
-test('historical balance: by sequence, by time, current, opening balance, beyond head', async () => {
+test('historical balance: by sequence, by time, current, opening balance, beyond head', TEST_TIMEOUT, async () => {
   const alice = uniqueId('alice');
   const bob = uniqueId('bob');
   await openAccount(server, alice);
@@ -296,7 +299,7 @@ test('historical balance: by sequence, by time, current, opening balance, beyond
   assert.equal(beyond.body.error.code, 'invalid_request');
 });
 
-test('statement: newest first, deposits and withdrawals included, rejections not, cursor paging to a null cursor', async () => {
+test('statement: newest first, deposits and withdrawals included, rejections not, cursor paging to a null cursor', TEST_TIMEOUT, async () => {
   const alice = uniqueId('alice');
   const bob = uniqueId('bob');
   await openAccount(server, alice);

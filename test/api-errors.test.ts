@@ -7,6 +7,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WalletServer, balanceOf, createKey, deposit, openAccount, uniqueId, type Reply } from './support/http-server.js';
 
+/** A hung request fails its test instead of stalling the run. */
+const TEST_TIMEOUT = { timeout: 60_000 };
+
 let server: WalletServer;
 const A = uniqueId('err-a');
 const B = uniqueId('err-b');
@@ -135,7 +138,7 @@ function malformedCases(): Case[] {
   ];
 }
 
-test('malformed requests: right status and code, no balance changed, nothing remembered', async () => {
+test('malformed requests: right status and code, no balance changed, nothing remembered', TEST_TIMEOUT, async () => {
   const cases = malformedCases();
   assert.ok(cases.length >= 40, `${cases.length} cases`);
   const before = await fingerprint();
@@ -161,7 +164,7 @@ test('malformed requests: right status and code, no balance changed, nothing rem
   assert.equal(reuse.status, 200, 'a transaction_id of a refused request stays free');
 });
 
-test('business rejections are 422, logged with a sequence, and change no balance', async () => {
+test('business rejections are 422, logged with a sequence, and change no balance', TEST_TIMEOUT, async () => {
   const C = uniqueId('err-c');
   await openAccount(server, C);
   const rejections: Array<[string, Record<string, unknown>]> = [
@@ -186,7 +189,7 @@ test('business rejections are 422, logged with a sequence, and change no balance
   expectError(withdrawal, 422, 'insufficient_funds', 'withdrawal beyond the balance');
 });
 
-test('balance_overflow: a credit past 2^63-1 minor units is rejected', async () => {
+test('balance_overflow: a credit past 2^63-1 minor units is rejected', TEST_TIMEOUT, async () => {
   const rich = uniqueId('rich');
   await openAccount(server, rich, 'BHD');
   const max = await server.call('POST', `/v1/accounts/${rich}/deposits`, { json: { transaction_id: uniqueId('max'), amount: '9223372036854775.807', currency: 'BHD' } });
@@ -196,7 +199,7 @@ test('balance_overflow: a credit past 2^63-1 minor units is rejected', async () 
   assert.equal(await balanceOf(server, rich), '9223372036854775.807');
 });
 
-test('conflicts and lookups: account_exists, idempotency_conflict, account_not_found, transfer_not_found', async () => {
+test('conflicts and lookups: account_exists, idempotency_conflict, account_not_found, transfer_not_found', TEST_TIMEOUT, async () => {
   expectError(await server.call('POST', '/v1/accounts', { json: { account_id: A, currency: 'EUR' } }), 409, 'account_exists', 'other currency');
   expectError(await server.call('POST', '/v1/accounts', { json: { account_id: A, currency: 'USD', owner: 'someone-else' } }), 409, 'account_exists', 'other owner');
   const body = valid({ amount: '0.10' });
@@ -211,17 +214,17 @@ test('conflicts and lookups: account_exists, idempotency_conflict, account_not_f
   expectError(await server.call('GET', '/v1/nothing-here'), 404, 'not_found', 'unknown route');
 });
 
-test('credentials: 401 without or with an unknown token, 403 when not allowed', async () => {
+test('credentials: 401 without or with an unknown token, 403 when not allowed', TEST_TIMEOUT, async () => {
   expectError(await server.call('GET', `/v1/accounts/${A}`, { token: null }), 401, 'unauthorized', 'no token');
   expectError(await server.call('GET', `/v1/accounts/${A}`, { token: 'not-a-token' }), 401, 'unauthorized', 'unknown token');
   const key = await createKey(server, uniqueId('owner'));
   expectError(await server.call('GET', `/v1/accounts/${A}`, { token: key }), 403, 'forbidden', "another owner's account");
 });
 
-test('payload_too_large beyond 4 MiB, while a full 8190-item batch with 64-character ids fits', async () => {
+test('payload_too_large beyond 4 MiB, while a full 8190-item batch with 64-character ids fits', TEST_TIMEOUT, async () => {
   const before = await fingerprint();
-  const huge = JSON.stringify({ transfers: [valid({ memo: 'x'.repeat(5 * 1024 * 1024) })] });
-  expectError(await server.postOversized(BATCH, huge), 413, 'payload_too_large', '5 MiB body');
+  expectError(await server.postOversized(BATCH, 5 * 1024 * 1024), 413, 'payload_too_large', '5 MiB body');
+  expectError(await server.postOversized(TRANSFER, 4 * 1024 * 1024 + 1), 413, 'payload_too_large', 'one byte over 4 MiB');
   assert.equal(await fingerprint(), before);
 
   const long = (prefix: string, index: number) => `${prefix}${index}`.padEnd(64, 'x');
@@ -246,7 +249,7 @@ test('payload_too_large beyond 4 MiB, while a full 8190-item batch with 64-chara
   assert.equal(await balanceOf(server, to), '8190.00');
 });
 
-test('rate_limited: 429 with Retry-After per key; a batch counts as one request; nothing remembered', async () => {
+test('rate_limited: 429 with Retry-After per key; a batch counts as one request; nothing remembered', TEST_TIMEOUT, async () => {
   const limited = await WalletServer.start({ args: ['--rate-limit', '2', '--rate-limit-burst', '3', '--no-fsync'] });
   try {
     const key = await createKey(limited, 'owner-r'); // the admin's first token

@@ -8,10 +8,11 @@
  */
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import pino from 'pino';
 import { buildHttpServer, type HttpServer } from '../api/server.js';
 import { parseServeArgs, serveHelpText, type ServeConfig } from '../api/config.js';
 import { ApiMetrics } from '../api/metrics.js';
-import { KeyStore } from '../auth/keys.js';
+import { KeyStore, type KeyStoreOpened } from '../auth/keys.js';
 import type { Authenticate } from '../auth/principal.js';
 import { startProtocolServer, type ProtocolServer } from '../protocol/server.js';
 import { openLedger } from '../engine/ledger.js';
@@ -20,6 +21,7 @@ import type { Ledger } from '../engine/types.js';
 /** The whole graceful stop must end before this (API.md: within 30 seconds). */
 const STOP_DEADLINE_MS = 29_500;
 const RECOVERY_LOG_EVERY_MS = 2_000;
+const EXIT_GRACE_MS = 1_000;
 
 export async function serveCommand(args: string[]): Promise<number> {
   const parsed = parseServeArgs(args, process.env);
@@ -31,7 +33,10 @@ export async function serveCommand(args: string[]): Promise<number> {
     process.stderr.write(`walletd serve: ${parsed.message}\nRun 'walletd serve --help' for the options.\n`);
     return 2;
   }
-  return serve(parsed.config);
+  const code = await serve(parsed.config);
+  // Everything is closed; should a stray handle keep the event loop alive, do not hang around.
+  setTimeout(() => process.exit(code), EXIT_GRACE_MS).unref();
+  return code;
 }
 
 async function serve(config: ServeConfig): Promise<number> {
@@ -39,9 +44,19 @@ async function serve(config: ServeConfig): Promise<number> {
   const opened = await KeyStore.open(config.dataDir, config.adminToken);
   if (opened.generatedAdminToken !== undefined) announceAdminToken(opened.generatedAdminToken, opened.adminTokenPath);
   const metrics = new ApiMetrics();
-  const server = await buildHttpServer({ config, keys: opened.store, metrics });
+  // Asynchronous stdout: lines written while a write is in flight go out together, so logging
+  // every request costs far fewer syscalls; flushed synchronously before the process ends.
+  const logDestination = pino.destination({ dest: 1, sync: false, minLength: 0 });
+  const server = await buildHttpServer({ config, keys: opened.store, metrics, logStream: logDestination });
   const stopSignal = waitForStopSignal(server);
+  try {
+    return await run(config, server, metrics, opened, stopSignal);
+  } finally {
+    logDestination.flushSync();
+  }
+}
 
+async function run(config: ServeConfig, server: HttpServer, metrics: ApiMetrics, opened: KeyStoreOpened, stopSignal: Promise<NodeJS.Signals>): Promise<number> {
   await server.app.listen({ port: config.port, host: config.host });
   const address = server.app.server.address() as AddressInfo;
   server.app.log.info({ port: address.port, host: address.address, dataDir: config.dataDir }, 'listening');

@@ -72,10 +72,21 @@ export class WalletServer {
     const args = [BIN, 'serve', '--port', '0', '--protocol-port', '0', '--data-dir', dataDir, ...(options.args ?? [])];
     const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const server = new WalletServer(child, dataDir, adminToken === '' ? (options.storedAdminToken ?? '') : adminToken);
-    server.boundPort = await server.waitForPort();
-    if (server.token === '') server.token = await server.waitForGeneratedToken();
-    await server.waitReady();
-    return server;
+    // A test process that ends (or is killed by a timeout handler) takes its servers with it.
+    const killOnExit = (): void => {
+      child.kill('SIGKILL');
+    };
+    process.once('exit', killOnExit);
+    child.once('exit', () => process.off('exit', killOnExit));
+    try {
+      server.boundPort = await server.waitForPort();
+      if (server.token === '') server.token = await server.waitForGeneratedToken();
+      await server.waitReady();
+      return server;
+    } catch (error) {
+      await server.stop('SIGKILL'); // never leave a half-started server behind
+      throw error;
+    }
   }
 
   get port(): number {
@@ -108,25 +119,24 @@ export class WalletServer {
   }
 
   /**
-   * POSTs a body the server will refuse before reading it all (413). The server answers and
-   * closes early, so the client's write may fail with EPIPE/ECONNRESET after the response came
-   * in; a plain client treats that as a failed request, this one returns the response.
+   * Declares a `bytes`-long JSON body but sends only its first kilobyte, then waits for the
+   * answer: a server that enforces its body limit on Content-Length answers 413 at once. Sending
+   * the whole body would race the server closing the connection (EPIPE before the response).
    */
-  postOversized(path: string, body: string): Promise<Reply> {
+  postOversized(path: string, bytes: number): Promise<Reply> {
     return new Promise((resolve, reject) => {
-      const headers = { authorization: `Bearer ${this.adminToken}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+      const headers = { authorization: `Bearer ${this.adminToken}`, 'content-type': 'application/json', 'content-length': bytes };
       const outgoing = httpRequest(`${this.baseUrl}${path}`, { method: 'POST', headers }, (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
         response.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
+          outgoing.destroy();
           resolve({ status: response.statusCode ?? 0, headers: response.headers, body: parseJson(text), text });
         });
       });
-      outgoing.on('error', (error: NodeJS.ErrnoException) => {
-        if (error.code !== 'EPIPE' && error.code !== 'ECONNRESET') reject(error);
-      });
-      outgoing.end(body);
+      outgoing.on('error', reject);
+      outgoing.write(`{"transfers":[{"memo":"${'x'.repeat(1024)}`);
     });
   }
 

@@ -1,0 +1,248 @@
+/**
+ * HTTP API benchmark: `npm run bench:http`.
+ *
+ * Starts a real `walletd serve` process on a fresh temporary data directory with production
+ * durability (fsync on, every answer after its fsync), opens and funds accounts over HTTP, then
+ * measures from this process over real sockets:
+ *   1. single-transfer requests (POST /v1/wallet/balance_transfer) at 64 concurrent
+ *      connections: requests/s and latency percentiles (HdrHistogram, microseconds);
+ *   2. the batch endpoint (POST /v1/wallet/balance_transfers, 8190 transfers a request):
+ *      transfers/s and request latency.
+ * Every request uses a fresh transaction_id; only 200 answers with "success" count.
+ *
+ * Options: --seconds N (per workload, default 10), --warmup-seconds N (2), --connections N (64),
+ * --batch-connections N (4), --batch-size N (8190), --accounts N (1000), --compare-coalesce
+ * (also runs singles with --no-coalesce), --server-arg ARG (repeatable, passed to serve).
+ */
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import * as hdr from 'hdr-histogram-js';
+import { Pool } from 'undici';
+import { WalletServer, openAccount } from '../test/support/http-server.js';
+
+type Options = Readonly<{
+  seconds: number;
+  warmupSeconds: number;
+  connections: number;
+  batchConnections: number;
+  batchSize: number;
+  accounts: number;
+  compareCoalesce: boolean;
+  serverArgs: string[];
+}>;
+
+type Result = Readonly<{
+  workload: string;
+  connections: number;
+  seconds: number;
+  requests: number;
+  transfers: number;
+  failures: number;
+  latency: hdr.Histogram;
+}>;
+
+const TARGET_SINGLE_REQUESTS_PER_SECOND = 15_000;
+const TARGET_SINGLE_P99_MS = 10;
+const TARGET_BATCH_TRANSFERS_PER_SECOND = 300_000;
+const FUNDING = '1000000000.00';
+
+function readOptions(): Options {
+  const { values } = parseArgs({
+    options: {
+      seconds: { type: 'string', default: '10' },
+      'warmup-seconds': { type: 'string', default: '2' },
+      connections: { type: 'string', default: '64' },
+      'batch-connections': { type: 'string', default: '4' },
+      'batch-size': { type: 'string', default: '8190' },
+      accounts: { type: 'string', default: '1000' },
+      'compare-coalesce': { type: 'boolean', default: false },
+      'server-arg': { type: 'string', multiple: true, default: [] },
+    },
+  });
+  const number = (name: keyof typeof values): number => {
+    const value = Number(values[name]);
+    if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
+    return value;
+  };
+  return {
+    seconds: number('seconds'),
+    warmupSeconds: Number(values['warmup-seconds']),
+    connections: number('connections'),
+    batchConnections: number('batch-connections'),
+    batchSize: Math.min(8190, number('batch-size')),
+    accounts: number('accounts'),
+    compareCoalesce: values['compare-coalesce'] === true,
+    serverArgs: values['server-arg'] as string[],
+  };
+}
+
+/** Ids and bodies are built as strings: the client must stay cheaper than the server it measures. */
+class TransferSource {
+  private counter = 0;
+  constructor(
+    private readonly runId: string,
+    private readonly accounts: number,
+  ) {}
+
+  item(): string {
+    const index = this.counter++;
+    const from = index % this.accounts;
+    const to = (from + 1 + (index % (this.accounts - 1))) % this.accounts;
+    return `{"transaction_id":"${this.runId}-${index}","from_account":"bench-${from}","to_account":"bench-${to}","amount":"0.01","currency":"USD"}`;
+  }
+
+  batch(size: number): string {
+    const items: string[] = new Array<string>(size);
+    for (let i = 0; i < size; i++) items[i] = this.item();
+    return `{"transfers":[${items.join(',')}]}`;
+  }
+}
+
+function newHistogram(): hdr.Histogram {
+  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+}
+
+/**
+ * Runs `connections` closed loops for warm-up plus `seconds`; only requests that start and end
+ * inside the measured window are counted, so warm-up and drain do not blur the figures.
+ */
+async function runLoops(
+  pool: Pool,
+  token: string,
+  connections: number,
+  options: Options,
+  request: () => { path: string; body: string; transfers: number },
+  countSuccesses: (status: number, text: string, expected: number) => number,
+): Promise<Omit<Result, 'workload' | 'connections'>> {
+  const latency = newHistogram();
+  const startMs = performance.now();
+  const measureFromMs = startMs + options.warmupSeconds * 1000;
+  const measureToMs = measureFromMs + options.seconds * 1000;
+  let requests = 0;
+  let transfers = 0;
+  let failures = 0;
+  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+  const loop = async (): Promise<void> => {
+    while (performance.now() < measureToMs) {
+      const next = request();
+      const sentMs = performance.now();
+      const response = await pool.request({ method: 'POST', path: next.path, headers, body: next.body });
+      const text = await response.body.text();
+      const doneMs = performance.now();
+      if (sentMs < measureFromMs || doneMs > measureToMs) continue;
+      const succeeded = countSuccesses(response.statusCode, text, next.transfers);
+      requests++;
+      transfers += succeeded;
+      if (succeeded < next.transfers) failures++;
+      latency.recordValue(Math.max(1, Math.round((doneMs - sentMs) * 1000)));
+    }
+  };
+  await Promise.all(Array.from({ length: connections }, loop));
+  return { seconds: options.seconds, requests, transfers, failures, latency };
+}
+
+async function measureSingles(server: WalletServer, options: Options, source: TransferSource, label: string): Promise<Result> {
+  const pool = new Pool(server.baseUrl, { connections: options.connections, pipelining: 1 });
+  try {
+    const run = await runLoops(
+      pool,
+      server.adminToken,
+      options.connections,
+      options,
+      () => ({ path: '/v1/wallet/balance_transfer', body: source.item(), transfers: 1 }),
+      (status) => (status === 200 ? 1 : 0),
+    );
+    return { workload: label, connections: options.connections, ...run };
+  } finally {
+    await pool.close();
+  }
+}
+
+async function measureBatches(server: WalletServer, options: Options, source: TransferSource): Promise<Result> {
+  const pool = new Pool(server.baseUrl, { connections: options.batchConnections, pipelining: 1 });
+  try {
+    const run = await runLoops(
+      pool,
+      server.adminToken,
+      options.batchConnections,
+      options,
+      () => ({ path: '/v1/wallet/balance_transfers', body: source.batch(options.batchSize), transfers: options.batchSize }),
+      (status, text) => (status === 200 ? (JSON.parse(text) as { results: Array<{ status: string }> }).results.filter((r) => r.status === 'success').length : 0),
+    );
+    return { workload: `batch of ${options.batchSize}`, connections: options.batchConnections, ...run };
+  } finally {
+    await pool.close();
+  }
+}
+
+async function startFundedServer(options: Options, extraArgs: string[]): Promise<WalletServer> {
+  const server = await WalletServer.start({ args: [...options.serverArgs, ...extraArgs] });
+  for (let start = 0; start < options.accounts; start += 64) {
+    const ids = Array.from({ length: Math.min(64, options.accounts - start) }, (_, offset) => `bench-${start + offset}`);
+    await Promise.all(ids.map((id) => openAccount(server, id)));
+    await Promise.all(
+      ids.map(async (id) => {
+        const reply = await server.call('POST', `/v1/accounts/${id}/deposits`, { json: { transaction_id: `fund-${id}`, amount: FUNDING, currency: 'USD' } });
+        if (reply.status !== 200) throw new Error(`funding ${id}: ${reply.status} ${reply.text}`);
+      }),
+    );
+  }
+  return server;
+}
+
+function formatRow(result: Result): string[] {
+  const ms = (percentile: number): string => (result.latency.getValueAtPercentile(percentile) / 1000).toFixed(2);
+  const perSecond = (count: number): string => Math.round(count / result.seconds).toLocaleString('en-US');
+  return [result.workload, String(result.connections), result.seconds.toFixed(0), perSecond(result.requests), perSecond(result.transfers), ms(50), ms(99), ms(99.9), String(result.failures)];
+}
+
+function printTable(results: readonly Result[], options: Options): void {
+  const header = ['workload', 'conns', 'seconds', 'requests/s', 'transfers/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'failed'];
+  const rows = [header, ...results.map(formatRow)];
+  const widths = header.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length)));
+  const line = (row: string[]): string => row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ');
+  const cpu = cpus();
+  console.log(`\nwalletd HTTP API benchmark: fsync on, ${options.accounts} accounts, node ${process.version}, ${cpu.length} CPUs (${cpu[0]?.model ?? 'unknown'})`);
+  console.log('client and server on the same machine, separate processes\n');
+  console.log(line(header));
+  console.log(widths.map((width) => '-'.repeat(width)).join('  '));
+  for (const row of rows.slice(1)) console.log(line(row));
+  const single = results[0]!;
+  const batch = results.find((result) => result.workload.startsWith('batch'));
+  const singleRate = single.requests / single.seconds;
+  const singleP99 = single.latency.getValueAtPercentile(99) / 1000;
+  const verdict = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+  console.log(
+    `\ntarget single: >= ${TARGET_SINGLE_REQUESTS_PER_SECOND.toLocaleString('en-US')} req/s with p99 <= ${TARGET_SINGLE_P99_MS} ms: ${verdict(singleRate >= TARGET_SINGLE_REQUESTS_PER_SECOND && singleP99 <= TARGET_SINGLE_P99_MS)}`,
+  );
+  if (batch !== undefined) {
+    console.log(`target batch: >= ${TARGET_BATCH_TRANSFERS_PER_SECOND.toLocaleString('en-US')} transfers/s: ${verdict(batch.transfers / batch.seconds >= TARGET_BATCH_TRANSFERS_PER_SECOND)}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const options = readOptions();
+  const runId = `r${Date.now().toString(36)}`;
+  const results: Result[] = [];
+  const server = await startFundedServer(options, []);
+  try {
+    const source = new TransferSource(runId, options.accounts);
+    results.push(await measureSingles(server, options, source, 'single transfer'));
+    results.push(await measureBatches(server, options, source));
+  } finally {
+    await server.stop();
+    server.removeDataDir();
+  }
+  if (options.compareCoalesce) {
+    const uncoalesced = await startFundedServer(options, ['--no-coalesce']);
+    try {
+      results.push(await measureSingles(uncoalesced, options, new TransferSource(`${runId}n`, options.accounts), 'single, --no-coalesce'));
+    } finally {
+      await uncoalesced.stop();
+      uncoalesced.removeDataDir();
+    }
+  }
+  printTable(results, options);
+}
+
+await main();
