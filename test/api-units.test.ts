@@ -69,6 +69,14 @@ test('--help lists every flag and environment variable', () => {
   assert.ok(help.includes('--config'));
 });
 
+test('docs/OPERATIONS.md documents every setting (flag and environment variable)', () => {
+  const doc = readFileSync(new URL('../../docs/OPERATIONS.md', import.meta.url), 'utf8');
+  for (const setting of SETTINGS) {
+    assert.ok(doc.includes(`\`${setting.env}\``), `${setting.env} documented`);
+    if (setting.flag !== undefined) assert.ok(doc.includes(`--${setting.flag}`), `--${setting.flag} documented`);
+  }
+});
+
 test('rate limiter: burst, refill at the configured rate, Retry-After in whole seconds, per key', () => {
   let now = 0;
   const limiter = new RateLimiter(10, 5, () => now);
