@@ -71,7 +71,6 @@ async function openLocked(options: LedgerOptions, unlock: () => void): Promise<L
   });
   const { logDir } = dataPaths(options.dataDir);
   const readIndex = new LogReadIndex(logDir);
-  readIndex.indexTail();
   const engine = new PartitionEngine(options, recovered.state, recovered.chainHash, readIndex, unlock);
   const writer = await LogWriter.open(
     {
@@ -87,6 +86,10 @@ async function openLocked(options: LedgerOptions, unlock: () => void): Promise<L
     recovered.tail,
     recovered.state.headSequence + 1,
   );
+  // Indexed only now that LogWriter.open has cut any torn tail: a torn frame with a whole header
+  // would otherwise be indexed, and the first new frame (same sequence) would fail the index's
+  // order assertion and stop the process.
+  readIndex.indexTail();
   engine.attach(writer, recovered.tail, recovered.snapshot?.sequence ?? 0, recovered.snapshot?.createdAtMs ?? 0);
   return engine;
 }
