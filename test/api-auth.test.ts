@@ -170,13 +170,15 @@ test('the generated admin token: printed once on stderr, stored 0600, absent fro
   assert.equal(readFileSync(tokenPath, 'utf8').trim(), server.adminToken);
   const keyFile = readFileSync(join(server.dataDir, 'auth', 'api-keys.json'), 'utf8');
   for (const secret of [keyA, keyB, keyC]) assert.ok(!keyFile.includes(secret), 'only hashes are stored');
+
+  // Stopped first, so every buffered log line has been written out.
+  const stopped = await server.stop();
+  assert.equal(stopped.code, 0);
   const logText = server.logLines.join('\n');
   assert.ok(server.logs().some((entry) => entry['msg'] === 'request' && typeof entry['reqId'] === 'string'), 'one JSON line per request, with its id');
   for (const secret of [server.adminToken, keyA, keyB, keyC]) assert.ok(!logText.includes(secret), 'no token in the logs');
 
   // A restart on the same directory reuses the stored token and keys and prints nothing.
-  const stopped = await server.stop();
-  assert.equal(stopped.code, 0);
   server = await WalletServer.start({ dataDir: server.dataDir, adminToken: false, storedAdminToken: server.adminToken });
   assert.ok(!server.stderrLines.some((line) => line.startsWith('wa_')), 'not printed a second time');
   assert.equal((await server.call('GET', `/v1/accounts/${accountA}`, { token: keyA })).status, 200, 'keys survive a restart');

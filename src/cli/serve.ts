@@ -22,6 +22,9 @@ import type { Ledger } from '../engine/types.js';
 const STOP_DEADLINE_MS = 29_500;
 const RECOVERY_LOG_EVERY_MS = 2_000;
 const EXIT_GRACE_MS = 1_000;
+const LOG_BUFFER_BYTES = 8 * 1024;
+const LOG_BUFFER_BYTES_MAX = 16 * 1024 * 1024;
+const LOG_FLUSH_EVERY_MS = 200;
 
 export async function serveCommand(args: string[]): Promise<number> {
   const parsed = parseServeArgs(args, process.env);
@@ -44,22 +47,25 @@ async function serve(config: ServeConfig): Promise<number> {
   const opened = await KeyStore.open(config.dataDir, config.adminToken);
   if (opened.generatedAdminToken !== undefined) announceAdminToken(opened.generatedAdminToken, opened.adminTokenPath);
   const metrics = new ApiMetrics();
-  // Asynchronous stdout: lines written while a write is in flight go out together, so logging
-  // every request costs far fewer syscalls; flushed synchronously before the process ends.
-  const logDestination = pino.destination({ dest: 1, sync: false, minLength: 0 });
+  const logDestination = bufferedStdout();
   const server = await buildHttpServer({ config, keys: opened.store, metrics, logStream: logDestination });
   const stopSignal = waitForStopSignal(server);
   try {
-    return await run(config, server, metrics, opened, stopSignal);
+    const flushLogs = (): void => logDestination.flush();
+    return await run(config, server, { metrics, opened, stopSignal, flushLogs });
   } finally {
     logDestination.flushSync();
   }
 }
 
-async function run(config: ServeConfig, server: HttpServer, metrics: ApiMetrics, opened: KeyStoreOpened, stopSignal: Promise<NodeJS.Signals>): Promise<number> {
+type RunParts = Readonly<{ metrics: ApiMetrics; opened: KeyStoreOpened; stopSignal: Promise<NodeJS.Signals>; flushLogs: () => void }>;
+
+async function run(config: ServeConfig, server: HttpServer, parts: RunParts): Promise<number> {
+  const { metrics, opened, stopSignal, flushLogs } = parts;
   await server.app.listen({ port: config.port, host: config.host });
   const address = server.app.server.address() as AddressInfo;
   server.app.log.info({ port: address.port, host: address.address, dataDir: config.dataDir }, 'listening');
+  flushLogs();
 
   const ledgerOpening = openLedgerLogged(config, server, metrics);
   const first = await Promise.race([
@@ -70,6 +76,7 @@ async function run(config: ServeConfig, server: HttpServer, metrics: ApiMetrics,
   try {
     if (first.kind === 'failed') throw first.error;
     if (first.kind === 'open') protocol = await startServing(config, server, first.ledger, opened.store.authenticate);
+    flushLogs();
   } catch (error) {
     server.context.setPhase('failed');
     server.app.log.fatal({ err: error }, 'could not start serving');
@@ -106,6 +113,17 @@ async function startServing(config: ServeConfig, server: HttpServer, ledger: Led
   const stats = ledger.stats();
   server.app.log.info({ headSequence: stats.headSequence, accounts: stats.accounts, fsync: config.fsync }, 'ready');
   return protocol;
+}
+
+/**
+ * JSON logs go to stdout through a buffer: a line per request would otherwise cost a write
+ * (a thread-pool round trip or a blocking syscall) per request. Lines leave when 8 KiB gather
+ * or every 200 ms, lifecycle lines at once (`flush`), everything before the process ends
+ * (pino flushes on exit). A stdout nobody reads cannot grow the buffer beyond 16 MiB: lines
+ * past that are dropped rather than exhausting memory.
+ */
+function bufferedStdout(): ReturnType<typeof pino.destination> {
+  return pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES, maxLength: LOG_BUFFER_BYTES_MAX, periodicFlush: LOG_FLUSH_EVERY_MS });
 }
 
 /** Printed once, to the terminal and not to the JSON log: the log must never hold a token. */
