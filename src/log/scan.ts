@@ -97,7 +97,11 @@ export function scanSegment(path: string, startOffset: number, isLastSegment: bo
   }
 }
 
-type Problem = { reason: string; headerValid: boolean; lastInFile: boolean };
+/**
+ * `bodyOnly`: the header is whole and only the body's CRC failed — what a write cut short looks
+ * like when the file system then shows zeros (or stale bytes) where the rest of the body was.
+ */
+type Problem = { reason: string; headerValid: boolean; lastInFile: boolean; bodyOnly?: boolean };
 
 function checkFrameAt(window: FileWindow, offset: number, context: ScanContext): Problem | undefined {
   const headerBytes = window.read(offset, FRAME_HEADER_BYTES);
@@ -110,7 +114,7 @@ function checkFrameAt(window: FileWindow, offset: number, context: ScanContext):
   const lastInFile = frameEnd === window.size;
   const prefix = Buffer.from(headerBytes.subarray(0, 32));
   const body = window.read(offset + FRAME_HEADER_BYTES, header.bodyBytes)!;
-  if (!bodyCrcMatches(header, body)) return { reason: 'body checksum mismatch', headerValid: true, lastInFile };
+  if (!bodyCrcMatches(header, body)) return { reason: 'body checksum mismatch', headerValid: true, lastInFile, bodyOnly: true };
   if (header.firstSequence !== context.nextSequence) {
     return { reason: `sequence gap: expected ${context.nextSequence}, found ${header.firstSequence}`, headerValid: true, lastInFile: false };
   }
@@ -129,7 +133,7 @@ function decodeFrameHeaderOrThrow(window: FileWindow, offset: number): FrameHead
 /** True when the bad frame at `offset` can only be the remains of an interrupted append. */
 function isTornTail(window: FileWindow, offset: number, problem: Problem): boolean {
   if (problem.lastInFile) return true;
-  if (problem.headerValid) return false;
+  if (problem.headerValid && problem.bodyOnly !== true) return false;
   return !validHeaderFollows(window, offset + 1);
 }
 
