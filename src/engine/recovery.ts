@@ -84,6 +84,13 @@ function startPosition(segments: SegmentFile[], meta: SnapshotMeta | undefined):
   if (index === -1) {
     throw new CorruptLogError(`segment starting at sequence ${meta.logSegmentFirstSequence}`, meta.logOffset, meta.sequence, 'the snapshot refers to a log segment that is missing');
   }
+  // The snapshot was written only once the log was durable up to its position, so a shorter
+  // segment lost frames it covers: not a torn tail (the writer would pad the gap with zeros).
+  const segment = segments[index]!;
+  const size = statSync(segment.path).size;
+  if (size < meta.logOffset) {
+    throw new CorruptLogError(segment.path, size, meta.sequence, `the log ends before the snapshot's position (byte offset ${meta.logOffset}); frames the snapshot covers are missing`);
+  }
   return { index, offset: meta.logOffset };
 }
 
