@@ -142,34 +142,38 @@ async function runLoops(
 }
 
 async function measureSingles(server: WalletServer, options: Options, source: TransferSource, label: string): Promise<Result> {
-  const pool = new Pool(server.baseUrl, { connections: options.connections, pipelining: 1 });
-  try {
-    const run = await runLoops(
+  const run = await withPool(server, options.connections, (pool) =>
+    runLoops(
       pool,
       server.adminToken,
       options.connections,
       options,
       () => ({ path: '/v1/wallet/balance_transfer', body: source.item(), transfers: 1 }),
       (status) => (status === 200 ? 1 : 0),
-    );
-    return { workload: label, connections: options.connections, ...run };
-  } finally {
-    await pool.close();
-  }
+    ),
+  );
+  return { workload: label, connections: options.connections, ...run };
 }
 
 async function measureBatches(server: WalletServer, options: Options, source: TransferSource): Promise<Result> {
-  const pool = new Pool(server.baseUrl, { connections: options.batchConnections, pipelining: 1 });
-  try {
-    const run = await runLoops(
+  const run = await withPool(server, options.batchConnections, (pool) =>
+    runLoops(
       pool,
       server.adminToken,
       options.batchConnections,
       options,
       () => ({ path: '/v1/wallet/balance_transfers', body: source.batch(options.batchSize), transfers: options.batchSize }),
       (status, text) => (status === 200 ? (JSON.parse(text) as { results: Array<{ status: string }> }).results.filter((r) => r.status === 'success').length : 0),
-    );
-    return { workload: `batch of ${options.batchSize}`, connections: options.batchConnections, ...run };
+    ),
+  );
+  return { workload: `batch of ${options.batchSize}`, connections: options.batchConnections, ...run };
+}
+
+/** One keep-alive connection per closed loop, closed afterwards. */
+async function withPool<T>(server: WalletServer, connections: number, use: (pool: Pool) => Promise<T>): Promise<T> {
+  const pool = new Pool(server.baseUrl, { connections, pipelining: 1 });
+  try {
+    return await use(pool);
   } finally {
     await pool.close();
   }

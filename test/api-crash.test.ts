@@ -103,6 +103,18 @@ async function verifyAfterRestart(server: WalletServer, accounts: string[], sent
   return acknowledged;
 }
 
+/** Restarts on the stopped server's data directory and checks it against what clients were told. */
+async function restartAndVerify(stopped: WalletServer, accounts: string[], sent: Map<string, Sent>, acknowledgedMin: number): Promise<void> {
+  const restarted = await WalletServer.start({ dataDir: stopped.dataDir, adminToken: stopped.adminToken });
+  try {
+    const acknowledged = await verifyAfterRestart(restarted, accounts, sent);
+    assert.ok(acknowledged > acknowledgedMin, `load was real: ${acknowledged} acknowledged transfers`);
+  } finally {
+    await restarted.stop();
+    restarted.removeDataDir();
+  }
+}
+
 async function assertNoDuplicateEntries(server: WalletServer, account: string): Promise<void> {
   const seen = new Set<string>();
   let cursor: string | null = null;
@@ -128,14 +140,7 @@ test('SIGKILL under HTTP load: every acknowledged transfer is present exactly on
   stopped = true;
   await load.done;
 
-  const restarted = await WalletServer.start({ dataDir: server.dataDir, adminToken: server.adminToken });
-  try {
-    const acknowledged = await verifyAfterRestart(restarted, accounts, load.sent);
-    assert.ok(acknowledged > 200, `load was real: ${acknowledged} acknowledged transfers`);
-  } finally {
-    await restarted.stop();
-    restarted.removeDataDir();
-  }
+  await restartAndVerify(server, accounts, load.sent, 200);
 });
 
 test('SIGTERM under HTTP load: in-flight requests answered, exit 0 within 30 s, nothing lost', TEST_TIMEOUT, async () => {
@@ -154,12 +159,5 @@ test('SIGTERM under HTTP load: in-flight requests answered, exit 0 within 30 s, 
   assert.ok(messages.includes('stopping: no new requests, finishing in-flight ones'));
   assert.ok(messages.includes('stopped: final snapshot written'));
 
-  const restarted = await WalletServer.start({ dataDir: server.dataDir, adminToken: server.adminToken });
-  try {
-    const acknowledged = await verifyAfterRestart(restarted, accounts, load.sent);
-    assert.ok(acknowledged > 100, `load was real: ${acknowledged} acknowledged transfers`);
-  } finally {
-    await restarted.stop();
-    restarted.removeDataDir();
-  }
+  await restartAndVerify(server, accounts, load.sent, 100);
 });

@@ -1,13 +1,13 @@
 /**
  * Accounts: open, read, historical balance, statement.
  */
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { currencyByCode } from '../core/currency.js';
 import type { AccountView, BalanceQuery, Ledger } from '../engine/types.js';
-import type { Principal } from '../auth/principal.js';
 import { mayOpenAccountFor, mayReadAccount } from './access.js';
 import { principalOf, type ApiContext } from './context.js';
 import { sendAccountNotFound, sendError } from './http-errors.js';
+import { v1Route } from './route-options.js';
 import * as schemas from './schemas.js';
 import { withTimeout } from './transfer-submitter.js';
 import { accountBody, accountWithSequenceBody, historicalBalanceBody, statementEntryBody } from './views.js';
@@ -17,22 +17,17 @@ type AccountParams = { account_id: string };
 type BalanceQueryString = { sequence?: number; at?: string };
 type StatementQueryString = { limit: number; cursor?: string };
 
-const TAGS = ['accounts'];
-const SECURITY = [{ bearer: [] }];
-
 export function registerAccountRoutes(app: FastifyInstance, context: ApiContext): void {
   app.post<{ Body: OpenAccountBody }>(
     '/v1/accounts',
-    {
-      config: { access: 'authenticated' },
-      schema: {
-        tags: TAGS,
-        summary: 'Open an account (idempotent)',
-        security: SECURITY,
-        body: schemas.openAccountBody,
-        response: { 200: schemas.accountResponse, 201: schemas.accountResponse, ...schemas.errorResponses(403, 409) },
-      },
-    },
+    v1Route({
+      access: 'authenticated',
+      tag: 'accounts',
+      summary: 'Open an account (idempotent)',
+      body: schemas.openAccountBody,
+      ok: { 200: schemas.accountResponse, 201: schemas.accountResponse },
+      errors: [403, 409],
+    }),
     async (request, reply) => {
       const { account_id: accountId, currency: currencyCode } = request.body;
       const owner = request.body.owner ?? accountId;
@@ -46,44 +41,38 @@ export function registerAccountRoutes(app: FastifyInstance, context: ApiContext)
 
   app.get<{ Params: AccountParams }>(
     '/v1/accounts/:account_id',
-    {
-      config: { access: 'authenticated' },
-      schema: {
-        tags: TAGS,
-        summary: 'Read an account and its current balance',
-        security: SECURITY,
-        params: schemas.accountParams,
-        response: { 200: schemas.accountWithSequenceResponse, ...schemas.errorResponses(403, 404) },
-      },
-    },
+    v1Route({
+      access: 'authenticated',
+      tag: 'accounts',
+      summary: 'Read an account and its current balance',
+      params: schemas.accountParams,
+      ok: { 200: schemas.accountWithSequenceResponse },
+      errors: [403, 404],
+    }),
     async (request, reply) => {
-      const ledger = await context.syncedLedger();
-      const account = readableAccount(ledger, principalOf(request), request.params.account_id, reply);
-      if (account === undefined) return reply;
-      return reply.send(accountWithSequenceBody(account));
+      const found = await readableAccount(context, request, reply);
+      if (found === undefined) return reply;
+      return reply.send(accountWithSequenceBody(found.account));
     },
   );
 
   app.get<{ Params: AccountParams; Querystring: BalanceQueryString }>(
     '/v1/accounts/:account_id/balance',
-    {
-      config: { access: 'authenticated' },
-      schema: {
-        tags: TAGS,
-        summary: 'Balance now, right after log position `sequence`, or as of time `at`',
-        security: SECURITY,
-        params: schemas.accountParams,
-        querystring: schemas.balanceQuery,
-        response: { 200: schemas.historicalBalanceResponse, ...schemas.errorResponses(403, 404) },
-      },
-    },
+    v1Route({
+      access: 'authenticated',
+      tag: 'accounts',
+      summary: 'Balance now, right after log position `sequence`, or as of time `at`',
+      params: schemas.accountParams,
+      querystring: schemas.balanceQuery,
+      ok: { 200: schemas.historicalBalanceResponse },
+      errors: [403, 404],
+    }),
     async (request, reply) => {
       const query = balanceQueryOf(request.query);
       if (typeof query === 'string') return sendError(reply, 'invalid_request', query);
-      const ledger = await context.syncedLedger();
-      const account = readableAccount(ledger, principalOf(request), request.params.account_id, reply);
-      if (account === undefined) return reply;
-      const balance = await withTimeout(ledger.balanceAt(account.accountId, query), context.config.requestTimeoutMs);
+      const found = await readableAccount(context, request, reply);
+      if (found === undefined) return reply;
+      const balance = await withTimeout(found.ledger.balanceAt(found.account.accountId, query), context.config.requestTimeoutMs);
       if (balance.status === 'account_not_found') return sendAccountNotFound(reply);
       if (balance.status === 'beyond_head') return sendError(reply, 'invalid_request', 'sequence is beyond the head of the log');
       return reply.send(historicalBalanceBody(balance));
@@ -92,23 +81,21 @@ export function registerAccountRoutes(app: FastifyInstance, context: ApiContext)
 
   app.get<{ Params: AccountParams; Querystring: StatementQueryString }>(
     '/v1/accounts/:account_id/transactions',
-    {
-      config: { access: 'authenticated' },
-      schema: {
-        tags: TAGS,
-        summary: 'Statement, newest first, paged by an opaque cursor',
-        security: SECURITY,
-        params: schemas.accountParams,
-        querystring: schemas.statementQuery,
-        response: { 200: schemas.statementResponse, ...schemas.errorResponses(403, 404) },
-      },
-    },
+    v1Route({
+      access: 'authenticated',
+      tag: 'accounts',
+      summary: 'Statement, newest first, paged by an opaque cursor',
+      params: schemas.accountParams,
+      querystring: schemas.statementQuery,
+      ok: { 200: schemas.statementResponse },
+      errors: [403, 404],
+    }),
     async (request, reply) => {
       const beforeSequence = request.query.cursor === undefined ? undefined : decodeCursor(request.query.cursor);
       if (beforeSequence === null) return sendError(reply, 'invalid_request', 'cursor is not one this service issued');
-      const ledger = await context.syncedLedger();
-      const account = readableAccount(ledger, principalOf(request), request.params.account_id, reply);
-      if (account === undefined) return reply;
+      const found = await readableAccount(context, request, reply);
+      if (found === undefined) return reply;
+      const { ledger, account } = found;
       const statement = await withTimeout(ledger.statement(account.accountId, request.query.limit, beforeSequence), context.config.requestTimeoutMs);
       if (statement === undefined) return sendAccountNotFound(reply);
       return reply.send({
@@ -119,18 +106,26 @@ export function registerAccountRoutes(app: FastifyInstance, context: ApiContext)
   );
 }
 
-/** The account when the caller may read it; otherwise answers 404 or 403 and returns undefined. */
-function readableAccount(ledger: Ledger, principal: Principal, accountId: string, reply: FastifyReply): AccountView | undefined {
-  const account = ledger.account(accountId);
+/**
+ * The path's account, read after a sync (so it shows only durable state), when the caller may
+ * read it; otherwise answers 404 or 403 and returns undefined.
+ */
+async function readableAccount(
+  context: ApiContext,
+  request: FastifyRequest<{ Params: AccountParams }>,
+  reply: FastifyReply,
+): Promise<{ ledger: Ledger; account: AccountView } | undefined> {
+  const ledger = await context.syncedLedger();
+  const account = ledger.account(request.params.account_id);
   if (account === undefined) {
     sendAccountNotFound(reply);
     return undefined;
   }
-  if (!mayReadAccount(principal, account)) {
+  if (!mayReadAccount(principalOf(request), account)) {
     sendError(reply, 'forbidden', 'this API key may read only its own accounts');
     return undefined;
   }
-  return account;
+  return { ledger, account };
 }
 
 /** RFC 3339 date-time with a mandatory offset (Z or ±hh:mm), as written in the spec. */

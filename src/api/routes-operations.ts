@@ -5,21 +5,20 @@
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from './context.js';
 import { sendError } from './http-errors.js';
+import { v1Route } from './route-options.js';
 import * as schemas from './schemas.js';
 
 export function registerKeyRoutes(app: FastifyInstance, context: ApiContext): void {
   app.post<{ Body: { owner: string } }>(
     '/v1/api-keys',
-    {
-      config: { access: 'admin' },
-      schema: {
-        tags: ['keys'],
-        summary: 'Create an owner-scoped API key (admin); the secret is shown only in this response',
-        security: [{ bearer: [] }],
-        body: schemas.createKeyBody,
-        response: { 201: schemas.apiKeyResponse, ...schemas.errorResponses(403) },
-      },
-    },
+    v1Route({
+      access: 'admin',
+      tag: 'keys',
+      summary: 'Create an owner-scoped API key (admin); the secret is shown only in this response',
+      body: schemas.createKeyBody,
+      ok: { 201: schemas.apiKeyResponse },
+      errors: [403],
+    }),
     async (request, reply) => {
       const apiKey = await context.keys.createOwnerKey(request.body.owner);
       return reply.code(201).send({ api_key: apiKey, owner: request.body.owner });

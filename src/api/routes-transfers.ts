@@ -11,6 +11,7 @@ import type { TransferCommand } from '../core/transfer-record.js';
 import { mayDebit, mayReadTransfer } from './access.js';
 import { principalOf, type ApiContext } from './context.js';
 import { codeOfSchemaError, messageOfSchemaError, sendAccountNotFound, sendError } from './http-errors.js';
+import { v1Route } from './route-options.js';
 import * as schemas from './schemas.js';
 import { movementCommandOf, transferCommandOf, type MoneyMovementBody, type TransferBody } from './transfer-input.js';
 import { compileBodyValidator, validatorCompiler, type ErrorObject } from './validation.js';
@@ -20,7 +21,6 @@ import type { Principal } from '../auth/principal.js';
 import type { Ledger } from '../engine/types.js';
 import { ID_BYTES_MAX } from '../core/ids.js';
 
-const SECURITY = [{ bearer: [] }];
 const validateTransferItem = compileBodyValidator(schemas.transferBody);
 
 /** The batch route documents full items but validates only the envelope; items are checked one by one. */
@@ -30,16 +30,14 @@ const batchValidatorCompiler: FastifySchemaCompiler<FastifySchema> = (route) =>
 export function registerTransferRoutes(app: FastifyInstance, context: ApiContext): void {
   app.post<{ Body: TransferBody }>(
     '/v1/wallet/balance_transfer',
-    {
-      config: { access: 'authenticated' },
-      schema: {
-        tags: ['transfers'],
-        summary: 'Transfer between two accounts, durable before the answer; idempotent by transaction_id',
-        security: SECURITY,
-        body: schemas.transferBody,
-        response: { 200: schemas.transferSuccessResponse, ...schemas.errorResponses(403, 409, 413, 422) },
-      },
-    },
+    v1Route({
+      access: 'authenticated',
+      tag: 'transfers',
+      summary: 'Transfer between two accounts, durable before the answer; idempotent by transaction_id',
+      body: schemas.transferBody,
+      ok: { 200: schemas.transferSuccessResponse },
+      errors: [403, 409, 413, 422],
+    }),
     async (request, reply) => {
       const body = request.body;
       const parsed = transferCommandOf(body);
@@ -55,15 +53,15 @@ export function registerTransferRoutes(app: FastifyInstance, context: ApiContext
   app.post<{ Body: { transfers: unknown[] } }>(
     '/v1/wallet/balance_transfers',
     {
-      config: { access: 'authenticated' },
-      validatorCompiler: batchValidatorCompiler,
-      schema: {
-        tags: ['transfers'],
+      ...v1Route({
+        access: 'authenticated',
+        tag: 'transfers',
         summary: `Up to ${schemas.batchBody.properties.transfers.maxItems} transfers applied in order, one result each`,
-        security: SECURITY,
         body: schemas.batchBody,
-        response: { 200: schemas.batchResponse, ...schemas.errorResponses(413) },
-      },
+        ok: { 200: schemas.batchResponse },
+        errors: [413],
+      }),
+      validatorCompiler: batchValidatorCompiler,
     },
     async (request, reply) => {
       const results = await applyBatch(context, principalOf(request), request.body.transfers);
@@ -77,16 +75,14 @@ export function registerTransferRoutes(app: FastifyInstance, context: ApiContext
 
   app.get<{ Params: { transaction_id: string } }>(
     '/v1/transfers/:transaction_id',
-    {
-      config: { access: 'authenticated' },
-      schema: {
-        tags: ['transfers'],
-        summary: 'A recorded transfer, deposit or withdrawal, with its outcome',
-        security: SECURITY,
-        params: schemas.transferParams,
-        response: { 200: schemas.transferViewResponse, ...schemas.errorResponses(403, 404) },
-      },
-    },
+    v1Route({
+      access: 'authenticated',
+      tag: 'transfers',
+      summary: 'A recorded transfer, deposit or withdrawal, with its outcome',
+      params: schemas.transferParams,
+      ok: { 200: schemas.transferViewResponse },
+      errors: [403, 404],
+    }),
     async (request, reply) => {
       const ledger = await context.syncedLedger();
       const view = await withTimeout(ledger.transfer(request.params.transaction_id), context.config.requestTimeoutMs);
@@ -102,17 +98,15 @@ export function registerTransferRoutes(app: FastifyInstance, context: ApiContext
 function registerMovementRoute(app: FastifyInstance, context: ApiContext, kind: 'deposit' | 'withdrawal'): void {
   app.post<{ Params: { account_id: string }; Body: MoneyMovementBody }>(
     `/v1/accounts/:account_id/${kind}s`,
-    {
-      config: { access: 'admin' },
-      schema: {
-        tags: ['transfers'],
-        summary: kind === 'deposit' ? 'Money enters from the external account (admin)' : 'Money leaves to the external account (admin)',
-        security: SECURITY,
-        params: schemas.customerAccountParams,
-        body: schemas.moneyMovementBody,
-        response: { 200: schemas.transferSuccessResponse, ...schemas.errorResponses(403, 404, 409, 422) },
-      },
-    },
+    v1Route({
+      access: 'admin',
+      tag: 'transfers',
+      summary: kind === 'deposit' ? 'Money enters from the external account (admin)' : 'Money leaves to the external account (admin)',
+      params: schemas.customerAccountParams,
+      body: schemas.moneyMovementBody,
+      ok: { 200: schemas.transferSuccessResponse },
+      errors: [403, 404, 409, 422],
+    }),
     async (request, reply) => {
       const accountId = request.params.account_id;
       const parsed = movementCommandOf(kind, accountId, request.body);
