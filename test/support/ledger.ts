@@ -1,10 +1,14 @@
-/** Helpers for engine tests: temp data dirs and terse command builders. */
-import { mkdtempSync, rmSync } from 'node:fs';
+/** Helpers for engine tests: temp data dirs, terse command builders, log frame locations, the CLI. */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { currencyByCode } from '../../src/core/currency.js';
 import { encodeTransferBatch, type TransferCommand } from '../../src/core/transfer-record.js';
 import { openLedger } from '../../src/engine/ledger.js';
+import { dataPaths } from '../../src/engine/recovery.js';
+import { decodeFrameHeader, FRAME_HEADER_BYTES } from '../../src/log/frame.js';
+import { listSegments } from '../../src/log/segments.js';
 import type { Ledger, LedgerOptions, TransferResults } from '../../src/engine/types.js';
 
 export function tempDir(prefix = 'walletd-test-'): { path: string; remove: () => void } {
@@ -41,4 +45,33 @@ export async function withLedger<T>(dataDir: string, run: (ledger: Ledger) => Pr
   } finally {
     await ledger.close();
   }
+}
+
+/** Where one log frame sits on disk (from walking the segment's frame headers). */
+export type FrameLocation = Readonly<{ path: string; offset: number; bytes: number; firstSequence: number; eventCount: number }>;
+
+/** Every frame of every segment of a data directory, oldest first; stops at the first bad header. */
+export function logFrames(dataDir: string): FrameLocation[] {
+  const frames: FrameLocation[] = [];
+  for (const segment of listSegments(dataPaths(dataDir).logDir)) {
+    const bytes = readFileSync(segment.path);
+    let offset = 0;
+    while (offset + FRAME_HEADER_BYTES <= bytes.length) {
+      const check = decodeFrameHeader(bytes, offset);
+      if (!check.ok) break;
+      const size = FRAME_HEADER_BYTES + check.header.bodyBytes;
+      if (offset + size > bytes.length) break;
+      frames.push({ path: segment.path, offset, bytes: size, firstSequence: check.header.firstSequence, eventCount: check.header.eventCount });
+      offset += size;
+    }
+  }
+  return frames;
+}
+
+export const WALLETD_BIN = resolve(import.meta.dirname, '..', '..', '..', 'bin', 'walletd.js');
+
+/** Runs `node bin/walletd.js ARGS` to completion (the offline commands). */
+export function runWalletd(args: readonly string[], env: NodeJS.ProcessEnv = process.env): { status: number | null; stdout: string; stderr: string } {
+  const child = spawnSync(process.execPath, [WALLETD_BIN, ...args], { encoding: 'utf8', env, timeout: 60_000 });
+  return { status: child.status, stdout: child.stdout, stderr: child.stderr };
 }
