@@ -1,0 +1,256 @@
+// Crash test with real processes: acknowledged transfers survive SIGKILL exactly once.
+//
+// A child process (test/support/engine-child.ts) opens the ledger with fsync on and runs 16
+// concurrent submit loops (transfers, some rejected; deposits; withdrawals; retries; a record
+// twice in one batch), printing every outcome the moment its promise resolves. The parent kills
+// it with SIGKILL at moments drawn from a seeded PRNG (src/stdx/prng.ts): KILLS_UNDER_LOAD times
+// while it is under load, and EARLY_KILLS times during its start (recovery, checks, setup). The
+// same data directory accumulates across all kills, and snapshots are taken every 400 records.
+//
+// After every kill, before the restart, the parent checks the directory:
+// - recovery from the newest snapshot and a replay from the first record give the same digest;
+// - the log, walked frame by frame, holds every acknowledged outcome exactly once: at the
+//   acknowledged sequence, with the acknowledged code and the content that was sent, and no
+//   transaction id appears twice in it; the recovered state remembers each the same way;
+// - the balances the walk adds up from the log equal the recovered balances; every currency
+//   sums to zero and no customer balance is negative.
+// On restart the child prints its recovered head and digest (must equal the parent's), then
+// checks through the Ledger API that `transfer(id)` returns every outcome acknowledged since its
+// last check with the same code and sequence, and retries some with the same content (the
+// first answer must come back). At the end the parent opens the ledger itself, checks
+// `transfer(id)` and retries again, and `walletd verify` must pass.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { currencyByNumeric } from '../src/core/currency.js';
+import { fingerprintTransactionId } from '../src/core/decide.js';
+import { stateDigest } from '../src/core/digest.js';
+import { codeOfWire, Wire } from '../src/core/errors.js';
+import { decodeEvent, NO_INDEX } from '../src/core/events.js';
+import type { LedgerState } from '../src/core/ledger-state.js';
+import { KIND_NAMES, encodeTransferBatch } from '../src/core/transfer-record.js';
+import { openLedger } from '../src/engine/ledger.js';
+import { dataPaths, recover } from '../src/engine/recovery.js';
+import { GENESIS_CHAIN_HASH } from '../src/log/frame.js';
+import { scanSegment, type ScanContext } from '../src/log/scan.js';
+import { listSegments } from '../src/log/segments.js';
+import { Prng } from '../src/stdx/prng.js';
+import { ackLine, parseAck, type Ack } from './support/engine-child.js';
+import { runWalletd, tempDir } from './support/ledger.js';
+
+const SEED = Number(process.env['WALLETD_CRASH_SEED'] ?? 4242);
+const KILLS_UNDER_LOAD = Number(process.env['WALLETD_CRASH_KILLS'] ?? 24);
+const EARLY_KILLS = 4;
+const CHILD = fileURLToPath(new URL('./support/engine-child.js', import.meta.url));
+const CHILD_RUN_TIMEOUT_MS = 30_000;
+/** Older acknowledged outcomes the child re-checks through the API on each start, besides the new ones. */
+const RECHECK_SAMPLE = 200;
+
+type RunResult = { acks: Ack[]; started: { head: number; digest: string } | undefined; verified: boolean; reachedReady: boolean; signal: string | null; stderr: string; bad: string[] };
+
+/** Starts the child, kills it with SIGKILL `killAfterMs` after `ready` (or after spawn when early). */
+function runChild(dataDir: string, run: number, checkFile: string, kill: { early: boolean; afterMs: number }): Promise<RunResult> {
+  const child = spawn(process.execPath, [CHILD, dataDir, String(run), String(SEED), checkFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const result: RunResult = { acks: [], started: undefined, verified: false, reachedReady: false, signal: null, stderr: '', bad: [] };
+  let pending = '';
+  const killNow = (): void => void child.kill('SIGKILL');
+  const guard = setTimeout(killNow, CHILD_RUN_TIMEOUT_MS);
+  if (kill.early) setTimeout(killNow, kill.afterMs);
+  child.stdout.on('data', (chunk: Buffer) => {
+    pending += chunk.toString('utf8');
+    const lines = pending.split('\n');
+    pending = lines.pop()!; // a partial last line is never counted
+    for (const line of lines) {
+      if (line.startsWith('ack ')) result.acks.push(parseAck(line));
+      else if (line.startsWith('started ')) {
+        const [, head, digest] = line.split(' ');
+        result.started = { head: Number(head), digest: digest! };
+      } else if (line.startsWith('verified ')) result.verified = true;
+      else if (line === 'ready') {
+        result.reachedReady = true;
+        if (!kill.early) setTimeout(killNow, kill.afterMs);
+      } else if (line.startsWith('bad ')) result.bad.push(line);
+    }
+  });
+  child.stderr.on('data', (chunk: Buffer) => (result.stderr += chunk.toString('utf8')));
+  return new Promise((resolve) => {
+    child.on('close', (_code, signal) => {
+      clearTimeout(guard);
+      result.signal = signal;
+      resolve(result);
+    });
+  });
+}
+
+type Logged = { sequence: number; code: number; kind: string; from: string; to: string; amount: bigint; currency: number };
+
+/** Everything the log says, walked with full checks and added up independently of the engine. */
+function walkLog(dataDir: string): { byId: Map<string, Logged>; balances: Map<string, { currency: number; balance: bigint }>; head: number } {
+  const byId = new Map<string, Logged>();
+  const ids: string[] = [];
+  const balances = new Map<string, { currency: number; balance: bigint }>();
+  const context: ScanContext = { chainHash: GENESIS_CHAIN_HASH, nextSequence: 1 };
+  const segments = listSegments(dataPaths(dataDir).logDir);
+  segments.forEach((segment, index) => {
+    scanSegment(segment.path, 0, index === segments.length - 1, context, (header, body) => {
+      const tableStart = body.length - 4 * header.eventCount;
+      for (let event = 0; event < header.eventCount; event++) {
+        const decoded = decodeEvent(body, body.readUInt32LE(tableStart + 4 * event)).event;
+        const sequence = header.firstSequence + event;
+        if (decoded.type === 1) {
+          ids.push(decoded.accountId);
+          balances.set(decoded.accountId, { currency: decoded.currencyNumeric, balance: 0n });
+          continue;
+        }
+        const from = decoded.fromIndex === NO_INDEX ? decoded.fromInline : ids[decoded.fromIndex]!;
+        const to = decoded.toIndex === NO_INDEX ? decoded.toInline : ids[decoded.toIndex]!;
+        assert.equal(byId.has(decoded.transactionId), false, `transaction ${decoded.transactionId} is in the log twice (again at sequence ${sequence})`);
+        byId.set(decoded.transactionId, { sequence, code: decoded.code, kind: KIND_NAMES[decoded.kind] ?? '?', from, to, amount: decoded.amount, currency: decoded.currencyNumeric });
+        if (decoded.code !== Wire.ok) continue;
+        const source = balances.get(from)!;
+        const target = balances.get(to)!;
+        source.balance -= decoded.amount;
+        target.balance += decoded.amount;
+        assert.equal(source.balance, decoded.fromBalanceAfter, `sequence ${sequence}: source balance after`);
+        assert.equal(target.balance, decoded.toBalanceAfter, `sequence ${sequence}: destination balance after`);
+      }
+    });
+  });
+  return { byId, balances, head: context.nextSequence - 1 };
+}
+
+function rememberedOutcome(state: LedgerState, transactionId: string): { sequence: number; code: number } | undefined {
+  const id = Buffer.alloc(64);
+  id.write(transactionId, 0, 'latin1');
+  const key = new Uint32Array(4);
+  fingerprintTransactionId(id, 0, transactionId.length, key);
+  const slot = state.txns.find(key[0]!, key[1]!, key[2]!);
+  return slot < 0 ? undefined : { sequence: state.txns.sequenceAt(slot), code: state.txns.codeAt(slot) };
+}
+
+/** The checks after a kill; returns what the next start must recover to. */
+function checkDirectory(dataDir: string, acks: ReadonlyMap<string, Ack>, where: string): { head: number; digest: string } {
+  const recovered = recover(dataDir);
+  const digest = stateDigest(recovered.state);
+  assert.equal(stateDigest(recover(dataDir, { fromGenesis: true }).state), digest, `${where}: snapshot + tail and a full replay disagree`);
+  const log = walkLog(dataDir);
+  assert.equal(log.head, recovered.state.headSequence, `${where}: head`);
+
+  for (const ack of acks.values()) {
+    const logged = log.byId.get(ack.id);
+    assert.ok(logged !== undefined, `${where}: acknowledged ${ack.id} (${codeOfWire(ack.code)} @${ack.sequence}) is not in the log`);
+    assert.deepEqual([logged.sequence, logged.code], [ack.sequence, ack.code], `${where}: ${ack.id} logged differently than acknowledged`);
+    const { command } = ack;
+    const external = `@external:${currencyByNumeric(command.currencyNumeric)!.code}`;
+    const expected = {
+      kind: command.kind,
+      from: command.kind === 'deposit' ? external : command.fromAccount,
+      to: command.kind === 'withdrawal' ? external : command.toAccount,
+      amount: command.amountMinor,
+      currency: command.currencyNumeric,
+    };
+    assert.deepEqual({ kind: logged.kind, from: logged.from, to: logged.to, amount: logged.amount, currency: logged.currency }, expected, `${where}: ${ack.id} content`);
+    assert.deepEqual(rememberedOutcome(recovered.state, ack.id), { sequence: ack.sequence, code: ack.code }, `${where}: ${ack.id} remembered differently`);
+  }
+
+  const sums = new Map<number, bigint>();
+  for (const [accountId, { currency, balance }] of log.balances) {
+    const index = recovered.state.accounts.findString(accountId);
+    assert.ok(index >= 0, `${where}: ${accountId} missing after recovery`);
+    assert.equal(recovered.state.balanceOf(index), balance, `${where}: balance of ${accountId} differs from the log`);
+    if (!accountId.startsWith('@')) assert.ok(balance >= 0n, `${where}: ${accountId} is negative`);
+    sums.set(currency, (sums.get(currency) ?? 0n) + balance);
+  }
+  for (const [currency, sum] of sums) assert.equal(sum, 0n, `${where}: currency ${currency} sums to ${sum}`);
+  assert.equal(recovered.state.accountCount, log.balances.size, `${where}: account count`);
+  return { head: recovered.state.headSequence, digest };
+}
+
+function recordAcks(all: Map<string, Ack>, fresh: readonly Ack[], where: string): void {
+  for (const ack of fresh) {
+    const first = all.get(ack.id);
+    if (first === undefined) all.set(ack.id, ack);
+    else assert.deepEqual([ack.code, ack.sequence], [first.code, first.sequence], `${where}: ${ack.id} answered twice differently`);
+  }
+}
+
+test(`SIGKILL under concurrent load, ${KILLS_UNDER_LOAD} + ${EARLY_KILLS} times: every acknowledged transfer is in the log exactly once, invariants hold (seed ${SEED})`, async (t) => {
+  const dir = tempDir('walletd-crash-');
+  const dataDir = join(dir.path, 'data');
+  const prng = new Prng(SEED);
+  const acks = new Map<string, Ack>();
+  let unchecked: Ack[] = [];
+  let expected: { head: number; digest: string } | undefined;
+  let underLoad = 0;
+  let early = 0;
+  let apiChecked = 0;
+  const startedMs = performance.now();
+  try {
+    for (let run = 0; underLoad < KILLS_UNDER_LOAD || early < EARLY_KILLS; run++) {
+      const killEarly = early < EARLY_KILLS && run % 6 === 3;
+      const kill = killEarly ? { early: true, afterMs: prng.below(400) } : { early: false, afterMs: 20 + prng.below(400) };
+      const older = [...acks.values()];
+      const sample = Array.from({ length: Math.min(RECHECK_SAMPLE, older.length) }, () => older[prng.below(older.length)]!);
+      const toCheck = [...unchecked, ...sample];
+      const checkFile = join(dir.path, `check-${run}.txt`);
+      writeFileSync(checkFile, toCheck.map((ack) => `${ackLine(ack)}\n`).join(''));
+
+      const result = await runChild(dataDir, run, checkFile, kill);
+      const where = `run ${run} (${killEarly ? 'early' : 'under load'} kill after ${kill.afterMs} ms, seed ${SEED})`;
+      assert.equal(result.signal, 'SIGKILL', `${where}: the child ended by itself: ${result.stderr}`);
+      assert.deepEqual(result.bad, [], `${where}: the child reported failures`);
+      if (result.started !== undefined && expected !== undefined) {
+        assert.deepEqual(result.started, expected, `${where}: the child recovered to another state than the parent checked`);
+      }
+      if (result.verified) {
+        apiChecked += unchecked.length;
+        unchecked = [];
+      }
+      if (killEarly) early++;
+      else {
+        assert.ok(result.reachedReady, `${where}: the child never got ready: ${result.stderr}`);
+        underLoad++;
+      }
+      const before = acks.size;
+      recordAcks(acks, result.acks, where);
+      unchecked.push(...[...acks.values()].slice(before));
+      expected = checkDirectory(dataDir, acks, where);
+    }
+
+    const ok = [...acks.values()].filter((ack) => ack.code === Wire.ok).length;
+    t.diagnostic(`${underLoad + early} kills, ${acks.size} acknowledged outcomes (${ok} ok), head ${expected?.head}, ${apiChecked} re-checked by restarted children, ${((performance.now() - startedMs) / 1000).toFixed(1)} s`);
+    assert.ok(acks.size > KILLS_UNDER_LOAD * 10, `too little load to mean anything: ${acks.size} acknowledged`);
+    assert.ok([...acks.values()].some((ack) => ack.code === Wire.insufficient_funds), 'no rejection was acknowledged');
+
+    await finalChecks(dataDir, acks, unchecked, prng, expected!);
+  } finally {
+    dir.remove();
+  }
+});
+
+/** The parent's own restart: transfer(id), retries with the same and with other content, verify. */
+async function finalChecks(dataDir: string, acks: ReadonlyMap<string, Ack>, unchecked: readonly Ack[], prng: Prng, expected: { head: number; digest: string }): Promise<void> {
+  const ledger = await openLedger({ dataDir, fsync: false });
+  try {
+    assert.equal(ledger.digest(), expected.digest);
+    const all = [...acks.values()];
+    const sample = [...unchecked, ...Array.from({ length: 300 }, () => all[prng.below(all.length)]!)];
+    for (const ack of sample) {
+      const view = await ledger.transfer(ack.id);
+      assert.deepEqual([view?.code, view?.sequence], [codeOfWire(ack.code), ack.sequence], `final: transfer(${ack.id})`);
+    }
+    const retried = sample.slice(0, 200);
+    const same = await ledger.submitTransfers({ bytes: encodeTransferBatch(retried.map((ack) => ack.command)), count: retried.length });
+    retried.forEach((ack, index) => assert.deepEqual([same.codes[index], same.sequences[index]], [ack.code, ack.sequence], `final: retry of ${ack.id}`));
+    const changed = await ledger.submitTransfers({ bytes: encodeTransferBatch(retried.map((ack) => ({ ...ack.command, amountMinor: ack.command.amountMinor + 1n }))), count: retried.length });
+    assert.ok([...changed.codes].every((code) => code === Wire.idempotency_conflict), 'final: changed retries must conflict');
+    assert.equal(ledger.digest(), expected.digest, 'final: retries changed the state');
+  } finally {
+    await ledger.close();
+  }
+  const verified = runWalletd(['verify', '--data-dir', dataDir]);
+  assert.equal(verified.status, 0, `verify: ${verified.stdout}${verified.stderr}`);
+}
