@@ -132,7 +132,7 @@ function rememberedOutcome(state: LedgerState, transactionId: string): { sequenc
 }
 
 /** The checks after a kill; returns what the next start must recover to. */
-function checkDirectory(dataDir: string, acks: ReadonlyMap<string, Ack>, where: string): { head: number; digest: string } {
+function checkDirectory(dataDir: string, acks: ReadonlyMap<string, Ack>, where: string): { head: number; digest: string; fromSnapshot: boolean } {
   const recovered = recover(dataDir);
   const digest = stateDigest(recovered.state);
   assert.equal(stateDigest(recover(dataDir, { fromGenesis: true }).state), digest, `${where}: snapshot + tail and a full replay disagree`);
@@ -166,7 +166,7 @@ function checkDirectory(dataDir: string, acks: ReadonlyMap<string, Ack>, where: 
   }
   for (const [currency, sum] of sums) assert.equal(sum, 0n, `${where}: currency ${currency} sums to ${sum}`);
   assert.equal(recovered.state.accountCount, log.balances.size, `${where}: account count`);
-  return { head: recovered.state.headSequence, digest };
+  return { head: recovered.state.headSequence, digest, fromSnapshot: recovered.snapshot !== undefined && recovered.replayedEvents > 0 };
 }
 
 function recordAcks(all: Map<string, Ack>, fresh: readonly Ack[], where: string): void {
@@ -184,6 +184,7 @@ test(`SIGKILL under concurrent load, ${KILLS_UNDER_LOAD} + ${EARLY_KILLS} times:
   const acks = new Map<string, Ack>();
   let unchecked: Ack[] = [];
   let expected: { head: number; digest: string } | undefined;
+  let fromSnapshot = 0;
   let underLoad = 0;
   let early = 0;
   let apiChecked = 0;
@@ -217,11 +218,14 @@ test(`SIGKILL under concurrent load, ${KILLS_UNDER_LOAD} + ${EARLY_KILLS} times:
       const before = acks.size;
       recordAcks(acks, result.acks, where);
       unchecked.push(...[...acks.values()].slice(before));
-      expected = checkDirectory(dataDir, acks, where);
+      const checked = checkDirectory(dataDir, acks, where);
+      expected = { head: checked.head, digest: checked.digest };
+      if (checked.fromSnapshot) fromSnapshot++;
     }
 
     const ok = [...acks.values()].filter((ack) => ack.code === Wire.ok).length;
-    t.diagnostic(`${underLoad + early} kills, ${acks.size} acknowledged outcomes (${ok} ok), head ${expected?.head}, ${apiChecked} re-checked by restarted children, ${((performance.now() - startedMs) / 1000).toFixed(1)} s`);
+    t.diagnostic(`${underLoad + early} kills, ${acks.size} acknowledged outcomes (${ok} ok), head ${expected?.head}, ${fromSnapshot} recoveries from a snapshot + tail, ${apiChecked} re-checked by restarted children, ${((performance.now() - startedMs) / 1000).toFixed(1)} s`);
+    assert.ok(fromSnapshot >= KILLS_UNDER_LOAD / 2, `snapshots were not taken during the run: ${fromSnapshot} recoveries from one`);
     assert.ok(acks.size > KILLS_UNDER_LOAD * 10, `too little load to mean anything: ${acks.size} acknowledged`);
     assert.ok([...acks.values()].some((ack) => ack.code === Wire.insufficient_funds), 'no rejection was acknowledged');
 

@@ -221,8 +221,10 @@ async function runSteps(steps: readonly Step[]): Promise<void> {
       await checkInvariants(ledger, model, touched, where);
     }
     await checkEnd(ledger, model, dir.path, sent);
+    const live = ledger.digest();
     await ledger.close();
     ledger = await openLedger({ dataDir: dir.path, fsync: false });
+    assert.equal(ledger.digest(), live, 'a reopened ledger has the live digest');
     await checkReopened(ledger, model, sent);
   } finally {
     await ledger?.close();
