@@ -14,7 +14,9 @@
  * --batch-connections N (4), --batch-size N (8190), --accounts N (1000), --compare-coalesce
  * (also runs singles with --no-coalesce), --server-arg ARG (repeatable, passed to serve).
  */
-import { cpus } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as hdr from 'hdr-histogram-js';
 import { Pool } from 'undici';
@@ -180,7 +182,9 @@ async function withPool<T>(server: WalletServer, connections: number, use: (pool
 }
 
 async function startFundedServer(options: Options, extraArgs: string[]): Promise<WalletServer> {
-  const server = await WalletServer.start({ args: [...options.serverArgs, ...extraArgs] });
+  // The server logs every request (its default) to a file, as it would in production.
+  const runDir = mkdtempSync(join(tmpdir(), 'walletd-http-bench-'));
+  const server = await WalletServer.start({ args: [...options.serverArgs, ...extraArgs], dataDir: join(runDir, 'data'), logFile: join(runDir, 'serve.log') });
   for (let start = 0; start < options.accounts; start += 64) {
     const ids = Array.from({ length: Math.min(64, options.accounts - start) }, (_, offset) => `bench-${start + offset}`);
     await Promise.all(ids.map((id) => openAccount(server, id)));
@@ -192,6 +196,12 @@ async function startFundedServer(options: Options, extraArgs: string[]): Promise
     );
   }
   return server;
+}
+
+/** Stops the server and removes its run directory (data and log). */
+async function stopAndRemove(server: WalletServer): Promise<void> {
+  await server.stop();
+  rmSync(dirname(server.dataDir), { recursive: true, force: true });
 }
 
 function formatRow(result: Result): string[] {
@@ -234,16 +244,14 @@ async function main(): Promise<void> {
     results.push(await measureSingles(server, options, source, 'single transfer'));
     results.push(await measureBatches(server, options, source));
   } finally {
-    await server.stop();
-    server.removeDataDir();
+    await stopAndRemove(server);
   }
   if (options.compareCoalesce) {
     const uncoalesced = await startFundedServer(options, ['--no-coalesce']);
     try {
       results.push(await measureSingles(uncoalesced, options, new TransferSource(`${runId}n`, options.accounts), 'single, --no-coalesce'));
     } finally {
-      await uncoalesced.stop();
-      uncoalesced.removeDataDir();
+      await stopAndRemove(uncoalesced);
     }
   }
   printTable(results, options);

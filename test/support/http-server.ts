@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -35,10 +35,15 @@ export type ServerOptions = Readonly<{
   adminToken?: string | false;
   /** With adminToken false: the token stored by an earlier start, so none is awaited on stderr. */
   storedAdminToken?: string;
+  /**
+   * Send the JSON log to this file instead of a pipe (the benchmark: a log consumer in the
+   * measuring process would compete with the server for CPU). `logLines` then reads the file.
+   */
+  logFile?: string;
 }>;
 
 export class WalletServer {
-  readonly logLines: string[] = [];
+  private readonly pipedLogLines: string[] = [];
   readonly stderrLines: string[] = [];
   readonly agent = new Agent({ connections: 128, pipelining: 1 });
   private exitCode: number | null | undefined;
@@ -50,9 +55,10 @@ export class WalletServer {
     readonly child: ChildProcess,
     readonly dataDir: string,
     private token: string,
+    private readonly logFile: string | undefined,
   ) {
-    // Both pipes are always drained: the server logs synchronously and would block otherwise.
-    createInterface({ input: child.stdout! }).on('line', (line) => this.logLines.push(line));
+    // Pipes are always drained: a server whose stdout is not read would stall.
+    if (child.stdout !== null) createInterface({ input: child.stdout }).on('line', (line) => this.pipedLogLines.push(line));
     createInterface({ input: child.stderr! }).on('line', (line) => this.stderrLines.push(line));
     this.exited = new Promise<void>((done) =>
       child.once('exit', (code, signal) => {
@@ -70,8 +76,11 @@ export class WalletServer {
     delete env['WALLET_ADMIN_TOKEN'];
     if (adminToken !== '') env['WALLET_ADMIN_TOKEN'] = adminToken;
     const args = [BIN, 'serve', '--port', '0', '--protocol-port', '0', '--data-dir', dataDir, ...(options.args ?? [])];
-    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const server = new WalletServer(child, dataDir, adminToken === '' ? (options.storedAdminToken ?? '') : adminToken);
+    const stdout = options.logFile === undefined ? 'pipe' : openSync(options.logFile, 'a');
+    const child = spawn(process.execPath, args, { env, stdio: ['ignore', stdout, 'pipe'] });
+    if (typeof stdout === 'number') closeSync(stdout);
+    const token = adminToken === '' ? (options.storedAdminToken ?? '') : adminToken;
+    const server = new WalletServer(child, dataDir, token, options.logFile);
     // A test process that ends (or is killed by a timeout handler) takes its servers with it.
     const killOnExit = (): void => {
       child.kill('SIGKILL');
@@ -87,6 +96,12 @@ export class WalletServer {
       await server.stop('SIGKILL'); // never leave a half-started server behind
       throw error;
     }
+  }
+
+  /** The server's stdout lines so far (JSON log lines and anything else it printed). */
+  get logLines(): string[] {
+    if (this.logFile === undefined) return this.pipedLogLines;
+    return readFileSync(this.logFile, 'utf8').split('\n').filter((line) => line !== '');
   }
 
   get port(): number {
