@@ -24,6 +24,7 @@ export class ApiMetrics {
   private readonly snapshotSeconds: Histogram;
   private readonly coalescedRecords: Histogram<'source'>;
   private readonly ready: Gauge;
+  private readonly requestSecondsByLabels = new Map<string, { observe(value: number): void }>();
   /** Set once the ledger is open; read at scrape time. */
   private statsSource: (() => EngineStats) | undefined;
 
@@ -107,7 +108,15 @@ export class ApiMetrics {
   }
 
   observeRequest(method: string, route: string, status: number, seconds: number): void {
-    this.requestSeconds.observe({ method, route, status: String(status) }, seconds);
+    // Children are cached: resolving labels costs more than the observation itself. The key
+    // space is bounded by routes × methods × statuses (unmatched URLs share one route label).
+    const key = `${method} ${route} ${status}`;
+    let child = this.requestSecondsByLabels.get(key);
+    if (child === undefined) {
+      child = this.requestSeconds.labels({ method, route, status: String(status) });
+      this.requestSecondsByLabels.set(key, child);
+    }
+    child.observe(seconds);
   }
 
   observeSubmit(source: 'coalesced' | 'batch' | 'single', records: number): void {
