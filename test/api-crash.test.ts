@@ -15,7 +15,8 @@ const TEST_TIMEOUT = { timeout: 60_000 };
 
 const ACCOUNTS = 6;
 const OPENING = '1000.00';
-const WORKERS = 24;
+const WORKERS = 16;
+const BATCH_ITEMS = 10;
 
 type Sent = { from: string; to: string; amountMinor: bigint; body: Record<string, unknown>; single: boolean; answer?: { status: number; text: string } };
 
@@ -46,7 +47,7 @@ function runLoad(server: WalletServer, accounts: string[], stopped: () => boolea
     while (!stopped()) {
       try {
         if (index % 4 === 0) {
-          const items = Array.from({ length: 20 }, () => newTransfer(false));
+          const items = Array.from({ length: BATCH_ITEMS }, () => newTransfer(false));
           const reply = await server.call('POST', '/v1/wallet/balance_transfers', { json: { transfers: items.map((item) => item.body) } });
           if (reply.status !== 200) continue;
           reply.body.results.forEach((result: Record<string, unknown>, position: number) => {
@@ -134,7 +135,7 @@ test('SIGKILL under HTTP load: every acknowledged transfer is present exactly on
   const { server, accounts } = await startLoaded();
   let stopped = false;
   const load = runLoad(server, accounts, () => stopped);
-  await sleep(1500);
+  await sleep(1000);
   const killed = await server.stop('SIGKILL');
   assert.equal(killed.signal, 'SIGKILL');
   stopped = true;
@@ -147,7 +148,7 @@ test('SIGTERM under HTTP load: in-flight requests answered, exit 0 within 30 s, 
   const { server, accounts } = await startLoaded();
   let stopped = false;
   const load = runLoad(server, accounts, () => stopped);
-  await sleep(800);
+  await sleep(600);
   const signalledAt = Date.now();
   const exit = await server.stop('SIGTERM');
   const stopMs = Date.now() - signalledAt;
