@@ -2,7 +2,8 @@
 // precedence and validation (flags > env > config file > defaults, and --help listing every
 // setting), the token-bucket rate limiter on an injected clock, statement cursors, the
 // historical-balance query, the schema-error-to-code mapping, and the key store's files
-// (admin token 0600, keys stored only as SHA-256, atomic rewrite, constant-time lookups).
+// (admin token 0600, keys stored only as SHA-256, atomic rewrite, constant-time lookups), and
+// the server before its ledger is open (what a client sees during recovery), via inject.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
@@ -14,6 +15,8 @@ import { RateLimiter } from '../src/api/rate-limit.js';
 import { balanceQueryOf, decodeCursor, encodeCursor } from '../src/api/routes-accounts.js';
 import { codeOfSchemaError } from '../src/api/http-errors.js';
 import { AUTH_FILES, KeyStore } from '../src/auth/keys.js';
+import { buildHttpServer } from '../src/api/server.js';
+import { ApiMetrics } from '../src/api/metrics.js';
 
 function configOf(args: string[], env: NodeJS.ProcessEnv = {}) {
   const parsed = parseServeArgs(args, env);
@@ -155,4 +158,29 @@ test('key store: generated admin token in a 0600 file, keys stored only as SHA-2
   assert.deepEqual(fromEnv.store.authenticate('env-admin-token-0123456789'), { kind: 'admin' });
   assert.equal(fromEnv.store.authenticate(adminToken), undefined, 'WALLET_ADMIN_TOKEN replaces the stored token');
   await assert.rejects(KeyStore.open(dataDir, 'short'));
+});
+
+test('while the ledger recovers: /healthz 200, /readyz and every /v1 route 503 not_ready, still authenticated first', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'walletd-recovering-'));
+  const keys = await KeyStore.open(dataDir, 'recovering-admin-token-0123');
+  const config = configOf(['--data-dir', dataDir, '--log-level', 'silent']);
+  const { app, context } = await buildHttpServer({ config, keys: keys.store, metrics: new ApiMetrics() });
+  try {
+    assert.equal(context.phase, 'recovering', 'no ledger attached: the server is recovering');
+    assert.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+    const ready = await app.inject({ method: 'GET', url: '/readyz' });
+    assert.equal(ready.statusCode, 503);
+    assert.equal(JSON.parse(ready.body).error.code, 'not_ready');
+    const auth = { authorization: 'Bearer recovering-admin-token-0123' };
+    const read = await app.inject({ method: 'GET', url: '/v1/accounts/alice', headers: auth });
+    assert.equal(read.statusCode, 503);
+    assert.equal(JSON.parse(read.body).error.code, 'not_ready');
+    const write = await app.inject({ method: 'POST', url: '/v1/wallet/balance_transfer', headers: auth, payload: {} });
+    assert.equal(JSON.parse(write.body).error.code, 'not_ready');
+    assert.equal((await app.inject({ method: 'GET', url: '/v1/accounts/alice' })).statusCode, 401, 'credentials are checked before readiness');
+    context.setPhase('closing');
+    assert.equal(JSON.parse((await app.inject({ method: 'GET', url: '/readyz' })).body).error.code, 'shutting_down');
+  } finally {
+    await app.close();
+  }
 });
