@@ -15,6 +15,7 @@
 // reopened ledger; and every remembered id answers a retry with its first outcome.
 //
 // The seed is random unless WALLETD_PROPERTY_SEED is set; fast-check prints it on failure.
+// WALLETD_PROPERTY_RUNS sets the number of sequences (default 40, a few seconds).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -33,7 +34,8 @@ const MAX = AMOUNT_MAX;
 const CURRENCIES = ['USD', 'EUR', 'JPY'] as const;
 const ACCOUNT_IDS = ['a0', 'a1', 'a2', 'a3', 'a4'];
 const TXN_IDS = Array.from({ length: 24 }, (_, index) => `t${index}`);
-const NUM_RUNS = 40;
+/** Runs per `npm test`; raise WALLETD_PROPERTY_RUNS for a longer hunt. */
+const NUM_RUNS = Number(process.env['WALLETD_PROPERTY_RUNS'] ?? 40);
 
 type Mutation = 'none' | 'amount0' | 'amount2p63' | 'currency999' | 'kind0' | 'reserved' | 'txnPadding' | 'depositWithSource';
 
