@@ -12,13 +12,13 @@
  */
 import { assert } from '../stdx/assert.js';
 import { hash128Padded, hash128Words, IS_LITTLE_ENDIAN } from '../stdx/hash.js';
-import { currencyByNumeric, externalAccountId } from './currency.js';
+import { allCurrencies, currencyByNumeric, externalAccountId } from './currency.js';
 import { Wire } from './errors.js';
 import { EventBuffer } from './event-buffer.js';
 import { ACCOUNT_OPENED_FIXED_BYTES, encodeAccountOpened, EventType, NO_INDEX, TRANSFER_FIXED_BYTES } from './events.js';
 import { IdTable } from './id-table.js';
 import { isIdByte } from './ids.js';
-import { ACCOUNT_WORDS, FLAG_EXTERNAL, LedgerState } from './ledger-state.js';
+import { ACCOUNT_WORDS, CURRENCY_NUMERIC_MAX, FLAG_EXTERNAL, LedgerState } from './ledger-state.js';
 import {
   Kind,
   RECORD_BYTES,
@@ -40,6 +40,9 @@ const SYSTEM_OWNER = '@system';
 /** 1 for each byte allowed in an id ([A-Za-z0-9_.:-]), 0 otherwise. */
 const ID_BYTE = new Uint8Array(256).map((_, byte) => (isIdByte(byte) ? 1 : 0));
 const AT_SIGN = 0x40;
+/** 1 for each ISO numeric code walletd accepts: an array index, not a Map lookup, per record. */
+const KNOWN_CURRENCY = new Uint8Array(CURRENCY_NUMERIC_MAX + 1);
+for (const currency of allCurrencies()) KNOWN_CURRENCY[currency.numeric] = 1;
 
 /** Outcome of one record, reused across calls so the hot path allocates nothing. */
 export class Outcome {
@@ -135,7 +138,8 @@ export function validateRecord(record: RecordView, base: number, scratch: Decide
   const toLength = idFieldLength(words, wordBase + RECORD_OFFSET_TO / 4);
   if (kind === Kind.deposit ? fromLength !== 0 : fromLength < 1) return Wire.invalid_request;
   if (kind === Kind.withdrawal ? toLength !== 0 : toLength < 1) return Wire.invalid_request;
-  if (currencyByNumeric(words[wordBase + 50]! & 0xffff) === undefined) return Wire.unsupported_currency;
+  const currency = words[wordBase + 50]! & 0xffff;
+  if (currency > CURRENCY_NUMERIC_MAX || KNOWN_CURRENCY[currency] === 0) return Wire.unsupported_currency;
   const amountLow = words[wordBase + 48]!;
   const amountHigh = words[wordBase + 49]!;
   if (amountHigh < 0 || (amountHigh === 0 && amountLow === 0)) return Wire.invalid_amount;
