@@ -25,6 +25,13 @@ function workload(distribution: Distribution, transfersMax: number, batchRecords
   return new Workload({ accounts: 200, batchRecords, distribution, seed: 11, zipfExponent: 1, transfersMax, runTag });
 }
 
+async function postgresTarget(work: Workload): Promise<{ target: PeerTarget; ledger: PostgresLedger }> {
+  const ledger = await PostgresLedger.open({ connectionString: postgresUrl(), schema: `bench_test_${work.spec.runTag}`, clients: 4, durable: true });
+  const target = new PeerTarget('postgres', ledger, 2, undefined, true);
+  await target.setup(work, quiet);
+  return { target, ledger };
+}
+
 async function redisTarget(work: Workload): Promise<{ target: PeerTarget; wallet: RedisWallet }> {
   const wallet = await RedisWallet.open({ host: '127.0.0.1', port: 6379, keyPrefix: `bench-test:${work.spec.runTag}:`, connections: 2 });
   return { target: new PeerTarget('redis', wallet, 4), wallet };
@@ -87,10 +94,8 @@ test('check: money moved outside the run is found', { skip: redis.skip }, async 
 
 test('runner on the PostgreSQL ledger: per-record progress, exact balances', { skip: postgres.skip }, async () => {
   const work = workload('hot', 600, 200);
-  const ledger = await PostgresLedger.open({ connectionString: postgresUrl(), schema: `bench_test_${work.spec.runTag}`, clients: 4, durable: true });
-  const target = new PeerTarget('postgres', ledger, 2, undefined, true);
+  const { target, ledger } = await postgresTarget(work);
   try {
-    await target.setup(work, quiet);
     const run = await runLoad(target, work, { transfers: 600 }, quiet);
     assert.deepEqual(run.codes, { ok: 600 });
     assert.deepEqual((await checkRun(target, work, run)).problems, []);
@@ -103,10 +108,8 @@ test('runner on the PostgreSQL ledger: per-record progress, exact balances', { s
 
 test('runner on the PostgreSQL ledger: a timed run stops mid-batch and what ran is a prefix', { skip: postgres.skip }, async () => {
   const work = workload('hot', 40_000, 8_000);
-  const ledger = await PostgresLedger.open({ connectionString: postgresUrl(), schema: `bench_test_${work.spec.runTag}`, clients: 4, durable: true });
-  const target = new PeerTarget('postgres', ledger, 2, undefined, true);
+  const { target, ledger } = await postgresTarget(work);
   try {
-    await target.setup(work, quiet);
     const startMs = Date.now();
     const run = await runLoad(target, work, { durationMs: 400 }, quiet);
     assert.ok(Date.now() - startMs < 5_000, 'no waiting for two whole batches of 8,000');

@@ -5,6 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
+import { loadavg } from 'node:os';
 import { PostgresLedger } from './peers/postgres-ledger.js';
 import { RedisWallet } from './peers/redis-wallet.js';
 import { startRedisServer } from './peers/redis-server.js';
@@ -28,6 +29,7 @@ export type BenchOutput = Readonly<{
 /** Runs the bench; resolves true when every target passed its exactly-once check. */
 export async function runBench(options: BenchOptions, command: string, out: BenchOutput): Promise<boolean> {
   const startedAt = new Date().toISOString();
+  const loadAtStart = loadavg()[0] ?? 0;
   const workload = buildWorkload(options, out);
   const limits: RunLimits = {
     transfers: options.transfers,
@@ -48,10 +50,18 @@ export async function runBench(options: BenchOptions, command: string, out: Benc
     out.print(sideBySide(results));
   }
   const folder = writeResults(
-    { command, startedAt, machine: describeMachine(), workload: workloadFacts(options, workload), results },
+    {
+      command,
+      startedAt,
+      machine: describeMachine(),
+      loadAverage: { atStart: loadAtStart, atEnd: loadavg()[0] ?? 0 },
+      workload: workloadFacts(options, workload),
+      results,
+    },
     options.resultsDir,
   );
   out.print('');
+  out.print(`load average (1 min): ${loadAtStart.toFixed(2)} at the start, ${(loadavg()[0] ?? 0).toFixed(2)} at the end, on ${describeMachine().cpus} cores`);
   out.print(`results: ${folder}/result.json, ${folder}/chart.svg`);
   return results.every((result) => result.check.ok);
 }

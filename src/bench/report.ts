@@ -15,6 +15,8 @@ export type BenchReport = Readonly<{
   command: string;
   startedAt: string;
   machine: Readonly<{ cpuModel: string; cpus: number; memoryBytes: number; kernel: string; node: string }>;
+  /** 1-minute load average at the start and the end: other work on the box lowers every figure. */
+  loadAverage: Readonly<{ atStart: number; atEnd: number }>;
   workload: Readonly<Record<string, string | number | boolean | null>>;
   results: readonly TargetResult[];
 }>;

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { assert } from '../stdx/assert.js';
+import { stopChildAndRemove } from './child.js';
 
 const START_TIMEOUT_MS = 60_000;
 /** `walletd serve` stops within 30 s (graceful stop deadline); then it is killed. */
@@ -52,7 +53,7 @@ export async function startWalletdServer(options: WalletdServerOptions): Promise
   try {
     const ports = await waitUntilReady(child);
     assert(child.pid !== undefined);
-    return { host, ...ports, token, pid: child.pid, dataDir, stop: () => stopServer(child, exited, dataDir) };
+    return { host, ...ports, token, pid: child.pid, dataDir, stop: () => stopChildAndRemove(child, exited, STOP_TIMEOUT_MS, dataDir) };
   } catch (error) {
     child.kill('SIGKILL');
     await exited;
@@ -114,12 +115,3 @@ export function readListening(line: string): { httpPort?: number; protocolPort?:
   return result;
 }
 
-async function stopServer(child: ChildProcess, exited: Promise<void>, dataDir: string): Promise<void> {
-  if (child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    await exited;
-    clearTimeout(timer);
-  }
-  rmSync(dataDir, { recursive: true, force: true });
-}

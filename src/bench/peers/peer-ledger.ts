@@ -2,13 +2,10 @@
  * What the bench and the peer tests need from a peer ledger (PostgreSQL, Redis): the same
  * operations and the same result codes as walletd, so one workload and one check fit all.
  */
-export type PeerTransfer = Readonly<{
-  transactionId: string;
-  fromAccount: string;
-  toAccount: string;
-  amountMinor: bigint;
-  currencyNumeric: number;
-}>;
+import type { TransferCommand } from '../../core/transfer-record.js';
+
+/** A transfer between two customer accounts: walletd's command without the kind. */
+export type PeerTransfer = Omit<TransferCommand, 'kind'>;
 
 export interface PeerLedger {
   /** How acknowledged transfers survive a crash, in words. */

@@ -5,12 +5,13 @@
  * commands, before it answers), on a free loopback port and a temporary directory, and stops
  * it by pid afterwards.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assert } from '../../stdx/assert.js';
+import { stopChildAndRemove } from '../child.js';
 
 const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 10_000;
@@ -51,7 +52,7 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
   }
   const pid = child.pid;
   assert(pid !== undefined, 'redis-server has no pid');
-  return { host, port, pid, dataDir, stop: () => stopServer(child, exited, dataDir) };
+  return { host, port, pid, dataDir, stop: () => stopChildAndRemove(child, exited, STOP_TIMEOUT_MS, dataDir) };
 }
 
 function readLogTail(dataDir: string): string {
@@ -62,15 +63,6 @@ function readLogTail(dataDir: string): string {
   }
 }
 
-async function stopServer(child: ChildProcess, exited: Promise<void>, dataDir: string): Promise<void> {
-  if (child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    await exited;
-    clearTimeout(timer);
-  }
-  rmSync(dataDir, { recursive: true, force: true });
-}
 
 /** Asks the kernel for a free port; the tiny race until redis binds it is acceptable here. */
 export function freeLoopbackPort(): Promise<number> {
