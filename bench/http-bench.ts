@@ -14,8 +14,8 @@
  * --batch-connections N (4), --batch-size N (8190), --accounts N (1000), --compare-coalesce
  * (also runs singles with --no-coalesce), --server-arg ARG (repeatable, passed to serve).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as hdr from 'hdr-histogram-js';
@@ -41,6 +41,8 @@ type Result = Readonly<{
   transfers: number;
   failures: number;
   latency: hdr.Histogram;
+  /** Server process CPU (user + system) over the measured window; NaN where /proc is missing. */
+  serverCpuMs: number;
 }>;
 
 const TARGET_SINGLE_REQUESTS_PER_SECOND = 15_000;
@@ -110,7 +112,7 @@ function newHistogram(): hdr.Histogram {
  */
 async function runLoops(
   pool: Pool,
-  token: string,
+  server: WalletServer,
   connections: number,
   options: Options,
   request: () => { path: string; body: string; transfers: number },
@@ -123,7 +125,12 @@ async function runLoops(
   let requests = 0;
   let transfers = 0;
   let failures = 0;
-  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+  const headers = { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' };
+  let cpuAtStartMs = NaN;
+  let cpuAtEndMs = NaN;
+  const pid = server.child.pid ?? 0;
+  const cpuStart = setTimeout(() => (cpuAtStartMs = processCpuMs(pid)), measureFromMs - startMs);
+  const cpuEnd = setTimeout(() => (cpuAtEndMs = processCpuMs(pid)), measureToMs - startMs);
   const loop = async (): Promise<void> => {
     while (performance.now() < measureToMs) {
       const next = request();
@@ -140,14 +147,26 @@ async function runLoops(
     }
   };
   await Promise.all(Array.from({ length: connections }, loop));
-  return { seconds: options.seconds, requests, transfers, failures, latency };
+  clearTimeout(cpuStart);
+  clearTimeout(cpuEnd);
+  return { seconds: options.seconds, requests, transfers, failures, latency, serverCpuMs: cpuAtEndMs - cpuAtStartMs };
+}
+
+/** CPU time (user + system) a process has used, from /proc/<pid>/stat (clock ticks of 10 ms). */
+function processCpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return NaN;
+  }
 }
 
 async function measureSingles(server: WalletServer, options: Options, source: TransferSource, label: string): Promise<Result> {
   const run = await withPool(server, options.connections, (pool) =>
     runLoops(
       pool,
-      server.adminToken,
+      server,
       options.connections,
       options,
       () => ({ path: '/v1/wallet/balance_transfer', body: source.item(), transfers: 1 }),
@@ -161,7 +180,7 @@ async function measureBatches(server: WalletServer, options: Options, source: Tr
   const run = await withPool(server, options.batchConnections, (pool) =>
     runLoops(
       pool,
-      server.adminToken,
+      server,
       options.batchConnections,
       options,
       () => ({ path: '/v1/wallet/balance_transfers', body: source.batch(options.batchSize), transfers: options.batchSize }),
@@ -207,17 +226,31 @@ async function stopAndRemove(server: WalletServer): Promise<void> {
 function formatRow(result: Result): string[] {
   const ms = (percentile: number): string => (result.latency.getValueAtPercentile(percentile) / 1000).toFixed(2);
   const perSecond = (count: number): string => Math.round(count / result.seconds).toLocaleString('en-US');
-  return [result.workload, String(result.connections), result.seconds.toFixed(0), perSecond(result.requests), perSecond(result.transfers), ms(50), ms(99), ms(99.9), String(result.failures)];
+  const cpuPerTransferUs = (result.serverCpuMs * 1000) / Math.max(1, result.transfers);
+  const cpuShare = result.serverCpuMs / (result.seconds * 1000);
+  return [
+    result.workload,
+    String(result.connections),
+    result.seconds.toFixed(0),
+    perSecond(result.requests),
+    perSecond(result.transfers),
+    ms(50),
+    ms(99),
+    ms(99.9),
+    String(result.failures),
+    Number.isFinite(cpuShare) ? `${Math.round(cpuShare * 100)}%` : 'n/a',
+    Number.isFinite(cpuPerTransferUs) ? cpuPerTransferUs.toFixed(1) : 'n/a',
+  ];
 }
 
 function printTable(results: readonly Result[], options: Options): void {
-  const header = ['workload', 'conns', 'seconds', 'requests/s', 'transfers/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'failed'];
+  const header = ['workload', 'conns', 'seconds', 'requests/s', 'transfers/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'failed', 'server CPU', 'CPU µs/transfer'];
   const rows = [header, ...results.map(formatRow)];
   const widths = header.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length)));
   const line = (row: string[]): string => row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ');
   const cpu = cpus();
   console.log(`\nwalletd HTTP API benchmark: fsync on, ${options.accounts} accounts, node ${process.version}, ${cpu.length} CPUs (${cpu[0]?.model ?? 'unknown'})`);
-  console.log('client and server on the same machine, separate processes\n');
+  console.log(`client and server on the same machine, separate processes; load average at the end ${loadavg().map((value) => value.toFixed(1)).join(' ')}\n`);
   console.log(line(header));
   console.log(widths.map((width) => '-'.repeat(width)).join('  '));
   for (const row of rows.slice(1)) console.log(line(row));
