@@ -59,6 +59,8 @@ export class DecideScratch {
   fromLength = 0;
   toLength = 0;
   readonly after = new BalancesAfter();
+  /** TxnTable.find's miss result for the record being decided (where its id will go). */
+  txnMiss = -1;
 }
 
 /** A batch of records as bytes and as words over the same memory (4-byte aligned). */
@@ -217,6 +219,7 @@ export function executeTransfer(
     }
     return;
   }
+  scratch.txnMiss = known;
   decideAndRecord(state, record, base, events, scratch, outcome);
 }
 
@@ -244,7 +247,7 @@ function decideAndRecord(state: LedgerState, record: RecordView, base: number, e
   else state.applyTransferRejected(sequence);
   const content = scratch.content;
   const key = scratch.key;
-  state.txns.insert(key[0]!, key[1]!, key[2]!, content[0]!, content[1]!, sequence, code);
+  state.txns.insertAfterMiss(scratch.txnMiss, key[0]!, key[1]!, key[2]!, content[0]!, content[1]!, sequence, code);
   outcome.code = code;
   outcome.sequence = sequence;
 }

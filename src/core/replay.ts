@@ -58,8 +58,9 @@ function applyTransferEvent(state: LedgerState, event: TransferRecordedEvent, se
   const toLength = event.kind === Kind.withdrawal ? 0 : event.toIndex === NO_INDEX ? event.toInline.length : state.accounts.lengthOf(event.toIndex);
   fingerprintContent(scratch.recordWords, 0, fromLength, toLength, scratch.content);
   const key = scratch.key;
-  assert(state.txns.find(key[0]!, key[1]!, key[2]!) === -1, `transaction id logged twice at sequence ${sequence}`);
-  state.txns.insert(key[0]!, key[1]!, key[2]!, scratch.content[0]!, scratch.content[1]!, sequence, event.code);
+  const miss = state.txns.find(key[0]!, key[1]!, key[2]!);
+  assert(miss < 0, `transaction id logged twice at sequence ${sequence}`);
+  state.txns.insertAfterMiss(miss, key[0]!, key[1]!, key[2]!, scratch.content[0]!, scratch.content[1]!, sequence, event.code);
 }
 
 /** Rebuilds the canonical command record's content bytes, for the content fingerprint. */

@@ -41,13 +41,16 @@ export class TxnTable {
     this.words = new Uint32Array(slots * WORDS_PER_SLOT);
   }
 
-  /** Slot index holding this key, or -1. */
+  /**
+   * Slot index holding this key (≥ 0), or, when absent, −(the empty slot where it would go) − 1,
+   * so an insert right after a miss can skip probing again (insertAfterMiss).
+   */
   find(k0: number, k1: number, k2: number): number {
     const words = this.words;
     const mask = this.slotsTotal - 1;
     for (let slot = k0 & mask; ; slot = (slot + 1) & mask) {
       const base = slot * WORDS_PER_SLOT;
-      if (words[base + 4] === 0 && words[base + 5] === 0) return -1;
+      if (words[base + 4] === 0 && words[base + 5] === 0) return -slot - 1;
       if (words[base] === k0 && words[base + 1] === k1 && words[base + 2] === k2) return slot;
     }
   }
@@ -73,6 +76,23 @@ export class TxnTable {
     if ((this.count + 1) * 100 > this.slotsTotal * LOAD_MAX_PERCENT) this.grow();
     this.count++;
     this.place(k0, k1, k2, content0, (content1 & 0xff) >>> 0, sequence, code);
+  }
+
+  /**
+   * Inserts a key that `find` just reported absent as `missResult`, with no insert in between:
+   * the slot is reused unless the table must grow first.
+   */
+  insertAfterMiss(missResult: number, k0: number, k1: number, k2: number, content0: number, content1: number, sequence: number, code: number): void {
+    assert(missResult < 0, 'insertAfterMiss needs a miss');
+    if ((this.count + 1) * 100 > this.slotsTotal * LOAD_MAX_PERCENT) {
+      this.insert(k0, k1, k2, content0, content1, sequence, code);
+      return;
+    }
+    assert(sequence >= 1 && sequence <= SEQUENCE_MAX, 'sequence out of range');
+    const base = (-missResult - 1) * WORDS_PER_SLOT;
+    assert(this.words[base + 4] === 0 && this.words[base + 5] === 0, 'slot taken since the miss');
+    this.count++;
+    this.writeSlot(base, k0, k1, k2, content0, (content1 & 0xff) >>> 0, sequence, code);
   }
 
   memoryBytes(): number {
@@ -118,7 +138,11 @@ export class TxnTable {
     const mask = this.slotsTotal - 1;
     let slot = k0 & mask;
     while (words[slot * WORDS_PER_SLOT + 4] !== 0 || words[slot * WORDS_PER_SLOT + 5] !== 0) slot = (slot + 1) & mask;
-    const base = slot * WORDS_PER_SLOT;
+    this.writeSlot(slot * WORDS_PER_SLOT, k0, k1, k2, content0, contentHigh, sequence, code);
+  }
+
+  private writeSlot(base: number, k0: number, k1: number, k2: number, content0: number, contentHigh: number, sequence: number, code: number): void {
+    const words = this.words;
     words[base] = k0;
     words[base + 1] = k1;
     words[base + 2] = k2;
