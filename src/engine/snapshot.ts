@@ -103,7 +103,7 @@ export function writeSnapshotTemp(
   let crc = 0;
   const write = (data: Uint8Array): void => {
     for (let at = 0; at < data.length; ) at += writeSync(fd, data, at, data.length - at);
-    crc = crc32(data, crc);
+    crc = crcUpdate(data, crc);
     bytes += data.length;
   };
   try {
@@ -135,6 +135,16 @@ export function writeSnapshotTemp(
   };
 }
 
+/**
+ * zlib.crc32(data, crc) returns 0, not `crc`, for an empty view of a zero-length ArrayBuffer
+ * (Node 20), while an empty view into a larger buffer keeps `crc`. A section can be empty (no
+ * accounts yet, no owner ids), and it is such a subarray when written but a fresh zero-length
+ * array when read, so empty data must not touch the running CRC at all.
+ */
+function crcUpdate(data: Uint8Array, crc: number): number {
+  return data.length === 0 ? crc : crc32(data, crc);
+}
+
 function pruneSnapshots(dir: string): void {
   for (const old of listSnapshots(dir).slice(SNAPSHOTS_KEPT)) unlinkSync(old.path);
 }
@@ -153,7 +163,7 @@ export function loadSnapshot(path: string): LoadedSnapshot {
         if (n === 0) throw new Error(`snapshot ${path} is truncated`);
         got += n;
       }
-      crc = crc32(target, crc);
+      crc = crcUpdate(target, crc);
       at += target.length;
     };
     const head = Buffer.alloc(12);
