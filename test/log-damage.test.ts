@@ -13,8 +13,9 @@
 //   exits non-zero with both in its log. Damage before the newest snapshot's position is not
 //   read at start (recovery stays short) but `verify` still finds it.
 // - snapshots: a damaged newest snapshot is skipped for the older one, or for a replay from
-//   the first frame, with the same digest; a log cut shorter than the newest snapshot's
-//   position is corruption, not a torn tail (the snapshot proves those frames were durable).
+//   the first frame, with the same digest; undamaged snapshots with empty sections load; a log
+//   cut shorter than the newest snapshot's position is corruption, not a torn tail (the
+//   snapshot proves those frames were durable).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -344,6 +345,24 @@ describe('snapshots', () => {
     const again = runWalletd(['verify', '--data-dir', dir]);
     assert.ok(!again.stdout.includes(`bad snapshot ${snapshots[0]!.path}`), again.stdout);
     assert.ok(again.stdout.includes(`bad snapshot ${snapshots[1]!.path}`), again.stdout);
+  });
+
+  test('snapshots with empty sections (no accounts yet; every owner equal to its account id) load, and verify passes', async () => {
+    const dir = tempDir('walletd-empty-sections-');
+    try {
+      await withLedger(dir.path, async (ledger) => {
+        await ledger.snapshot(); // sequence 0: no accounts, no ids, no transactions
+        await ledger.openAccount({ accountId: 'alice', currencyCode: 'USD', owner: 'alice' });
+      }); // close(): a snapshot at sequence 1 whose owner table is empty
+      const snapshots = listSnapshots(dataPaths(dir.path).snapshotDir);
+      assert.deepEqual(snapshots.map((snapshot) => snapshot.sequence), [1, 0]);
+      for (const snapshot of snapshots) assert.equal(loadSnapshot(snapshot.path).meta.sequence, snapshot.sequence);
+      const verified = runWalletd(['verify', '--data-dir', dir.path]);
+      assert.equal(verified.status, 0, verified.stdout);
+      assert.match(verified.stdout, /2 snapshot\(s\) match/);
+    } finally {
+      dir.remove();
+    }
   });
 
   test('a log shorter than the newest snapshot position is corruption, not a torn tail', async () => {
