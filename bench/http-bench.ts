@@ -272,9 +272,11 @@ async function main(): Promise<void> {
   const runId = `r${Date.now().toString(36)}`;
   const results: Result[] = [];
   const server = await startFundedServer(options, []);
+  let engineLine = '';
   try {
     const source = new TransferSource(runId, options.accounts);
     results.push(await measureSingles(server, options, source, 'single transfer'));
+    engineLine = await engineSummary(server);
     results.push(await measureBatches(server, options, source));
   } finally {
     await stopAndRemove(server);
@@ -288,6 +290,21 @@ async function main(): Promise<void> {
     }
   }
   printTable(results, options);
+  console.log(`engine during the single-transfer run (from /metrics): ${engineLine}`);
+}
+
+/** Group commits, mean fsync and records per commit so far: explains single-request latency. */
+async function engineSummary(server: WalletServer): Promise<string> {
+  const text = (await server.call('GET', '/metrics', { token: null })).text;
+  const value = (name: string): number => {
+    const line = text.split('\n').find((candidate) => candidate.startsWith(`${name} `));
+    return line === undefined ? NaN : Number(line.slice(name.length + 1));
+  };
+  const commits = value('walletd_engine_fsync_seconds_count');
+  const fsyncMs = (value('walletd_engine_fsync_seconds_sum') / commits) * 1000;
+  const submits = value('walletd_http_submit_records_count{source="coalesced"}');
+  const perSubmit = value('walletd_http_submit_records_sum{source="coalesced"}') / submits;
+  return `${commits} group commits (since start), mean fsync ${fsyncMs.toFixed(2)} ms, ${perSubmit.toFixed(1)} requests per coalesced engine submit`;
 }
 
 await main();
