@@ -103,10 +103,7 @@ test('read account: balance with the currency decimals and the sequence it refle
 });
 
 test('deposit, transfer, withdrawal: success bodies, increasing sequences, balances, money sums to zero', TEST_TIMEOUT, async () => {
-  const alice = uniqueId('alice');
-  const bob = uniqueId('bob');
-  await openAccount(server, alice);
-  await openAccount(server, bob);
+  const [alice, bob] = await twoAccounts();
   const externalBefore = await server.call('GET', '/v1/accounts/@external:USD');
   assert.ok(externalBefore.status === 200 || externalBefore.status === 404, 'opened on the first USD deposit');
   const externalBeforeMinor = externalBefore.status === 200 ? minorOf(externalBefore.body.balance) : 0n;
@@ -139,10 +136,7 @@ test('deposit, transfer, withdrawal: success bodies, increasing sequences, balan
 });
 
 test('transfer lookup: transfers, deposits and withdrawals, successes and logged rejections', TEST_TIMEOUT, async () => {
-  const alice = uniqueId('alice');
-  const bob = uniqueId('bob');
-  await openAccount(server, alice);
-  await openAccount(server, bob);
+  const [alice, bob] = await twoAccounts();
   const depositId = uniqueId('dep');
   await server.call('POST', `/v1/accounts/${alice}/deposits`, { json: { transaction_id: depositId, amount: '20.00', currency: 'USD' } });
   const okId = uniqueId('ok');
@@ -171,11 +165,7 @@ test('transfer lookup: transfers, deposits and withdrawals, successes and logged
 });
 
 test('batch: results in request order, items applied in order, malformed items rejected alone', TEST_TIMEOUT, async () => {
-  const alice = uniqueId('alice');
-  const bob = uniqueId('bob');
-  await openAccount(server, alice);
-  await openAccount(server, bob);
-  await deposit(server, alice, '10.00');
+  const [alice, bob] = await twoAccounts('10.00');
   const ids = [0, 1, 2, 3, 4].map(() => uniqueId('b'));
   const reply = await server.call('POST', '/v1/wallet/balance_transfers', {
     json: {
@@ -209,11 +199,7 @@ test('batch: results in request order, items applied in order, malformed items r
 });
 
 test('idempotency: a retry returns the original status and body; another body is a 409 conflict', TEST_TIMEOUT, async () => {
-  const alice = uniqueId('alice');
-  const bob = uniqueId('bob');
-  await openAccount(server, alice);
-  await openAccount(server, bob);
-  await deposit(server, alice, '50.00');
+  const [alice, bob] = await twoAccounts('50.00');
   const body = { transaction_id: uniqueId('idem'), from_account: alice, to_account: bob, amount: '5.00', currency: 'USD' };
   const first = await server.call('POST', '/v1/wallet/balance_transfer', { json: body });
   const second = await server.call('POST', '/v1/wallet/balance_transfer', { json: body });
@@ -248,11 +234,7 @@ test('idempotency: a retry returns the original status and body; another body is
 });
 
 test('concurrent duplicates: many parallel identical requests move money once and all get the same answer', TEST_TIMEOUT, async () => {
-  const alice = uniqueId('alice');
-  const bob = uniqueId('bob');
-  await openAccount(server, alice);
-  await openAccount(server, bob);
-  await deposit(server, alice, '100.00');
+  const [alice, bob] = await twoAccounts('100.00');
   const body = { transaction_id: uniqueId('dup'), from_account: alice, to_account: bob, amount: '30.00', currency: 'USD' };
   const replies = await Promise.all(Array.from({ length: 64 }, () => server.call('POST', '/v1/wallet/balance_transfer', { json: body })));
   assert.ok(replies.every((reply) => reply.status === 200));
@@ -271,10 +253,7 @@ test('concurrent duplicates: many parallel identical requests move money once an
 });
 
 test('historical balance: by sequence, by time, current, opening balance, beyond head', TEST_TIMEOUT, async () => {
-  const alice = uniqueId('alice');
-  const bob = uniqueId('bob');
-  await openAccount(server, alice);
-  await openAccount(server, bob);
+  const [alice, bob] = await twoAccounts();
   const beforeAnything = new Date(Date.now() - 60_000).toISOString();
   const s1 = await deposit(server, alice, '10.00');
   const t1 = await server.call('POST', '/v1/wallet/balance_transfer', { json: { transaction_id: uniqueId('h'), from_account: alice, to_account: bob, amount: '3.00', currency: 'USD' } });
@@ -300,11 +279,7 @@ test('historical balance: by sequence, by time, current, opening balance, beyond
 });
 
 test('statement: newest first, deposits and withdrawals included, rejections not, cursor paging to a null cursor', TEST_TIMEOUT, async () => {
-  const alice = uniqueId('alice');
-  const bob = uniqueId('bob');
-  await openAccount(server, alice);
-  await openAccount(server, bob);
-  await deposit(server, alice, '100.00');
+  const [alice, bob] = await twoAccounts('100.00');
   for (let i = 1; i <= 5; i++) {
     await server.call('POST', '/v1/wallet/balance_transfer', { json: { transaction_id: uniqueId('st'), from_account: alice, to_account: bob, amount: `${i}.00`, currency: 'USD' } });
   }
@@ -336,3 +311,13 @@ test('statement: newest first, deposits and withdrawals included, rejections not
   assert.ok(bobPage.body.entries.every((entry: Record<string, unknown>) => entry.direction === 'credit'));
   assert.equal(bobPage.body.next_cursor, null);
 });
+
+/** Two fresh USD accounts, the first funded with `funding` when given. */
+async function twoAccounts(funding?: string): Promise<[string, string]> {
+  const alice = uniqueId('alice');
+  const bob = uniqueId('bob');
+  await openAccount(server, alice);
+  await openAccount(server, bob);
+  if (funding !== undefined) await deposit(server, alice, funding);
+  return [alice, bob];
+}
