@@ -19,7 +19,7 @@ export class ApiMetrics {
   private readonly requestSeconds: Histogram<'method' | 'route' | 'status'>;
   private readonly transfersByOutcome: Counter<'outcome'>;
   private readonly flushRecords: Histogram;
-  private readonly flushCommands: Histogram;
+  private readonly flushFrames: Histogram;
   private readonly fsyncSeconds: Histogram;
   private readonly snapshotSeconds: Histogram;
   private readonly coalescedRecords: Histogram<'source'>;
@@ -45,7 +45,7 @@ export class ApiMetrics {
       registers,
     });
     this.flushRecords = new Histogram({ name: 'walletd_engine_flush_records', help: 'Log records per group commit', buckets: BATCH_BUCKETS, registers });
-    this.flushCommands = new Histogram({ name: 'walletd_engine_flush_commands', help: 'Submitted batches per group commit', buckets: BATCH_BUCKETS, registers });
+    this.flushFrames = new Histogram({ name: 'walletd_engine_flush_frames', help: 'Log frames per group commit', buckets: BATCH_BUCKETS, registers });
     this.fsyncSeconds = new Histogram({ name: 'walletd_engine_fsync_seconds', help: 'fsync latency of a group commit', buckets: FSYNC_BUCKETS_SECONDS, registers });
     this.snapshotSeconds = new Histogram({ name: 'walletd_engine_snapshot_seconds', help: 'Time to write a snapshot', buckets: LATENCY_BUCKETS_SECONDS, registers });
     this.coalescedRecords = new Histogram({
@@ -90,8 +90,8 @@ export class ApiMetrics {
       this.transfersByOutcome.inc({ outcome: codeOfWire(wireCode) ?? `wire_${wireCode}` }, count);
     },
     onFlush: (info) => {
-      this.flushRecords.observe(info.records);
-      this.flushCommands.observe(info.commands);
+      this.flushRecords.observe(info.events);
+      this.flushFrames.observe(info.frames);
       this.fsyncSeconds.observe(info.fsyncMs / 1000);
     },
     onSnapshot: (info) => {

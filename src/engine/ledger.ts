@@ -80,7 +80,7 @@ async function openLocked(options: LedgerOptions, unlock: () => void): Promise<L
         readIndex.noteFrame(frame);
         engine.notePosition(frame.segmentFirstSequence, frame.offset + frame.bytes);
       },
-      onGroupCommitted: (frames, bytes, syncMs) => options.observer?.onFlush?.({ records: frames, commands: frames, bytes, fsyncMs: syncMs }),
+      onGroupCommitted: (frames, events, bytes, syncMs) => options.observer?.onFlush?.({ events, frames, bytes, fsyncMs: syncMs }),
       onFatal: (error) => engine.fatal(error),
     },
     recovered.tail,

@@ -66,7 +66,8 @@ export type HistoricalBalance =
 
 /** Observations for metrics; called synchronously on the engine's loop, must be cheap. */
 export interface EngineObserver {
-  onFlush?(info: Readonly<{ records: number; commands: number; bytes: number; fsyncMs: number }>): void;
+  /** One group commit: log events and frames it made durable, bytes written, fsync time. */
+  onFlush?(info: Readonly<{ events: number; frames: number; bytes: number; fsyncMs: number }>): void;
   onOutcome?(wireCode: number, count: number): void;
   onSnapshot?(info: Readonly<{ sequence: number; bytes: number; ms: number }>): void;
 }

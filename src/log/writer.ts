@@ -23,7 +23,7 @@ export type LogWriterOptions = Readonly<{
   /** Called for each frame once it is written (before its sync); feeds the read index. */
   onFrameWritten?: (frame: WrittenFrame) => void;
   /** Called after each group commit with its size and the time the sync took. */
-  onGroupCommitted?: (frames: number, bytes: number, syncMs: number) => void;
+  onGroupCommitted?: (frames: number, events: number, bytes: number, syncMs: number) => void;
   onFatal: (error: unknown) => void;
 }>;
 
@@ -114,7 +114,7 @@ export class LogWriter {
     this.totalBytes += offset - startOffset;
     const last = group[group.length - 1]!;
     this.durableSequence = last.firstSequence + last.eventCount - 1;
-    this.options.onGroupCommitted?.(group.length, offset - startOffset, syncMs);
+    this.options.onGroupCommitted?.(group.length, groupEvents(group), offset - startOffset, syncMs);
     for (const item of group) item.resolve();
   }
 
@@ -131,6 +131,12 @@ export class LogWriter {
     for (const item of this.pending.splice(0)) item.reject(error);
     this.options.onFatal(error);
   }
+}
+
+function groupEvents(group: Pending[]): number {
+  let events = 0;
+  for (const item of group) events += item.eventCount;
+  return events;
 }
 
 function groupBytes(group: Pending[]): number {
