@@ -101,6 +101,7 @@ function openLedgerLogged(config: ServeConfig, server: HttpServer, metrics: ApiM
     },
     ...(config.snapshotEveryRecords === undefined ? {} : { snapshotEveryRecords: config.snapshotEveryRecords }),
     ...(config.queueRecordsMax === undefined ? {} : { queueRecordsMax: config.queueRecordsMax }),
+    ...(config.expectedTransactions === undefined ? {} : { expectedTransactions: config.expectedTransactions }),
   });
 }
 
