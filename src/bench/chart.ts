@@ -22,7 +22,8 @@ export function renderChart(title: string, runs: readonly RunMeasurement[]): str
   const throughput: Series[] = colored.map(({ run, color }) => ({
     name: run.target,
     color,
-    points: run.throughput.filter((p) => p.transfersPerSecond > 0).map((p) => [p.atMs / 1000, p.transfersPerSecond] as const),
+    // Intervals with no answer (a target's batches are still in flight) sit on the axis floor.
+    points: run.throughput.map((p) => [p.atMs / 1000, p.transfersPerSecond] as const),
   }));
   const latency: Series[] = colored.map(({ run, color }) => ({
     name: run.target,
@@ -57,7 +58,10 @@ function panel(offsetX: number, title: string, xLabel: string, yLabel: string, s
   const left = offsetX + MARGIN.left;
   const top = MARGIN.top;
   const toX = (value: number): number => left + ((value - x.min) / (x.max - x.min || 1)) * PANEL_WIDTH;
-  const toY = (value: number): number => top + PANEL_HEIGHT - ((Math.log10(value) - y.min) / (y.max - y.min || 1)) * PANEL_HEIGHT;
+  const toY = (value: number): number => {
+    const exponent = value > 0 ? Math.max(y.min, Math.log10(value)) : y.min;
+    return top + PANEL_HEIGHT - ((exponent - y.min) / (y.max - y.min || 1)) * PANEL_HEIGHT;
+  };
   const out = [
     `<text x="${left + PANEL_WIDTH / 2}" y="${top - 10}" text-anchor="middle" font-weight="bold">${title}</text>`,
     `<rect x="${left}" y="${top}" width="${PANEL_WIDTH}" height="${PANEL_HEIGHT}" fill="none" stroke="#888"/>`,
