@@ -150,6 +150,7 @@ test('options: defaults, limits and mistakes', () => {
   assert.equal(defaults.durable, true);
   assert.equal(defaults.target, undefined);
   assert.ok(defaults.transfers !== undefined && defaults.durationSeconds === undefined);
+  assert.equal(defaults.expectedTransactions, defaults.transfers + defaults.accounts, 'every transfer and deposit id');
 
   const timed = parseBenchArgs(['--duration', '2.5', '--distribution=hot', '--no-durable', '--accounts', '1_000_000'], {});
   assert.ok(timed !== 'help');
@@ -158,6 +159,9 @@ test('options: defaults, limits and mistakes', () => {
   assert.equal(timed.accounts, 1_000_000);
   assert.equal(timed.distribution, 'hot');
   assert.equal(timed.durable, false);
+  assert.equal(timed.expectedTransactions, undefined, 'a timed run cannot know');
+  const sized = parseBenchArgs(['--duration', '5', '--expected-transactions', '9000000'], {});
+  assert.ok(sized !== 'help' && sized.expectedTransactions === 9_000_000);
 
   const remote = parseBenchArgs(['--target', '10.0.0.5:7070'], { WALLET_ADMIN_TOKEN: 'secret' });
   assert.ok(remote !== 'help');

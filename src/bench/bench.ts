@@ -109,7 +109,8 @@ async function openWalletd(options: BenchOptions): Promise<BenchTarget> {
     const endpoint = { ...options.target, token: options.token ?? '' };
     return WalletdTarget.connect(endpoint, { ...shape, durability: `as configured on ${options.target.host}:${options.target.port}` });
   }
-  const server = await startWalletdServer({ durable: options.durable });
+  const extraArgs = options.expectedTransactions === undefined ? [] : ['--expected-transactions', String(options.expectedTransactions)];
+  const server = await startWalletdServer({ durable: options.durable, extraArgs });
   const endpoint = { host: server.host, port: server.protocolPort, token: server.token };
   const durability = options.durable ? 'fsync per group commit' : 'no fsync (--no-fsync)';
   return WalletdTarget.connect(endpoint, { ...shape, durability, server });
@@ -158,6 +159,7 @@ function workloadFacts(options: BenchOptions, workload: Workload): Record<string
     connections: options.connections,
     framesInFlightPerConnection: options.framesInFlightPerConnection,
     durable: options.durable,
+    expectedTransactions: options.expectedTransactions ?? null,
     seed: options.seed,
     poolRecords: workload.poolRecords,
     peerSeconds: options.peers ? options.peerSeconds : null,

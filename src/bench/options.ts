@@ -18,6 +18,8 @@ export type BenchOptions = Readonly<{
   distribution: Distribution;
   zipfExponent: number;
   durable: boolean;
+  /** Passed to the server the bench starts (--expected-transactions), to size its id table. */
+  expectedTransactions: number | undefined;
   seed: number;
   peers: boolean;
   /** Run only the peers (no walletd): their own figures, no ratios. */
@@ -44,6 +46,8 @@ export const BENCH_DEFAULTS = {
 const CONNECTIONS_MAX = 64;
 const FRAMES_IN_FLIGHT_MAX = 64;
 const DURATION_SECONDS_MAX = 24 * 3600;
+/** The server's own limit for --expected-transactions. */
+const EXPECTED_TRANSACTIONS_MAX = 2_000_000_000;
 
 export const BENCH_HELP = `Usage: walletd bench [options]
 
@@ -64,6 +68,8 @@ server CPU and RSS, and a check that every transfer applied exactly once. Writes
   --distribution D        uniform | zipf | hot (hot: every transfer debits one account) (default uniform)
   --zipf-exponent S       zipf exponent (default ${BENCH_DEFAULTS.zipfExponent})
   --no-durable            server without fsync; peers with synchronous_commit=off and Redis without AOF
+  --expected-transactions N  size the started server's transaction-id table up front (default with
+                          --transfers: transfers + accounts; with --duration: not set, the table grows)
   --seed N                workload seed (default ${BENCH_DEFAULTS.seed})
   --peers                 run the same workload against the PostgreSQL ledger and the Redis wallet too
   --peers-only            run only the peers (no walletd), e.g. to measure them alone
@@ -82,7 +88,7 @@ type Raw = Map<string, string | true>;
 
 const VALUE_FLAGS = new Set([
   'target', 'token', 'accounts', 'transfers', 'duration', 'batch-size', 'connections', 'pipeline', 'distribution',
-  'zipf-exponent', 'seed', 'peer-seconds', 'pg-url', 'pg-clients', 'redis', 'results',
+  'zipf-exponent', 'expected-transactions', 'seed', 'peer-seconds', 'pg-url', 'pg-clients', 'redis', 'results',
 ]);
 const SWITCHES = new Set(['no-durable', 'peers', 'peers-only', 'help']);
 
@@ -103,6 +109,7 @@ export function parseBenchArgs(args: readonly string[], env: NodeJS.ProcessEnv):
     distribution: distribution(optionalText(raw, 'distribution') ?? 'uniform'),
     zipfExponent: raw.has('zipf-exponent') ? decimal(raw, 'zipf-exponent', 0.01, 10) : BENCH_DEFAULTS.zipfExponent,
     durable: !raw.has('no-durable'),
+    expectedTransactions: undefined,
     seed: integer(raw, 'seed', BENCH_DEFAULTS.seed, 0, Number.MAX_SAFE_INTEGER),
     peers: raw.has('peers') || raw.has('peers-only'),
     peersOnly: raw.has('peers-only'),
@@ -112,6 +119,12 @@ export function parseBenchArgs(args: readonly string[], env: NodeJS.ProcessEnv):
     redis: hostPort(optionalText(raw, 'redis') ?? '127.0.0.1:6379', 'redis'),
     resultsDir: optionalText(raw, 'results') ?? BENCH_DEFAULTS.resultsDir,
   };
+  const transfers = options.transfers;
+  // Ids the server will remember: every transfer and one deposit per account.
+  const expectedDefault = transfers === undefined ? undefined : Math.min(transfers + options.accounts, EXPECTED_TRANSACTIONS_MAX);
+  const expectedTransactions = raw.has('expected-transactions')
+    ? integer(raw, 'expected-transactions', 0, 0, EXPECTED_TRANSACTIONS_MAX)
+    : expectedDefault;
   if (options.target !== undefined && options.token === undefined) {
     throw new BenchUsageError('--target needs the admin token: --token or WALLET_ADMIN_TOKEN');
   }
@@ -119,7 +132,7 @@ export function parseBenchArgs(args: readonly string[], env: NodeJS.ProcessEnv):
   if (options.target !== undefined && raw.has('no-durable')) {
     throw new BenchUsageError('--no-durable applies to a server the bench starts; a --target runs as it was started');
   }
-  return options;
+  return { ...options, expectedTransactions };
 }
 
 function readFlags(args: readonly string[]): Raw {
