@@ -4,28 +4,75 @@
  * every remembered transaction outcome. None of it depends on hash-table capacities or on
  * whether the state came from a snapshot plus a tail or a full replay, so the same log gives
  * the same digest on any (little-endian) machine.
+ *
+ * It is computed from the state's raw parts, so a copy of them (a snapshot being written off
+ * the engine's thread) digests exactly like the live state.
  */
 import { createHash } from 'node:crypto';
 import { LedgerState } from './ledger-state.js';
+import { foldTxnWords } from './txn-table.js';
+
+export type StateParts = Readonly<{
+  headSequence: number;
+  accountCount: number;
+  txnCount: number;
+  accountIdLengths: Uint8Array;
+  accountIdArena: Int32Array;
+  ownerIdLengths: Uint8Array;
+  ownerIdArena: Int32Array;
+  accountRecords: Int32Array;
+  txnWords: Uint32Array;
+}>;
 
 function bytesOf(view: ArrayBufferView): Uint8Array {
   return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
 }
 
-export function stateDigest(state: LedgerState): string {
-  const hash = createHash('sha256');
-  const n = state.accountCount;
-  const header = Buffer.alloc(32);
-  header.write('walletd-state-v1', 0, 'latin1');
-  header.writeBigUInt64LE(BigInt(state.headSequence), 16);
-  header.writeUInt32LE(n, 24);
-  header.writeUInt32LE(state.txns.count, 28);
-  hash.update(header);
+/** The state's parts as views of its live arrays (no copy). */
+export function partsOf(state: LedgerState): StateParts {
   const accounts = state.accounts.exportParts();
   const owners = state.owners.exportParts();
-  hash.update(accounts.lengths).update(owners.lengths);
-  hash.update(bytesOf(accounts.arena)).update(bytesOf(owners.arena));
-  hash.update(bytesOf(state.accountRecords()));
-  hash.update(bytesOf(state.txns.contentFold()));
+  return {
+    headSequence: state.headSequence,
+    accountCount: state.accountCount,
+    txnCount: state.txns.count,
+    accountIdLengths: accounts.lengths,
+    accountIdArena: accounts.arena,
+    ownerIdLengths: owners.lengths,
+    ownerIdArena: owners.arena,
+    accountRecords: state.accountRecords(),
+    txnWords: state.txns.rawWords(),
+  };
+}
+
+/** The same parts copied into fresh buffers, safe to hand to another thread. */
+export function copyParts(parts: StateParts): StateParts {
+  return {
+    ...parts,
+    accountIdLengths: parts.accountIdLengths.slice(),
+    accountIdArena: parts.accountIdArena.slice(),
+    ownerIdLengths: parts.ownerIdLengths.slice(),
+    ownerIdArena: parts.ownerIdArena.slice(),
+    accountRecords: parts.accountRecords.slice(),
+    txnWords: parts.txnWords.slice(),
+  };
+}
+
+export function digestOfParts(parts: StateParts): string {
+  const hash = createHash('sha256');
+  const header = Buffer.alloc(32);
+  header.write('walletd-state-v1', 0, 'latin1');
+  header.writeBigUInt64LE(BigInt(parts.headSequence), 16);
+  header.writeUInt32LE(parts.accountCount, 24);
+  header.writeUInt32LE(parts.txnCount, 28);
+  hash.update(header);
+  hash.update(parts.accountIdLengths).update(parts.ownerIdLengths);
+  hash.update(bytesOf(parts.accountIdArena)).update(bytesOf(parts.ownerIdArena));
+  hash.update(bytesOf(parts.accountRecords));
+  hash.update(bytesOf(foldTxnWords(parts.txnWords)));
   return hash.digest('hex');
+}
+
+export function stateDigest(state: LedgerState): string {
+  return digestOfParts(partsOf(state));
 }

@@ -104,17 +104,7 @@ export class TxnTable {
    * lanes: equal for equal contents whatever the table's capacity or insertion history.
    */
   contentFold(): Uint32Array {
-    const words = this.words;
-    const lanes = new Uint32Array(4);
-    for (let base = 0; base < words.length; base += WORDS_PER_SLOT) {
-      if (words[base + 4] === 0 && words[base + 5] === 0) continue;
-      for (let lane = 0; lane < 4; lane++) {
-        let h = Math.imul(lane + 1, 0x9e3779b9);
-        for (let i = 0; i < WORDS_PER_SLOT; i++) h = Math.imul(h ^ words[base + i]!, 0x85ebca6b) ^ (h >>> 13);
-        lanes[lane] = (lanes[lane]! + (h ^ (h >>> 16))) >>> 0;
-      }
-    }
-    return lanes;
+    return foldTxnWords(this.words);
   }
 
   /** The raw slot words (snapshots): restoring them restores the exact table. */
@@ -164,4 +154,18 @@ export class TxnTable {
       this.place(old[base]!, old[base + 1]!, old[base + 2]!, old[base + 3]!, high >>> 24, sequence, (high >>> 16) & 0xff);
     }
   }
+}
+
+/** Order-independent fold of every occupied slot of a table's raw words (see contentFold). */
+export function foldTxnWords(words: Uint32Array): Uint32Array {
+  const lanes = new Uint32Array(4);
+  for (let base = 0; base < words.length; base += WORDS_PER_SLOT) {
+    if (words[base + 4] === 0 && words[base + 5] === 0) continue;
+    for (let lane = 0; lane < 4; lane++) {
+      let h = Math.imul(lane + 1, 0x9e3779b9);
+      for (let i = 0; i < WORDS_PER_SLOT; i++) h = Math.imul(h ^ words[base + i]!, 0x85ebca6b) ^ (h >>> 13);
+      lanes[lane] = (lanes[lane]! + (h ^ (h >>> 16))) >>> 0;
+    }
+  }
+  return lanes;
 }

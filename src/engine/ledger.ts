@@ -21,7 +21,9 @@ import { encodeFrame, FRAME_BODY_BYTES_MAX, FRAME_EVENTS_MAX } from '../log/fram
 import { LogReadIndex } from '../log/read-index.js';
 import { LogWriter } from '../log/writer.js';
 import { dataPaths, ensureDataDirs, recover } from './recovery.js';
-import { writeSnapshotTemp } from './snapshot.js';
+import { commitSnapshotFile, type SnapshotPosition } from './snapshot.js';
+import { Worker } from 'node:worker_threads';
+import { copyParts, partsOf, type StateParts } from '../core/digest.js';
 import { lockDataDir } from './lock.js';
 import type {
   AccountView,
@@ -101,6 +103,22 @@ function alignedRecords(batch: TransferBatch): Buffer {
   const copy = Buffer.alloc(length);
   copy.set(batch.bytes.subarray(0, length));
   return copy;
+}
+
+/** Runs snapshot-worker.ts on a copy of the state; resolves with the written temp file. */
+function writeSnapshotInWorker(dir: string, parts: StateParts, position: SnapshotPosition): Promise<{ tempPath: string; bytes: number }> {
+  const transfer = [parts.accountIdLengths, parts.accountIdArena, parts.ownerIdLengths, parts.ownerIdArena, parts.accountRecords, parts.txnWords].map(
+    (view) => view.buffer as ArrayBuffer,
+  );
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./snapshot-worker.js', import.meta.url), { workerData: { dir, parts, position }, transferList: transfer });
+    worker.once('message', (message: { ok: true; tempPath: string; bytes: number } | { ok: false; message: string }) => {
+      if (message.ok) resolve({ tempPath: message.tempPath, bytes: message.bytes });
+      else reject(new Error(`snapshot worker: ${message.message}`));
+      void worker.terminate();
+    });
+    worker.once('error', reject);
+  });
 }
 
 class PartitionEngine implements Ledger {
@@ -465,32 +483,35 @@ class PartitionEngine implements Ledger {
 
   /**
    * Pauses deciding, waits until every appended frame is durable (so the state is exactly the
-   * log up to the head, at a frame boundary), writes the snapshot, resumes.
+   * log up to the head, at a frame boundary), copies the state's arrays, resumes; a worker
+   * thread then digests and writes the copy, and the file is renamed into place. The pause is
+   * the copy; the state's memory is needed twice while the worker runs.
    */
   private async snapshotOnce(): Promise<void> {
     const started = performance.now();
     const { snapshotDir } = dataPaths(this.options.dataDir);
     this.drainPaused = true;
-    let captured: ReturnType<typeof writeSnapshotTemp>;
-    let sequence: number;
+    let parts: StateParts;
+    let position: SnapshotPosition;
     try {
       await this.writer.flushed();
-      sequence = this.state.headSequence;
-      assert(this.writer.durableSequence === sequence, 'snapshot capture with frames still queued');
-      captured = writeSnapshotTemp(snapshotDir, this.state, {
-        chainHash: this.chainHash,
+      assert(this.writer.durableSequence === this.state.headSequence, 'snapshot capture with frames still queued');
+      parts = copyParts(partsOf(this.state));
+      position = {
+        chainHash: this.chainHash.toString('hex'),
         logSegmentFirstSequence: this.position.segmentFirstSequence,
         logOffset: this.position.offset,
         nowMs: this.nowMs(),
-      });
+      };
     } finally {
       this.drainPaused = false;
       this.scheduleDrain();
     }
-    captured.commit();
-    this.lastSnapshotSequence = sequence;
+    const written = await writeSnapshotInWorker(snapshotDir, parts, position);
+    commitSnapshotFile(snapshotDir, written.tempPath, parts.headSequence);
+    this.lastSnapshotSequence = parts.headSequence;
     this.lastSnapshotAtMs = this.nowMs();
-    this.options.observer?.onSnapshot?.({ sequence, bytes: captured.bytes, ms: performance.now() - started });
+    this.options.observer?.onSnapshot?.({ sequence: parts.headSequence, bytes: written.bytes, ms: performance.now() - started });
   }
 
   async close(): Promise<void> {

@@ -17,7 +17,7 @@ import { closeSync, fstatSync, fsyncSync, openSync, readdirSync, readSync, renam
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { assert } from '../stdx/assert.js';
-import { stateDigest } from '../core/digest.js';
+import { digestOfParts, stateDigest, type StateParts } from '../core/digest.js';
 import { IdTable } from '../core/id-table.js';
 import { ACCOUNT_WORDS, LedgerState } from '../core/ledger-state.js';
 import { TxnTable } from '../core/txn-table.js';
@@ -50,16 +50,14 @@ function bytesOf(view: ArrayBufferView): Uint8Array {
   return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
 }
 
-function sectionsOf(state: LedgerState): Section[] {
-  const accounts = state.accounts.exportParts();
-  const owners = state.owners.exportParts();
+function sectionsOf(parts: StateParts): Section[] {
   return [
-    { name: 'account_id_lengths', data: accounts.lengths },
-    { name: 'account_id_arena', data: accounts.arena },
-    { name: 'owner_id_lengths', data: owners.lengths },
-    { name: 'owner_id_arena', data: owners.arena },
-    { name: 'account_records', data: state.accountRecords() },
-    { name: 'txn_words', data: state.txns.rawWords() },
+    { name: 'account_id_lengths', data: parts.accountIdLengths },
+    { name: 'account_id_arena', data: parts.accountIdArena },
+    { name: 'owner_id_lengths', data: parts.ownerIdLengths },
+    { name: 'owner_id_arena', data: parts.ownerIdArena },
+    { name: 'account_records', data: parts.accountRecords },
+    { name: 'txn_words', data: parts.txnWords },
   ];
 }
 
@@ -75,26 +73,24 @@ export function listSnapshots(dir: string): Array<{ sequence: number; path: stri
     .sort((a, b) => b.sequence - a.sequence);
 }
 
+export type SnapshotPosition = Readonly<{ chainHash: string; logSegmentFirstSequence: number; logOffset: number; nowMs: number }>;
+
 /**
- * Writes the state to a temporary file and fsyncs it (synchronously: the state must not change
- * while it is being copied out). Returns a commit function that renames it into place.
+ * Digests the state parts and writes them to a temporary snapshot file, fsynced. Runs on any
+ * thread (the engine hands a copy of the parts to a worker). Returns the temp path and size.
  */
-export function writeSnapshotTemp(
-  dir: string,
-  state: LedgerState,
-  position: Readonly<{ chainHash: Buffer; logSegmentFirstSequence: number; logOffset: number; nowMs: number }>,
-): { bytes: number; commit: () => string; abandon: () => void } {
-  const sections = sectionsOf(state);
+export function writeSnapshotFile(dir: string, parts: StateParts, position: SnapshotPosition): { tempPath: string; bytes: number } {
+  const sections = sectionsOf(parts);
   const meta: SnapshotMeta = {
     version: 1,
-    sequence: state.headSequence,
-    chainHash: position.chainHash.toString('hex'),
-    digest: stateDigest(state),
+    sequence: parts.headSequence,
+    chainHash: position.chainHash,
+    digest: digestOfParts(parts),
     createdAtMs: position.nowMs,
     logSegmentFirstSequence: position.logSegmentFirstSequence,
     logOffset: position.logOffset,
-    accountCount: state.accountCount,
-    txnCount: state.txns.count,
+    accountCount: parts.accountCount,
+    txnCount: parts.txnCount,
     sections: sections.map((section) => ({ name: section.name, bytes: section.data.byteLength })),
   };
   const tempPath = join(dir, `${snapshotFileName(meta.sequence)}.tmp`);
@@ -122,24 +118,22 @@ export function writeSnapshotTemp(
   } finally {
     closeSync(fd);
   }
-  const finalPath = join(dir, snapshotFileName(meta.sequence));
-  return {
-    bytes,
-    commit: () => {
-      renameSync(tempPath, finalPath);
-      fsyncDirectory(dir);
-      pruneSnapshots(dir);
-      return finalPath;
-    },
-    abandon: () => unlinkSync(tempPath),
-  };
+  return { tempPath, bytes };
+}
+
+/** Renames a written temporary snapshot into place (atomically) and prunes old ones. */
+export function commitSnapshotFile(dir: string, tempPath: string, sequence: number): string {
+  const finalPath = join(dir, snapshotFileName(sequence));
+  renameSync(tempPath, finalPath);
+  fsyncDirectory(dir);
+  pruneSnapshots(dir);
+  return finalPath;
 }
 
 /**
- * zlib.crc32(data, crc) returns 0, not `crc`, for an empty view of a zero-length ArrayBuffer
- * (Node 20), while an empty view into a larger buffer keeps `crc`. A section can be empty (no
- * accounts yet, no owner ids), and it is such a subarray when written but a fresh zero-length
- * array when read, so empty data must not touch the running CRC at all.
+ * zlib.crc32 of a zero-length *buffer* restarts the checksum at 0 (Node 20), while an empty view
+ * into a larger buffer keeps `crc`. A section can be empty (no accounts yet, no owner ids), so
+ * empty data must not touch the running CRC at all.
  */
 function crcUpdate(data: Uint8Array, crc: number): number {
   return data.length === 0 ? crc : crc32(data, crc);
