@@ -21,7 +21,10 @@ export type StateParts = Readonly<{
   ownerIdLengths: Uint8Array;
   ownerIdArena: Int32Array;
   accountRecords: Int32Array;
+  /** Transaction table words: the live slots, or only the occupied ones (a copy). */
   txnWords: Uint32Array;
+  /** The live table's capacity in slots, so a restored table has the same size. */
+  txnSlots: number;
 }>;
 
 function bytesOf(view: ArrayBufferView): Uint8Array {
@@ -42,19 +45,24 @@ export function partsOf(state: LedgerState): StateParts {
     ownerIdArena: owners.arena,
     accountRecords: state.accountRecords(),
     txnWords: state.txns.rawWords(),
+    txnSlots: state.txns.capacitySlots,
   };
 }
 
-/** The same parts copied into fresh buffers, safe to hand to another thread. */
-export function copyParts(parts: StateParts): StateParts {
+/**
+ * The state's parts copied into fresh buffers, safe to hand to another thread; the transaction
+ * table is copied compactly (occupied slots only), which digests the same.
+ */
+export function copyParts(state: LedgerState): StateParts {
+  const parts = partsOf(state);
   return {
     ...parts,
+    txnWords: state.txns.compactEntries(),
     accountIdLengths: parts.accountIdLengths.slice(),
     accountIdArena: parts.accountIdArena.slice(),
     ownerIdLengths: parts.ownerIdLengths.slice(),
     ownerIdArena: parts.ownerIdArena.slice(),
     accountRecords: parts.accountRecords.slice(),
-    txnWords: parts.txnWords.slice(),
   };
 }
 

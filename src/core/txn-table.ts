@@ -112,6 +112,42 @@ export class TxnTable {
     return this.words;
   }
 
+  /** Occupied slots only, back to back (6 words each), in slot order: what snapshots store. */
+  compactEntries(): Uint32Array {
+    const entries = new Uint32Array(this.count * WORDS_PER_SLOT);
+    const words = this.words;
+    let at = 0;
+    for (let base = 0; base < words.length; base += WORDS_PER_SLOT) {
+      if (words[base + 4] === 0 && words[base + 5] === 0) continue;
+      entries.set(words.subarray(base, base + WORDS_PER_SLOT), at);
+      at += WORDS_PER_SLOT;
+    }
+    assert(at === entries.length, 'txn table count does not match its occupied slots');
+    return entries;
+  }
+
+  get capacitySlots(): number {
+    return this.slotsTotal;
+  }
+
+  /** Rebuilds a table of `slotsTotal` slots from compactEntries() output. */
+  static fromEntries(entries: Uint32Array, slotsTotal: number): TxnTable {
+    assert(entries.length % WORDS_PER_SLOT === 0, 'txn entries not a whole number of slots');
+    assert((slotsTotal & (slotsTotal - 1)) === 0 && slotsTotal >= SLOTS_INITIAL, 'txn table size not a power of two');
+    const count = entries.length / WORDS_PER_SLOT;
+    assert(count * 100 <= slotsTotal * LOAD_MAX_PERCENT, 'txn table too small for its entries');
+    const table = new TxnTable();
+    table.slotsTotal = slotsTotal;
+    table.words = new Uint32Array(slotsTotal * WORDS_PER_SLOT);
+    table.count = count;
+    for (let base = 0; base < entries.length; base += WORDS_PER_SLOT) {
+      const high = entries[base + 5]!;
+      const sequence = (high & 0xffff) * 2 ** 32 + entries[base + 4]!;
+      table.place(entries[base]!, entries[base + 1]!, entries[base + 2]!, entries[base + 3]!, high >>> 24, sequence, (high >>> 16) & 0xff);
+    }
+    return table;
+  }
+
   static fromRaw(words: Uint32Array, count: number): TxnTable {
     assert(words.length % WORDS_PER_SLOT === 0, 'txn table words not a whole number of slots');
     const slotsTotal = words.length / WORDS_PER_SLOT;

@@ -23,7 +23,7 @@ import { LogWriter } from '../log/writer.js';
 import { dataPaths, ensureDataDirs, recover } from './recovery.js';
 import { commitSnapshotFile, type SnapshotPosition } from './snapshot.js';
 import { Worker } from 'node:worker_threads';
-import { copyParts, partsOf, type StateParts } from '../core/digest.js';
+import { copyParts, type StateParts } from '../core/digest.js';
 import { lockDataDir } from './lock.js';
 import type {
   AccountView,
@@ -496,7 +496,7 @@ class PartitionEngine implements Ledger {
     try {
       await this.writer.flushed();
       assert(this.writer.durableSequence === this.state.headSequence, 'snapshot capture with frames still queued');
-      parts = copyParts(partsOf(this.state));
+      parts = copyParts(this.state);
       position = {
         chainHash: this.chainHash.toString('hex'),
         logSegmentFirstSequence: this.position.segmentFirstSequence,

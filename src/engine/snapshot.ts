@@ -41,6 +41,7 @@ export type SnapshotMeta = Readonly<{
   logOffset: number;
   accountCount: number;
   txnCount: number;
+  txnSlots: number;
   sections: ReadonlyArray<Readonly<{ name: string; bytes: number }>>;
 }>;
 
@@ -59,7 +60,7 @@ function sectionsOf(parts: StateParts): Section[] {
     { name: 'owner_id_lengths', data: parts.ownerIdLengths },
     { name: 'owner_id_arena', data: parts.ownerIdArena },
     { name: 'account_records', data: parts.accountRecords },
-    { name: 'txn_words', data: parts.txnWords },
+    { name: 'txn_entries', data: parts.txnWords },
   ];
 }
 
@@ -93,6 +94,7 @@ export function writeSnapshotFile(dir: string, parts: StateParts, position: Snap
     logOffset: position.logOffset,
     accountCount: parts.accountCount,
     txnCount: parts.txnCount,
+    txnSlots: parts.txnSlots,
     sections: sections.map((section) => ({ name: section.name, bytes: section.data.byteLength })),
   };
   const tempPath = join(dir, `${snapshotFileName(meta.sequence)}.tmp`);
@@ -200,7 +202,7 @@ const ELEMENT_TYPES: Record<string, (length: number) => ArrayBufferView> = {
   owner_id_lengths: (n) => new Uint8Array(n),
   owner_id_arena: (n) => new Int32Array(n / 4),
   account_records: (n) => new Int32Array(n / 4),
-  txn_words: (n) => new Uint32Array(n / 4),
+  txn_entries: (n) => new Uint32Array(n / 4),
 };
 
 function readSections(meta: SnapshotMeta, read: (target: Uint8Array) => void): Map<string, ArrayBufferView> {
@@ -223,7 +225,8 @@ function stateFromSections(meta: SnapshotMeta, data: Map<string, ArrayBufferView
   };
   const accounts = IdTable.fromParts(get<Uint8Array>('account_id_lengths'), get<Int32Array>('account_id_arena'));
   const owners = IdTable.fromParts(get<Uint8Array>('owner_id_lengths'), get<Int32Array>('owner_id_arena'));
-  const txns = TxnTable.fromRaw(get<Uint32Array>('txn_words'), meta.txnCount);
+  const txns = TxnTable.fromEntries(get<Uint32Array>('txn_entries'), meta.txnSlots);
+  assert(txns.count === meta.txnCount, 'snapshot transaction count mismatch');
   const state = new LedgerState(accounts, owners, txns);
   const n = accounts.count;
   assert(n === meta.accountCount, 'snapshot account count mismatch');
