@@ -36,6 +36,30 @@ function word(bytes: Uint8Array, at: number): number {
   return bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24);
 }
 
+/** MurmurHash3 x86_128's finalisation: mixes the four lanes and the length into out[0..3]. */
+function finish128(h1: number, h2: number, h3: number, h4: number, length: number, out: Uint32Array): void {
+  h1 ^= length;
+  h2 ^= length;
+  h3 ^= length;
+  h4 ^= length;
+  h1 = (h1 + h2 + h3 + h4) | 0;
+  h2 = (h2 + h1) | 0;
+  h3 = (h3 + h1) | 0;
+  h4 = (h4 + h1) | 0;
+  h1 = fmix(h1);
+  h2 = fmix(h2);
+  h3 = fmix(h3);
+  h4 = fmix(h4);
+  h1 = (h1 + h2 + h3 + h4) | 0;
+  h2 = (h2 + h1) | 0;
+  h3 = (h3 + h1) | 0;
+  h4 = (h4 + h1) | 0;
+  out[0] = h1;
+  out[1] = h2;
+  out[2] = h3;
+  out[3] = h4;
+}
+
 /** 32-bit hash of `length` bytes at `offset`, zero-padded to a multiple of 4 (see above). */
 export function hash32Padded(bytes: Uint8Array, offset: number, length: number, seed: number): number {
   let h = seed | 0;
@@ -69,26 +93,7 @@ export function hash128Padded(bytes: Uint8Array, offset: number, length: number,
     h4 ^= Math.imul(rotl(Math.imul(word(bytes, at + 12), C4), 18), C1);
     h4 = (Math.imul((rotl(h4, 13) + h1) | 0, 5) + ADD4) | 0;
   }
-  h1 ^= length;
-  h2 ^= length;
-  h3 ^= length;
-  h4 ^= length;
-  h1 = (h1 + h2 + h3 + h4) | 0;
-  h2 = (h2 + h1) | 0;
-  h3 = (h3 + h1) | 0;
-  h4 = (h4 + h1) | 0;
-  h1 = fmix(h1);
-  h2 = fmix(h2);
-  h3 = fmix(h3);
-  h4 = fmix(h4);
-  h1 = (h1 + h2 + h3 + h4) | 0;
-  h2 = (h2 + h1) | 0;
-  h3 = (h3 + h1) | 0;
-  h4 = (h4 + h1) | 0;
-  out[0] = h1;
-  out[1] = h2;
-  out[2] = h3;
-  out[3] = h4;
+  finish128(h1, h2, h3, h4, length, out);
 }
 
 /** Copies an id into a zeroed 64-byte scratch so it can be hashed like a record field. */
@@ -131,26 +136,7 @@ export function hash128Words(words: Int32Array, wordOffset: number, length: numb
     h4 ^= Math.imul(rotl(Math.imul(words[at + 3]!, C4), 18), C1);
     h4 = (Math.imul((rotl(h4, 13) + h1) | 0, 5) + ADD4) | 0;
   }
-  h1 ^= length;
-  h2 ^= length;
-  h3 ^= length;
-  h4 ^= length;
-  h1 = (h1 + h2 + h3 + h4) | 0;
-  h2 = (h2 + h1) | 0;
-  h3 = (h3 + h1) | 0;
-  h4 = (h4 + h1) | 0;
-  h1 = fmix(h1);
-  h2 = fmix(h2);
-  h3 = fmix(h3);
-  h4 = fmix(h4);
-  h1 = (h1 + h2 + h3 + h4) | 0;
-  h2 = (h2 + h1) | 0;
-  h3 = (h3 + h1) | 0;
-  h4 = (h4 + h1) | 0;
-  out[0] = h1;
-  out[1] = h2;
-  out[2] = h3;
-  out[3] = h4;
+  finish128(h1, h2, h3, h4, length, out);
 }
 
 /** Word-based hashing relies on little-endian typed arrays, as on every x86-64 and ARM64 host. */
