@@ -32,7 +32,7 @@ export class TxnTable {
 
   /**
    * `expectedEntries` sizes the table up front: growing rehashes every entry at once, a pause
-   * proportional to the table (about a second per 10M ids), so size it for the expected load.
+   * proportional to the table (measured: 1.8 s at 5.9M ids, 3.0 s at 11.7M), so size it for the expected load.
    */
   constructor(expectedEntries = 0) {
     let slots = SLOTS_INITIAL;
@@ -119,7 +119,8 @@ export class TxnTable {
     let at = 0;
     for (let base = 0; base < words.length; base += WORDS_PER_SLOT) {
       if (words[base + 4] === 0 && words[base + 5] === 0) continue;
-      entries.set(words.subarray(base, base + WORDS_PER_SLOT), at);
+      // A word loop, not entries.set(words.subarray(...)): a subarray per entry was most of the time.
+      for (let i = 0; i < WORDS_PER_SLOT; i++) entries[at + i] = words[base + i]!;
       at += WORDS_PER_SLOT;
     }
     assert(at === entries.length, 'txn table count does not match its occupied slots');

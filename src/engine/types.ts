@@ -120,7 +120,7 @@ export type LedgerOptions = Readonly<{
   snapshotEveryRecords?: number;
   /**
    * Transaction ids to size the id table for when the ledger starts empty (default 0: start
-   * small and grow; each growth rehashes everything at once, a pause of ~0.1 s per million ids).
+   * small and grow; each growth rehashes everything at once, a pause of ~0.3 s per million ids: 1.8 s at 5.9M, 3.0 s at 11.7M, inserting into a TxnTable on this machine).
    */
   expectedTransactions?: number;
   /** Most records waiting in the engine queue before submit answers `overloaded`. */
