@@ -16,7 +16,7 @@ import * as schemas from './schemas.js';
 import { movementCommandOf, transferCommandOf, type MoneyMovementBody, type TransferBody } from './transfer-input.js';
 import { compileBodyValidator, validatorCompiler, type ErrorObject } from './validation.js';
 import { batchItemOf, rejectedItem, transferReplyOf, transferViewBody, type BatchItemResult } from './views.js';
-import { withTimeout } from './transfer-submitter.js';
+import { outcomeAt, withTimeout } from './transfer-submitter.js';
 import type { Principal } from '../auth/principal.js';
 import type { Ledger } from '../engine/types.js';
 import { ID_BYTES_MAX } from '../core/ids.js';
@@ -136,8 +136,7 @@ async function applyBatch(context: ApiContext, principal: Principal, items: read
   if (commands.length === 0) return results;
   const engineResults = await context.submitter.submitMany(commands);
   for (let k = 0; k < commands.length; k++) {
-    const outcome = { wire: engineResults.codes[k] ?? 0, sequence: engineResults.sequences[k] ?? 0 };
-    results[positions[k] ?? 0] = batchItemOf((commands[k] as TransferCommand).transactionId, outcome);
+    results[positions[k] as number] = batchItemOf((commands[k] as TransferCommand).transactionId, outcomeAt(engineResults, k));
   }
   return results;
 }

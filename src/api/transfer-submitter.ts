@@ -93,7 +93,8 @@ function encode(commands: readonly TransferCommand[]): Buffer {
   return bytes;
 }
 
-function outcomeAt(results: TransferResults, index: number): RecordOutcome {
+/** The engine's outcome for record `index` of a submitted batch (asserts it is there). */
+export function outcomeAt(results: TransferResults, index: number): RecordOutcome {
   const wire = results.codes[index];
   const sequence = results.sequences[index];
   assert(wire !== undefined && sequence !== undefined);
