@@ -10,6 +10,7 @@
 import { Redis } from 'ioredis';
 import { assert } from '../../stdx/assert.js';
 import { Wire } from '../../core/errors.js';
+import { AMOUNT_MAX } from '../../core/money.js';
 import type { PeerLedger, PeerTransfer } from './peer-ledger.js';
 import { bulk, RespPipe } from './resp-pipe.js';
 
@@ -131,7 +132,7 @@ export class RedisWallet implements PeerLedger {
     const sent: number[] = [];
     let commands = '';
     transfers.forEach((t, index) => {
-      if (t.amountMinor <= 0n || t.amountMinor >= 1n << 63n) {
+      if (t.amountMinor <= 0n || t.amountMinor > AMOUNT_MAX) {
         codes[index] = Wire.invalid_amount;
         return;
       }
