@@ -183,7 +183,7 @@ export class WalletClient {
     return new Promise((resolve) => {
       const body = records.subarray(0, count * RECORD_BYTES);
       this.enqueue(Op.submit_transfers, count, body, count, (status, answered, bytes) => {
-        resolve(status === 0 && answered === count ? decodeResults(bytes, count) : refusedColumns(status || ERRORS.internal_error.wire, count));
+        resolve(answeredColumns(status, answered, bytes, count));
       });
     });
   }
@@ -271,7 +271,7 @@ export class WalletClient {
     this.batchRecords = this.takeBatchBuffer();
     this.batchResolvers = [];
     this.enqueue(Op.submit_transfers, count, records.subarray(0, count * RECORD_BYTES), count, (status, answered, bytes) => {
-      const results = status === 0 && answered === count ? decodeResults(bytes, count) : refusedColumns(status || ERRORS.internal_error.wire, count);
+      const results = answeredColumns(status, answered, bytes, count);
       this.returnBatchBuffer(records);
       for (let index = 0; index < count; index++) (resolvers[index] as (result: TransferResult) => void)(transferResult(results, index));
     });
@@ -458,6 +458,11 @@ function transferResult(results: ResultColumns, index: number): TransferResult {
   const sequence = results.sequences[index] ?? 0;
   if (wire === 0) return { ok: true, sequence };
   return { ok: false, code: codeOfWire(wire) ?? 'internal_error', sequence };
+}
+
+/** The per-record results of a transfer frame; a refused or short answer repeats its code on every record. */
+function answeredColumns(status: number, answered: number, bytes: Buffer, count: number): ResultColumns {
+  return status === 0 && answered === count ? decodeResults(bytes, count) : refusedColumns(status || ERRORS.internal_error.wire, count);
 }
 
 function refusedColumns(status: number, count: number): ResultColumns {
