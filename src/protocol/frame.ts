@@ -35,6 +35,7 @@ import {
   OPEN_OFFSET_OWNER,
   OPEN_OFFSET_RESERVED,
   Op,
+  PrincipalKind,
   PROTOCOL_VERSION,
   RESULT_BYTES,
   TOKEN_BYTES_MAX,
@@ -173,6 +174,12 @@ export function encodeHandshakeReply(reply: Omit<HandshakeReply, 'magic' | 'vers
   bytes.writeUInt16LE(reply.inFlightRequestsMax, 12);
   bytes.writeUInt16LE(reply.batchRecordsMax, 14);
   return bytes;
+}
+
+/** The reply that refuses a handshake with wire code `status`: no principal, no limits. */
+export function encodeHandshakeRefusal(status: number): Buffer {
+  assert(status !== 0, 'a refusal needs a non-zero status');
+  return encodeHandshakeReply({ status, principalKind: PrincipalKind.none, frameBodyBytesMax: 0, inFlightRequestsMax: 0, batchRecordsMax: 0 });
 }
 
 export function decodeHandshakeReply(bytes: Uint8Array): HandshakeReply {

@@ -13,12 +13,11 @@
  * Requests reach the engine in the order their frames arrived: each handler calls the ledger
  * synchronously, before its first await.
  */
-import { assert } from '../stdx/assert.js';
-import { AssertionError } from '../stdx/assert.js';
+import { assert, AssertionError } from '../stdx/assert.js';
 import { ERRORS, WalletError, wireOf } from '../core/errors.js';
 import { currencyByNumeric } from '../core/currency.js';
 import { isExternalId, isValidId } from '../core/ids.js';
-import { Kind, RECORD_BYTES, RECORD_OFFSET_FROM, RECORD_OFFSET_KIND, readId } from '../core/transfer-record.js';
+import { BATCH_RECORDS_MAX, Kind, RECORD_BYTES, RECORD_OFFSET_FROM, RECORD_OFFSET_KIND, readId } from '../core/transfer-record.js';
 import type { TransferKind } from '../core/transfer-record.js';
 import type { Principal, Authenticate } from '../auth/principal.js';
 import type { AccountView, Ledger, TransferResults, TransferView } from '../engine/types.js';
@@ -31,6 +30,7 @@ import {
   encodeAccountView,
   encodeErrorReason,
   encodeFrameHeader,
+  encodeHandshakeRefusal,
   encodeHandshakeReply,
   encodeResults,
   encodeTransferView,
@@ -39,7 +39,6 @@ import type { FrameHeader } from './frame.js';
 import { FrameParser } from './parser.js';
 import type { ParseEvent } from './parser.js';
 import type { Transport } from './transport.js';
-import { BATCH_RECORDS_MAX } from '../core/transfer-record.js';
 
 export type ConnectionContext = Readonly<{
   ledger: Ledger;
@@ -191,10 +190,9 @@ export class ServerConnection {
   }
 
   private rejectHandshake(status: number): void {
-    assert(status !== 0);
     this.state = 'failing';
     this.chunks.length = 0;
-    this.write(encodeHandshakeReply({ status, principalKind: PrincipalKind.none, frameBodyBytesMax: 0, inFlightRequestsMax: 0, batchRecordsMax: 0 }));
+    this.write(encodeHandshakeRefusal(status));
     this.transport.end();
   }
 

@@ -9,9 +9,9 @@ import { ERRORS } from '../core/errors.js';
 import type { Authenticate } from '../auth/principal.js';
 import type { Ledger } from '../engine/types.js';
 import { BodyPool } from './body-pool.js';
-import { PrincipalKind, resolveLimits } from './constants.js';
+import { resolveLimits } from './constants.js';
 import type { ProtocolLimits } from './constants.js';
-import { encodeHandshakeReply } from './frame.js';
+import { encodeHandshakeRefusal } from './frame.js';
 import { ServerConnection } from './server-connection.js';
 import type { ConnectionContext } from './server-connection.js';
 import { TcpTransport } from './transport-tcp.js';
@@ -92,9 +92,8 @@ export class ProtocolHost {
 }
 
 function refuse(transport: Transport, status: number): void {
-  assert(status !== 0);
   transport.setHandlers({ onData: () => undefined, onDrain: () => undefined, onClose: () => undefined });
-  transport.write(encodeHandshakeReply({ status, principalKind: PrincipalKind.none, frameBodyBytesMax: 0, inFlightRequestsMax: 0, batchRecordsMax: 0 }));
+  transport.write(encodeHandshakeRefusal(status));
   transport.end();
 }
 
