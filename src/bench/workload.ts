@@ -124,7 +124,7 @@ export class Workload {
     assert(count >= 1 && count <= this.spec.batchRecords);
     const firstTransfer = batchNumber * this.spec.batchRecords;
     assert(firstTransfer + count - 1 <= TRANSFER_NUMBER_MAX, 'transfer numbers exhausted');
-    const slot = this.poolBatchBytes[batchNumber % this.poolBatches];
+    const slot = this.poolBatchBytes[this.poolSlot(batchNumber)];
     assert(slot !== undefined);
     for (let index = 0; index < count; index++) {
       writeHexDigits(slot, index * RECORD_BYTES + this.transferDigitsOffset, firstTransfer + index);
