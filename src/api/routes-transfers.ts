@@ -6,7 +6,7 @@
  * What the engine answers is rendered as a pure function of (code, sequence), so a retry gets
  * the identical response.
  */
-import type { FastifyInstance, FastifySchema, FastifySchemaCompiler } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifySchema, FastifySchemaCompiler } from 'fastify';
 import type { TransferCommand } from '../core/transfer-record.js';
 import { mayDebit, mayReadTransfer } from './access.js';
 import { principalOf, type ApiContext } from './context.js';
@@ -45,8 +45,7 @@ export function registerTransferRoutes(app: FastifyInstance, context: ApiContext
       if (!mayDebit(principalOf(request), context.ledger, body.from_account)) {
         return sendError(reply, 'forbidden', 'an API key may send only from its own accounts');
       }
-      const answer = transferReplyOf(body.transaction_id, await context.submitter.submitOne(parsed.command));
-      return reply.code(answer.status).send(answer.body);
+      return submitOne(context, reply, parsed.command);
     },
   );
 
@@ -113,10 +112,15 @@ function registerMovementRoute(app: FastifyInstance, context: ApiContext, kind: 
       if (!parsed.ok) return sendError(reply, parsed.code, parsed.message);
       // Checked here, not by the engine, so a typo in the path is a 404 that is not remembered.
       if (context.ledger.account(accountId) === undefined) return sendAccountNotFound(reply);
-      const answer = transferReplyOf(request.body.transaction_id, await context.submitter.submitOne(parsed.command));
-      return reply.code(answer.status).send(answer.body);
+      return submitOne(context, reply, parsed.command);
     },
   );
+}
+
+/** Submits one command and answers with its outcome (single transfer, deposit, withdrawal). */
+async function submitOne(context: ApiContext, reply: FastifyReply, command: TransferCommand): Promise<FastifyReply> {
+  const answer = transferReplyOf(command.transactionId, await context.submitter.submitOne(command));
+  return reply.code(answer.status).send(answer.body);
 }
 
 /** Validates every item alone, submits the valid ones as one engine batch, results in request order. */
