@@ -5,7 +5,7 @@
 import { currencyByCode } from '../core/currency.js';
 import type { ErrorCode } from '../core/errors.js';
 import { parseAmount } from '../core/money.js';
-import type { TransferCommand } from '../core/transfer-record.js';
+import type { TransferCommand, TransferKind } from '../core/transfer-record.js';
 
 export type TransferBody = Readonly<{
   transaction_id: string;
@@ -38,34 +38,19 @@ function parseMoney(amount: string, currencyCode: string): ParsedMoney {
 }
 
 export function transferCommandOf(body: TransferBody): ParsedCommand {
-  const money = parseMoney(body.amount, body.currency);
-  if (!money.ok) return money;
-  return {
-    ok: true,
-    command: {
-      kind: 'transfer',
-      transactionId: body.transaction_id,
-      fromAccount: body.from_account,
-      toAccount: body.to_account,
-      amountMinor: money.amountMinor,
-      currencyNumeric: money.currencyNumeric,
-    },
-  };
+  return commandOf('transfer', body, body.from_account, body.to_account);
 }
 
 /** A deposit credits `accountId` from the external account; a withdrawal debits it. */
 export function movementCommandOf(kind: 'deposit' | 'withdrawal', accountId: string, body: MoneyMovementBody): ParsedCommand {
+  return commandOf(kind, body, kind === 'withdrawal' ? accountId : '', kind === 'deposit' ? accountId : '');
+}
+
+function commandOf(kind: TransferKind, body: MoneyMovementBody, fromAccount: string, toAccount: string): ParsedCommand {
   const money = parseMoney(body.amount, body.currency);
   if (!money.ok) return money;
   return {
     ok: true,
-    command: {
-      kind,
-      transactionId: body.transaction_id,
-      fromAccount: kind === 'withdrawal' ? accountId : '',
-      toAccount: kind === 'deposit' ? accountId : '',
-      amountMinor: money.amountMinor,
-      currencyNumeric: money.currencyNumeric,
-    },
+    command: { kind, transactionId: body.transaction_id, fromAccount, toAccount, amountMinor: money.amountMinor, currencyNumeric: money.currencyNumeric },
   };
 }
