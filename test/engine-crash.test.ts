@@ -123,10 +123,8 @@ function walkLog(dataDir: string): { byId: Map<string, Logged>; balances: Map<st
 }
 
 function rememberedOutcome(state: LedgerState, transactionId: string): { sequence: number; code: number } | undefined {
-  const id = Buffer.alloc(64);
-  id.write(transactionId, 0, 'latin1');
   const key = new Uint32Array(4);
-  fingerprintTransactionId(id, 0, transactionId.length, key);
+  fingerprintTransactionId(transactionId, key);
   const slot = state.txns.find(key[0]!, key[1]!, key[2]!);
   return slot < 0 ? undefined : { sequence: state.txns.sequenceAt(slot), code: state.txns.codeAt(slot) };
 }

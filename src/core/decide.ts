@@ -11,7 +11,7 @@
  * engine hands over 4-byte-aligned batches), so id scans and hashes touch words, not bytes.
  */
 import { assert } from '../stdx/assert.js';
-import { hash128Padded, hash128Words, IS_LITTLE_ENDIAN } from '../stdx/hash.js';
+import { hash128Words, IS_LITTLE_ENDIAN } from '../stdx/hash.js';
 import { allCurrencies, currencyByNumeric, externalAccountId } from './currency.js';
 import { Wire } from './errors.js';
 import { EventBuffer } from './event-buffer.js';
@@ -114,16 +114,6 @@ export function idBytesValid(bytes: Uint8Array, offset: number, length: number):
   return true;
 }
 
-/** Length of a NUL-padded id field from bytes (for callers without a word view), or -1. */
-export function scanId(bytes: Uint8Array, offset: number): number {
-  let length = 0;
-  while (length < 64 && bytes[offset + length] !== 0) length++;
-  let rest = 0;
-  for (let i = length + 1; i < 64; i++) rest |= bytes[offset + i]!;
-  if (rest !== 0 || !idBytesValid(bytes, offset, length)) return -1;
-  return length;
-}
-
 /**
  * Shape check of a record: wire code of the first problem, or ok. Account id alphabets are
  * checked later, only when the id is not a known account (known ids were checked at opening).
@@ -151,10 +141,21 @@ export function validateRecord(record: RecordView, base: number, scratch: Decide
   return Wire.ok;
 }
 
-/** Fingerprint of a transaction id followed by zero bytes up to a multiple of 16 (bytes). */
-export function fingerprintTransactionId(bytes: Uint8Array, offset: number, length: number, out: Uint32Array): void {
-  hash128Padded(bytes, offset, length, out, TXN_KEY_SEED);
+/**
+ * Fingerprint of a transaction id given as a string (lookups, replay): the id is laid out
+ * zero-padded in a word scratch exactly as in a record field, so the fingerprint equals the one
+ * the hot path computed from the record.
+ */
+export function fingerprintTransactionId(transactionId: string, out: Uint32Array): void {
+  assert(transactionId.length >= 1 && transactionId.length <= ID_WORDS * 4, 'transaction id length out of range');
+  ID_SCRATCH_WORDS.fill(0);
+  const written = ID_SCRATCH_BYTES.write(transactionId, 0, 'latin1');
+  assert(written === transactionId.length, 'transaction id is not single-byte text');
+  hash128Words(ID_SCRATCH_WORDS, 0, transactionId.length, out, TXN_KEY_SEED);
 }
+
+const ID_SCRATCH_WORDS = new Int32Array(ID_WORDS);
+const ID_SCRATCH_BYTES = Buffer.from(ID_SCRATCH_WORDS.buffer);
 
 /**
  * Fingerprint of what makes two requests "the same": the from and to ids (only their words, the
@@ -435,4 +436,3 @@ function ensureExternal(state: LedgerState, currency: number, events: EventBuffe
   return state.applyAccountOpened(state.headSequence + 1, id, currency, SYSTEM_OWNER);
 }
 
-export { RECORD_OFFSET_TRANSACTION_ID };

@@ -37,15 +37,6 @@ export const ERRORS = {
 export type ErrorCode = keyof typeof ERRORS;
 export type ResultCode = ErrorCode;
 
-/** Codes that the core may decide for a transfer and that are logged as a durable outcome. */
-export const LOGGED_REJECTIONS = [
-  'insufficient_funds',
-  'currency_mismatch',
-  'same_account',
-  'account_not_found',
-  'balance_overflow',
-] as const satisfies readonly ErrorCode[];
-
 const codeByWire: ErrorCode[] = [];
 for (const [code, entry] of Object.entries(ERRORS)) {
   codeByWire[entry.wire] = code as ErrorCode;

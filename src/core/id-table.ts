@@ -92,11 +92,6 @@ export class IdTable {
     return this.lengths[index]!;
   }
 
-  /** First byte of the id (ids of external accounts start with '@'). */
-  firstByteOf(index: number): number {
-    return this.arena[this.wordOffsets[index]!]! & 0xff;
-  }
-
   /** Copies the id bytes of `index` into `target` at `at`; returns the length. */
   copyId(index: number, target: Uint8Array, at: number): number {
     const length = this.lengths[index]!;

@@ -22,7 +22,6 @@ export class ReplayScratch {
   private readonly recordWordsStore = new Int32Array(RECORD_BYTES / 4);
   readonly recordWords = this.recordWordsStore;
   readonly record = Buffer.from(this.recordWordsStore.buffer);
-  readonly id = Buffer.alloc(64);
   readonly key = new Uint32Array(4);
   readonly content = new Uint32Array(4);
 }
@@ -51,9 +50,7 @@ function applyTransferEvent(state: LedgerState, event: TransferRecordedEvent, se
     state.applyTransferRejected(sequence);
   }
   rebuildCommandRecord(state, event, scratch.record);
-  scratch.id.fill(0);
-  scratch.id.write(event.transactionId, 0, 'latin1');
-  fingerprintTransactionId(scratch.id, 0, event.transactionId.length, scratch.key);
+  fingerprintTransactionId(event.transactionId, scratch.key);
   const fromLength = event.kind === Kind.deposit ? 0 : event.fromIndex === NO_INDEX ? event.fromInline.length : state.accounts.lengthOf(event.fromIndex);
   const toLength = event.kind === Kind.withdrawal ? 0 : event.toIndex === NO_INDEX ? event.toInline.length : state.accounts.lengthOf(event.toIndex);
   fingerprintContent(scratch.recordWords, 0, fromLength, toLength, scratch.content);

@@ -73,6 +73,7 @@ export class TxnTable {
   insert(k0: number, k1: number, k2: number, content0: number, content1: number, sequence: number, code: number): void {
     assert(sequence >= 1 && sequence <= SEQUENCE_MAX, 'sequence out of range');
     assert(code >= 0 && code <= 0xff, 'code out of range');
+    assert(this.count < TXN_TABLE_ENTRIES_MAX, 'transaction table full');
     if ((this.count + 1) * 100 > this.slotsTotal * LOAD_MAX_PERCENT) this.grow();
     this.count++;
     this.place(k0, k1, k2, content0, (content1 & 0xff) >>> 0, sequence, code);
@@ -99,13 +100,7 @@ export class TxnTable {
     return this.words.byteLength;
   }
 
-  /**
-   * An order-independent fold of every entry (key, content, sequence, code) into four 32-bit
-   * lanes: equal for equal contents whatever the table's capacity or insertion history.
-   */
-  contentFold(): Uint32Array {
-    return foldTxnWords(this.words);
-  }
+
 
   /** The raw slot words (snapshots): restoring them restores the exact table. */
   rawWords(): Uint32Array {
@@ -149,16 +144,7 @@ export class TxnTable {
     return table;
   }
 
-  static fromRaw(words: Uint32Array, count: number): TxnTable {
-    assert(words.length % WORDS_PER_SLOT === 0, 'txn table words not a whole number of slots');
-    const slotsTotal = words.length / WORDS_PER_SLOT;
-    assert((slotsTotal & (slotsTotal - 1)) === 0, 'txn table size not a power of two');
-    const table = new TxnTable();
-    table.words = words;
-    table.slotsTotal = slotsTotal;
-    table.count = count;
-    return table;
-  }
+
 
   private place(k0: number, k1: number, k2: number, content0: number, contentHigh: number, sequence: number, code: number): void {
     const words = this.words;
@@ -193,7 +179,11 @@ export class TxnTable {
   }
 }
 
-/** Order-independent fold of every occupied slot of a table's raw words (see contentFold). */
+/**
+ * An order-independent fold of every occupied slot (key, content, sequence, code) into four
+ * 32-bit lanes: equal for equal contents whatever the table's capacity, layout or history, and
+ * the same for the live slots or a compact copy of them (used by the state digest).
+ */
 export function foldTxnWords(words: Uint32Array): Uint32Array {
   const lanes = new Uint32Array(4);
   for (let base = 0; base < words.length; base += WORDS_PER_SLOT) {

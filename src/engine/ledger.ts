@@ -332,10 +332,8 @@ class PartitionEngine implements Ledger {
 
   async transfer(transactionId: string): Promise<TransferView | undefined> {
     if (!isValidId(transactionId)) return undefined;
-    const id = Buffer.alloc(64);
-    id.write(transactionId, 0, 'latin1');
     const key = this.scratch.key;
-    fingerprintTransactionId(id, 0, transactionId.length, key);
+    fingerprintTransactionId(transactionId, key);
     const slot = this.state.txns.find(key[0]!, key[1]!, key[2]!);
     if (slot < 0) return undefined;
     const sequence = this.state.txns.sequenceAt(slot);

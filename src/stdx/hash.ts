@@ -2,7 +2,7 @@
  * MurmurHash3-style hashes (x86 32- and 128-bit rounds), written from the public algorithm
  * description, specialised for ids stored zero-padded in fixed fields: the input is read in
  * whole words/blocks, so the caller guarantees zero bytes after `length` up to the next
- * multiple of 4 (hash32Padded) or 16 (hash128Padded). Everything stays in int32 arithmetic,
+ * multiple of 4 (hash32Words) or 16 (hash128Words). Everything stays in int32 arithmetic,
  * which V8 keeps unboxed. Deterministic on every machine; not cryptographic (the log's tamper
  * evidence uses SHA-256).
  */
@@ -32,10 +32,6 @@ function fmix(h: number): number {
   return h ^ (h >>> 16);
 }
 
-function word(bytes: Uint8Array, at: number): number {
-  return bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24);
-}
-
 /** MurmurHash3 x86_128's finalisation: mixes the four lanes and the length into out[0..3]. */
 function finish128(h1: number, h2: number, h3: number, h4: number, length: number, out: Uint32Array): void {
   h1 ^= length;
@@ -60,53 +56,10 @@ function finish128(h1: number, h2: number, h3: number, h4: number, length: numbe
   out[3] = h4;
 }
 
-/** 32-bit hash of `length` bytes at `offset`, zero-padded to a multiple of 4 (see above). */
-export function hash32Padded(bytes: Uint8Array, offset: number, length: number, seed: number): number {
-  let h = seed | 0;
-  const end = offset + ((length + 3) & ~3);
-  for (let at = offset; at < end; at += 4) {
-    let k = Math.imul(word(bytes, at), M32_1);
-    k = Math.imul(rotl(k, 15), M32_2);
-    h ^= k;
-    h = (Math.imul(rotl(h, 13), 5) + ADD32) | 0;
-  }
-  return fmix(h ^ length) >>> 0;
-}
-
 /**
- * 128-bit hash of `length` bytes at `offset`, zero-padded to a multiple of 16, into out[0..3]
- * (caller-owned, so the hot path allocates nothing).
- */
-export function hash128Padded(bytes: Uint8Array, offset: number, length: number, out: Uint32Array, seed: number): void {
-  let h1 = seed | 0;
-  let h2 = seed | 0;
-  let h3 = seed | 0;
-  let h4 = seed | 0;
-  const end = offset + ((length + 15) & ~15);
-  for (let at = offset; at < end; at += 16) {
-    h1 ^= Math.imul(rotl(Math.imul(word(bytes, at), C1), 15), C2);
-    h1 = (Math.imul((rotl(h1, 19) + h2) | 0, 5) + ADD1) | 0;
-    h2 ^= Math.imul(rotl(Math.imul(word(bytes, at + 4), C2), 16), C3);
-    h2 = (Math.imul((rotl(h2, 17) + h3) | 0, 5) + ADD2) | 0;
-    h3 ^= Math.imul(rotl(Math.imul(word(bytes, at + 8), C3), 17), C4);
-    h3 = (Math.imul((rotl(h3, 15) + h4) | 0, 5) + ADD3) | 0;
-    h4 ^= Math.imul(rotl(Math.imul(word(bytes, at + 12), C4), 18), C1);
-    h4 = (Math.imul((rotl(h4, 13) + h1) | 0, 5) + ADD4) | 0;
-  }
-  finish128(h1, h2, h3, h4, length, out);
-}
-
-/** Copies an id into a zeroed 64-byte scratch so it can be hashed like a record field. */
-export function padId(source: Uint8Array, offset: number, length: number, scratch: Uint8Array): Uint8Array {
-  scratch.fill(0);
-  scratch.set(source.subarray(offset, offset + length), 0);
-  return scratch;
-}
-
-/**
- * The same as hash32Padded / hash128Padded, reading 32-bit words straight from an Int32Array
- * (on a little-endian machine the results are identical to the byte versions). `wordOffset`
- * indexes words; `length` is in bytes.
+ * Hashes of an id of `length` bytes held zero-padded in 32-bit words from `wordOffset` (a record
+ * field or a padded scratch): whole words (32-bit) or whole 16-byte blocks (128-bit) are read,
+ * so the padding must be zero.
  */
 export function hash32Words(words: Int32Array, wordOffset: number, length: number, seed: number): number {
   let h = seed | 0;
