@@ -13,7 +13,7 @@
  * idempotency makes safe.
  */
 import { WalletError } from '../core/errors.js';
-import { BATCH_RECORDS_MAX, RECORD_BYTES, writeTransferRecord, type TransferCommand } from '../core/transfer-record.js';
+import { BATCH_RECORDS_MAX, encodeTransferBatch, RECORD_BYTES, type TransferCommand } from '../core/transfer-record.js';
 import type { Ledger, TransferResults } from '../engine/types.js';
 import { assert } from '../stdx/assert.js';
 import type { ApiMetrics } from './metrics.js';
@@ -39,7 +39,7 @@ export class TransferSubmitter {
   submitOne(command: TransferCommand): Promise<RecordOutcome> {
     if (!this.options.coalesce) {
       this.options.metrics.observeSubmit('single', 1);
-      return this.submit(encode([command])).then((results) => outcomeAt(results, 0));
+      return this.submit(encodeTransferBatch([command])).then((results) => outcomeAt(results, 0));
     }
     return new Promise<RecordOutcome>((resolve, reject) => {
       this.pending.push({ command, resolve, reject });
@@ -55,7 +55,7 @@ export class TransferSubmitter {
   submitMany(commands: readonly TransferCommand[]): Promise<TransferResults> {
     assert(commands.length > 0 && commands.length <= BATCH_RECORDS_MAX);
     this.options.metrics.observeSubmit('batch', commands.length);
-    return this.submit(encode(commands));
+    return this.submit(encodeTransferBatch(commands));
   }
 
   private readonly flushScheduledBatch = (): void => {
@@ -68,7 +68,7 @@ export class TransferSubmitter {
     this.pending = [];
     assert(waiters.length > 0 && waiters.length <= BATCH_RECORDS_MAX);
     this.options.metrics.observeSubmit('coalesced', waiters.length);
-    this.submit(encode(waiters.map((waiter) => waiter.command))).then(
+    this.submit(encodeTransferBatch(waiters.map((waiter) => waiter.command))).then(
       (results) => waiters.forEach((waiter, index) => waiter.resolve(outcomeAt(results, index))),
       (error: unknown) => waiters.forEach((waiter) => waiter.reject(error)),
     );
@@ -82,15 +82,6 @@ export class TransferSubmitter {
       return results;
     });
   }
-}
-
-function encode(commands: readonly TransferCommand[]): Buffer {
-  // A fresh buffer per batch: the engine may keep a reference until the batch is logged.
-  const bytes = Buffer.allocUnsafe(commands.length * RECORD_BYTES);
-  for (let index = 0; index < commands.length; index++) {
-    writeTransferRecord(bytes, index, commands[index] as TransferCommand);
-  }
-  return bytes;
 }
 
 /** The engine's outcome for record `index` of a submitted batch (asserts it is there). */

@@ -63,7 +63,8 @@ export function writeTransferRecord(bytes: Buffer, index: number, command: Trans
   bytes[base + RECORD_OFFSET_KIND] = Kind[command.kind];
 }
 
-function writeId(bytes: Buffer, offset: number, id: string): void {
+/** Writes `id` into a 64-byte field at `offset` (the caller has zeroed the field: NUL padding). */
+export function writeId(bytes: Buffer, offset: number, id: string): void {
   assert(id.length <= ID_BYTES_MAX, 'id longer than 64 bytes');
   const written = bytes.write(id, offset, ID_BYTES_MAX, 'latin1');
   assert(written === id.length, 'id is not single-byte text');
@@ -90,10 +91,13 @@ export function readTransferRecord(bytes: Uint8Array, index: number): TransferCo
   };
 }
 
-/** Encodes commands into a fresh batch buffer. */
+/**
+ * Encodes commands into a fresh batch buffer (fresh because the engine reads it until the
+ * submit settles). Not zeroed here: writeTransferRecord zeroes each record it writes.
+ */
 export function encodeTransferBatch(commands: readonly TransferCommand[]): Buffer {
   assert(commands.length <= BATCH_RECORDS_MAX, 'batch too large');
-  const bytes = Buffer.alloc(commands.length * RECORD_BYTES);
+  const bytes = Buffer.allocUnsafe(commands.length * RECORD_BYTES);
   commands.forEach((command, index) => writeTransferRecord(bytes, index, command));
   return bytes;
 }

@@ -6,8 +6,7 @@
  */
 import { crc32 } from 'node:zlib';
 import { assert } from '../stdx/assert.js';
-import { ID_BYTES_MAX } from '../core/ids.js';
-import { BATCH_RECORDS_MAX, RECORD_BYTES, readId, readTransferRecord, writeTransferRecord } from '../core/transfer-record.js';
+import { BATCH_RECORDS_MAX, RECORD_BYTES, readId, readTransferRecord, writeId, writeTransferRecord } from '../core/transfer-record.js';
 import type { TransferCommand } from '../core/transfer-record.js';
 import {
   ACCOUNT_OFFSET_BALANCE,
@@ -209,8 +208,8 @@ export type OpenAccountBody = Readonly<{
 
 export function encodeOpenAccount(body: Omit<OpenAccountBody, 'reservedZero'>): Buffer {
   const bytes = Buffer.alloc(OPEN_ACCOUNT_BYTES);
-  writeIdField(bytes, OPEN_OFFSET_ACCOUNT_ID, body.accountId);
-  writeIdField(bytes, OPEN_OFFSET_OWNER, body.owner);
+  writeId(bytes, OPEN_OFFSET_ACCOUNT_ID, body.accountId);
+  writeId(bytes, OPEN_OFFSET_OWNER, body.owner);
   bytes.writeUInt16LE(body.currencyNumeric, OPEN_OFFSET_CURRENCY);
   return bytes;
 }
@@ -229,7 +228,7 @@ export function decodeOpenAccount(bytes: Uint8Array): OpenAccountBody {
 /** The body of get_account and get_transfer: one NUL-padded id. */
 export function encodeIdQuery(id: string): Buffer {
   const bytes = Buffer.alloc(ID_QUERY_BYTES);
-  writeIdField(bytes, 0, id);
+  writeId(bytes, 0, id);
   return bytes;
 }
 
@@ -277,8 +276,8 @@ export type AccountViewBody = Readonly<{
 
 export function encodeAccountView(account: AccountViewBody): Buffer {
   const bytes = Buffer.alloc(ACCOUNT_VIEW_BYTES);
-  writeIdField(bytes, ACCOUNT_OFFSET_ID, account.accountId);
-  writeIdField(bytes, ACCOUNT_OFFSET_OWNER, account.owner);
+  writeId(bytes, ACCOUNT_OFFSET_ID, account.accountId);
+  writeId(bytes, ACCOUNT_OFFSET_OWNER, account.owner);
   bytes.writeBigInt64LE(account.balance, ACCOUNT_OFFSET_BALANCE);
   writeU64(bytes, ACCOUNT_OFFSET_SEQUENCE, account.sequence);
   bytes.writeUInt16LE(account.currencyNumeric, ACCOUNT_OFFSET_CURRENCY);
@@ -352,12 +351,6 @@ function writeU64(bytes: Buffer, offset: number, value: number): void {
 /** Values above 2^53 lose precision; the server never sends them (see writeU64). */
 function readU64(bytes: Buffer, offset: number): number {
   return bytes.readUInt32LE(offset) + bytes.readUInt32LE(offset + 4) * TWO_POW_32;
-}
-
-function writeIdField(bytes: Buffer, offset: number, id: string): void {
-  assert(id.length <= ID_BYTES_MAX, 'id longer than 64 bytes');
-  const written = bytes.write(id, offset, ID_BYTES_MAX, 'latin1');
-  assert(written === id.length, 'id is not single-byte text');
 }
 
 function isZero(bytes: Uint8Array, start: number, end: number): boolean {
