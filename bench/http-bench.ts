@@ -20,6 +20,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as hdr from 'hdr-histogram-js';
 import { Pool } from 'undici';
+import { BATCH_RECORDS_MAX } from '../src/core/transfer-record.js';
 import { WalletServer, openAccount } from '../test/support/http-server.js';
 
 type Options = Readonly<{
@@ -57,7 +58,7 @@ function readOptions(): Options {
       'warmup-seconds': { type: 'string', default: '2' },
       connections: { type: 'string', default: '64' },
       'batch-connections': { type: 'string', default: '4' },
-      'batch-size': { type: 'string', default: '8190' },
+      'batch-size': { type: 'string', default: String(BATCH_RECORDS_MAX) },
       accounts: { type: 'string', default: '1000' },
       'compare-coalesce': { type: 'boolean', default: false },
       'server-arg': { type: 'string', multiple: true, default: [] },
@@ -70,14 +71,25 @@ function readOptions(): Options {
   };
   return {
     seconds: number('seconds'),
-    warmupSeconds: Number(values['warmup-seconds']),
+    warmupSeconds: nonNegative(Number(values['warmup-seconds']), '--warmup-seconds'),
     connections: number('connections'),
     batchConnections: number('batch-connections'),
-    batchSize: Math.min(8190, number('batch-size')),
-    accounts: number('accounts'),
+    batchSize: Math.min(BATCH_RECORDS_MAX, number('batch-size')),
+    accounts: atLeastTwo(number('accounts'), '--accounts'),
     compareCoalesce: values['compare-coalesce'] === true,
     serverArgs: values['server-arg'] as string[],
   };
+}
+
+function nonNegative(value: number, flag: string): number {
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${flag} must be a number ≥ 0`);
+  return value;
+}
+
+/** A transfer needs two distinct accounts. */
+function atLeastTwo(value: number, flag: string): number {
+  if (value < 2) throw new Error(`${flag} must be at least 2`);
+  return value;
 }
 
 /** Ids and bodies are built as strings: the client must stay cheaper than the server it measures. */
