@@ -84,11 +84,9 @@ async function main(): Promise<void> {
     const usage = process.memoryUsage();
     console.log(`filled in ${((performance.now() - started) / 1000).toFixed(0)} s: ${stats.accounts.toLocaleString('en-US')} accounts, ${stats.transactions.toLocaleString('en-US')} ids`);
     console.log(`rss now ${mb(usage.rss)}, peak ${mb(Math.max(peakRssBytes, usage.rss))} (process at start ${mb(baseline)}); JS heap ${mb(usage.heapUsed)}, array buffers ${mb(usage.arrayBuffers)}`);
-    const detail = ledger.memoryDetail?.();
-    if (detail !== undefined) {
-      console.log(`accounts: ${mb(detail.accountBytes)} = ${(detail.accountBytes / stats.accounts).toFixed(1)} bytes per account (id table + record + owners)`);
-      console.log(`transaction ids: ${mb(detail.transactionBytes)} = ${(detail.transactionBytes / stats.transactions).toFixed(1)} bytes per remembered id`);
-    }
+    const detail = ledger.memoryDetail();
+    console.log(`accounts: ${mb(detail.accountBytes)} = ${(detail.accountBytes / stats.accounts).toFixed(1)} bytes per account (id table + record + owners)`);
+    console.log(`transaction ids: ${mb(detail.transactionBytes)} = ${(detail.transactionBytes / stats.transactions).toFixed(1)} bytes per remembered id`);
   } finally {
     clearInterval(sampler);
     await ledger.close();

@@ -27,7 +27,8 @@ export type StateParts = Readonly<{
   txnSlots: number;
 }>;
 
-function bytesOf(view: ArrayBufferView): Uint8Array {
+/** The bytes under a typed array view (no copy). */
+export function bytesOf(view: ArrayBufferView): Uint8Array {
   return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
 }
 

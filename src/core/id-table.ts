@@ -9,6 +9,7 @@
  * Deterministic: the same insertions in the same order give the same layout on any machine.
  */
 import { assert } from '../stdx/assert.js';
+import { grownCapacity } from '../stdx/capacity.js';
 import { hash32Words } from '../stdx/hash.js';
 import { ID_BYTES_MAX } from './ids.js';
 
@@ -166,7 +167,7 @@ export class IdTable {
 
   private ensureEntryCapacity(entries: number): void {
     if (entries <= this.lengths.length) return;
-    const capacity = Math.max(entries, Math.ceil(this.lengths.length * 1.5));
+    const capacity = grownCapacity(this.lengths.length, entries);
     const wordOffsets = new Uint32Array(capacity);
     wordOffsets.set(this.wordOffsets);
     this.wordOffsets = wordOffsets;
@@ -177,7 +178,7 @@ export class IdTable {
 
   private ensureArenaCapacity(words: number): void {
     if (words <= this.arena.length) return;
-    const arena = new Int32Array(Math.max(words, Math.ceil(this.arena.length * 1.5)));
+    const arena = new Int32Array(grownCapacity(this.arena.length, words));
     arena.set(this.arena);
     this.arena = arena;
   }

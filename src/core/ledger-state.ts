@@ -19,6 +19,7 @@
  * decide) and on replay, so replay reproduces the live state exactly.
  */
 import { assert } from '../stdx/assert.js';
+import { grownCapacity } from '../stdx/capacity.js';
 import { IdTable } from './id-table.js';
 import { BALANCE_MAX, BALANCE_MIN } from './money.js';
 import { TxnTable } from './txn-table.js';
@@ -29,10 +30,6 @@ const ACCOUNTS_INITIAL = 1 << 10;
 export const CURRENCY_NUMERIC_MAX = 999;
 export const FLAG_EXTERNAL = 1;
 export const OWNER_IS_ACCOUNT = -1;
-/** Arrays grow by half, not double: at 10M accounts doubling would strand hundreds of MB. */
-export function grownCapacity(current: number, needed: number): number {
-  return Math.max(needed, Math.ceil(current * 1.5));
-}
 
 export class LedgerState {
   readonly accounts: IdTable;

@@ -313,7 +313,6 @@ class PartitionEngine implements Ledger {
   }
 
   account(accountId: string): AccountView | undefined {
-    if (accountId.length === 0 || accountId.length > 64) return undefined;
     const index = this.state.accounts.findString(accountId);
     return index < 0 ? undefined : this.viewOf(index);
   }

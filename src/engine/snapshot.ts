@@ -17,7 +17,7 @@ import { closeSync, fdatasyncSync, fstatSync, fsyncSync, openSync, readdirSync, 
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { assert } from '../stdx/assert.js';
-import { digestOfParts, stateDigest, type StateParts } from '../core/digest.js';
+import { bytesOf, digestOfParts, stateDigest, type StateParts } from '../core/digest.js';
 import { IdTable } from '../core/id-table.js';
 import { ACCOUNT_WORDS, LedgerState } from '../core/ledger-state.js';
 import { TxnTable } from '../core/txn-table.js';
@@ -48,10 +48,6 @@ export type SnapshotMeta = Readonly<{
 export type LoadedSnapshot = Readonly<{ meta: SnapshotMeta; state: LedgerState; path: string }>;
 
 type Section = Readonly<{ name: string; data: ArrayBufferView }>;
-
-function bytesOf(view: ArrayBufferView): Uint8Array {
-  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
-}
 
 function sectionsOf(parts: StateParts): Section[] {
   return [

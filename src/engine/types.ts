@@ -105,7 +105,7 @@ export interface Ledger {
   digest(): string;
   snapshot(): Promise<void>;
   /** Bytes held by the account structures and by the transaction-id table. */
-  memoryDetail?(): Readonly<{ accountBytes: number; transactionBytes: number }>;
+  memoryDetail(): Readonly<{ accountBytes: number; transactionBytes: number }>;
   /** Stops taking commands, finishes queued ones, writes a final snapshot, closes files. */
   close(): Promise<void>;
 }

@@ -119,13 +119,16 @@ export class LogReadIndex {
     this.fds.clear();
   }
 
+  /** The last segment starting at or before `sequence` (binary search: reads walk many). */
   private segmentFor(sequence: number): SegmentEntry | undefined {
-    let found: SegmentEntry | undefined;
-    for (const segment of this.segments) {
-      if (segment.firstSequence > sequence) break;
-      found = segment;
+    let low = 0;
+    let high = this.segments.length - 1;
+    while (low <= high) {
+      const mid = (low + high) >>> 1;
+      if (this.segments[mid]!.firstSequence <= sequence) low = mid + 1;
+      else high = mid - 1;
     }
-    return found;
+    return high < 0 ? undefined : this.segments[high];
   }
 
   private framesOf(segment: SegmentEntry): FrameIndex {
