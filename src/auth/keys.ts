@@ -90,10 +90,11 @@ export class KeyStore {
   /** Creates a key for `owner`, durable before it is returned. The secret is never stored. */
   async createOwnerKey(owner: string): Promise<string> {
     assert(owner.length > 0);
-    if (this.storedKeys.length >= OWNER_KEYS_MAX) throw new Error('too many API keys');
     const secret = newSecret('wk_');
     const stored: StoredKey = { sha256: sha256(secret).toString('hex'), owner, createdAtMs: Date.now() };
     const written = this.writeChain.then(async () => {
+      // Checked inside the chain: concurrent creations are counted one after the other.
+      if (this.storedKeys.length >= OWNER_KEYS_MAX) throw new Error('too many API keys');
       const next = [...this.storedKeys, stored];
       await writeFileAtomically(this.keysPath, serializeKeys(next), 0o600);
       this.storedKeys.push(stored);
@@ -142,6 +143,7 @@ async function readKeysFile(path: string): Promise<StoredKey[]> {
   }
   const parsed = JSON.parse(text) as KeysFile;
   if (parsed.version !== 1 || !Array.isArray(parsed.keys)) throw new Error(`API key file ${path} has an unknown format`);
+  if (parsed.keys.length > OWNER_KEYS_MAX) throw new Error(`API key file ${path} holds more than ${OWNER_KEYS_MAX} keys`);
   for (const key of parsed.keys) {
     if (!/^[0-9a-f]{64}$/.test(key.sha256) || typeof key.owner !== 'string') throw new Error(`API key file ${path} is damaged`);
   }
