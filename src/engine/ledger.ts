@@ -96,6 +96,8 @@ async function openLocked(options: LedgerOptions, unlock: () => void): Promise<L
   return engine;
 }
 
+type ChainEntry = Readonly<{ event: TransferRecordedEvent; atMs: number; isDebit: boolean; balanceAfter: bigint; previous: number }>;
+
 /** The batch's records as a Buffer at a 4-byte-aligned address (copied when not aligned). */
 function alignedRecords(batch: TransferBatch): Buffer {
   const length = batch.count * RECORD_BYTES;
@@ -382,16 +384,28 @@ class PartitionEngine implements Ledger {
     return { status: 'ok', accountId, currency, balance: this.state.balanceOf(index), sequence: head };
   }
 
+  /** The account's statement entry at `sequence`, and the sequence of the entry before it. */
+  private entryAt(index: number, sequence: number): ChainEntry {
+    const read = this.readIndex.read(sequence);
+    assert(read !== undefined && read.event.type === 2, `statement chain broken at sequence ${sequence}`);
+    const event = read.event;
+    const isDebit = event.fromIndex === index;
+    assert(isDebit || event.toIndex === index, `sequence ${sequence} is not an entry of account ${index}`);
+    return {
+      event,
+      atMs: read.atMs,
+      isDebit,
+      balanceAfter: isDebit ? event.fromBalanceAfter : event.toBalanceAfter,
+      previous: isDebit ? event.fromPreviousSequence : event.toPreviousSequence,
+    };
+  }
+
   /** Follows the account's entry chain from newest to oldest until `accept` holds. */
   private walkBack(index: number, accept: (read: { sequence: number; atMs: number }) => boolean): { sequence: number; balance: bigint } | undefined {
-    let sequence = this.state.lastEntrySequenceOf(index);
-    while (sequence > 0) {
-      const read = this.readIndex.read(sequence);
-      assert(read !== undefined && read.event.type === 2, `statement chain broken at sequence ${sequence}`);
-      const event = read.event;
-      const isDebit = event.fromIndex === index;
-      if (accept(read)) return { sequence, balance: isDebit ? event.fromBalanceAfter : event.toBalanceAfter };
-      sequence = isDebit ? event.fromPreviousSequence : event.toPreviousSequence;
+    for (let sequence = this.state.lastEntrySequenceOf(index); sequence > 0; ) {
+      const entry = this.entryAt(index, sequence);
+      if (accept({ sequence, atMs: entry.atMs })) return { sequence, balance: entry.balanceAfter };
+      sequence = entry.previous;
     }
     return undefined;
   }
@@ -404,19 +418,16 @@ class PartitionEngine implements Ledger {
     let sequence = beforeSequence === undefined ? this.state.lastEntrySequenceOf(index) : this.entryBefore(index, beforeSequence);
     const entries: StatementEntry[] = [];
     while (sequence > 0 && entries.length < limit) {
-      const read = this.readIndex.read(sequence);
-      assert(read !== undefined && read.event.type === 2, `statement chain broken at sequence ${sequence}`);
-      const event = read.event;
-      const isDebit = event.fromIndex === index;
+      const entry = this.entryAt(index, sequence);
       entries.push({
-        transactionId: event.transactionId,
-        amount: event.amount,
-        direction: isDebit ? 'debit' : 'credit',
-        balanceAfter: isDebit ? event.fromBalanceAfter : event.toBalanceAfter,
+        transactionId: entry.event.transactionId,
+        amount: entry.event.amount,
+        direction: entry.isDebit ? 'debit' : 'credit',
+        balanceAfter: entry.balanceAfter,
         sequence,
-        atMs: read.atMs,
+        atMs: entry.atMs,
       });
-      sequence = isDebit ? event.fromPreviousSequence : event.toPreviousSequence;
+      sequence = entry.previous;
     }
     const last = entries[entries.length - 1];
     return { entries, nextBeforeSequence: sequence > 0 && last !== undefined ? last.sequence : null };
@@ -426,14 +437,10 @@ class PartitionEngine implements Ledger {
   private entryBefore(index: number, beforeSequence: number): number {
     const read = this.readIndex.read(beforeSequence);
     if (read !== undefined && read.event.type === 2 && (read.event.fromIndex === index || read.event.toIndex === index)) {
-      return read.event.fromIndex === index ? read.event.fromPreviousSequence : read.event.toPreviousSequence;
+      return this.entryAt(index, beforeSequence).previous;
     }
     let sequence = this.state.lastEntrySequenceOf(index);
-    while (sequence >= beforeSequence && sequence > 0) {
-      const entry = this.readIndex.read(sequence);
-      assert(entry !== undefined && entry.event.type === 2, `statement chain broken at sequence ${sequence}`);
-      sequence = entry.event.fromIndex === index ? entry.event.fromPreviousSequence : entry.event.toPreviousSequence;
-    }
+    while (sequence >= beforeSequence && sequence > 0) sequence = this.entryAt(index, sequence).previous;
     return sequence;
   }
 
