@@ -30,6 +30,8 @@ export type CallOptions = Readonly<{
 export type ServerOptions = Readonly<{
   dataDir?: string;
   args?: readonly string[];
+  /** Options for node itself, before the script (profiling: `--cpu-prof`). */
+  nodeArgs?: readonly string[];
   env?: Record<string, string>;
   /** false: the server uses its stored token, or generates one and prints it (read from stderr). */
   adminToken?: string | false;
@@ -75,7 +77,7 @@ export class WalletServer {
     const env: Record<string, string> = { ...(process.env as Record<string, string>), ...options.env };
     delete env['WALLET_ADMIN_TOKEN'];
     if (adminToken !== '') env['WALLET_ADMIN_TOKEN'] = adminToken;
-    const args = [BIN, 'serve', '--port', '0', '--protocol-port', '0', '--data-dir', dataDir, ...(options.args ?? [])];
+    const args = [...(options.nodeArgs ?? []), BIN, 'serve', '--port', '0', '--protocol-port', '0', '--data-dir', dataDir, ...(options.args ?? [])];
     const stdout = options.logFile === undefined ? 'pipe' : openSync(options.logFile, 'a');
     const child = spawn(process.execPath, args, { env, stdio: ['ignore', stdout, 'pipe'] });
     if (typeof stdout === 'number') closeSync(stdout);
