@@ -55,19 +55,31 @@ export function writeTransferRecord(bytes: Buffer, index: number, command: Trans
   const base = index * RECORD_BYTES;
   assert(base + RECORD_BYTES <= bytes.length, 'record index out of range');
   bytes.fill(0, base, base + RECORD_BYTES);
+  writeZeroedRecord(bytes, new DataView(bytes.buffer, bytes.byteOffset, bytes.length), base, command);
+}
+
+/** Writes the fields of a record whose 208 bytes at `base` are already zero. */
+function writeZeroedRecord(bytes: Buffer, view: DataView, base: number, command: TransferCommand): void {
   writeId(bytes, base + RECORD_OFFSET_TRANSACTION_ID, command.transactionId);
   writeId(bytes, base + RECORD_OFFSET_FROM, command.fromAccount);
   writeId(bytes, base + RECORD_OFFSET_TO, command.toAccount);
-  bytes.writeBigUInt64LE(BigInt.asUintN(64, command.amountMinor), base + RECORD_OFFSET_AMOUNT);
-  bytes.writeUInt16LE(command.currencyNumeric & 0xffff, base + RECORD_OFFSET_CURRENCY);
+  view.setBigUint64(base + RECORD_OFFSET_AMOUNT, BigInt.asUintN(64, command.amountMinor), true);
+  view.setUint16(base + RECORD_OFFSET_CURRENCY, command.currencyNumeric & 0xffff, true);
   bytes[base + RECORD_OFFSET_KIND] = Kind[command.kind];
 }
 
-/** Writes `id` into a 64-byte field at `offset` (the caller has zeroed the field: NUL padding). */
-export function writeId(bytes: Buffer, offset: number, id: string): void {
-  assert(id.length <= ID_BYTES_MAX, 'id longer than 64 bytes');
-  const written = bytes.write(id, offset, ID_BYTES_MAX, 'latin1');
-  assert(written === id.length, 'id is not single-byte text');
+/**
+ * Writes `id` into a 64-byte field at `offset` (the caller has zeroed the field: NUL padding).
+ * A character loop: ids are short, and Buffer#write's call into C++ costs more than the copy.
+ */
+export function writeId(bytes: Uint8Array, offset: number, id: string): void {
+  const length = id.length;
+  assert(length <= ID_BYTES_MAX, 'id longer than 64 bytes');
+  for (let i = 0; i < length; i++) {
+    const code = id.charCodeAt(i);
+    assert(code < 0x100, 'id is not single-byte text');
+    bytes[offset + i] = code;
+  }
 }
 
 /** Reads the NUL-padded id at `offset` (for views and errors; the hot path stays on bytes). */
@@ -93,11 +105,12 @@ export function readTransferRecord(bytes: Uint8Array, index: number): TransferCo
 
 /**
  * Encodes commands into a fresh batch buffer (fresh because the engine reads it until the
- * submit settles). Not zeroed here: writeTransferRecord zeroes each record it writes.
+ * submit settles). Allocated zeroed in one call, so no record needs zeroing on its own.
  */
 export function encodeTransferBatch(commands: readonly TransferCommand[]): Buffer {
   assert(commands.length <= BATCH_RECORDS_MAX, 'batch too large');
-  const bytes = Buffer.allocUnsafe(commands.length * RECORD_BYTES);
-  commands.forEach((command, index) => writeTransferRecord(bytes, index, command));
+  const bytes = Buffer.alloc(commands.length * RECORD_BYTES);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  for (let index = 0; index < commands.length; index++) writeZeroedRecord(bytes, view, index * RECORD_BYTES, commands[index]!);
   return bytes;
 }
