@@ -122,9 +122,29 @@ async function startServing(config: ServeConfig, server: HttpServer, ledger: Led
  * or every 200 ms, lifecycle lines at once (`flush`), everything before the process ends
  * (pino flushes on exit). A stdout nobody reads cannot grow the buffer beyond 16 MiB: lines
  * past that are dropped rather than exhausting memory.
+ *
+ * Lines are handed over as bytes: in text mode sonic-boom re-measures the UTF-8 length of its
+ * whole pending string on every write (about 2 µs a line at an 8 KiB buffer, measured), while
+ * in buffer mode it only adds lengths (about 0.5 µs a line, the copy included).
  */
-function bufferedStdout(): ReturnType<typeof pino.destination> {
-  return pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES, maxLength: LOG_BUFFER_BYTES_MAX, periodicFlush: LOG_FLUSH_EVERY_MS });
+type LogSink = Readonly<{ write(line: string): void; flush(): void; flushSync(): void }>;
+
+function bufferedStdout(): LogSink {
+  const destination = pino.destination({
+    dest: 1,
+    sync: false,
+    contentMode: 'buffer',
+    minLength: LOG_BUFFER_BYTES,
+    maxLength: LOG_BUFFER_BYTES_MAX,
+    periodicFlush: LOG_FLUSH_EVERY_MS,
+  });
+  // In buffer mode sonic-boom's write takes a Buffer; its typings only know the text mode.
+  const writeBytes = destination.write.bind(destination) as unknown as (bytes: Buffer) => boolean;
+  return {
+    write: (line) => void writeBytes(Buffer.from(line, 'utf8')),
+    flush: () => destination.flush(),
+    flushSync: () => destination.flushSync(),
+  };
 }
 
 /** Printed once, to the terminal and not to the JSON log: the log must never hold a token. */
