@@ -23,6 +23,11 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Set by the authentication hook on every /v1 route; null elsewhere. */
     principal: Principal | null;
+    /**
+     * The matched route's path pattern ('unmatched' for 404s), read once by the onRequest hook:
+     * Fastify's `routeOptions` getter builds a new object on every access.
+     */
+    routeLabel: string;
   }
 }
 

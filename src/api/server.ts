@@ -49,6 +49,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<HttpS
   app.setErrorHandler(handleError);
   app.setNotFoundHandler(handleNotFound);
   app.decorateRequest('principal', null);
+  app.decorateRequest('routeLabel', '');
 
   const context = new ApiContext(config, options.keys, options.metrics);
   const limiter = new RateLimiter(config.rateLimitPerSecond, config.rateLimitBurst);
@@ -79,7 +80,9 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<HttpS
  * even read: an unauthenticated or throttled client costs no parsing.
  */
 function admit(context: ApiContext, limiter: RateLimiter, request: FastifyRequest, reply: FastifyReply): ErrorCode | undefined {
-  const access: Access = request.routeOptions.config.access ?? 'public';
+  const route = request.routeOptions;
+  request.routeLabel = route.url ?? 'unmatched';
+  const access: Access = route.config.access ?? 'public';
   if (access === 'public') return undefined;
   const token = bearerTokenOf(request.headers.authorization);
   const principal = token === undefined ? undefined : context.keys.authenticate(token);
@@ -118,7 +121,7 @@ function bearerTokenOf(header: string | undefined): string | undefined {
 }
 
 function observeResponse(context: ApiContext, request: FastifyRequest, reply: FastifyReply): void {
-  const route = request.routeOptions.url ?? 'unmatched';
+  const route = request.routeLabel === '' ? (request.routeOptions.url ?? 'unmatched') : request.routeLabel;
   const elapsedMs = reply.elapsedTime;
   context.metrics.observeRequest(request.method, route, reply.statusCode, elapsedMs / 1000);
   if (context.config.logRequests) {

@@ -12,7 +12,7 @@
  * token, so how long a Map lookup takes tells an attacker nothing about any stored secret, and
  * the final equality check is `timingSafeEqual`.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assert } from '../stdx/assert.js';
@@ -112,8 +112,9 @@ export class KeyStore {
 
 const ADMIN: Principal = Object.freeze({ kind: 'admin' });
 
+/** One-shot hashing (no Hash object per call): every authenticated request pays for it. */
 function sha256(text: string): Buffer {
-  return createHash('sha256').update(text, 'utf8').digest();
+  return hash('sha256', text, 'buffer');
 }
 
 function newSecret(prefix: string): string {
