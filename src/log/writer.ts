@@ -6,7 +6,7 @@
  * A failed write or sync is fatal for the process: memory is ahead of the disk and the log is
  * the source of truth, so the only safe continuation is a restart that recovers from the log.
  */
-import { fdatasync, writev } from 'node:fs';
+import { fdatasync, writev, writevSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assert } from '../stdx/assert.js';
@@ -14,6 +14,13 @@ import { fsyncDirectory, segmentFileName, SEGMENT_BYTES_MAX_DEFAULT } from './se
 
 /** The most frames written by one writev (the kernel's IOV_MAX is 1024). */
 const GROUP_FRAMES_MAX = 1024;
+/**
+ * Groups up to this size are written by a blocking writev on the engine's thread: copying a few
+ * KiB into the page cache costs less than a thread-pool round trip (about 13 µs of this
+ * thread's CPU per call, measured), and many small groups are what single requests make.
+ * Larger groups go through the thread pool so the copy runs beside the engine.
+ */
+const INLINE_WRITE_BYTES_MAX = 64 * 1024;
 
 export type WrittenFrame = Readonly<{ segmentFirstSequence: number; offset: number; firstSequence: number; eventCount: number; bytes: number }>;
 
@@ -107,7 +114,9 @@ export class LogWriter {
       this.options.onFrameWritten?.({ segmentFirstSequence: this.segmentFirstSequence, offset, firstSequence: item.firstSequence, eventCount: item.eventCount, bytes: item.frame.length });
       offset += item.frame.length;
     }
-    await writeAll(this.handle.fd, group.map((item) => item.frame), startOffset);
+    const frames = group.map((item) => item.frame);
+    if (offset - startOffset <= INLINE_WRITE_BYTES_MAX) writeAllInline(this.handle.fd, frames, startOffset);
+    else await writeAll(this.handle.fd, frames, startOffset);
     const syncStarted = performance.now();
     if (this.options.fsync) await datasyncFd(this.handle.fd);
     const syncMs = performance.now() - syncStarted;
@@ -180,6 +189,17 @@ function dropBytes(buffers: Buffer[], count: number): Buffer[] {
     left = 0;
   }
   return rest;
+}
+
+function writeAllInline(fd: number, buffers: Buffer[], position: number): void {
+  let remaining = buffers;
+  let at = position;
+  while (remaining.length > 0) {
+    const bytesWritten = writevSync(fd, remaining, at);
+    assert(bytesWritten > 0, 'writev wrote nothing');
+    at += bytesWritten;
+    remaining = dropBytes(remaining, bytesWritten);
+  }
 }
 
 function writevAt(fd: number, buffers: Buffer[], position: number): Promise<number> {
