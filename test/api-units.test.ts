@@ -17,6 +17,8 @@ import { codeOfSchemaError } from '../src/api/http-errors.js';
 import { AUTH_FILES, KeyStore } from '../src/auth/keys.js';
 import { buildHttpServer } from '../src/api/server.js';
 import { ApiMetrics } from '../src/api/metrics.js';
+import { LazyChildLogger, RequestLine } from '../src/api/request-log.js';
+import pino from 'pino';
 
 function configOf(args: string[], env: NodeJS.ProcessEnv = {}) {
   const parsed = parseServeArgs(args, env);
@@ -183,4 +185,47 @@ test('while the ledger recovers: /healthz 200, /readyz and every /v1 route 503 n
   } finally {
     await app.close();
   }
+});
+
+test('request line: the same JSON pino writes for those fields, with hostile URLs escaped', () => {
+  const lines: string[] = [];
+  const destination = { write: (line: string) => lines.push(line) };
+  const logger = pino({ level: 'info' }, destination);
+  const fields = { reqId: 'abc-1', method: 'GET', route: '/v1/accounts/:account_id', url: '/v1/accounts/a"b\\c\n\u00e9', status: 400, ms: 5.45 };
+  new RequestLine(logger, destination).write(fields);
+  logger.child({ reqId: fields.reqId }).info({ method: fields.method, route: fields.route, url: fields.url, status: fields.status, ms: fields.ms }, 'request');
+  assert.equal(lines.length, 2);
+  const [ours, pinos] = lines.map((line) => {
+    assert.ok(line.endsWith('\n'));
+    const { time, ...rest } = JSON.parse(line) as Record<string, unknown>;
+    assert.equal(typeof time, 'number');
+    return rest;
+  });
+  assert.deepEqual(Object.keys(ours!), Object.keys(pinos!), 'same keys in the same order');
+  assert.deepEqual(ours, pinos);
+  logger.level = 'warn';
+  new RequestLine(logger, destination).write(fields);
+  assert.equal(lines.length, 2, 'no request line below the configured level');
+});
+
+test('lazy child logger: the child is made on first use only, with its bindings', () => {
+  const lines: string[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+  let children = 0;
+  const parent = Object.assign(Object.create(logger) as typeof logger, {
+    child: (...args: Parameters<typeof logger.child>) => {
+      children++;
+      return logger.child(...args);
+    },
+  });
+  const lazy = new LazyChildLogger(parent, { reqId: 'r-1' }, {});
+  assert.equal(lazy.level, 'info');
+  assert.equal(children, 0, 'no child before anything is logged');
+  lazy.warn({ code: 'x' }, 'careful');
+  lazy.info('again');
+  assert.equal(children, 1, 'one child, made once');
+  assert.deepEqual(
+    lines.map((line) => (JSON.parse(line) as { reqId: string; msg: string }).reqId + ' ' + (JSON.parse(line) as { msg: string }).msg),
+    ['r-1 careful', 'r-1 again'],
+  );
 });

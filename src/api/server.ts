@@ -6,7 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import pino, { type Logger } from 'pino';
 import type { KeyStore } from '../auth/keys.js';
 import type { ErrorCode } from '../core/errors.js';
 import { isValidId } from '../core/ids.js';
@@ -15,6 +16,7 @@ import { ApiContext, type Access } from './context.js';
 import { handleError, handleNotFound, sendError } from './http-errors.js';
 import type { ApiMetrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
+import { LazyChildLogger, RequestLine } from './request-log.js';
 import { registerAccountRoutes } from './routes-accounts.js';
 import { registerKeyRoutes, registerOperationRoutes } from './routes-operations.js';
 import { registerTransferRoutes } from './routes-transfers.js';
@@ -32,10 +34,12 @@ export type HttpServerOptions = Readonly<{
 
 export async function buildHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const { config } = options;
+  const destination = options.logStream ?? pino.destination({ dest: 1, sync: true });
+  const logger = buildLogger(config.logLevel, destination);
   const app = Fastify({
-    // Tokens are never logged: no log line of ours carries headers, and pino's request
-    // serializer keeps only method, url, host and remote address (a test greps the logs).
-    logger: { level: config.logLevel, ...(options.logStream === undefined ? {} : { stream: options.logStream }) },
+    loggerInstance: logger as FastifyBaseLogger,
+    // A request's own logger is made only if something logs through it (request-log.ts).
+    childLoggerFactory: (parent, bindings, childOptions) => new LazyChildLogger(parent, bindings, childOptions),
     // Fastify's two lines per request are replaced by one line in the onResponse hook.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
@@ -52,6 +56,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<HttpS
   app.decorateRequest('routeLabel', '');
 
   const context = new ApiContext(config, options.keys, options.metrics);
+  const requestLine = new RequestLine(logger, destination);
   const limiter = new RateLimiter(config.rateLimitPerSecond, config.rateLimitBurst);
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
@@ -63,7 +68,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<HttpS
     done();
   });
   app.addHook('onResponse', (request, reply, done) => {
-    observeResponse(context, request, reply);
+    observeResponse(context, requestLine, request, reply);
     done();
   });
 
@@ -120,13 +125,32 @@ function bearerTokenOf(header: string | undefined): string | undefined {
   return BEARER.exec(header)?.[1];
 }
 
-function observeResponse(context: ApiContext, request: FastifyRequest, reply: FastifyReply): void {
+function observeResponse(context: ApiContext, requestLine: RequestLine, request: FastifyRequest, reply: FastifyReply): void {
   const route = request.routeLabel === '' ? (request.routeOptions.url ?? 'unmatched') : request.routeLabel;
   const elapsedMs = reply.elapsedTime;
   context.metrics.observeRequest(request.method, route, reply.statusCode, elapsedMs / 1000);
   if (context.config.logRequests) {
-    request.log.info({ method: request.method, route, url: request.url, status: reply.statusCode, ms: Math.round(elapsedMs * 100) / 100 }, 'request');
+    requestLine.write({ reqId: request.id, method: request.method, route, url: request.url, status: reply.statusCode, ms: Math.round(elapsedMs * 100) / 100 });
   }
+}
+
+/**
+ * The server's pino logger, with Fastify's own serializers rebuilt here (a logger instance
+ * given to Fastify gets none): tokens are never logged, because no line carries headers and a
+ * request is reduced to method, url, host and remote address (a test greps the logs).
+ */
+function buildLogger(level: string, destination: { write(line: string): unknown }): Logger {
+  return pino(
+    {
+      level,
+      serializers: {
+        err: pino.stdSerializers.err,
+        req: (request: FastifyRequest) => ({ method: request.method, url: request.url, host: request.host, remoteAddress: request.ip }),
+        res: (reply: FastifyReply) => ({ statusCode: reply.statusCode }),
+      },
+    },
+    destination,
+  );
 }
 
 /**
