@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { Wire } from '../src/core/errors.js';
 import { spawnSync } from 'node:child_process';
 import { openLedger } from '../src/engine/ledger.js';
+import { mayDebit } from '../src/api/access.js';
+import { encodeTransferBatch, RECORD_OFFSET_FROM } from '../src/core/transfer-record.js';
 import { deposit, submit, tempDir, transfer, withdrawal, withLedger } from './support/ledger.js';
 
 test('deposit, transfer, reject, retry, and restart with the same digest', async () => {
@@ -77,6 +79,58 @@ test('restart without a snapshot replays the log to the same digest', async () =
     assert.equal(again.account('a')?.balance, 1500n);
     await assert.rejects(openLedger({ dataDir: dir.path }), /in use by process/);
     await again.close();
+  } finally {
+    dir.remove();
+  }
+});
+
+test('owner queries: an owner key debits its own accounts only, externals belong to no owner', async () => {
+  const dir = tempDir();
+  try {
+    await withLedger(dir.path, async (ledger) => {
+      // 'alice' and 'savings' are owned by 'u1' (an interned owner); 'bob' owns itself.
+      await ledger.openAccount({ accountId: 'alice', currencyCode: 'USD', owner: 'u1' });
+      await ledger.openAccount({ accountId: 'savings', currencyCode: 'USD', owner: 'u1' });
+      await ledger.openAccount({ accountId: 'bob', currencyCode: 'USD', owner: 'bob' });
+      await ledger.openAccount({ accountId: 'bobs-kid', currencyCode: 'USD', owner: 'bob' });
+      assert.equal((await submit(ledger, [deposit('d1', 'alice', 100n)])).codes[0], Wire.ok);
+
+      assert.equal(ledger.ownerOf('alice'), 'u1');
+      assert.equal(ledger.ownerOf('bob'), 'bob');
+      assert.equal(ledger.ownerOf('bobs-kid'), 'bob');
+      assert.equal(ledger.ownerOf('nobody'), undefined);
+      assert.equal(ledger.ownerOf('@external:USD'), undefined);
+      assert.equal(ledger.hasAccount('alice'), true);
+      assert.equal(ledger.hasAccount('@external:USD'), true);
+      assert.equal(ledger.hasAccount('nobody'), false);
+
+      const u1 = { kind: 'owner', owner: 'u1' } as const;
+      assert.equal(mayDebit(u1, ledger, 'alice'), true);
+      assert.equal(mayDebit(u1, ledger, 'savings'), true);
+      assert.equal(mayDebit(u1, ledger, 'bob'), false);
+      assert.equal(mayDebit(u1, ledger, 'nobody'), false);
+      assert.equal(mayDebit(u1, ledger, '@external:USD'), false);
+      assert.equal(mayDebit({ kind: 'admin' }, ledger, 'bob'), true);
+
+      // The binary protocol's check: id fields read from records, at an odd offset on purpose.
+      const owns = (owner: string, accountId: string): boolean => {
+        const record = encodeTransferBatch([transfer('t', accountId, 'x', 1n)]);
+        const shifted = Buffer.alloc(record.length + 1);
+        record.copy(shifted, 1);
+        return ledger.accountsOwnedBy(owner).includesIdField(shifted, 1 + RECORD_OFFSET_FROM);
+      };
+      assert.equal(owns('u1', 'alice'), true);
+      assert.equal(owns('u1', 'savings'), true);
+      assert.equal(owns('u1', 'bob'), false);
+      assert.equal(owns('u1', 'nobody'), false);
+      assert.equal(owns('bob', 'bob'), true);
+      assert.equal(owns('bob', 'bobs-kid'), true);
+      assert.equal(owns('bob', 'alice'), false);
+      assert.equal(owns('u1', 'u1'), false, 'an owner id is not an account');
+      assert.equal(owns('nobody', 'alice'), false);
+      assert.equal(owns('@system', '@external:USD'), false);
+      assert.equal(ledger.accountsOwnedBy('u1').includesIdField(Buffer.alloc(64), 0), false, 'an empty id field');
+    });
   } finally {
     dir.remove();
   }

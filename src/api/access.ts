@@ -15,13 +15,13 @@ export function mayReadAccount(principal: Principal, account: AccountView): bool
 /** An owner key may send only from its own accounts; an unknown account is not its own. */
 export function mayDebit(principal: Principal, ledger: Ledger, accountId: string): boolean {
   if (principal.kind === 'admin') return true;
-  return ledger.account(accountId)?.owner === principal.owner;
+  return ledger.ownerOf(accountId) === principal.owner;
 }
 
 /** An owner key may read a transfer when one of its accounts is on either side. */
 export function mayReadTransfer(principal: Principal, ledger: Ledger, transfer: TransferView): boolean {
   if (principal.kind === 'admin') return true;
-  return ledger.account(transfer.fromAccount)?.owner === principal.owner || ledger.account(transfer.toAccount)?.owner === principal.owner;
+  return ledger.ownerOf(transfer.fromAccount) === principal.owner || ledger.ownerOf(transfer.toAccount) === principal.owner;
 }
 
 export function mayOpenAccountFor(principal: Principal, owner: string): boolean {

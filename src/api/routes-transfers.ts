@@ -111,7 +111,7 @@ function registerMovementRoute(app: FastifyInstance, context: ApiContext, kind: 
       const parsed = movementCommandOf(kind, accountId, request.body);
       if (!parsed.ok) return sendError(reply, parsed.code, parsed.message);
       // Checked here, not by the engine, so a typo in the path is a 404 that is not remembered.
-      if (context.ledger.account(accountId) === undefined) return sendAccountNotFound(reply);
+      if (!context.ledger.hasAccount(accountId)) return sendAccountNotFound(reply);
       return submitOne(context, reply, parsed.command);
     },
   );

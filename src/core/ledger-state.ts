@@ -72,6 +72,18 @@ export class LedgerState {
     return owner === OWNER_IS_ACCOUNT ? this.accounts.idOf(index) : this.owners.idOf(owner);
   }
 
+  /**
+   * Whether account `index` belongs to an owner given by its two indices: `ownerIndex` =
+   * owners.findString(owner), `ownerAccount` = accounts.findString(owner), each -1 when absent.
+   * Compares indices only, so checking many accounts builds no string. External accounts belong
+   * to no owner.
+   */
+  isOwnedBy(index: number, ownerIndex: number, ownerAccount: number): boolean {
+    if (this.isExternal(index)) return false;
+    const owner = this.ownerIndexOf(index);
+    return owner === OWNER_IS_ACCOUNT ? index === ownerAccount : owner === ownerIndex;
+  }
+
   lastEntrySequenceOf(index: number): number {
     return this.floats[index * (ACCOUNT_WORDS / 2) + 2]!;
   }

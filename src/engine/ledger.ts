@@ -14,7 +14,8 @@ import { codeOfWire, WalletError, Wire } from '../core/errors.js';
 import { EventBuffer } from '../core/event-buffer.js';
 import { ACCOUNT_OPENED_FIXED_BYTES, encodeAccountOpened, NO_INDEX, type TransferRecordedEvent } from '../core/events.js';
 import { DecideScratch, executeTransfer, fingerprintTransactionId, Outcome, recordView } from '../core/decide.js';
-import { isValidId } from '../core/ids.js';
+import { ID_BYTES_MAX, isValidId } from '../core/ids.js';
+import { IdTable } from '../core/id-table.js';
 import { LedgerState } from '../core/ledger-state.js';
 import { BATCH_RECORDS_MAX, KIND_NAMES, RECORD_BYTES } from '../core/transfer-record.js';
 import { encodeFrame, FRAME_BODY_BYTES_MAX, FRAME_EVENTS_MAX } from '../log/frame.js';
@@ -34,6 +35,7 @@ import type {
   LedgerOptions,
   OpenAccountOutcome,
   OpenAccountRequest,
+  OwnedAccounts,
   Statement,
   StatementEntry,
   TransferBatch,
@@ -121,6 +123,37 @@ function writeSnapshotInWorker(dir: string, parts: StateParts, position: Snapsho
     });
     worker.once('error', reject);
   });
+}
+
+/** OwnedAccounts by indices: the owner is looked up once, then each id field once; no strings. */
+class IndexedOwnedAccounts implements OwnedAccounts {
+  private readonly ownerIndex: number;
+  private readonly ownerAccount: number;
+  /** The id being looked up, zero-padded to whole words as IdTable.find wants it. */
+  private readonly idWords = new Int32Array(ID_BYTES_MAX / 4);
+  private readonly idBytes = new Uint8Array(this.idWords.buffer);
+
+  constructor(
+    private readonly state: LedgerState,
+    owner: string,
+  ) {
+    this.ownerIndex = state.owners.findString(owner);
+    this.ownerAccount = state.accounts.findString(owner);
+  }
+
+  includesIdField(bytes: Uint8Array, offset: number): boolean {
+    const idBytes = this.idBytes;
+    this.idWords.fill(0);
+    let length = 0;
+    for (; length < ID_BYTES_MAX; length++) {
+      const byte = bytes[offset + length]!;
+      if (byte === 0) break;
+      idBytes[length] = byte;
+    }
+    if (length === 0) return false;
+    const index = this.state.accounts.find(this.idWords, 0, length, IdTable.hashOf(this.idWords, 0, length));
+    return index >= 0 && this.state.isOwnedBy(index, this.ownerIndex, this.ownerAccount);
+  }
 }
 
 class PartitionEngine implements Ledger {
@@ -312,6 +345,19 @@ class PartitionEngine implements Ledger {
 
   async sync(): Promise<void> {
     await this.writer.flushed();
+  }
+
+  hasAccount(accountId: string): boolean {
+    return this.state.accounts.findString(accountId) >= 0;
+  }
+
+  ownerOf(accountId: string): string | undefined {
+    const index = this.state.accounts.findString(accountId);
+    return index < 0 || this.state.isExternal(index) ? undefined : this.state.ownerIdOf(index);
+  }
+
+  accountsOwnedBy(owner: string): OwnedAccounts {
+    return new IndexedOwnedAccounts(this.state, owner);
   }
 
   account(accountId: string): AccountView | undefined {

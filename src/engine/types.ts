@@ -85,6 +85,19 @@ export type EngineStats = Readonly<{
   stateBytes: number;
 }>;
 
+/**
+ * One owner's accounts, resolved against the state once so that many account ids can be tested
+ * by comparing indices, with no string per id (the binary protocol checks every record of an
+ * owner's frame). It sees the accounts of the moment it was made: make a new one after an await.
+ */
+export interface OwnedAccounts {
+  /**
+   * Whether the account whose id is the NUL-padded 64-byte field at `offset` of `bytes` belongs to
+   * the owner; the id is read up to its first NUL, as readId does. Any alignment.
+   */
+  includesIdField(bytes: Uint8Array, offset: number): boolean;
+}
+
 export interface Ledger {
   /**
    * Queues a batch; resolves once every logged outcome in it is durable (after fsync). The
@@ -96,6 +109,11 @@ export interface Ledger {
   /** Resolves once everything applied so far is durable: call before reads for read-your-writes. */
   sync(): Promise<void>;
   account(accountId: string): AccountView | undefined;
+  /** Whether the account (customer or external) exists, without building its view. */
+  hasAccount(accountId: string): boolean;
+  /** The account's owner id; undefined for an unknown account and for external accounts, which belong to no owner. */
+  ownerOf(accountId: string): string | undefined;
+  accountsOwnedBy(owner: string): OwnedAccounts;
   transfer(transactionId: string): Promise<TransferView | undefined>;
   balanceAt(accountId: string, query: BalanceQuery): Promise<HistoricalBalance>;
   /** Newest first; `beforeSequence` continues a previous page. */

@@ -17,10 +17,10 @@ import { assert, AssertionError } from '../stdx/assert.js';
 import { ERRORS, WalletError, wireOf } from '../core/errors.js';
 import { currencyByNumeric } from '../core/currency.js';
 import { isExternalId, isValidId } from '../core/ids.js';
-import { BATCH_RECORDS_MAX, Kind, RECORD_BYTES, RECORD_OFFSET_FROM, RECORD_OFFSET_KIND, readId } from '../core/transfer-record.js';
+import { BATCH_RECORDS_MAX, Kind, RECORD_BYTES, RECORD_OFFSET_FROM, RECORD_OFFSET_KIND } from '../core/transfer-record.js';
 import type { TransferKind } from '../core/transfer-record.js';
 import type { Principal, Authenticate } from '../auth/principal.js';
-import type { AccountView, Ledger, TransferResults, TransferView } from '../engine/types.js';
+import type { AccountView, Ledger, OwnedAccounts, TransferResults, TransferView } from '../engine/types.js';
 import { BodyPool } from './body-pool.js';
 import { Op, OpenedFlag, PrincipalKind } from './constants.js';
 import type { ProtocolLimits } from './constants.js';
@@ -278,8 +278,9 @@ export class ServerConnection {
 
   /** Records an owner may not send are answered forbidden and never reach the engine. */
   private async submitAsOwner(body: Buffer, count: number, owner: string): Promise<TransferResults> {
+    const owned = this.context.ledger.accountsOwnedBy(owner);
     const allowed: number[] = [];
-    for (let index = 0; index < count; index++) if (this.mayDebit(body, index, owner)) allowed.push(index);
+    for (let index = 0; index < count; index++) if (mayDebit(owned, body, index)) allowed.push(index);
     if (allowed.length === count) return this.context.ledger.submitTransfers({ bytes: body, count });
     const codes = new Uint8Array(count).fill(WIRE_FORBIDDEN);
     const sequences = new Float64Array(count);
@@ -292,13 +293,6 @@ export class ServerConnection {
       sequences[index] = results.sequences[position] ?? 0;
     });
     return { codes, sequences };
-  }
-
-  /** An owner sends transfers only, and only from an account it owns. */
-  private mayDebit(body: Buffer, index: number, owner: string): boolean {
-    const base = index * RECORD_BYTES;
-    if (body[base + RECORD_OFFSET_KIND] !== Kind.transfer) return false;
-    return this.context.ledger.account(readId(body, base + RECORD_OFFSET_FROM))?.owner === owner;
   }
 
   private async openAccount(body: Buffer): Promise<Reply> {
@@ -350,7 +344,7 @@ export class ServerConnection {
     assert(principal !== undefined);
     if (principal.kind === 'admin') return true;
     const ledger = this.context.ledger;
-    return ledger.account(transfer.fromAccount)?.owner === principal.owner || ledger.account(transfer.toAccount)?.owner === principal.owner;
+    return ledger.ownerOf(transfer.fromAccount) === principal.owner || ledger.ownerOf(transfer.toAccount) === principal.owner;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -389,6 +383,12 @@ export class ServerConnection {
     this.parser.dispose();
     this.onClosed(this);
   }
+}
+
+/** An owner sends transfers only, and only from an account it owns. */
+function mayDebit(owned: OwnedAccounts, body: Buffer, index: number): boolean {
+  const base = index * RECORD_BYTES;
+  return body[base + RECORD_OFFSET_KIND] === Kind.transfer && owned.includesIdField(body, base + RECORD_OFFSET_FROM);
 }
 
 function replyForError(error: unknown): Reply {
