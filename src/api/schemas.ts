@@ -7,23 +7,25 @@
  * syntax). Whether an amount fits its currency's decimals, and whether a currency exists, needs
  * the currency table and is checked by the handlers, with the same error codes.
  */
+import { CURRENCY_CODE_SOURCE, externalAccountId } from '../core/currency.js';
 import { ERRORS } from '../core/errors.js';
+import { ID_PATTERN_SOURCE, ID_SOURCE } from '../core/ids.js';
+import { AMOUNT_CHARS_MAX, AMOUNT_PATTERN_SOURCE } from '../core/money.js';
 import { BATCH_RECORDS_MAX } from '../core/transfer-record.js';
 
-export const ID_PATTERN_SOURCE = '^[A-Za-z0-9_.:-]{1,64}$';
 /** Paths may also name a currency's external account (admin reads only). */
-const ACCOUNT_PATH_PATTERN_SOURCE = '^(?:[A-Za-z0-9_.:-]{1,64}|@external:[A-Z]{3})$';
+const ACCOUNT_PATH_PATTERN_SOURCE = `^(?:${ID_SOURCE}|${externalAccountId(CURRENCY_CODE_SOURCE)})$`;
 export const STATEMENT_LIMIT_MAX = 1000;
 export const STATEMENT_LIMIT_DEFAULT = 50;
 
 const id = (description: string) => ({ type: 'string', pattern: ID_PATTERN_SOURCE, description }) as const;
 const amount = {
   type: 'string',
-  pattern: '^[0-9]+(\\.[0-9]+)?$',
-  maxLength: 64,
+  pattern: AMOUNT_PATTERN_SOURCE,
+  maxLength: AMOUNT_CHARS_MAX,
   description: "Major units as a decimal string, at most the currency's ISO 4217 decimals: \"12.34\"",
 } as const;
-const currency = { type: 'string', pattern: '^[A-Z]{3}$', description: 'ISO 4217 code, upper case' } as const;
+const currency = { type: 'string', pattern: `^${CURRENCY_CODE_SOURCE}$`, description: 'ISO 4217 code, upper case' } as const;
 const balance = { type: 'string', description: "Balance with exactly the currency's decimals" } as const;
 const sequence = { type: 'integer', minimum: 0, description: 'Log position of the event' } as const;
 

@@ -13,6 +13,9 @@ type CurrencyCodesRecord = { code: string; number: string; digits: number };
 const require = createRequire(import.meta.url);
 const raw = (require('currency-codes') as { data: CurrencyCodesRecord[] }).data;
 
+/** A currency code as regular-expression source, unanchored, for patterns that embed it (JSON Schemas). */
+export const CURRENCY_CODE_SOURCE = '[A-Z]{3}';
+const CURRENCY_CODE_PATTERN = new RegExp(`^${CURRENCY_CODE_SOURCE}$`);
 const EXCLUDED = new Set(['XXX', 'XTS']);
 const byCode = new Map<string, Currency>();
 const byNumeric = new Map<number, Currency>();
@@ -20,7 +23,7 @@ const byNumeric = new Map<number, Currency>();
 for (const record of raw) {
   if (EXCLUDED.has(record.code)) continue;
   const numeric = Number(record.number);
-  if (!/^[A-Z]{3}$/.test(record.code) || !Number.isInteger(numeric) || numeric <= 0) continue;
+  if (!CURRENCY_CODE_PATTERN.test(record.code) || !Number.isInteger(numeric) || numeric <= 0) continue;
   const exponent = Number.isInteger(record.digits) ? record.digits : 0;
   const currency: Currency = Object.freeze({ code: record.code, numeric, exponent });
   byCode.set(currency.code, currency);

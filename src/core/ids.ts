@@ -1,6 +1,9 @@
 /** Account and transaction identifiers: 1–64 characters of [A-Za-z0-9_.:-] (a UUID fits). */
 export const ID_BYTES_MAX = 64;
-const ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+/** An id as regular-expression source, unanchored, for patterns that embed it (JSON Schemas). */
+export const ID_SOURCE = '[A-Za-z0-9_.:-]{1,64}';
+export const ID_PATTERN_SOURCE = `^${ID_SOURCE}$`;
+const ID_PATTERN = new RegExp(ID_PATTERN_SOURCE);
 
 export function isValidId(value: unknown): value is string {
   return typeof value === 'string' && ID_PATTERN.test(value);

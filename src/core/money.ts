@@ -8,19 +8,21 @@ import type { Currency } from './currency.js';
 export const AMOUNT_MAX = (1n << 63n) - 1n;
 export const BALANCE_MAX = AMOUNT_MAX;
 export const BALANCE_MIN = -AMOUNT_MAX;
-const AMOUNT_PATTERN = /^([0-9]+)(?:\.([0-9]+))?$/;
+/** Amount syntax as regular-expression source (JSON Schemas use it too): digits, optionally a point and digits. */
+export const AMOUNT_PATTERN_SOURCE = '^[0-9]+(\\.[0-9]+)?$';
+const AMOUNT_PATTERN = new RegExp(AMOUNT_PATTERN_SOURCE);
 /** An amount string longer than this cannot be valid (19 digits + point + 19 digits). */
-const AMOUNT_CHARS_MAX = 64;
+export const AMOUNT_CHARS_MAX = 64;
 
 /** Parses a major-unit amount string; returns undefined when it is not a valid amount. */
 export function parseAmount(text: unknown, currency: Currency): bigint | undefined {
   if (typeof text !== 'string' || text.length === 0 || text.length > AMOUNT_CHARS_MAX) return undefined;
-  const match = AMOUNT_PATTERN.exec(text);
-  if (match === null) return undefined;
-  const whole = match[1] ?? '';
-  const fraction = match[2] ?? '';
+  if (!AMOUNT_PATTERN.test(text)) return undefined;
+  const point = text.indexOf('.');
+  const whole = point < 0 ? text : text.slice(0, point);
+  const fraction = point < 0 ? '' : text.slice(point + 1);
+  // A point is followed by at least one digit, so this also refuses any point for exponent 0.
   if (fraction.length > currency.exponent) return undefined;
-  if (match[2] !== undefined && currency.exponent === 0) return undefined;
   const minor = BigInt(whole + fraction.padEnd(currency.exponent, '0'));
   if (minor <= 0n || minor > AMOUNT_MAX) return undefined;
   return minor;
