@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Principal } from '../src/auth/principal.js';
 import { WalletClient, WalletError } from '../src/client/mod.js';
 import type { TransferResult } from '../src/client/mod.js';
+import { AMOUNT_MAX } from '../src/core/money.js';
 import { RECORD_BYTES, writeTransferRecord } from '../src/core/transfer-record.js';
 import { openLedger } from '../src/engine/ledger.js';
 import type { Ledger, TransferBatch } from '../src/engine/types.js';
@@ -157,6 +158,9 @@ describe('client SDK', () => {
       assert.deepEqual(await admin.transfer({ ...base, ...usd('1.001') }), { ok: false, code: 'invalid_amount', sequence: 0 });
       assert.deepEqual(await admin.transfer({ ...base, amount: '0', currency: 'USD' }), { ok: false, code: 'invalid_amount', sequence: 0 });
       assert.deepEqual(await admin.transfer({ ...base, amount: -5n, currency: 'USD' }), { ok: false, code: 'invalid_amount', sequence: 0 });
+      assert.deepEqual(await admin.transfer({ ...base, amount: 0n, currency: 'USD' }), { ok: false, code: 'invalid_amount', sequence: 0 });
+      assert.deepEqual(await admin.transfer({ ...base, amount: AMOUNT_MAX + 1n, currency: 'USD' }), { ok: false, code: 'invalid_amount', sequence: 0 });
+      assert.deepEqual(await admin.transfer({ ...base, amount: '92233720368547758.08', currency: 'USD' }), { ok: false, code: 'invalid_amount', sequence: 0 });
       assert.deepEqual(await admin.transfer({ ...base, amount: '1', currency: 'usd' }), { ok: false, code: 'unsupported_currency', sequence: 0 });
       assert.deepEqual(await admin.transfer({ ...base, fromAccount: 'bad id!', ...usd('1') }), { ok: false, code: 'invalid_request', sequence: 0 });
       assert.deepEqual(await admin.account('x'.repeat(65)), { ok: false, code: 'invalid_request' });

@@ -6,7 +6,7 @@
 import { currencyByCode } from '../core/currency.js';
 import type { ErrorCode } from '../core/errors.js';
 import { isValidId } from '../core/ids.js';
-import { AMOUNT_MAX, parseAmount } from '../core/money.js';
+import { amountInRange, parseAmount } from '../core/money.js';
 import type { TransferCommand, TransferKind } from '../core/transfer-record.js';
 
 /** Major units as a string ("12.34"), as in the HTTP API, or minor units as a bigint (1234n). */
@@ -45,7 +45,8 @@ function withMoney(
 ): TransferCommand | ErrorCode {
   const currency = currencyByCode(currencyCode);
   if (currency === undefined) return 'unsupported_currency';
-  const amountMinor = typeof amount === 'bigint' ? amount : parseAmount(amount, currency);
-  if (amountMinor === undefined || amountMinor <= 0n || amountMinor > AMOUNT_MAX) return 'invalid_amount';
+  // parseAmount bounds what it parses; minor units given as a bigint are bounded here.
+  const amountMinor = typeof amount === 'bigint' ? amountInRange(amount) : parseAmount(amount, currency);
+  if (amountMinor === undefined) return 'invalid_amount';
   return { kind, transactionId, fromAccount, toAccount, amountMinor, currencyNumeric: currency.numeric };
 }

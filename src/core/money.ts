@@ -23,9 +23,12 @@ export function parseAmount(text: unknown, currency: Currency): bigint | undefin
   const fraction = point < 0 ? '' : text.slice(point + 1);
   // A point is followed by at least one digit, so this also refuses any point for exponent 0.
   if (fraction.length > currency.exponent) return undefined;
-  const minor = BigInt(whole + fraction.padEnd(currency.exponent, '0'));
-  if (minor <= 0n || minor > AMOUNT_MAX) return undefined;
-  return minor;
+  return amountInRange(BigInt(whole + fraction.padEnd(currency.exponent, '0')));
+}
+
+/** `minor` when it is a valid amount (1 to AMOUNT_MAX minor units), otherwise undefined. */
+export function amountInRange(minor: bigint): bigint | undefined {
+  return minor > 0n && minor <= AMOUNT_MAX ? minor : undefined;
 }
 
 /** Formats minor units with exactly the currency's decimals ("0.00", "1500" for JPY). */
