@@ -51,16 +51,34 @@ export class Outcome {
   sequence = 0;
 }
 
+/**
+ * Records prepared per round by executeTransferBatch: their hashes are computed and the table
+ * slots they will probe are read before any of them is decided, so the cache misses of a whole
+ * round are in flight together instead of one after another; a round's lines (about 7 per
+ * record) still fit the L2 cache when the decisions read them.
+ */
+const ROUND_RECORDS = 64;
+/** Per prepared record: code, 3 lengths, txn key (3 words), content (2), from hash, to hash. */
+const PREPARED_WORDS = 12;
+const P_CODE = 0;
+const P_TXN_LENGTH = 1;
+const P_FROM_LENGTH = 2;
+const P_TO_LENGTH = 3;
+const P_KEY = 4;
+const P_CONTENT = 7;
+const P_FROM_HASH = 9;
+const P_TO_HASH = 10;
+
 /** Scratch space for one engine; the hot path allocates nothing. */
 export class DecideScratch {
   readonly key = new Uint32Array(4);
   readonly content = new Uint32Array(4);
-  transactionIdLength = 0;
-  fromLength = 0;
-  toLength = 0;
+  readonly prepared = new Int32Array(ROUND_RECORDS * PREPARED_WORDS);
   readonly after = new BalancesAfter();
   /** TxnTable.find's miss result for the record being decided (where its id will go). */
   txnMiss = -1;
+  /** Folds the prefetch reads so they are not optimized away; never read for a decision. */
+  prefetchChecksum = 0;
 }
 
 /** A batch of records as bytes and as words over the same memory (4-byte aligned). */
@@ -115,10 +133,11 @@ export function idBytesValid(bytes: Uint8Array, offset: number, length: number):
 }
 
 /**
- * Shape check of a record: wire code of the first problem, or ok. Account id alphabets are
- * checked later, only when the id is not a known account (known ids were checked at opening).
+ * Shape check of a record: wire code of the first problem, or ok; the id lengths go to the
+ * prepared slot `p`. Account id alphabets are checked later, only when the id is not a known
+ * account (known ids were checked at opening).
  */
-export function validateRecord(record: RecordView, base: number, scratch: DecideScratch): number {
+export function validateRecord(record: RecordView, base: number, prepared: Int32Array, p: number): number {
   const { bytes, words } = record;
   const wordBase = base >>> 2;
   const kind = bytes[base + RECORD_OFFSET_KIND]!;
@@ -135,10 +154,83 @@ export function validateRecord(record: RecordView, base: number, scratch: Decide
   const amountLow = words[wordBase + 48]!;
   const amountHigh = words[wordBase + 49]!;
   if (amountHigh < 0 || (amountHigh === 0 && amountLow === 0)) return Wire.invalid_amount;
-  scratch.transactionIdLength = txnLength;
-  scratch.fromLength = fromLength;
-  scratch.toLength = toLength;
+  prepared[p + P_TXN_LENGTH] = txnLength;
+  prepared[p + P_FROM_LENGTH] = fromLength;
+  prepared[p + P_TO_LENGTH] = toLength;
   return Wire.ok;
+}
+
+/**
+ * Everything about a record that does not depend on the state: its shape check, the
+ * fingerprints of its transaction id and content, and the hashes of its account ids.
+ */
+function prepareRecord(record: RecordView, base: number, scratch: DecideScratch, p: number): void {
+  const prepared = scratch.prepared;
+  const code = validateRecord(record, base, prepared, p);
+  prepared[p + P_CODE] = code;
+  if (code !== Wire.ok) return;
+  const words = record.words;
+  const wordBase = base >>> 2;
+  const fromLength = prepared[p + P_FROM_LENGTH]!;
+  const toLength = prepared[p + P_TO_LENGTH]!;
+  const key = scratch.key;
+  hash128Words(words, wordBase, prepared[p + P_TXN_LENGTH]!, key, TXN_KEY_SEED);
+  prepared[p + P_KEY] = key[0]!;
+  prepared[p + P_KEY + 1] = key[1]!;
+  prepared[p + P_KEY + 2] = key[2]!;
+  const content = scratch.content;
+  fingerprintContent(words, wordBase, fromLength, toLength, content);
+  prepared[p + P_CONTENT] = content[0]!;
+  prepared[p + P_CONTENT + 1] = content[1]!;
+  prepared[p + P_FROM_HASH] = fromLength === 0 ? 0 : IdTable.hashOf(words, wordBase + RECORD_OFFSET_FROM / 4, fromLength);
+  prepared[p + P_TO_HASH] = toLength === 0 ? 0 : IdTable.hashOf(words, wordBase + RECORD_OFFSET_TO / 4, toLength);
+}
+
+/**
+ * Reads, for every prepared record of a round, the slots its lookups will probe first (one
+ * pass, so the misses overlap), then the id bytes and account records those slots name.
+ */
+function prefetchRound(state: LedgerState, scratch: DecideScratch, records: number): void {
+  const prepared = scratch.prepared;
+  const accounts = state.accounts;
+  let checksum = 0;
+  for (let p = 0; p < records * PREPARED_WORDS; p += PREPARED_WORDS) {
+    if (prepared[p + P_CODE] !== Wire.ok) continue;
+    checksum ^= accounts.touchSlot(prepared[p + P_FROM_HASH]!) ^ accounts.touchSlot(prepared[p + P_TO_HASH]!);
+  }
+  const ints = state.ints;
+  for (let p = 0; p < records * PREPARED_WORDS; p += PREPARED_WORDS) {
+    if (prepared[p + P_CODE] !== Wire.ok) continue;
+    checksum ^= accounts.touchEntry(prepared[p + P_FROM_HASH]!, ints, ACCOUNT_WORDS) ^ accounts.touchEntry(prepared[p + P_TO_HASH]!, ints, ACCOUNT_WORDS);
+  }
+  scratch.prefetchChecksum ^= checksum;
+}
+
+/**
+ * Decides and applies `count` records from the start of `record`, in order, writing each
+ * outcome's wire code and sequence. The same decisions as executeTransfer one by one; the
+ * records are only prepared and prefetched in rounds first.
+ */
+export function executeTransferBatch(
+  state: LedgerState,
+  record: RecordView,
+  count: number,
+  events: EventBuffer,
+  scratch: DecideScratch,
+  outcome: Outcome,
+  codes: Uint8Array,
+  sequences: Float64Array,
+): void {
+  for (let start = 0; start < count; start += ROUND_RECORDS) {
+    const end = Math.min(count, start + ROUND_RECORDS);
+    for (let index = start; index < end; index++) prepareRecord(record, index * RECORD_BYTES, scratch, (index - start) * PREPARED_WORDS);
+    prefetchRound(state, scratch, end - start);
+    for (let index = start; index < end; index++) {
+      executePrepared(state, record, index * RECORD_BYTES, events, scratch, (index - start) * PREPARED_WORDS, outcome);
+      codes[index] = outcome.code;
+      sequences[index] = outcome.sequence;
+    }
+  }
 }
 
 /**
@@ -202,17 +294,19 @@ export function executeTransfer(
   scratch: DecideScratch,
   outcome: Outcome,
 ): void {
+  prepareRecord(record, base, scratch, 0);
+  executePrepared(state, record, base, events, scratch, 0, outcome);
+}
+
+/** The stateful part of a record's decision, from its prepared slot `p`. */
+function executePrepared(state: LedgerState, record: RecordView, base: number, events: EventBuffer, scratch: DecideScratch, p: number, outcome: Outcome): void {
+  const prepared = scratch.prepared;
   outcome.sequence = 0;
-  outcome.code = validateRecord(record, base, scratch);
+  outcome.code = prepared[p + P_CODE]!;
   if (outcome.code !== Wire.ok) return;
-  const key = scratch.key;
-  const content = scratch.content;
-  const wordBase = base >>> 2;
-  hash128Words(record.words, wordBase, scratch.transactionIdLength, key, TXN_KEY_SEED);
-  fingerprintContent(record.words, wordBase, scratch.fromLength, scratch.toLength, content);
-  const known = state.txns.find(key[0]!, key[1]!, key[2]!);
+  const known = state.txns.find(prepared[p + P_KEY]! >>> 0, prepared[p + P_KEY + 1]! >>> 0, prepared[p + P_KEY + 2]! >>> 0);
   if (known >= 0) {
-    if (state.txns.contentMatches(known, content[0]!, content[1]!)) {
+    if (state.txns.contentMatches(known, prepared[p + P_CONTENT]! >>> 0, prepared[p + P_CONTENT + 1]! >>> 0)) {
       outcome.code = state.txns.codeAt(known);
       outcome.sequence = state.txns.sequenceAt(known);
     } else {
@@ -221,18 +315,21 @@ export function executeTransfer(
     return;
   }
   scratch.txnMiss = known;
-  decideAndRecord(state, record, base, events, scratch, outcome);
+  decideAndRecord(state, record, base, events, scratch, p, outcome);
 }
 
-function decideAndRecord(state: LedgerState, record: RecordView, base: number, events: EventBuffer, scratch: DecideScratch, outcome: Outcome): void {
+function decideAndRecord(state: LedgerState, record: RecordView, base: number, events: EventBuffer, scratch: DecideScratch, p: number, outcome: Outcome): void {
   const { bytes, words } = record;
+  const prepared = scratch.prepared;
   const wordBase = base >>> 2;
   const kind = bytes[base + RECORD_OFFSET_KIND]!;
   const currency = words[wordBase + 50]! & 0xffff;
+  const fromLength = prepared[p + P_FROM_LENGTH]!;
+  const toLength = prepared[p + P_TO_LENGTH]!;
   // Customer ids first: a malformed one stops the record before anything is logged, including
   // the opening of the currency's external account.
-  const fromCustomer = kind === Kind.deposit ? -1 : findAccount(state, record, base + RECORD_OFFSET_FROM, scratch.fromLength);
-  const toCustomer = kind === Kind.withdrawal ? -1 : findAccount(state, record, base + RECORD_OFFSET_TO, scratch.toLength);
+  const fromCustomer = kind === Kind.deposit ? -1 : findAccount(state, record, base + RECORD_OFFSET_FROM, fromLength, prepared[p + P_FROM_HASH]!);
+  const toCustomer = kind === Kind.withdrawal ? -1 : findAccount(state, record, base + RECORD_OFFSET_TO, toLength, prepared[p + P_TO_HASH]!);
   if (fromCustomer === BAD_ID || toCustomer === BAD_ID) {
     outcome.code = Wire.invalid_request;
     return;
@@ -243,12 +340,19 @@ function decideAndRecord(state: LedgerState, record: RecordView, base: number, e
   const after = scratch.after;
   const code = decideTransfer(state, words, wordBase, fromIndex, toIndex, currency, after);
   const sequence = state.headSequence + 1;
-  encodeTransferRecorded(state, record, base, events, scratch, kind, code, fromIndex, toIndex);
+  encodeTransferRecorded(state, record, base, events, after, prepared[p + P_TXN_LENGTH]!, fromLength, toLength, kind, code, fromIndex, toIndex);
   if (code === Wire.ok) applySucceeded(state, sequence, fromIndex, toIndex, after);
   else state.applyTransferRejected(sequence);
-  const content = scratch.content;
-  const key = scratch.key;
-  state.txns.insertAfterMiss(scratch.txnMiss, key[0]!, key[1]!, key[2]!, content[0]!, content[1]!, sequence, code);
+  state.txns.insertAfterMiss(
+    scratch.txnMiss,
+    prepared[p + P_KEY]! >>> 0,
+    prepared[p + P_KEY + 1]! >>> 0,
+    prepared[p + P_KEY + 2]! >>> 0,
+    prepared[p + P_CONTENT]! >>> 0,
+    prepared[p + P_CONTENT + 1]! >>> 0,
+    sequence,
+    code,
+  );
   outcome.code = code;
   outcome.sequence = sequence;
 }
@@ -273,13 +377,15 @@ function encodeTransferRecorded(
   record: RecordView,
   base: number,
   events: EventBuffer,
-  scratch: DecideScratch,
+  after: BalancesAfter,
+  txnLength: number,
+  fromLength: number,
+  toLength: number,
   kind: number,
   code: number,
   fromIndex: number,
   toIndex: number,
 ): void {
-  const txnLength = scratch.transactionIdLength;
   const words = record.words;
   const wordBase = base >>> 2;
   const at = events.begin(TRANSFER_FIXED_BYTES + txnLength + 128);
@@ -294,10 +400,9 @@ function encodeTransferRecorded(
   view.setInt32(at + 20, words[wordBase + 49]!, true);
   copyBytes(record.bytes, base, out, at + TRANSFER_FIXED_BYTES, txnLength);
   let length = TRANSFER_FIXED_BYTES + txnLength;
-  length += writeAccountRef(out, view, at, 6, 8, length, fromIndex, record.bytes, base + RECORD_OFFSET_FROM, scratch.fromLength);
-  length += writeAccountRef(out, view, at, 7, 12, length, toIndex, record.bytes, base + RECORD_OFFSET_TO, scratch.toLength);
+  length += writeAccountRef(out, view, at, 6, 8, length, fromIndex, record.bytes, base + RECORD_OFFSET_FROM, fromLength);
+  length += writeAccountRef(out, view, at, 7, 12, length, toIndex, record.bytes, base + RECORD_OFFSET_TO, toLength);
   if (code === Wire.ok) {
-    const after = scratch.after;
     view.setInt32(at + 24, after.fromLow, true);
     view.setInt32(at + 28, after.fromHigh, true);
     view.setInt32(at + 32, after.toLow, true);
@@ -349,11 +454,10 @@ const BAD_ID = -2;
 const ACCOUNT_HASH_SEED = 0x9747b28c;
 
 /** Account index, -1 when absent, or BAD_ID when the field is not a valid customer id. */
-function findAccount(state: LedgerState, record: RecordView, offset: number, length: number): number {
+function findAccount(state: LedgerState, record: RecordView, offset: number, length: number, hash: number): number {
   const bytes = record.bytes;
   if (bytes[offset] === AT_SIGN) return BAD_ID;
-  const wordOffset = offset >>> 2;
-  const index = state.accounts.find(record.words, wordOffset, length, IdTable.hashOf(record.words, wordOffset, length));
+  const index = state.accounts.find(record.words, offset >>> 2, length, hash);
   if (index < 0 && !idBytesValid(bytes, offset, length)) return BAD_ID;
   return index;
 }

@@ -55,6 +55,26 @@ export class IdTable {
     }
   }
 
+  /**
+   * Prefetch, first step: reads the first slot a lookup of `hash` probes, so that many records'
+   * cache misses can be in flight at once (see executeTransferBatch). The value only feeds a
+   * checksum that keeps the read from being optimized away.
+   */
+  touchSlot(hash: number): number {
+    return this.slots[(hash & (this.slotsTotal - 1)) * SLOT_INTS + 1]!;
+  }
+
+  /**
+   * Prefetch, second step (after touchSlot): reads the arena word and `records` word that a
+   * lookup ending at that first slot would compare and use.
+   */
+  touchEntry(hash: number, records: Int32Array, recordWords: number): number {
+    const at = (hash & (this.slotsTotal - 1)) * SLOT_INTS;
+    const entry = this.slots[at + 1]!;
+    if (entry === 0) return 0;
+    return this.arena[this.slots[at + 2]!]! ^ records[(entry - 1) * recordWords]!;
+  }
+
   findString(id: string): number {
     if (id.length < 1 || id.length > ID_BYTES_MAX) return -1;
     this.padIntoScratch(id);

@@ -13,7 +13,7 @@ import { stateDigest } from '../core/digest.js';
 import { codeOfWire, WalletError, Wire } from '../core/errors.js';
 import { EventBuffer } from '../core/event-buffer.js';
 import { ACCOUNT_OPENED_FIXED_BYTES, encodeAccountOpened, NO_INDEX, type TransferRecordedEvent } from '../core/events.js';
-import { DecideScratch, executeTransfer, fingerprintTransactionId, Outcome, recordView } from '../core/decide.js';
+import { DecideScratch, executeTransferBatch, fingerprintTransactionId, Outcome, recordView } from '../core/decide.js';
 import { ID_BYTES_MAX, isValidId } from '../core/ids.js';
 import { IdTable } from '../core/id-table.js';
 import { LedgerState } from '../core/ledger-state.js';
@@ -301,13 +301,8 @@ class PartitionEngine implements Ledger {
     const record = recordView(alignedRecords(batch));
     const codes = new Uint8Array(batch.count);
     const sequences = new Float64Array(batch.count);
-    const outcome = this.outcome;
-    for (let index = 0; index < batch.count; index++) {
-      executeTransfer(this.state, record, index * RECORD_BYTES, this.events, this.scratch, outcome);
-      codes[index] = outcome.code;
-      sequences[index] = outcome.sequence;
-      this.outcomeCounts[outcome.code]!++;
-    }
+    executeTransferBatch(this.state, record, batch.count, this.events, this.scratch, this.outcome, codes, sequences);
+    for (let index = 0; index < batch.count; index++) this.outcomeCounts[codes[index]!]!++;
     const results: TransferResults = { codes, sequences };
     return () => command.resolve(results);
   }
@@ -347,6 +342,11 @@ class PartitionEngine implements Ledger {
     await this.writer.flushed();
   }
 
+  account(accountId: string): AccountView | undefined {
+    const index = this.state.accounts.findString(accountId);
+    return index < 0 ? undefined : this.viewOf(index);
+  }
+
   hasAccount(accountId: string): boolean {
     return this.state.accounts.findString(accountId) >= 0;
   }
@@ -358,11 +358,6 @@ class PartitionEngine implements Ledger {
 
   accountsOwnedBy(owner: string): OwnedAccounts {
     return new IndexedOwnedAccounts(this.state, owner);
-  }
-
-  account(accountId: string): AccountView | undefined {
-    const index = this.state.accounts.findString(accountId);
-    return index < 0 ? undefined : this.viewOf(index);
   }
 
   private viewOf(index: number): AccountView | undefined {
