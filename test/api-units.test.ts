@@ -19,6 +19,7 @@ import { buildHttpServer } from '../src/api/server.js';
 import { ApiMetrics } from '../src/api/metrics.js';
 import { LazyChildLogger, RequestLine } from '../src/api/request-log.js';
 import pino from 'pino';
+import { SERVE_NODE_FLAGS } from '../src/stdx/node-flags.js';
 
 function configOf(args: string[], env: NodeJS.ProcessEnv = {}) {
   const parsed = parseServeArgs(args, env);
@@ -228,4 +229,14 @@ test('lazy child logger: the child is made on first use only, with its bindings'
     lines.map((line) => (JSON.parse(line) as { reqId: string; msg: string }).reqId + ' ' + (JSON.parse(line) as { msg: string }).msg),
     ['r-1 careful', 'r-1 again'],
   );
+});
+
+test('npm start runs node with the serve flags the harnesses use', () => {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
+  const start = manifest.scripts['start'] ?? '';
+  const [node, ...words] = start.split(/\s+/);
+  assert.equal(node, 'node');
+  const script = words.indexOf('bin/walletd.js');
+  assert.ok(script > 0, `start script runs bin/walletd.js: ${start}`);
+  assert.deepEqual(words.slice(0, script), [...SERVE_NODE_FLAGS]);
 });

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Agent, request } from 'undici';
+import { SERVE_NODE_FLAGS } from '../../src/stdx/node-flags.js';
 
 const REPO_ROOT = resolve(import.meta.dirname, '..', '..', '..');
 const BIN = join(REPO_ROOT, 'bin', 'walletd.js');
@@ -77,7 +78,7 @@ export class WalletServer {
     const env: Record<string, string> = { ...(process.env as Record<string, string>), ...options.env };
     delete env['WALLET_ADMIN_TOKEN'];
     if (adminToken !== '') env['WALLET_ADMIN_TOKEN'] = adminToken;
-    const args = [...(options.nodeArgs ?? []), BIN, 'serve', '--port', '0', '--protocol-port', '0', '--data-dir', dataDir, ...(options.args ?? [])];
+    const args = [...SERVE_NODE_FLAGS, ...(options.nodeArgs ?? []), BIN, 'serve', '--port', '0', '--protocol-port', '0', '--data-dir', dataDir, ...(options.args ?? [])];
     const stdout = options.logFile === undefined ? 'pipe' : openSync(options.logFile, 'a');
     const child = spawn(process.execPath, args, { env, stdio: ['ignore', stdout, 'pipe'] });
     if (typeof stdout === 'number') closeSync(stdout);
