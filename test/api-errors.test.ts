@@ -1,10 +1,12 @@
-// Every error code of API.md's table, produced over real HTTP against a real server process,
-// plus a battery of malformed requests. Each malformed request is checked for its exact
-// status and code, for leaving every balance (customers and the external account) unchanged,
-// and — where it carried a well-formed transaction_id — for not being remembered (lookup 404
-// and the id still usable). A second server with a tiny rate limit produces 429.
+// Every client-facing error code of the catalogue (src/core/errors.ts), produced over real HTTP
+// against a real server process, plus a battery of malformed requests. Each malformed request
+// is checked for its exact status and code, for leaving every balance (customers and the
+// external account) unchanged, and — where it carried a well-formed transaction_id — for not
+// being remembered (lookup 404 and the id still usable). A second server with a tiny rate
+// limit produces 429.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { ERRORS, type ErrorCode } from '../src/core/errors.js';
 import { WalletServer, balanceOf, createKey, deposit, openAccount, uniqueId, type Reply } from './support/http-server.js';
 
 /** A hung request fails its test instead of stalling the run. */
@@ -14,7 +16,7 @@ let server: WalletServer;
 const A = uniqueId('err-a');
 const B = uniqueId('err-b');
 const J = uniqueId('err-jpy');
-/** Every error code this file has seen, checked against API.md's table at the end. */
+/** Every error code this file has seen, checked against the catalogue at the end. */
 const seenCodes = new Set<string>();
 
 before(async () => {
@@ -270,11 +272,22 @@ test('rate_limited: 429 with Retry-After per key; a batch counts as one request;
   }
 });
 
-test("every code of API.md's error table was produced", () => {
-  const table = [
-    'invalid_request', 'invalid_amount', 'unsupported_currency', 'unauthorized', 'forbidden', 'account_not_found',
-    'transfer_not_found', 'account_exists', 'idempotency_conflict', 'payload_too_large', 'insufficient_funds',
-    'currency_mismatch', 'same_account', 'balance_overflow', 'rate_limited',
-  ];
-  assert.deepEqual(table.filter((code) => !seenCodes.has(code)), []);
+/**
+ * Codes of the catalogue that a well-behaved server does not answer to a client's request here:
+ * success, the binary protocol's own code, and operational failures (load, shutdown, recovery,
+ * timeouts, bugs). Every other code, including any added to ERRORS later, must be produced above.
+ */
+const NOT_PRODUCED_HERE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'ok',
+  'protocol_error',
+  'overloaded',
+  'shutting_down',
+  'not_ready',
+  'request_timeout',
+  'internal_error',
+]);
+
+test('every client-facing error code of the catalogue was produced', () => {
+  const expected = (Object.keys(ERRORS) as ErrorCode[]).filter((code) => !NOT_PRODUCED_HERE.has(code));
+  assert.deepEqual(expected.filter((code) => !seenCodes.has(code)), []);
 });
