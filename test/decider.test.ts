@@ -10,6 +10,7 @@
 // Account opening lives in the engine (not in decide), so its rules are checked on a real
 // ledger in a temp directory. money.ts parsing and formatting close the file.
 import { test, describe } from 'node:test';
+import fc from 'fast-check';
 import assert from 'node:assert/strict';
 import { currencyByCode } from '../src/core/currency.js';
 import { DecideScratch, executeTransfer, executeTransferBatch, Outcome, recordView } from '../src/core/decide.js';
@@ -603,6 +604,26 @@ describe('money: amount strings and formatting', () => {
         assert.equal(parseAmount(formatAmount(minor, currency), currency), minor, `${minor} ${currency.code}`);
       }
     }
+  });
+
+  test('parseAmount (short fast path and general path) agrees with the plain definition on random text', () => {
+    // The definition: digits, optionally a point and digits; at most `exponent` decimals;
+    // 1 to 2^63-1 minor units. Texts are drawn from the characters that matter, around the
+    // fast path's 15-digit edge.
+    const reference = (text: string, exponent: number): bigint | undefined => {
+      const match = /^([0-9]+)(?:\.([0-9]+))?$/.exec(text);
+      if (match === null) return undefined;
+      const fraction = match[2] ?? '';
+      if (fraction.length > exponent) return undefined;
+      const minor = BigInt(match[1]! + fraction.padEnd(exponent, '0'));
+      return minor > 0n && minor <= MAX ? minor : undefined;
+    };
+    fc.assert(
+      fc.property(fc.string({ unit: fc.constantFrom('0', '1', '5', '9', '.', '-', ' '), minLength: 1, maxLength: 24 }), fc.constantFrom(usd, jpy, kwd), (text, currency) => {
+        assert.equal(parseAmount(text, currency), reference(text, currency.exponent), `${JSON.stringify(text)} ${currency.code}`);
+      }),
+      { numRuns: 20_000 },
+    );
   });
 });
 

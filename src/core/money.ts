@@ -17,6 +17,8 @@ export const AMOUNT_CHARS_MAX = 64;
 /** Parses a major-unit amount string; returns undefined when it is not a valid amount. */
 export function parseAmount(text: unknown, currency: Currency): bigint | undefined {
   if (typeof text !== 'string' || text.length === 0 || text.length > AMOUNT_CHARS_MAX) return undefined;
+  const short = parseShortAmount(text, currency.exponent);
+  if (short !== NOT_SHORT) return short;
   if (!AMOUNT_PATTERN.test(text)) return undefined;
   const point = text.indexOf('.');
   const whole = point < 0 ? text : text.slice(0, point);
@@ -29,6 +31,42 @@ export function parseAmount(text: unknown, currency: Currency): bigint | undefin
 /** `minor` when it is a valid amount (1 to AMOUNT_MAX minor units), otherwise undefined. */
 export function amountInRange(minor: bigint): bigint | undefined {
   return minor > 0n && minor <= AMOUNT_MAX ? minor : undefined;
+}
+
+const NOT_SHORT = -1n;
+/** Digits an amount may have for the fast path: 10^15 < 2^53, so the integer sum is exact. */
+const SHORT_DIGITS_MAX = 15;
+const DIGIT_0 = 0x30;
+const DIGIT_9 = 0x39;
+const POINT = 0x2e;
+
+/**
+ * The common case without a regular expression or string building: at most 15 digits in
+ * all, summed as an integer (exact below 2^53, no fraction is ever formed). Returns the amount,
+ * undefined when the text is certainly invalid, or NOT_SHORT to defer to the general parser.
+ */
+function parseShortAmount(text: string, exponent: number): bigint | undefined {
+  let minor = 0;
+  let digits = 0;
+  let fractionDigits = -1; // -1: no point seen
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= DIGIT_0 && code <= DIGIT_9) {
+      if (++digits > SHORT_DIGITS_MAX) return NOT_SHORT;
+      minor = minor * 10 + (code - DIGIT_0);
+      if (fractionDigits >= 0) fractionDigits++;
+    } else if (code === POINT && fractionDigits < 0 && i > 0 && i < text.length - 1) {
+      fractionDigits = 0;
+    } else {
+      return undefined;
+    }
+  }
+  if (fractionDigits > exponent || (fractionDigits >= 0 && exponent === 0)) return undefined;
+  for (let scale = Math.max(fractionDigits, 0); scale < exponent; scale++) {
+    if (++digits > SHORT_DIGITS_MAX) return NOT_SHORT;
+    minor *= 10;
+  }
+  return minor === 0 ? undefined : BigInt(minor);
 }
 
 /** Formats minor units with exactly the currency's decimals ("0.00", "1500" for JPY). */
