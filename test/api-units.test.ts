@@ -6,7 +6,7 @@
 // the server before its ledger is open (what a client sees during recovery), via inject.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -161,6 +161,34 @@ test('key store: generated admin token in a 0600 file, keys stored only as SHA-2
   assert.deepEqual(fromEnv.store.authenticate('env-admin-token-0123456789'), { kind: 'admin' });
   assert.equal(fromEnv.store.authenticate(adminToken), undefined, 'WALLET_ADMIN_TOKEN replaces the stored token');
   await assert.rejects(KeyStore.open(dataDir, 'short'));
+});
+
+test('key store: 200 keys created at once share a few rewrites of the file, all usable after a reload', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'walletd-keys-batch-'));
+  try {
+    const { store } = await KeyStore.open(dataDir, 'batch-admin-token-0123456789');
+    const owners = Array.from({ length: 200 }, (_, index) => `owner-${index}`);
+    const keys = await Promise.all(owners.map((owner) => store.createOwnerKey(owner)));
+    assert.equal(new Set(keys).size, owners.length);
+    assert.equal(store.ownerKeyCount, owners.length);
+    assert.ok(store.keysFileWrites >= 1 && store.keysFileWrites <= 5, `${store.keysFileWrites} rewrites for ${owners.length} keys`);
+    // Keys created while a rewrite is running wait for it, then share the next one.
+    const writesBefore = store.keysFileWrites;
+    const first = store.createOwnerKey('late-a');
+    await new Promise((resolve) => setImmediate(resolve));
+    const late = await Promise.all([first, store.createOwnerKey('late-b'), store.createOwnerKey('late-c')]);
+    assert.equal(store.keysFileWrites - writesBefore, 2);
+
+    const reloaded = (await KeyStore.open(dataDir, 'batch-admin-token-0123456789')).store;
+    assert.equal(reloaded.ownerKeyCount, owners.length + late.length);
+    owners.forEach((owner, index) => assert.deepEqual(reloaded.authenticate(keys[index]!), { kind: 'owner', owner }));
+    assert.deepEqual(reloaded.authenticate(late[0]!), { kind: 'owner', owner: 'late-a' });
+    assert.deepEqual(reloaded.authenticate(late[1]!), { kind: 'owner', owner: 'late-b' });
+    assert.deepEqual(reloaded.authenticate(late[2]!), { kind: 'owner', owner: 'late-c' });
+    assert.deepEqual(readdirSync(join(dataDir, AUTH_FILES.directory)).filter((name) => name.endsWith('.tmp')), [], 'no temp files left');
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 });
 
 test('while the ledger recovers: /healthz 200, /readyz and every /v1 route 503 not_ready, still authenticated first', async () => {

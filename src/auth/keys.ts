@@ -5,7 +5,8 @@
  *   `<dataDir>/auth/admin-token` (mode 0600); the caller prints a generated token once.
  * - Owner keys are random secrets handed out once by `createOwnerKey`; only their SHA-256 is
  *   stored (`<dataDir>/auth/api-keys.json`), so a copy of the data directory does not leak
- *   usable keys. The file is replaced atomically (temp file, fsync, rename, fsync directory).
+ *   usable keys. The file is replaced atomically (temp file, fsync, rename, fsync directory);
+ *   key creations that queue up meanwhile share the next replacement.
  * - Nothing here logs a token or a hash.
  *
  * Comparison is constant-time on SHA-256 digests: the lookup key is the digest of the presented
@@ -30,6 +31,7 @@ const ADMIN_TOKEN_CHARS_MIN = 16;
 
 type StoredKey = Readonly<{ sha256: string; owner: string; createdAtMs: number }>;
 type KeysFile = Readonly<{ version: 1; keys: StoredKey[] }>;
+type PendingKey = Readonly<{ stored: StoredKey; resolve: () => void; reject: (error: unknown) => void }>;
 
 export type KeyStoreOpened = Readonly<{
   store: KeyStore;
@@ -43,8 +45,11 @@ export class KeyStore {
   private readonly ownerByDigest = new Map<string, string>();
   private readonly storedKeys: StoredKey[];
   private readonly keysPath: string;
-  /** Serializes writers so two concurrent key creations cannot lose one another's entry. */
-  private writeChain: Promise<void> = Promise.resolve();
+  /** Keys created but not yet in the file: the next rewrite takes all of them at once. */
+  private pendingKeys: PendingKey[] = [];
+  /** One writer at a time, so concurrent creations cannot lose one another's entry. */
+  private writing = false;
+  private keysFileWriteCount = 0;
 
   private constructor(adminToken: string, keysPath: string, storedKeys: StoredKey[]) {
     this.adminDigest = sha256(adminToken);
@@ -87,26 +92,61 @@ export class KeyStore {
     return { kind: 'owner', owner };
   };
 
-  /** Creates a key for `owner`, durable before it is returned. The secret is never stored. */
+  /**
+   * Creates a key for `owner`, durable before it is returned. The secret is never stored.
+   * Creations that arrive while the file is being rewritten share the next rewrite (a group
+   * commit), so creating n keys at once costs a few rewrites, not n.
+   */
   async createOwnerKey(owner: string): Promise<string> {
     assert(owner.length > 0);
     const secret = newSecret('wk_');
     const stored: StoredKey = { sha256: sha256(secret).toString('hex'), owner, createdAtMs: Date.now() };
-    const written = this.writeChain.then(async () => {
-      // Checked inside the chain: concurrent creations are counted one after the other.
-      if (this.storedKeys.length >= OWNER_KEYS_MAX) throw new Error('too many API keys');
-      const next = [...this.storedKeys, stored];
-      await writeFileAtomically(this.keysPath, serializeKeys(next), 0o600);
-      this.storedKeys.push(stored);
-      this.ownerByDigest.set(stored.sha256, owner);
+    await new Promise<void>((resolve, reject) => {
+      this.pendingKeys.push({ stored, resolve, reject });
+      if (!this.writing) void this.writePendingKeys();
     });
-    this.writeChain = written.catch(() => undefined);
-    await written;
     return secret;
   }
 
   get ownerKeyCount(): number {
     return this.storedKeys.length;
+  }
+
+  /** How many times the keys file has been rewritten since open (tests observe the batching). */
+  get keysFileWrites(): number {
+    return this.keysFileWriteCount;
+  }
+
+  /** Rewrites the file with every pending key, and again while more arrived meanwhile. */
+  private async writePendingKeys(): Promise<void> {
+    this.writing = true;
+    try {
+      // One microtask first: creations started in the same synchronous run join this rewrite.
+      await Promise.resolve();
+      while (this.pendingKeys.length > 0) {
+        const batch = this.pendingKeys;
+        this.pendingKeys = [];
+        // Counted in creation order: the keys beyond the bound are refused, the rest written.
+        const room = Math.max(0, OWNER_KEYS_MAX - this.storedKeys.length);
+        for (const refused of batch.splice(room)) refused.reject(new Error('too many API keys'));
+        if (batch.length === 0) continue;
+        const added = batch.map((pending) => pending.stored);
+        try {
+          await writeFileAtomically(this.keysPath, serializeKeys([...this.storedKeys, ...added]), 0o600);
+        } catch (error) {
+          for (const pending of batch) pending.reject(error);
+          continue;
+        }
+        this.keysFileWriteCount += 1;
+        for (const pending of batch) {
+          this.storedKeys.push(pending.stored);
+          this.ownerByDigest.set(pending.stored.sha256, pending.stored.owner);
+          pending.resolve();
+        }
+      }
+    } finally {
+      this.writing = false;
+    }
   }
 }
 
