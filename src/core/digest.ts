@@ -32,7 +32,7 @@ export function bytesOf(view: ArrayBufferView): Uint8Array {
   return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
 }
 
-/** The state's parts as views of its live arrays (no copy). */
+/** The state's parts as views of its live arrays (no copy, except the transaction table's entries while it grows). */
 export function partsOf(state: LedgerState): StateParts {
   const accounts = state.accounts.exportParts();
   const owners = state.owners.exportParts();
@@ -45,7 +45,7 @@ export function partsOf(state: LedgerState): StateParts {
     ownerIdLengths: owners.lengths,
     ownerIdArena: owners.arena,
     accountRecords: state.accountRecords(),
-    txnWords: state.txns.rawWords(),
+    txnWords: state.txns.digestWords(),
     txnSlots: state.txns.capacitySlots,
   };
 }

@@ -10,18 +10,49 @@
  * | 5    | sequence bits 32..47 · result wire code (8 bits) · content 8 bits |
  *
  * A slot is empty when its sequence is 0 (logged outcomes start at 1). With the table grown
- * at 70% load, a remembered id costs 24 / load ≈ 34–69 bytes. Collisions: two distinct ids
+ * at 70% load, a remembered id costs 24 / load ≈ 34–69 bytes (three times the slots are
+ * allocated from 60% load until a growth is copied, below). Collisions: two distinct ids
  * share a fingerprint with probability ≈ n²/2^97 (6·10⁻¹² at a billion ids); lookups that
  * return details (GET /v1/transfers) re-check the full id read from the log. A retry with a
  * different body is told apart by the 40-bit content fingerprint (a false match: 2⁻⁴⁰).
+ *
+ * Growth is incremental: no insert pays for the whole table. From 60% load the array of twice
+ * the slots is allocated and each insert writes one word of it, 512 bytes further each time, so
+ * the kernel maps its pages (≈ 1 µs each) a few at a time rather than on the first random
+ * inserts after the switch. At 70% load it becomes the array inserts go to; the old one stays,
+ * read-only, and every insert copies the next MIGRATE_SLOTS_PER_INSERT old slots (in slot
+ * order) into it, until all are copied and the old array is dropped: a growth from S slots ends
+ * S/8 inserts later, 18% of the 0.7·S inserts before the next is due. While copying, a key is in
+ * the new array or in an old slot not yet copied; a lookup that misses the new array also
+ * probes the old one, unless the key's whole old probe run lies in the copied part.
+ *
+ * Measured (bench/txn-growth.ts, 12M random ids into a table that starts small, this 2-core
+ * machine, other jobs running): rehashing everything at once, as before, stalled one insert for
+ * 0.67–1.66 s at the growth at 11.7M ids (0.34 s at 5.9M), and the window of 131,072 inserts
+ * holding it (the most one engine turn decides) took 0.75–1.25 s against ~70 ms on average.
+ * Incrementally, the longest single insert was 2–10 ms (none at a growth: scheduler and JIT
+ * noise) and the slowest 131,072-insert window 142–170 ms (preparing and copying the 805 MB
+ * array); the 12M inserts took 6.0–6.7 s in all, against 5.9–7.4 s.
  */
 import { assert } from '../stdx/assert.js';
 
 const WORDS_PER_SLOT = 6;
 const SLOTS_INITIAL = 1 << 12;
 const LOAD_MAX_PERCENT = 70;
+/** From this load the next array is allocated and its pages touched (PREPARE_WORDS_PER_INSERT per insert). */
+const LOAD_PREPARE_PERCENT = 60;
+/** 512 bytes: 12·S words in the 0.1·S inserts from 60% to 70% load; at most one new page per insert. */
+const PREPARE_WORDS_PER_INSERT = 128;
+/**
+ * Old slots copied per insert while growing: ≥ 2 so that copying ends before the new table
+ * (twice the slots) reaches 70% load; small, because the engine decides up to 131,072 records in
+ * one event-loop turn: that turn copies at most 8 × 131,072 slots (24 MB), where a few hundred
+ * per insert would copy a table of up to tens of millions of slots in one turn, as at once.
+ */
+export const MIGRATE_SLOTS_PER_INSERT = 8;
 export const SEQUENCE_MAX = 2 ** 48 - 1;
 export const TXN_TABLE_ENTRIES_MAX = 2 ** 31;
+const NO_WORDS = new Uint32Array(0);
 
 export type TxnLookup = { sequence: number; code: number; contentMatches: boolean };
 
@@ -29,44 +60,77 @@ export class TxnTable {
   count = 0;
   private slotsTotal: number;
   private words: Uint32Array;
+  /** While growing: the previous array (read-only), else NO_WORDS. */
+  private oldWords: Uint32Array = NO_WORDS;
+  /** While growing: the previous array's slot count, else 0 (the "growing?" test). */
+  private oldSlots = 0;
+  /** Old slots [0, oldCopied) are copied into `words`. */
+  private oldCopied = 0;
+  /** Old slot oldClear − 1 is empty and copied (or oldClear is 0): a probe run starting below it lies in the copied part. */
+  private oldClear = 0;
+  /** Old slots copied by all growths so far (a test hook for the per-insert bound). */
+  private copiedTotal = 0;
+  /** From 60% load: the next array, touched up to word nextTouched; else NO_WORDS. */
+  private next: Uint32Array = NO_WORDS;
+  private nextTouched = 0;
+  /** Inserts leaving `count` above this do growth work (preparing or copying): −1 while copying. */
+  private workAbove = 0;
 
   /**
-   * `expectedEntries` sizes the table up front: growing rehashes every entry at once, a pause
-   * proportional to the table (measured: 1.8 s at 5.9M ids, 3.0 s at 11.7M), so size it for the expected load.
+   * `expectedEntries` sizes the table up front, so that it never grows below that many entries
+   * (growth is incremental, but both arrays are alive while it runs and lookups probe both).
    */
   constructor(expectedEntries = 0) {
     let slots = SLOTS_INITIAL;
     while (expectedEntries * 100 > slots * LOAD_MAX_PERCENT) slots *= 2;
     this.slotsTotal = slots;
     this.words = new Uint32Array(slots * WORDS_PER_SLOT);
+    this.workAbove = prepareAbove(slots);
   }
 
   /**
-   * Slot index holding this key (≥ 0), or, when absent, −(the empty slot where it would go) − 1,
-   * so an insert right after a miss can skip probing again (insertAfterMiss).
+   * Slot holding this key (≥ 0), or, when absent, −(the empty slot where it would go) − 1, so an
+   * insert right after a miss can skip probing again (insertAfterMiss). While growing, a key not
+   * yet copied is reported as capacitySlots + its old slot; a slot number is valid until the next
+   * insert.
    */
   find(k0: number, k1: number, k2: number): number {
     const words = this.words;
     const mask = this.slotsTotal - 1;
     for (let slot = k0 & mask; ; slot = (slot + 1) & mask) {
       const base = slot * WORDS_PER_SLOT;
-      if (words[base + 4] === 0 && words[base + 5] === 0) return -slot - 1;
+      if (words[base + 4] === 0 && words[base + 5] === 0) return this.oldSlots === 0 ? -slot - 1 : this.findOld(k0, k1, k2, slot);
       if (words[base] === k0 && words[base + 1] === k1 && words[base + 2] === k2) return slot;
     }
   }
 
   sequenceAt(slot: number): number {
+    let words = this.words;
+    if (slot >= this.slotsTotal) {
+      words = this.oldWords;
+      slot -= this.slotsTotal;
+    }
     const base = slot * WORDS_PER_SLOT;
-    return (this.words[base + 5]! & 0xffff) * 2 ** 32 + this.words[base + 4]!;
+    return (words[base + 5]! & 0xffff) * 2 ** 32 + words[base + 4]!;
   }
 
   codeAt(slot: number): number {
-    return (this.words[slot * WORDS_PER_SLOT + 5]! >>> 16) & 0xff;
+    let words = this.words;
+    if (slot >= this.slotsTotal) {
+      words = this.oldWords;
+      slot -= this.slotsTotal;
+    }
+    return (words[slot * WORDS_PER_SLOT + 5]! >>> 16) & 0xff;
   }
 
   contentMatches(slot: number, content0: number, content1: number): boolean {
+    let words = this.words;
+    if (slot >= this.slotsTotal) {
+      words = this.oldWords;
+      slot -= this.slotsTotal;
+    }
     const base = slot * WORDS_PER_SLOT;
-    return this.words[base + 3] === content0 && this.words[base + 5]! >>> 24 === (content1 & 0xff);
+    return words[base + 3] === content0 && words[base + 5]! >>> 24 === (content1 & 0xff);
   }
 
   /** Remembers a new outcome; the key must be absent. */
@@ -74,9 +138,10 @@ export class TxnTable {
     assert(sequence >= 1 && sequence <= SEQUENCE_MAX, 'sequence out of range');
     assert(code >= 0 && code <= 0xff, 'code out of range');
     assert(this.count < TXN_TABLE_ENTRIES_MAX, 'transaction table full');
-    if ((this.count + 1) * 100 > this.slotsTotal * LOAD_MAX_PERCENT) this.grow();
+    if ((this.count + 1) * 100 > this.slotsTotal * LOAD_MAX_PERCENT) this.startGrowth();
     this.count++;
     this.place(k0, k1, k2, content0, (content1 & 0xff) >>> 0, sequence, code);
+    if (this.count > this.workAbove) this.growthWork();
   }
 
   /**
@@ -90,43 +155,57 @@ export class TxnTable {
       return;
     }
     assert(sequence >= 1 && sequence <= SEQUENCE_MAX, 'sequence out of range');
+    assert(code >= 0 && code <= 0xff, 'code out of range');
+    assert(this.count < TXN_TABLE_ENTRIES_MAX, 'transaction table full');
     const base = (-missResult - 1) * WORDS_PER_SLOT;
     assert(this.words[base + 4] === 0 && this.words[base + 5] === 0, 'slot taken since the miss');
     this.count++;
+    // The new key first: copying old slots may fill the slot the miss named.
     this.writeSlot(base, k0, k1, k2, content0, (content1 & 0xff) >>> 0, sequence, code);
+    if (this.count > this.workAbove) this.growthWork();
   }
 
+  /** Bytes allocated, the next array's included from 60% load (its pages are mapped gradually). */
   memoryBytes(): number {
-    return this.words.byteLength;
+    return this.words.byteLength + this.oldWords.byteLength + this.next.byteLength;
   }
 
-
-
-  /** The raw slot words (snapshots): restoring them restores the exact table. */
-  rawWords(): Uint32Array {
-    return this.words;
+  /** Whether a growth is still being copied (both arrays alive, lookups may probe both). */
+  get growing(): boolean {
+    return this.oldSlots !== 0;
   }
 
-  /** Occupied slots only, back to back (6 words each), in slot order: what snapshots store. */
+  /** Old slots copied by every growth so far (tests check the per-insert bound with it). */
+  get copiedSlots(): number {
+    return this.copiedTotal;
+  }
+
+  /**
+   * Words whose occupied slots are exactly the table's entries, for foldTxnWords (the state
+   * digest): the live slot array (no copy), or while a growth is being copied, compactEntries().
+   */
+  digestWords(): Uint32Array {
+    return this.oldSlots === 0 ? this.words : this.compactEntries();
+  }
+
+  /**
+   * Occupied slots only, back to back (6 words each): what snapshots store. In slot order; while
+   * a growth is being copied, the new array's slots and then the old slots not yet copied.
+   */
   compactEntries(): Uint32Array {
     const entries = new Uint32Array(this.count * WORDS_PER_SLOT);
-    const words = this.words;
-    let at = 0;
-    for (let base = 0; base < words.length; base += WORDS_PER_SLOT) {
-      if (words[base + 4] === 0 && words[base + 5] === 0) continue;
-      // A word loop, not entries.set(words.subarray(...)): a subarray per entry was most of the time.
-      for (let i = 0; i < WORDS_PER_SLOT; i++) entries[at + i] = words[base + i]!;
-      at += WORDS_PER_SLOT;
-    }
+    let at = compactInto(entries, 0, this.words, 0);
+    if (this.oldSlots !== 0) at = compactInto(entries, at, this.oldWords, this.oldCopied * WORDS_PER_SLOT);
     assert(at === entries.length, 'txn table count does not match its occupied slots');
     return entries;
   }
 
+  /** The slot count entries are inserted into (while growing: the new array's). */
   get capacitySlots(): number {
     return this.slotsTotal;
   }
 
-  /** Rebuilds a table of `slotsTotal` slots from compactEntries() output. */
+  /** Rebuilds a table of `slotsTotal` slots (not growing) from compactEntries() output. */
   static fromEntries(entries: Uint32Array, slotsTotal: number): TxnTable {
     assert(entries.length % WORDS_PER_SLOT === 0, 'txn entries not a whole number of slots');
     assert((slotsTotal & (slotsTotal - 1)) === 0 && slotsTotal >= SLOTS_INITIAL, 'txn table size not a power of two');
@@ -136,15 +215,30 @@ export class TxnTable {
     table.slotsTotal = slotsTotal;
     table.words = new Uint32Array(slotsTotal * WORDS_PER_SLOT);
     table.count = count;
+    table.workAbove = prepareAbove(slotsTotal);
     for (let base = 0; base < entries.length; base += WORDS_PER_SLOT) {
-      const high = entries[base + 5]!;
-      const sequence = (high & 0xffff) * 2 ** 32 + entries[base + 4]!;
-      table.place(entries[base]!, entries[base + 1]!, entries[base + 2]!, entries[base + 3]!, high >>> 24, sequence, (high >>> 16) & 0xff);
+      assert(entries[base + 4] !== 0 || entries[base + 5] !== 0, 'txn entry with sequence 0');
+      table.placeWords(entries, base);
     }
     return table;
   }
 
-
+  /** The miss path while growing: `emptySlot` is where the key would go in the new array. */
+  private findOld(k0: number, k1: number, k2: number, emptySlot: number): number {
+    const old = this.oldWords;
+    const mask = this.oldSlots - 1;
+    let slot = k0 & mask;
+    // Its old probe run ends at an empty copied slot: any key of it is in the new array by now.
+    if (slot < this.oldClear) return -emptySlot - 1;
+    for (; ; slot = (slot + 1) & mask) {
+      const base = slot * WORDS_PER_SLOT;
+      if (old[base + 4] === 0 && old[base + 5] === 0) return -emptySlot - 1;
+      if (old[base] === k0 && old[base + 1] === k1 && old[base + 2] === k2) {
+        assert(slot >= this.oldCopied, 'a copied txn entry missing from the new table');
+        return this.slotsTotal + slot;
+      }
+    }
+  }
 
   private place(k0: number, k1: number, k2: number, content0: number, contentHigh: number, sequence: number, code: number): void {
     const words = this.words;
@@ -152,6 +246,16 @@ export class TxnTable {
     let slot = k0 & mask;
     while (words[slot * WORDS_PER_SLOT + 4] !== 0 || words[slot * WORDS_PER_SLOT + 5] !== 0) slot = (slot + 1) & mask;
     this.writeSlot(slot * WORDS_PER_SLOT, k0, k1, k2, content0, contentHigh, sequence, code);
+  }
+
+  /** Places the 6 words at `source[at]` (an occupied slot) into the live array. */
+  private placeWords(source: Uint32Array, at: number): void {
+    const words = this.words;
+    const mask = this.slotsTotal - 1;
+    let slot = source[at]! & mask;
+    while (words[slot * WORDS_PER_SLOT + 4] !== 0 || words[slot * WORDS_PER_SLOT + 5] !== 0) slot = (slot + 1) & mask;
+    const base = slot * WORDS_PER_SLOT;
+    for (let i = 0; i < WORDS_PER_SLOT; i++) words[base + i] = source[at + i]!;
   }
 
   private writeSlot(base: number, k0: number, k1: number, k2: number, content0: number, contentHigh: number, sequence: number, code: number): void {
@@ -164,19 +268,75 @@ export class TxnTable {
     words[base + 5] = (Math.floor(sequence / 2 ** 32) | (code << 16) | (contentHigh << 24)) >>> 0;
   }
 
-  private grow(): void {
-    const old = this.words;
-    const oldSlots = this.slotsTotal;
-    this.slotsTotal = oldSlots * 2;
-    this.words = new Uint32Array(this.slotsTotal * WORDS_PER_SLOT);
-    for (let slot = 0; slot < oldSlots; slot++) {
+  private growthWork(): void {
+    if (this.oldSlots !== 0) this.copySome();
+    else this.prepareSome();
+  }
+
+  /** Between 60% and 70% load: allocates the next array, then touches its next 512 bytes. */
+  private prepareSome(): void {
+    if (this.next.length === 0) this.next = new Uint32Array(this.slotsTotal * 2 * WORDS_PER_SLOT);
+    // Writing (not reading) makes the kernel map a page now rather than on a later insert.
+    if (this.nextTouched < this.next.length) this.next[this.nextTouched] = 0;
+    this.nextTouched += PREPARE_WORDS_PER_INSERT;
+  }
+
+  /** Starts a growth: a new array of twice the slots takes inserts; the old one is copied over by copySome. */
+  private startGrowth(): void {
+    // Cannot happen: copying ends after oldSlots / MIGRATE_SLOTS_PER_INSERT inserts, fewer than the 70% of
+    // oldSlots inserts that fill the new array to its own limit.
+    assert(this.oldSlots === 0, 'txn table must grow again before its previous growth is copied');
+    this.oldWords = this.words;
+    this.oldSlots = this.slotsTotal;
+    this.oldCopied = 0;
+    this.oldClear = 0;
+    this.slotsTotal *= 2;
+    // Prepared from 60% load, unless the table started (presized or restored) above it.
+    this.words = this.next.length === this.slotsTotal * WORDS_PER_SLOT ? this.next : new Uint32Array(this.slotsTotal * WORDS_PER_SLOT);
+    this.next = NO_WORDS;
+    this.nextTouched = 0;
+    this.workAbove = -1;
+  }
+
+  /** Copies the next MIGRATE_SLOTS_PER_INSERT old slots; drops the old array after the last. */
+  private copySome(): void {
+    const old = this.oldWords;
+    const from = this.oldCopied;
+    const to = Math.min(from + MIGRATE_SLOTS_PER_INSERT, this.oldSlots);
+    let clear = this.oldClear;
+    for (let slot = from; slot < to; slot++) {
       const base = slot * WORDS_PER_SLOT;
-      const high = old[base + 5]!;
-      if (old[base + 4] === 0 && high === 0) continue;
-      const sequence = (high & 0xffff) * 2 ** 32 + old[base + 4]!;
-      this.place(old[base]!, old[base + 1]!, old[base + 2]!, old[base + 3]!, high >>> 24, sequence, (high >>> 16) & 0xff);
+      if (old[base + 4] === 0 && old[base + 5] === 0) clear = slot + 1;
+      else this.placeWords(old, base);
+    }
+    this.copiedTotal += to - from;
+    if (to === this.oldSlots) {
+      this.oldWords = NO_WORDS;
+      this.oldSlots = 0;
+      this.oldCopied = 0;
+      this.oldClear = 0;
+      this.workAbove = prepareAbove(this.slotsTotal);
+    } else {
+      this.oldCopied = to;
+      this.oldClear = clear;
     }
   }
+}
+
+/** The count above which a table of `slots` slots prepares its next array. */
+function prepareAbove(slots: number): number {
+  return Math.floor((slots * LOAD_PREPARE_PERCENT) / 100);
+}
+
+/** Appends the occupied slots of `words` from word `start` to `entries` at `at`; returns the new end. */
+function compactInto(entries: Uint32Array, at: number, words: Uint32Array, start: number): number {
+  for (let base = start; base < words.length; base += WORDS_PER_SLOT) {
+    if (words[base + 4] === 0 && words[base + 5] === 0) continue;
+    // A word loop, not entries.set(words.subarray(...)): a subarray per entry was most of the time.
+    for (let i = 0; i < WORDS_PER_SLOT; i++) entries[at + i] = words[base + i]!;
+    at += WORDS_PER_SLOT;
+  }
+  return at;
 }
 
 /**

@@ -138,7 +138,8 @@ export type LedgerOptions = Readonly<{
   snapshotEveryRecords?: number;
   /**
    * Transaction ids to size the id table for when the ledger starts empty (default 0: start
-   * small and grow; each growth rehashes everything at once, a pause of ~0.3 s per million ids: 1.8 s at 5.9M, 3.0 s at 11.7M, inserting into a TxnTable on this machine).
+   * small and grow; growth is incremental, with no pause, but from 60% load until a growth is
+   * copied a second array of twice the slots is held and lookups probe both; see txn-table.ts).
    */
   expectedTransactions?: number;
   /** Most records waiting in the engine queue before submit answers `overloaded`. */

@@ -1,0 +1,348 @@
+// TxnTable, the transaction-id table, and its incremental growth.
+//
+// A table grows at 70% load by allocating twice the slots and then copying
+// MIGRATE_SLOTS_PER_INSERT old slots per insert; while that runs, keys live in either array.
+// Checked here against a Map model, through several growths from the smallest table: every
+// lookup (hits before, during and after a copy, misses), the slot accessors, the per-insert
+// copy bound, compactEntries → fromEntries mid-copy, and the state digest, which must not
+// depend on capacity or copy progress. The last test runs a real ledger across a growth and
+// snapshots it mid-copy: snapshot + tail, full replay and the live state must agree.
+//
+// The seed is random unless WALLETD_PROPERTY_SEED is set; fast-check prints it on failure.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { copyParts, digestOfParts, stateDigest } from '../src/core/digest.js';
+import { Wire } from '../src/core/errors.js';
+import { LedgerState } from '../src/core/ledger-state.js';
+import { foldTxnWords, MIGRATE_SLOTS_PER_INSERT, SEQUENCE_MAX, TXN_TABLE_ENTRIES_MAX, TxnTable } from '../src/core/txn-table.js';
+import { recover } from '../src/engine/recovery.js';
+import { Prng } from '../src/stdx/prng.js';
+import { deposit, submit, tempDir, withLedger } from './support/ledger.js';
+
+const SLOTS_INITIAL = 4096;
+const BYTES_PER_SLOT = 24;
+const NUM_RUNS = Number(process.env['WALLETD_PROPERTY_RUNS'] ?? 12);
+const seedText = process.env['WALLETD_PROPERTY_SEED'];
+const SEED = seedText === undefined ? {} : { seed: Number(seedText) };
+
+type Key = readonly [number, number, number];
+type Entry = { key: Key; content0: number; content1: number; sequence: number; code: number; phase: 'before' | 'during' | 'after' };
+
+const keyText = (key: Key): string => `${key[0]},${key[1]},${key[2]}`;
+
+/** Key shapes: uniform; homes bunched into long runs (low bits from a tiny set); homes at the end of every table (probe runs that wrap). */
+type Shape = 'uniform' | 'bunched' | 'wrapping';
+
+function newKey(prng: Prng, shape: Shape, model: Map<string, Entry>): Key {
+  for (;;) {
+    let k0 = prng.nextU32();
+    if (shape === 'bunched') k0 = ((k0 & ~0xff) | prng.below(4)) >>> 0;
+    else if (shape === 'wrapping') k0 = (0xffffffff - prng.below(8)) >>> 0;
+    const key: Key = [k0, prng.nextU32(), prng.below(4) === 0 ? 0 : prng.nextU32()];
+    if (!model.has(keyText(key))) return key;
+  }
+}
+
+function pickShape(prng: Prng, bunchedPercent: number): Shape {
+  const roll = prng.below(100);
+  if (roll < 1) return 'wrapping';
+  return roll < 1 + bunchedPercent ? 'bunched' : 'uniform';
+}
+
+function checkHit(table: TxnTable, entry: Entry, where: string): void {
+  const slot = table.find(entry.key[0], entry.key[1], entry.key[2]);
+  assert.ok(slot >= 0, `${where}: ${keyText(entry.key)} (inserted ${entry.phase} a copy) not found`);
+  assert.equal(table.sequenceAt(slot), entry.sequence, `${where}: sequence`);
+  assert.equal(table.codeAt(slot), entry.code, `${where}: code`);
+  assert.ok(table.contentMatches(slot, entry.content0, entry.content1), `${where}: content`);
+  assert.ok(!table.contentMatches(slot, (entry.content0 ^ 1) >>> 0, entry.content1), `${where}: other content (low word)`);
+  assert.ok(!table.contentMatches(slot, entry.content0, (entry.content1 ^ 0x80) >>> 0), `${where}: other content (high byte)`);
+  // Only the low 8 bits of content1 are kept.
+  assert.ok(table.contentMatches(slot, entry.content0, (entry.content1 ^ 0x100) >>> 0), `${where}: content1 above 8 bits ignored`);
+}
+
+function checkAll(table: TxnTable, model: Map<string, Entry>, where: string): void {
+  assert.equal(table.count, model.size, `${where}: count`);
+  for (const entry of model.values()) checkHit(table, entry, where);
+}
+
+/** A table holding `entries`, built without growing (so another layout, the same contents). */
+function presized(entries: Iterable<Entry>, expected: number): TxnTable {
+  const table = new TxnTable(expected);
+  for (const e of entries) table.insert(e.key[0], e.key[1], e.key[2], e.content0, e.content1, e.sequence, e.code);
+  assert.equal(table.growing, false);
+  return table;
+}
+
+/** The 70%-load limit of a table of `slots` slots: inserting entry number limit + 1 grows it. */
+const limitOf = (slots: number): number => Math.floor((slots * 70) / 100);
+
+type Params = { seed: number; inserts: number; bunchedPercent: number; presize: number; viaInsert: number; bigSequences: boolean };
+
+const paramsArb: fc.Arbitrary<Params> = fc.record({
+  seed: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+  // 2,868 ids grow the first table; 22,938 reach the fourth growth (32,768 → 65,536 slots).
+  inserts: fc.integer({ min: 3_000, max: 24_000 }),
+  bunchedPercent: fc.constantFrom(0, 10, 60),
+  presize: fc.constantFrom(0, 0, 5_000),
+  /** Percent of inserts through insert() instead of find + insertAfterMiss. */
+  viaInsert: fc.constantFrom(0, 20),
+  bigSequences: fc.boolean(),
+});
+
+/**
+ * Random inserts against a Map model; after every insert: the new key and a sample of older
+ * ones (from before, during and after a copy) are found with their sequence, code and content;
+ * absent keys miss; the copy never scans more than MIGRATE_SLOTS_PER_INSERT slots per insert
+ * and ends before the next growth; and at each copy's start, middle and end, every key is found
+ * and the digest fold equals a presized table's.
+ */
+function runInserts(params: Params): void {
+  const prng = new Prng(params.seed);
+  const table = new TxnTable(params.presize);
+  const model = new Map<string, Entry>();
+  const entries: Entry[] = [];
+  let growths = 0;
+  let copyStart = 0;
+  let copiedBefore = 0;
+  let oldSlotsTotal = 0;
+  for (let i = 0; i < params.inserts; i++) {
+    const where = `insert ${i + 1} (seed ${params.seed})`;
+    const key = newKey(prng, pickShape(prng, params.bunchedPercent), model);
+    const sequence = params.bigSequences && prng.below(2) === 0 ? SEQUENCE_MAX - prng.below(1 << 30) - i : i + 1;
+    const entry: Entry = { key, content0: prng.nextU32(), content1: prng.nextU32(), sequence, code: prng.below(256), phase: table.growing ? 'during' : growths === 0 ? 'before' : 'after' };
+    const capacityBefore = table.capacitySlots;
+    const wasGrowing = table.growing;
+    const copiedAtStart = table.copiedSlots;
+    if (prng.below(100) < params.viaInsert) {
+      table.insert(key[0], key[1], key[2], entry.content0, entry.content1, entry.sequence, entry.code);
+    } else {
+      const miss = table.find(key[0], key[1], key[2]);
+      assert.ok(miss < 0, `${where}: a new key found`);
+      assert.ok(-miss - 1 < table.capacitySlots, `${where}: miss names a slot of the live array`);
+      table.insertAfterMiss(miss, key[0], key[1], key[2], entry.content0, entry.content1, entry.sequence, entry.code);
+    }
+    model.set(keyText(key), entry);
+    entries.push(entry);
+    const copied = table.copiedSlots - copiedAtStart;
+    assert.ok(copied <= MIGRATE_SLOTS_PER_INSERT, `${where}: copied ${copied} old slots in one insert`);
+    if (table.capacitySlots !== capacityBefore) {
+      // Grew on this insert, at the 70% limit, and only when the previous copy was done.
+      assert.equal(table.capacitySlots, capacityBefore * 2, `${where}: doubles`);
+      assert.equal(table.count, limitOf(capacityBefore) + 1, `${where}: grows at 70% load`);
+      assert.ok(!wasGrowing, `${where}: grew while still copying`);
+      growths++;
+      copyStart = i;
+      copiedBefore = copiedAtStart;
+      oldSlotsTotal += capacityBefore;
+    }
+    if (table.growing !== wasGrowing || (table.capacitySlots !== capacityBefore && !table.growing)) {
+      checkAll(table, model, `${where}: ${table.growing ? 'copy started' : 'copy done'}`);
+    }
+    if (table.growing) {
+      // Both arrays alive; the copy ends long before the new array's own limit.
+      assert.equal(table.memoryBytes(), (table.capacitySlots + table.capacitySlots / 2) * BYTES_PER_SLOT, `${where}: both arrays while copying`);
+      const scanned = table.copiedSlots - copiedBefore;
+      assert.equal(scanned, (i - copyStart + 1) * MIGRATE_SLOTS_PER_INSERT, `${where}: copy progress`);
+      if ((i - copyStart) % 97 === 48) checkAll(table, model, `${where}: mid-copy`);
+    } else {
+      // The old array dropped; from 60% load the next one (twice the slots) is allocated.
+      const next = table.count > Math.floor(table.capacitySlots * 0.6) ? 2 * table.capacitySlots : 0;
+      assert.equal(table.memoryBytes(), (table.capacitySlots + next) * BYTES_PER_SLOT, `${where}: memory`);
+      assert.ok(table.count <= limitOf(table.capacitySlots), `${where}: over the limit`);
+    }
+    checkHit(table, entry, where);
+    for (let probe = 0; probe < 3; probe++) checkHit(table, entries[prng.below(entries.length)]!, `${where}: earlier key`);
+    // A key sharing the new key's home and two of its words is absent.
+    const near: Key = [key[0], key[1], (key[2] + 1) >>> 0];
+    if (!model.has(keyText(near))) assert.ok(table.find(near[0], near[1], near[2]) < 0, `${where}: near miss`);
+    const fresh = newKey(prng, pickShape(prng, params.bunchedPercent), model);
+    assert.ok(table.find(fresh[0], fresh[1], fresh[2]) < 0, `${where}: absent key found`);
+  }
+  assert.equal(table.copiedSlots, oldSlotsTotal - (table.growing ? table.capacitySlots / 2 - (table.copiedSlots - copiedBefore) : 0), 'every old slot scanned once');
+  checkAll(table, model, 'end');
+  const reference = presized(entries, entries.length);
+  assert.deepEqual(foldTxnWords(table.digestWords()), foldTxnWords(reference.digestWords()), 'fold independent of capacity and copy progress');
+  if (params.presize === 0) assert.ok(growths >= 1, 'grew at least once');
+}
+
+test('lookups agree with a Map model before, during and after each growth', () => {
+  fc.assert(fc.property(paramsArb, runInserts), { numRuns: NUM_RUNS, ...SEED });
+});
+
+/** Inserts `count` random entries; returns them. */
+function fill(table: TxnTable, prng: Prng, count: number, model: Map<string, Entry>, firstSequence: number): Entry[] {
+  const added: Entry[] = [];
+  for (let i = 0; i < count; i++) {
+    const key = newKey(prng, pickShape(prng, 10), model);
+    const entry: Entry = { key, content0: prng.nextU32(), content1: prng.nextU32(), sequence: firstSequence + i, code: prng.below(256), phase: table.growing ? 'during' : 'after' };
+    const miss = table.find(key[0], key[1], key[2]);
+    table.insertAfterMiss(miss, key[0], key[1], key[2], entry.content0, entry.content1, entry.sequence, entry.code);
+    model.set(keyText(key), entry);
+    added.push(entry);
+  }
+  return added;
+}
+
+test('compactEntries → fromEntries mid-copy: same lookups, same fold, same growth after', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 2 ** 31 - 1 }), fc.integer({ min: 0, max: 3 }), fc.double({ min: 0, max: 1, noNaN: true }), (seed, growthIndex, progress) => {
+      // Stop inside the copy of growth number growthIndex + 1, `progress` of the way through.
+      const oldSlots = SLOTS_INITIAL << growthIndex;
+      const copyInserts = oldSlots / MIGRATE_SLOTS_PER_INSERT;
+      const stopAt = limitOf(oldSlots) + 1 + Math.min(copyInserts - 2, Math.floor(progress * (copyInserts - 1)));
+      const prng = new Prng(seed);
+      const model = new Map<string, Entry>();
+      const live = new TxnTable();
+      const entries = fill(live, prng, stopAt, model, 1);
+      assert.ok(live.growing, `growing after ${stopAt} inserts`);
+      assert.equal(live.capacitySlots, oldSlots * 2);
+
+      const compact = live.compactEntries();
+      assert.equal(compact.length, live.count * 6);
+      assert.deepEqual(foldTxnWords(compact), foldTxnWords(live.digestWords()), 'compact copy folds like the live table');
+      const restored = TxnTable.fromEntries(compact, live.capacitySlots);
+      assert.ok(!restored.growing, 'a restored table is not growing');
+      assert.equal(restored.capacitySlots, live.capacitySlots);
+      checkAll(restored, model, 'restored');
+      assert.deepEqual(foldTxnWords(restored.digestWords()), foldTxnWords(compact), 'restored fold');
+      assert.deepEqual(foldTxnWords(restored.compactEntries()), foldTxnWords(compact), 'second round trip');
+      assert.deepEqual(live.compactEntries(), compact, 'compactEntries is deterministic');
+      // Deterministic from the same inserts: a second live table gives the same snapshot bytes.
+      const again = new TxnTable();
+      for (const e of entries) again.insertAfterMiss(again.find(e.key[0], e.key[1], e.key[2]), e.key[0], e.key[1], e.key[2], e.content0, e.content1, e.sequence, e.code);
+      assert.deepEqual(again.compactEntries(), compact, 'same inserts, same entries in the same order');
+
+      // The same later inserts into both: equal contents, and both grow at the same insert.
+      const later = Array.from({ length: limitOf(live.capacitySlots) - live.count + 5 }, () => {
+        const key = newKey(prng, 'uniform', model);
+        const entry: Entry = { key, content0: prng.nextU32(), content1: prng.nextU32(), sequence: 0, code: prng.below(256), phase: 'after' };
+        model.set(keyText(key), entry);
+        return entry;
+      });
+      later.forEach((entry, i) => {
+        entry.sequence = stopAt + 1 + i;
+        for (const table of [live, restored]) {
+          table.insertAfterMiss(table.find(entry.key[0], entry.key[1], entry.key[2]), entry.key[0], entry.key[1], entry.key[2], entry.content0, entry.content1, entry.sequence, entry.code);
+        }
+        assert.equal(restored.capacitySlots, live.capacitySlots, `capacity after later insert ${i}`);
+      });
+      checkAll(live, model, 'live after');
+      checkAll(restored, model, 'restored after');
+      assert.deepEqual(foldTxnWords(live.digestWords()), foldTxnWords(restored.digestWords()), 'fold after later inserts');
+    }),
+    { numRuns: NUM_RUNS, ...SEED },
+  );
+});
+
+test('the state digest does not depend on capacity or copy progress', () => {
+  const prng = new Prng(99);
+  const model = new Map<string, Entry>();
+  const growing = new TxnTable();
+  const entries = fill(growing, prng, limitOf(SLOTS_INITIAL * 2) + 100, model, 1);
+  assert.ok(growing.growing);
+  const states = [growing, presized(entries, 100_000), TxnTable.fromEntries(growing.compactEntries(), growing.capacitySlots)].map((txns) => {
+    const state = new LedgerState(undefined, undefined, txns);
+    state.headSequence = entries.length;
+    return state;
+  });
+  const digest = stateDigest(states[0]!);
+  for (const state of states) {
+    assert.equal(stateDigest(state), digest);
+    assert.equal(digestOfParts(copyParts(state)), digest, 'a copy of the parts digests the same');
+  }
+});
+
+test('one growth at a time; the per-insert copy bound holds at every size up to 2^20 slots', () => {
+  // Cheap keys (no model): count what each insert copies and when each copy ends.
+  const table = new TxnTable();
+  const prng = new Prng(5);
+  let maxCopied = 0;
+  let growths = 0;
+  let copyEndedAt = -1;
+  for (let i = 0; table.capacitySlots < 1 << 20 || table.growing; i++) {
+    const before = table.copiedSlots;
+    const capacity = table.capacitySlots;
+    const k0 = prng.nextU32();
+    const k1 = prng.nextU32();
+    table.insertAfterMiss(table.find(k0, k1, i), k0, k1, i, 0, 0, i + 1, 0);
+    maxCopied = Math.max(maxCopied, table.copiedSlots - before);
+    if (table.capacitySlots !== capacity) {
+      growths++;
+      assert.ok(copyEndedAt < i, 'previous copy finished first');
+    }
+    if (!table.growing && table.copiedSlots !== before) {
+      copyEndedAt = i;
+      // Ends well before the new array's own limit: within 1/0.7 / MIGRATE_SLOTS_PER_INSERT of it.
+      const inserted = table.count - limitOf(table.capacitySlots / 2);
+      assert.equal(inserted, table.capacitySlots / 2 / MIGRATE_SLOTS_PER_INSERT, 'copy length in inserts');
+      assert.ok(inserted * 2 < limitOf(table.capacitySlots) - limitOf(table.capacitySlots / 2), 'copy done before half the next interval');
+    }
+  }
+  assert.equal(growths, 8);
+  assert.equal(maxCopied, MIGRATE_SLOTS_PER_INSERT);
+  assert.equal(table.copiedSlots, (1 << 20) - SLOTS_INITIAL, 'every old slot of every growth copied exactly once');
+});
+
+test('the entry limit is enforced on both insert paths', () => {
+  for (const viaMiss of [false, true]) {
+    const table = new TxnTable();
+    table.count = TXN_TABLE_ENTRIES_MAX;
+    const miss = table.find(1, 2, 3);
+    assert.throws(
+      () => (viaMiss ? table.insertAfterMiss(miss, 1, 2, 3, 0, 0, 1, 0) : table.insert(1, 2, 3, 0, 0, 1, 0)),
+      /transaction table full/,
+    );
+  }
+  assert.throws(() => TxnTable.fromEntries(new Uint32Array(6), SLOTS_INITIAL), /sequence 0/);
+});
+
+test('a ledger snapshotted while its id table grows: snapshot + tail, full replay and live state agree', async () => {
+  // 2,868 ids grow the 4,096-slot table; its copy runs for the next 4,096 / MIGRATE_SLOTS_PER_INSERT inserts.
+  const growAt = limitOf(SLOTS_INITIAL) + 1;
+  const midCopy = growAt + Math.floor(SLOTS_INITIAL / MIGRATE_SLOTS_PER_INSERT / 2);
+  const dir = tempDir();
+  try {
+    const ids = (from: number, to: number): string[] => Array.from({ length: to - from }, (_, i) => `d-${from + i}`);
+    const deposits = (names: string[]): ReturnType<typeof deposit>[] => names.map((id, i) => deposit(id, 'alice', BigInt(1 + (i % 7))));
+    let liveMid = '';
+    let liveEnd = '';
+    const firstResults = new Map<string, number>();
+    await withLedger(dir.path, async (ledger) => {
+      assert.equal((await ledger.openAccount({ accountId: 'alice', currencyCode: 'USD', owner: 'u1' })).status, 'created');
+      for (let from = 0; from < midCopy; from += 1000) {
+        const names = ids(from, Math.min(midCopy, from + 1000));
+        const results = await submit(ledger, deposits(names));
+        names.forEach((id, i) => firstResults.set(id, results.sequences[i]!));
+      }
+      // Ids from before the growth (some not yet copied), retried mid-copy: first outcome, or a conflict.
+      const retried = ids(0, 40);
+      const again = await submit(ledger, deposits(retried));
+      retried.forEach((id, i) => {
+        assert.equal(again.codes[i], Wire.ok, `${id} retried`);
+        assert.equal(again.sequences[i], firstResults.get(id), `${id} retried: first sequence`);
+      });
+      const changed = await submit(ledger, [deposit('d-3', 'alice', 999n)]);
+      assert.equal(changed.codes[0], Wire.idempotency_conflict);
+      for (const id of [...ids(0, 30), ...ids(growAt - 30, growAt + 30), ...ids(midCopy - 10, midCopy)]) {
+        assert.equal((await ledger.transfer(id))?.sequence, firstResults.get(id), `GET ${id}`);
+      }
+      assert.equal(await ledger.transfer('d-never'), undefined);
+      await ledger.snapshot();
+      liveMid = ledger.digest();
+      const replayed = recover(dir.path, { fromGenesis: true }).state;
+      assert.ok(replayed.txns.growing, 'the replayed table is mid-copy, as the live one');
+      assert.equal(stateDigest(replayed), liveMid, 'full replay (mid-copy)');
+      const restored = recover(dir.path).state;
+      assert.ok(!restored.txns.growing);
+      assert.equal(stateDigest(restored), liveMid, 'snapshot taken mid-copy');
+      for (let from = midCopy; from < growAt + 2 * SLOTS_INITIAL; from += 1000) await submit(ledger, deposits(ids(from, from + 1000)));
+      liveEnd = ledger.digest();
+    });
+    assert.equal(stateDigest(recover(dir.path, { fromGenesis: true }).state), liveEnd, 'full replay (end)');
+    assert.equal(stateDigest(recover(dir.path).state), liveEnd, 'final snapshot');
+  } finally {
+    dir.remove();
+  }
+});
