@@ -187,16 +187,18 @@ function prepareRecord(record: RecordView, base: number, scratch: DecideScratch,
 }
 
 /**
- * Reads, for every prepared record of a round, the slots its lookups will probe first (one
- * pass, so the misses overlap), then the id bytes and account records those slots name.
+ * Reads, for every prepared record of a round, the slots its lookups will probe first (its
+ * transaction id's and both accounts'; one pass, so the misses overlap), then the id bytes and
+ * account records those account slots name.
  */
 function prefetchRound(state: LedgerState, scratch: DecideScratch, records: number): void {
   const prepared = scratch.prepared;
   const accounts = state.accounts;
+  const txns = state.txns;
   let checksum = 0;
   for (let p = 0; p < records * PREPARED_WORDS; p += PREPARED_WORDS) {
     if (prepared[p + P_CODE] !== Wire.ok) continue;
-    checksum ^= accounts.touchSlot(prepared[p + P_FROM_HASH]!) ^ accounts.touchSlot(prepared[p + P_TO_HASH]!);
+    checksum ^= txns.touch(prepared[p + P_KEY]! >>> 0) ^ accounts.touchSlot(prepared[p + P_FROM_HASH]!) ^ accounts.touchSlot(prepared[p + P_TO_HASH]!);
   }
   const ints = state.ints;
   for (let p = 0; p < records * PREPARED_WORDS; p += PREPARED_WORDS) {
