@@ -80,6 +80,7 @@ async function openLocked(options: LedgerOptions, unlock: () => void): Promise<L
     {
       logDir,
       fsync: options.fsync ?? true,
+      ...(options.segmentBytesMax === undefined ? {} : { segmentBytesMax: options.segmentBytesMax }),
       onFrameWritten: (frame) => {
         readIndex.noteFrame(frame);
         engine.notePosition(frame.segmentFirstSequence, frame.offset + frame.bytes);

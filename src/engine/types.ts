@@ -144,6 +144,11 @@ export type LedgerOptions = Readonly<{
   expectedTransactions?: number;
   /** Most records waiting in the engine queue before submit answers `overloaded`. */
   queueRecordsMax?: number;
+  /**
+   * Start a new log segment when the next group commit would pass this many bytes (default
+   * SEGMENT_BYTES_MAX_DEFAULT, 256 MiB). Tests set it small to exercise segment rollover.
+   */
+  segmentBytesMax?: number;
   observer?: EngineObserver;
   /** Called with progress while recovering (records replayed, total estimate). */
   onRecoveryProgress?: (done: number, total: number) => void;
