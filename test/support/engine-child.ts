@@ -1,7 +1,10 @@
 /**
  * Child process of test/engine-crash.test.ts: the engine under concurrent load, killed at random.
  *
- *   node engine-child.js DATA_DIR RUN SEED [CHECK_FILE]
+ *   node engine-child.js DATA_DIR RUN SEED [CHECK_FILE [SEGMENT_BYTES_MAX]]
+ *
+ * SEGMENT_BYTES_MAX (default: the engine's, 256 MiB) makes the log roll to a new segment every
+ * few group commits, so kills land during and right after rollovers.
  *
  * Opens the ledger with fsync on, then (1) checks through the Ledger API every outcome listed
  * in CHECK_FILE (acknowledged by earlier runs): `transfer(id)` must return the same code and
@@ -61,14 +64,15 @@ function out(text: string): void {
 }
 
 async function main(): Promise<void> {
-  const [dataDir, runText, seedText, checkFile] = process.argv.slice(2);
-  if (dataDir === undefined || runText === undefined || seedText === undefined) throw new Error('usage: engine-child DATA_DIR RUN SEED [CHECK_FILE]');
+  const [dataDir, runText, seedText, checkFile, segmentBytesText] = process.argv.slice(2);
+  if (dataDir === undefined || runText === undefined || seedText === undefined) throw new Error('usage: engine-child DATA_DIR RUN SEED [CHECK_FILE [SEGMENT_BYTES_MAX]]');
   const run = Number(runText);
   const prng = new Prng(Number(seedText) * 1000 + run);
   const ledger = await openLedger({
     dataDir,
     fsync: true,
     snapshotEveryRecords: SNAPSHOT_EVERY_RECORDS,
+    ...(segmentBytesText === undefined ? {} : { segmentBytesMax: Number(segmentBytesText) }),
     onFatal: (error) => {
       out(`bad fatal ${String(error)}\n`);
       process.exit(70);
