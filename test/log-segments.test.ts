@@ -11,10 +11,13 @@
 //   newer segment exists, whole or empty: the writer syncs a segment before it creates the next,
 //   and a start cuts any torn tail before it appends, so no crash leaves this. It is corruption:
 //   the start refuses naming that file and the torn frame's offset, `walletd verify` names both,
-//   nothing on disk changes.
+//   nothing on disk changes;
+// - a segment file not named by the sequence of its first frame (history reads find segments by
+//   name), or a frameless one that is not the newest or not named for the next sequence: no
+//   crash leaves these either; they are corruption, refused the same way.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, cpSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, readdirSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { stateDigest } from '../src/core/digest.js';
 import { openLedger } from '../src/engine/ledger.js';
@@ -272,3 +275,33 @@ describe('an older segment ends with a torn frame while a newer one exists', () 
   }
 });
 
+describe('segment files named wrong', () => {
+  test('a stray empty file named inside an older segment: history reads would look there; refused', async () => {
+    const dir = copyOf(built, 'stray-empty', 'none');
+    const segments = segmentsOf(dir);
+    const inside = segments[2]!.firstSequence + 1;
+    assert.ok(inside < segments[3]!.firstSequence, 'test setup: segment 2 holds more than one event');
+    const stray = join(dataPaths(dir).logDir, segmentFileName(inside));
+    writeFileSync(stray, Buffer.alloc(0), { flag: 'wx' });
+    await assertRefused(dir, stray, 0, `stray empty ${basename(stray)}`);
+  });
+
+  test('the empty newest segment named for a later sequence than the next: refused', async () => {
+    const dir = copyOf(built, 'empty-misnamed', 'none');
+    const frames = logFrames(dir);
+    const head = lastSequence(frames[frames.length - 1]!);
+    const stray = join(dataPaths(dir).logDir, segmentFileName(head + 5));
+    writeFileSync(stray, Buffer.alloc(0), { flag: 'wx' });
+    await assertRefused(dir, stray, 0, `empty newest ${basename(stray)} at head ${head}`);
+  });
+
+  test('a whole segment renamed: its first frame does not start at its name; refused', async () => {
+    const dir = copyOf(built, 'renamed', 'none');
+    const segments = segmentsOf(dir);
+    const victim = segments[segments.length - 2]!;
+    const renamed = join(dataPaths(dir).logDir, segmentFileName(victim.firstSequence + 1));
+    assert.ok(victim.firstSequence + 1 < segments[segments.length - 1]!.firstSequence, 'test setup: the segment holds more than one event');
+    renameSync(victim.path, renamed);
+    await assertRefused(dir, renamed, 0, `${basename(victim.path)} renamed to ${basename(renamed)}`);
+  });
+});
