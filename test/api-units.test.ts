@@ -19,6 +19,9 @@ import { buildHttpServer } from '../src/api/server.js';
 import { ApiMetrics } from '../src/api/metrics.js';
 import { LazyChildLogger, RequestLine } from '../src/api/request-log.js';
 import pino from 'pino';
+import { batchItemJson, batchItemOf } from '../src/api/views.js';
+import { ID_SOURCE } from '../src/core/ids.js';
+import { Wire } from '../src/core/errors.js';
 import { SERVE_NODE_FLAGS } from '../src/stdx/node-flags.js';
 
 function configOf(args: string[], env: NodeJS.ProcessEnv = {}) {
@@ -267,4 +270,16 @@ test('npm start runs node with the serve flags the harnesses use', () => {
   const script = words.indexOf('bin/walletd.js');
   assert.ok(script > 0, `start script runs bin/walletd.js: ${start}`);
   assert.deepEqual(words.slice(0, script), [...SERVE_NODE_FLAGS]);
+});
+
+test('batch results rendered as text equal JSON.stringify of the result objects', () => {
+  const ids = ['a', 'A-z_0.9:x', 'x'.repeat(64), 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-'.slice(0, 64)];
+  for (const id of ids) {
+    assert.match(id, new RegExp(`^${ID_SOURCE}$`));
+    for (const sequence of [1, 123_456_789, 2 ** 48 - 1]) {
+      for (const wire of [Wire.ok, Wire.insufficient_funds, Wire.idempotency_conflict, Wire.account_not_found]) {
+        assert.equal(batchItemJson(id, wire, sequence), JSON.stringify(batchItemOf(id, { wire, sequence })), `${id} ${wire} ${sequence}`);
+      }
+    }
+  }
 });

@@ -15,8 +15,8 @@ import { v1Route } from './route-options.js';
 import * as schemas from './schemas.js';
 import { movementCommandOf, transferCommandOf, type MoneyMovementBody, type TransferBody } from './transfer-input.js';
 import { compileBodyValidator, validatorCompiler, type ErrorObject } from './validation.js';
-import { batchItemOf, rejectedItem, transferReplyOf, transferViewBody, type BatchItemResult } from './views.js';
-import { outcomeAt, withTimeout } from './transfer-submitter.js';
+import { batchItemJson, rejectedItem, transferReplyOf, transferViewBody, type BatchItemResult } from './views.js';
+import { withTimeout } from './transfer-submitter.js';
 import type { Principal } from '../auth/principal.js';
 import type { Ledger } from '../engine/types.js';
 import { ID_BYTES_MAX } from '../core/ids.js';
@@ -63,10 +63,10 @@ export function registerTransferRoutes(app: FastifyInstance, context: ApiContext
       validatorCompiler: batchValidatorCompiler,
     },
     async (request, reply) => {
-      const results = await applyBatch(context, principalOf(request), request.body.transfers);
-      // Serialized directly: the documented item schema is a oneOf, which the schema-driven
-      // serializer would check item by item.
-      return reply.type('application/json; charset=utf-8').send(JSON.stringify({ results }));
+      const body = await applyBatch(context, principalOf(request), request.body.transfers);
+      // Rendered as text directly: the documented item schema is a oneOf, which the
+      // schema-driven serializer would check item by item.
+      return reply.type('application/json; charset=utf-8').send(body);
     },
   );
 
@@ -123,26 +123,30 @@ async function submitOne(context: ApiContext, reply: FastifyReply, command: Tran
   return reply.code(answer.status).send(answer.body);
 }
 
-/** Validates every item alone, submits the valid ones as one engine batch, results in request order. */
-async function applyBatch(context: ApiContext, principal: Principal, items: readonly unknown[]): Promise<BatchItemResult[]> {
+/**
+ * Validates every item alone, submits the valid ones as one engine batch, and renders the
+ * response body with one result per item, in request order.
+ */
+async function applyBatch(context: ApiContext, principal: Principal, items: readonly unknown[]): Promise<string> {
   const ledger = context.ledger;
-  const results = new Array<BatchItemResult>(items.length);
+  const results = new Array<string>(items.length);
   const commands: TransferCommand[] = [];
   const positions: number[] = [];
   for (let index = 0; index < items.length; index++) {
     const checked = checkBatchItem(ledger, principal, items[index], index);
-    if ('status' in checked) results[index] = checked;
+    if ('status' in checked) results[index] = JSON.stringify(checked);
     else {
       commands.push(checked);
       positions.push(index);
     }
   }
-  if (commands.length === 0) return results;
-  const engineResults = await context.submitter.submitMany(commands);
-  for (let k = 0; k < commands.length; k++) {
-    results[positions[k] as number] = batchItemOf((commands[k] as TransferCommand).transactionId, outcomeAt(engineResults, k));
+  if (commands.length > 0) {
+    const { codes, sequences } = await context.submitter.submitMany(commands);
+    for (let k = 0; k < commands.length; k++) {
+      results[positions[k]!] = batchItemJson(commands[k]!.transactionId, codes[k]!, sequences[k]!);
+    }
   }
-  return results;
+  return `{"results":[${results.join(',')}]}`;
 }
 
 /** A command ready for the engine, or the item's rejection (never sent, never remembered). */
