@@ -118,6 +118,11 @@ function malformedCases(): Case[] {
     { name: 'batch: 8191 items', path: BATCH, json: { transfers: Array.from({ length: 8191 }, () => ({})) }, code: 'invalid_request' },
     { name: 'batch: missing transfers', path: BATCH, json: {}, code: 'invalid_request' },
     { name: 'batch: unknown envelope field', path: BATCH, json: { transfers: [valid()], atomic: true }, code: 'invalid_request' },
+    { name: 'batch: __proto__ envelope key', path: BATCH, raw: `{"__proto__": {"x": 1}, "transfers": [${JSON.stringify(valid())}]}`, code: 'invalid_request' },
+    { name: 'batch: escaped __proto__ envelope key', path: BATCH, raw: `{"\\u005f_proto__": {"x": 1}, "transfers": [${JSON.stringify(valid())}]}`, code: 'invalid_request' },
+    { name: 'batch: constructor envelope key', path: BATCH, raw: `{"constructor": {"prototype": {"x": 1}}, "transfers": [${JSON.stringify(valid())}]}`, code: 'invalid_request' },
+    { name: 'batch: malformed JSON', path: BATCH, raw: '{"transfers": [', code: 'invalid_request' },
+    { name: 'batch: empty body', path: BATCH, raw: '', code: 'invalid_request' },
     { name: 'deposit: unknown field', path: `/v1/accounts/${A}/deposits`, json: { transaction_id: uniqueId('mal'), amount: '1.00', currency: 'USD', from_account: B }, code: 'invalid_request' },
     { name: 'deposit: number amount', path: `/v1/accounts/${A}/deposits`, json: { transaction_id: uniqueId('mal'), amount: 1, currency: 'USD' }, code: 'invalid_amount' },
     { name: 'deposit: malformed path id', path: '/v1/accounts/bad%20id/deposits', json: { transaction_id: uniqueId('mal'), amount: '1.00', currency: 'USD' }, code: 'invalid_request' },
@@ -164,6 +169,26 @@ test('malformed requests: right status and code, no balance changed, nothing rem
   }
   const reuse = await server.call('POST', TRANSFER, { json: valid({ transaction_id: unremembered[0], amount: '0.01' }) });
   assert.equal(reuse.status, 200, 'a transaction_id of a refused request stays free');
+});
+
+test('batch items with __proto__ or constructor keys are rejected alone; nothing is polluted or applied', TEST_TIMEOUT, async () => {
+  const before = await fingerprint();
+  const good = valid({ amount: '0.01' });
+  const items = [
+    `{"__proto__": {"polluted": true}, ${JSON.stringify(valid()).slice(1)}`,
+    `{"\\u005f_proto__": {"polluted": true}, ${JSON.stringify(valid()).slice(1)}`,
+    `{"constructor": {"prototype": {"polluted": true}}, ${JSON.stringify(valid()).slice(1)}`,
+    JSON.stringify(good),
+  ];
+  const reply = await server.call('POST', BATCH, { raw: `{"transfers": [${items.join(',')}]}` });
+  assert.equal(reply.status, 200, reply.text);
+  const results = (reply.body as { results: Array<{ status: string; error?: { code: string } }> }).results;
+  assert.deepEqual(results.map((result) => result.error?.code ?? result.status), ['invalid_request', 'invalid_request', 'invalid_request', 'success']);
+  assert.equal(({} as Record<string, unknown>)['polluted'], undefined);
+  // Only the good item moved money: 0.01 from A to B.
+  assert.notEqual(await fingerprint(), before);
+  const retry = await server.call('POST', TRANSFER, { json: good });
+  assert.equal(retry.status, 200, 'the good item was applied once; its retry answers the same');
 });
 
 test('business rejections are 422, logged with a sequence, and change no balance', TEST_TIMEOUT, async () => {

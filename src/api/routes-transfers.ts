@@ -6,7 +6,7 @@
  * What the engine answers is rendered as a pure function of (code, sequence), so a retry gets
  * the identical response.
  */
-import type { FastifyInstance, FastifyReply, FastifySchema, FastifySchemaCompiler } from 'fastify';
+import { errorCodes, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifySchema, type FastifySchemaCompiler } from 'fastify';
 import type { TransferCommand } from '../core/transfer-record.js';
 import { mayDebit, mayReadTransfer } from './access.js';
 import { principalOf, type ApiContext } from './context.js';
@@ -49,26 +49,31 @@ export function registerTransferRoutes(app: FastifyInstance, context: ApiContext
     },
   );
 
-  app.post<{ Body: { transfers: unknown[] } }>(
-    '/v1/wallet/balance_transfers',
-    {
-      ...v1Route({
-        access: 'authenticated',
-        tag: 'transfers',
-        summary: `Up to ${schemas.batchBody.properties.transfers.maxItems} transfers applied in order, one result each`,
-        body: schemas.batchBody,
-        ok: { 200: schemas.batchResponse },
-        errors: [413],
-      }),
-      validatorCompiler: batchValidatorCompiler,
-    },
-    async (request, reply) => {
-      const body = await applyBatch(context, principalOf(request), request.body.transfers);
-      // Rendered as text directly: the documented item schema is a oneOf, which the
-      // schema-driven serializer would check item by item.
-      return reply.type('application/json; charset=utf-8').send(body);
-    },
-  );
+  // The batch route lives in its own scope for its JSON parser (see parseBatchJson).
+  void app.register(async (scoped) => {
+    scoped.removeContentTypeParser('application/json');
+    scoped.addContentTypeParser('application/json', { parseAs: 'string' }, parseBatchJson);
+    scoped.post<{ Body: { transfers: unknown[] } }>(
+      '/v1/wallet/balance_transfers',
+      {
+        ...v1Route({
+          access: 'authenticated',
+          tag: 'transfers',
+          summary: `Up to ${schemas.batchBody.properties.transfers.maxItems} transfers applied in order, one result each`,
+          body: schemas.batchBody,
+          ok: { 200: schemas.batchResponse },
+          errors: [413],
+        }),
+        validatorCompiler: batchValidatorCompiler,
+      },
+      async (request, reply) => {
+        const body = await applyBatch(context, principalOf(request), request.body.transfers);
+        // Rendered as text directly: the documented item schema is a oneOf, which the
+        // schema-driven serializer would check item by item.
+        return reply.type('application/json; charset=utf-8').send(body);
+      },
+    );
+  });
 
   for (const kind of ['deposit', 'withdrawal'] as const) registerMovementRoute(app, context, kind);
 
@@ -115,6 +120,30 @@ function registerMovementRoute(app: FastifyInstance, context: ApiContext, kind: 
       return submitOne(context, reply, parsed.command);
     },
   );
+}
+
+/**
+ * JSON for the batch route, without the prototype-poisoning scan the other routes keep: on a
+ * 1 MB body of 8,190 items that scan costs 0.12 µs an item (measured, 16% of the parse), and
+ * here it protects nothing. JSON.parse makes "__proto__" an ordinary own property, never a
+ * prototype; the envelope and every item are checked against schemas that refuse unknown
+ * properties, so such a key rejects the envelope (400) or its item (invalid_request); and no
+ * code merges a body into another object. A test sends both keys, escaped too.
+ */
+function parseBatchJson(_request: FastifyRequest, body: string | Buffer, done: (error: Error | null, value?: unknown) => void): void {
+  const text = typeof body === 'string' ? body : body.toString('utf8');
+  if (text.length === 0) {
+    done(new errorCodes.FST_ERR_CTP_EMPTY_JSON_BODY());
+    return;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    done(new errorCodes.FST_ERR_CTP_INVALID_JSON_BODY());
+    return;
+  }
+  done(null, parsed);
 }
 
 /** Submits one command and answers with its outcome (single transfer, deposit, withdrawal). */
