@@ -248,8 +248,15 @@ export function encodeResults(results: ResultColumns, count: number): Buffer {
   assert(results.sequences.length >= count);
   const bytes = Buffer.allocUnsafe(count * RESULT_BYTES);
   bytes.set(results.codes.subarray(0, count), 0);
+  // Up to 8,190 sequences a frame: two 32-bit stores each through one DataView, no per-record
+  // call into Buffer's checked writers. Engine sequences are safe integers (below 2^48).
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const sequences = results.sequences;
   for (let index = 0; index < count; index++) {
-    writeU64(bytes, count + index * 8, results.sequences[index] ?? 0);
+    const sequence = sequences[index]!;
+    const at = count + index * 8;
+    view.setUint32(at, sequence % TWO_POW_32, true);
+    view.setUint32(at + 4, Math.floor(sequence / TWO_POW_32), true);
   }
   return bytes;
 }
