@@ -346,3 +346,43 @@ test('a ledger snapshotted while its id table grows: snapshot + tail, full repla
     dir.remove();
   }
 });
+
+test('a snapshot copy taken a slice at a time equals compactEntries() at its start, whatever inserts and growths come between', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.integer({ min: 1, max: 6000 }), fc.integer({ min: 1, max: 700 }), fc.integer({ min: 1, max: 3000 }), (seed, before, stepSlots, insertsPerStep) => {
+      const prng = new Prng(seed);
+      const model = new Map<string, Entry>();
+      const table = new TxnTable();
+      let sequence = 0;
+      const insertOne = (phase: Entry['phase']): void => {
+        const key = newKey(prng, pickShape(prng, 10), model);
+        const entry: Entry = { key, content0: prng.nextU32(), content1: prng.nextU32(), sequence: ++sequence, code: prng.below(20), phase };
+        const miss = table.find(key[0], key[1], key[2]);
+        assert.ok(miss < 0);
+        table.insertAfterMiss(miss, key[0], key[1], key[2], entry.content0, entry.content1, entry.sequence, entry.code);
+        model.set(keyText(key), entry);
+      };
+      for (let i = 0; i < before; i++) insertOne('before');
+      const expected = table.compactEntries();
+      const copy = table.beginEntriesCopy(sequence);
+      let steps = 0;
+      // Inserts between steps: enough, for some runs, to start a growth (which finishes the copy).
+      while (!copy.step(stepSlots)) {
+        for (let i = 0; i < prng.below(Math.floor(insertsPerStep / 10) + 1) + 1; i++) insertOne('during');
+        steps++;
+        assert.ok(steps < 100_000, 'the copy ends');
+      }
+      assert.ok(copy.done);
+      assert.deepEqual(copy.result(), expected, 'the copy holds exactly the entries at its start, in compactEntries order');
+      checkAll(table, model, 'after the copy');
+      // Growth copying held back during the copy resumes: enough inserts leave the table settled.
+      for (let i = 0; i < table.capacitySlots / MIGRATE_SLOTS_PER_INSERT + 10 && table.growing; i++) insertOne('after');
+      assert.equal(table.growing, false, 'a growth held back by the copy completes afterwards');
+      checkAll(table, model, 'after the growth resumed');
+      const again = table.beginEntriesCopy(sequence);
+      again.finish();
+      assert.deepEqual(again.result(), table.compactEntries(), 'a second copy, finished at once');
+    }),
+    { numRuns: NUM_RUNS * 4, ...SEED },
+  );
+});

@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { LedgerState } from './ledger-state.js';
-import { foldTxnWords } from './txn-table.js';
+import { foldTxnWords, type TxnEntriesCopy } from './txn-table.js';
 
 export type StateParts = Readonly<{
   headSequence: number;
@@ -55,16 +55,38 @@ export function partsOf(state: LedgerState): StateParts {
  * table is copied compactly (occupied slots only), which digests the same.
  */
 export function copyParts(state: LedgerState): StateParts {
-  const parts = partsOf(state);
-  return {
-    ...parts,
-    txnWords: state.txns.compactEntries(),
-    accountIdLengths: parts.accountIdLengths.slice(),
-    accountIdArena: parts.accountIdArena.slice(),
-    ownerIdLengths: parts.ownerIdLengths.slice(),
-    ownerIdArena: parts.ownerIdArena.slice(),
-    accountRecords: parts.accountRecords.slice(),
+  const copy = beginCopyParts(state);
+  copy.txnEntries.finish();
+  return copy.parts();
+}
+
+export type PartsCopy = Readonly<{
+  /** The transaction entries, still to be copied: `step` it to the end, then call `parts`. */
+  txnEntries: TxnEntriesCopy;
+  parts: () => StateParts;
+}>;
+
+/**
+ * copyParts in two stages: everything but the transaction entries is copied now (accounts,
+ * owners: tens of MB at most), the entries — the bulk, hundreds of MB — a slice at a time
+ * while the engine goes on deciding (TxnTable.beginEntriesCopy), so a snapshot does not stop it.
+ */
+export function beginCopyParts(state: LedgerState): PartsCopy {
+  const accounts = state.accounts.exportParts();
+  const owners = state.owners.exportParts();
+  const fixed = {
+    headSequence: state.headSequence,
+    accountCount: state.accountCount,
+    txnCount: state.txns.count,
+    txnSlots: state.txns.capacitySlots,
+    accountIdLengths: accounts.lengths.slice(),
+    accountIdArena: accounts.arena.slice(),
+    ownerIdLengths: owners.lengths.slice(),
+    ownerIdArena: owners.arena.slice(),
+    accountRecords: state.accountRecords().slice(),
   };
+  const txnEntries = state.txns.beginEntriesCopy(state.headSequence);
+  return { txnEntries, parts: () => ({ ...fixed, txnWords: txnEntries.result() }) };
 }
 
 export function digestOfParts(parts: StateParts): string {

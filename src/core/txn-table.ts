@@ -75,6 +75,8 @@ export class TxnTable {
   private nextTouched = 0;
   /** Inserts leaving `count` above this do growth work (preparing or copying): −1 while copying. */
   private workAbove = 0;
+  /** A snapshot's copy in progress (beginEntriesCopy): no entry may move until it ends. */
+  private entriesCopy: TxnEntriesCopy | undefined;
 
   /**
    * `expectedEntries` sizes the table up front, so that it never grows below that many entries
@@ -197,6 +199,24 @@ export class TxnTable {
   }
 
   /**
+   * Starts copying the entries logged up to `maxSequence` (all of them: the caller's head) in
+   * compactEntries() order, a slice per `step`, while inserts go on. Entries never move while the
+   * copy runs (a growth's copying waits; a growth that must start finishes the copy first), and
+   * every later insert has a larger sequence, so filtering the slots by sequence gives exactly
+   * what compactEntries() gives now. Lets a snapshot avoid stopping the engine for the copy.
+   */
+  beginEntriesCopy(maxSequence: number): TxnEntriesCopy {
+    assert(this.entriesCopy === undefined, 'one entries copy at a time');
+    const sources = [{ words: this.words, start: 0 }];
+    if (this.oldSlots !== 0) sources.push({ words: this.oldWords, start: this.oldCopied * WORDS_PER_SLOT });
+    const copy = new TxnEntriesCopy(sources, this.count, maxSequence, () => {
+      if (this.entriesCopy === copy) this.entriesCopy = undefined;
+    });
+    this.entriesCopy = copy;
+    return copy;
+  }
+
+  /**
    * Occupied slots only, back to back (6 words each): what snapshots store. In slot order; while
    * a growth is being copied, the new array's slots and then the old slots not yet copied.
    */
@@ -277,8 +297,11 @@ export class TxnTable {
   }
 
   private growthWork(): void {
-    if (this.oldSlots !== 0) this.copySome();
-    else this.prepareSome();
+    // A snapshot's copy needs entries to stay put; the growth's copying resumes after it (it has
+    // a margin of 0.225 · old slots inserts before the next growth, and startGrowth settles both).
+    if (this.oldSlots !== 0) {
+      if (this.entriesCopy === undefined) this.copySome();
+    } else this.prepareSome();
   }
 
   /** Between 60% and 70% load: allocates the next array, then touches its next 512 bytes. */
@@ -291,9 +314,11 @@ export class TxnTable {
 
   /** Starts a growth: a new array of twice the slots takes inserts; the old one is copied over by copySome. */
   private startGrowth(): void {
-    // Cannot happen: copying ends after oldSlots / MIGRATE_SLOTS_PER_INSERT inserts, fewer than the 70% of
-    // oldSlots inserts that fill the new array to its own limit.
-    assert(this.oldSlots === 0, 'txn table must grow again before its previous growth is copied');
+    this.entriesCopy?.finish();
+    // Copying ends after oldSlots / MIGRATE_SLOTS_PER_INSERT inserts, fewer than the 70% of oldSlots
+    // inserts that fill the new array to its own limit, unless a snapshot's copy held it back
+    // that long: then the rest is copied now.
+    while (this.oldSlots !== 0) this.copySome();
     this.oldWords = this.words;
     this.oldSlots = this.slotsTotal;
     this.oldCopied = 0;
@@ -331,15 +356,82 @@ export class TxnTable {
   }
 }
 
+/**
+ * A snapshot's copy of a TxnTable's entries, taken a slice at a time (see beginEntriesCopy).
+ * `step` scans up to a number of slots and reports whether the copy is complete; `result`
+ * returns the entries (compactEntries() layout) once it is.
+ */
+export class TxnEntriesCopy {
+  private readonly entries: Uint32Array;
+  private at = 0;
+  private source = 0;
+  private position: number;
+  private ended = false;
+
+  constructor(
+    private readonly sources: ReadonlyArray<{ words: Uint32Array; start: number }>,
+    private readonly expected: number,
+    private readonly maxSequence: number,
+    private readonly onEnd: () => void,
+  ) {
+    this.entries = new Uint32Array(expected * WORDS_PER_SLOT);
+    this.position = sources[0]!.start;
+  }
+
+  get done(): boolean {
+    return this.ended;
+  }
+
+  /** Copies the entries of the next `slots` slots (or fewer at the end); true once complete. */
+  step(slots: number): boolean {
+    let budget = slots * WORDS_PER_SLOT;
+    while (!this.ended && budget > 0) {
+      const words = this.sources[this.source]!.words;
+      const end = Math.min(words.length, this.position + budget);
+      budget -= end - this.position;
+      this.at = compactInto(this.entries, this.at, words, this.position, end, this.maxSequence);
+      this.position = end;
+      if (end === words.length) this.nextSource();
+    }
+    return this.ended;
+  }
+
+  finish(): void {
+    this.step(Number.MAX_SAFE_INTEGER / WORDS_PER_SLOT);
+  }
+
+  result(): Uint32Array {
+    assert(this.ended, 'entries copy not finished');
+    return this.entries;
+  }
+
+  private nextSource(): void {
+    this.source++;
+    if (this.source < this.sources.length) {
+      this.position = this.sources[this.source]!.start;
+      return;
+    }
+    assert(this.at === this.entries.length, 'entries copy found a different count than the table had');
+    this.ended = true;
+    this.onEnd();
+  }
+}
+
 /** The count above which a table of `slots` slots prepares its next array. */
 function prepareAbove(slots: number): number {
   return Math.floor((slots * LOAD_PREPARE_PERCENT) / 100);
 }
 
-/** Appends the occupied slots of `words` from word `start` to `entries` at `at`; returns the new end. */
-function compactInto(entries: Uint32Array, at: number, words: Uint32Array, start: number): number {
-  for (let base = start; base < words.length; base += WORDS_PER_SLOT) {
-    if (words[base + 4] === 0 && words[base + 5] === 0) continue;
+/**
+ * Appends the occupied slots of `words` in words [start, end) whose sequence is at most
+ * `maxSequence` to `entries` at `at`; returns the new end.
+ */
+function compactInto(entries: Uint32Array, at: number, words: Uint32Array, start: number, end = words.length, maxSequence = SEQUENCE_MAX): number {
+  for (let base = start; base < end; base += WORDS_PER_SLOT) {
+    const low = words[base + 4]!;
+    const high = words[base + 5]! & 0xffff;
+    if (low === 0 && words[base + 5] === 0) continue;
+    if (high * 2 ** 32 + low > maxSequence) continue;
     // A word loop, not entries.set(words.subarray(...)): a subarray per entry was most of the time.
     for (let i = 0; i < WORDS_PER_SLOT; i++) entries[at + i] = words[base + i]!;
     at += WORDS_PER_SLOT;

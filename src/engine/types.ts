@@ -137,6 +137,11 @@ export type LedgerOptions = Readonly<{
   /** Take a snapshot after this many new log records (default 5,000,000). */
   snapshotEveryRecords?: number;
   /**
+   * Transaction-table slots a snapshot copies per event-loop turn, between drains (default
+   * 1,048,576: about 10 ms). Tests set it small so that copies span many turns.
+   */
+  snapshotCopySlotsPerTurn?: number;
+  /**
    * Transaction ids to size the id table for when the ledger starts empty (default 0: start
    * small and grow; growth is incremental, with no pause, but from 60% load until a growth is
    * copied a second array of twice the slots is held and lookups probe both; see txn-table.ts).

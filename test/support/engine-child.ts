@@ -72,6 +72,9 @@ async function main(): Promise<void> {
     dataDir,
     fsync: true,
     snapshotEveryRecords: SNAPSHOT_EVERY_RECORDS,
+    // Snapshots copy the transaction table a few hundred slots per turn, so kills land while a
+    // copy spans many drains.
+    snapshotCopySlotsPerTurn: 256,
     ...(segmentBytesText === undefined ? {} : { segmentBytesMax: Number(segmentBytesText) }),
     onFatal: (error) => {
       out(`bad fatal ${String(error)}\n`);
