@@ -4,7 +4,7 @@
 // historical-balance query, the schema-error-to-code mapping, and the key store's files
 // (admin token 0600, keys stored only as SHA-256, atomic rewrite, constant-time lookups), and
 // the server before its ledger is open (what a client sees during recovery), via inject.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,6 +24,13 @@ import { ID_SOURCE } from '../src/core/ids.js';
 import { Wire } from '../src/core/errors.js';
 import { SERVE_NODE_FLAGS } from '../src/stdx/node-flags.js';
 
+/** A fresh temporary directory, removed when the test ends. */
+function scratchDir(t: TestContext, prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
 function configOf(args: string[], env: NodeJS.ProcessEnv = {}) {
   const parsed = parseServeArgs(args, env);
   assert.equal(parsed.kind, 'config', JSON.stringify(parsed));
@@ -42,8 +49,8 @@ test('defaults follow API.md: port 8080, host 127.0.0.1, ./data, fsync on, 4 MiB
   assert.equal(config.adminToken, undefined);
 });
 
-test('flags beat environment, environment beats the config file', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'walletd-config-'));
+test('flags beat environment, environment beats the config file', (t) => {
+  const dir = scratchDir(t, 'walletd-config-');
   const file = join(dir, 'walletd.json');
   writeFileSync(file, JSON.stringify({ port: 7000, host: '0.0.0.0', data_dir: '/from/file', rate_limit: 123, fsync: false }));
   const config = configOf(['--config', file, '--port', '9000'], { WALLET_PORT: '8000', WALLET_HOST: '10.0.0.1', WALLET_ADMIN_TOKEN: 't'.repeat(20) });
@@ -58,12 +65,12 @@ test('flags beat environment, environment beats the config file', () => {
   assert.equal(configOf([], { WALLET_CONFIG: file }).port, 7000);
 });
 
-test('bad settings are usage errors, never silently ignored', () => {
+test('bad settings are usage errors, never silently ignored', (t) => {
   for (const args of [['--port', '70000'], ['--port', 'x'], ['--nope'], ['--port'], ['stray'], ['--log-level', 'loud'], ['--fsync=maybe'], ['--config', '/no/such/file.json']]) {
     assert.equal(parseServeArgs(args, {}).kind, 'error', args.join(' '));
   }
   assert.equal(parseServeArgs([], { WALLET_RATE_LIMIT: '0' }).kind, 'error');
-  const dir = mkdtempSync(join(tmpdir(), 'walletd-config-'));
+  const dir = scratchDir(t, 'walletd-config-');
   writeFileSync(join(dir, 'c.json'), JSON.stringify({ admin_token: 'x' }));
   assert.equal(parseServeArgs(['--config', join(dir, 'c.json')], {}).kind, 'error', 'the admin token is environment-only');
 });
@@ -132,8 +139,8 @@ test('schema errors map to API codes: amount â†’ invalid_amount, currency text â
   assert.equal(codeOfSchemaError({ instancePath: '/transaction_id', keyword: 'pattern' }), 'invalid_request');
 });
 
-test('key store: generated admin token in a 0600 file, keys stored only as SHA-256, reloaded after restart', async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'walletd-keys-'));
+test('key store: generated admin token in a 0600 file, keys stored only as SHA-256, reloaded after restart', async (t) => {
+  const dataDir = scratchDir(t, 'walletd-keys-');
   const first = await KeyStore.open(dataDir, undefined);
   const adminToken = first.generatedAdminToken;
   assert.ok(adminToken !== undefined && adminToken.length >= 32);
@@ -194,8 +201,8 @@ test('key store: 200 keys created at once share a few rewrites of the file, all 
   }
 });
 
-test('while the ledger recovers: /healthz 200, /readyz and every /v1 route 503 not_ready, still authenticated first', async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'walletd-recovering-'));
+test('while the ledger recovers: /healthz 200, /readyz and every /v1 route 503 not_ready, still authenticated first', async (t) => {
+  const dataDir = scratchDir(t, 'walletd-recovering-');
   const keys = await KeyStore.open(dataDir, 'recovering-admin-token-0123');
   const config = configOf(['--data-dir', dataDir, '--log-level', 'silent']);
   const { app, context } = await buildHttpServer({ config, keys: keys.store, metrics: new ApiMetrics() });
