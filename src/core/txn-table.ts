@@ -54,8 +54,6 @@ export const SEQUENCE_MAX = 2 ** 48 - 1;
 export const TXN_TABLE_ENTRIES_MAX = 2 ** 31;
 const NO_WORDS = new Uint32Array(0);
 
-export type TxnLookup = { sequence: number; code: number; contentMatches: boolean };
-
 export class TxnTable {
   count = 0;
   private slotsTotal: number;

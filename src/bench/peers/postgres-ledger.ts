@@ -12,7 +12,7 @@
 import pg from 'pg';
 import { assert } from '../../stdx/assert.js';
 import { Wire } from '../../core/errors.js';
-import { AMOUNT_MAX } from '../../core/money.js';
+import { amountInRange } from '../../core/money.js';
 import { pidsByName } from '../process-stats.js';
 import type { PeerLedger, PeerTransfer } from './peer-ledger.js';
 
@@ -87,7 +87,7 @@ export class PostgresLedger implements PeerLedger {
 
   /** One transfer, one transaction, on the next free connection; resolves with a wire code. */
   transfer(transfer: PeerTransfer): Promise<number> {
-    if (transfer.amountMinor <= 0n || transfer.amountMinor > AMOUNT_MAX) return Promise.resolve(Wire.invalid_amount);
+    if (amountInRange(transfer.amountMinor) === undefined) return Promise.resolve(Wire.invalid_amount);
     return new Promise<number>((resolve, reject) => {
       const client = this.idle.pop();
       if (client === undefined) this.queue.push({ transfer, resolve, reject });

@@ -10,7 +10,7 @@
 import { Redis } from 'ioredis';
 import { assert } from '../../stdx/assert.js';
 import { Wire } from '../../core/errors.js';
-import { AMOUNT_MAX } from '../../core/money.js';
+import { amountInRange } from '../../core/money.js';
 import type { PeerLedger, PeerTransfer } from './peer-ledger.js';
 import { bulk, RespPipe } from './resp-pipe.js';
 
@@ -132,7 +132,7 @@ export class RedisWallet implements PeerLedger {
     const sent: number[] = [];
     let commands = '';
     transfers.forEach((t, index) => {
-      if (t.amountMinor <= 0n || t.amountMinor > AMOUNT_MAX) {
+      if (amountInRange(t.amountMinor) === undefined) {
         codes[index] = Wire.invalid_amount;
         return;
       }
