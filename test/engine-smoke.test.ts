@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Wire } from '../src/core/errors.js';
 import { spawnSync } from 'node:child_process';
 import { openLedger } from '../src/engine/ledger.js';
-import { mayDebit } from '../src/api/access.js';
+import { mayDebit } from '../src/auth/access.js';
 import { encodeTransferBatch, RECORD_OFFSET_FROM } from '../src/core/transfer-record.js';
 import { deposit, submit, tempDir, transfer, withdrawal, withLedger } from './support/ledger.js';
 

@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { currencyByCode } from '../core/currency.js';
 import type { AccountView, BalanceQuery, Ledger } from '../engine/types.js';
-import { mayOpenAccountFor, mayReadAccount } from './access.js';
+import { mayOpenAccountFor, mayReadAccount } from '../auth/access.js';
 import { principalOf, type ApiContext } from './context.js';
 import { sendAccountNotFound, sendError } from './http-errors.js';
 import { v1Route } from './route-options.js';

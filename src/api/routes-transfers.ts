@@ -8,7 +8,7 @@
  */
 import { errorCodes, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifySchema, type FastifySchemaCompiler } from 'fastify';
 import type { TransferCommand } from '../core/transfer-record.js';
-import { mayDebit, mayReadTransfer } from './access.js';
+import { mayDebit, mayReadTransfer } from '../auth/access.js';
 import { principalOf, type ApiContext } from './context.js';
 import { codeOfSchemaError, messageOfSchemaError, sendAccountNotFound, sendError } from './http-errors.js';
 import { v1Route } from './route-options.js';

@@ -19,6 +19,7 @@ import { currencyByNumeric } from '../core/currency.js';
 import { isExternalId, isValidId } from '../core/ids.js';
 import { BATCH_RECORDS_MAX, Kind, RECORD_BYTES, RECORD_OFFSET_FROM, RECORD_OFFSET_KIND } from '../core/transfer-record.js';
 import type { TransferKind } from '../core/transfer-record.js';
+import { mayReadTransfer } from '../auth/access.js';
 import type { Principal, Authenticate } from '../auth/principal.js';
 import type { AccountView, Ledger, OwnedAccounts, TransferResults, TransferView } from '../engine/types.js';
 import { BodyPool } from './body-pool.js';
@@ -338,13 +339,10 @@ export class ServerConnection {
     return principal.kind === 'admin' || principal.owner === owner;
   }
 
-  /** An owner may read a transfer when one of its accounts is on either side. */
   private mayRead(transfer: TransferView): boolean {
     const principal = this.principal;
     assert(principal !== undefined);
-    if (principal.kind === 'admin') return true;
-    const ledger = this.context.ledger;
-    return ledger.ownerOf(transfer.fromAccount) === principal.owner || ledger.ownerOf(transfer.toAccount) === principal.owner;
+    return mayReadTransfer(principal, this.context.ledger, transfer);
   }
 
   // -------------------------------------------------------------------------------------------

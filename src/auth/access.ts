@@ -1,9 +1,9 @@
 /**
- * Owner-scoped authorization rules of API.md, in one place. The admin may do everything; an
- * owner key acts only for accounts whose `owner` is its owner. External accounts belong to no
- * owner, so only the admin sees them.
+ * Owner-scoped authorization rules of API.md, in one place for HTTP and the binary protocol.
+ * The admin may do everything; an owner key acts only for accounts whose `owner` is its owner.
+ * External accounts belong to no owner, so only the admin sees them.
  */
-import type { Principal } from '../auth/principal.js';
+import type { Principal } from './principal.js';
 import { isExternalId } from '../core/ids.js';
 import type { AccountView, Ledger, TransferView } from '../engine/types.js';
 
