@@ -59,7 +59,7 @@ export class Outcome {
  * and 128 measured: 32 was fastest by a few percent (decide-micro, 1M accounts).
  */
 const ROUND_RECORDS = 32;
-/** Per prepared record: code, 3 lengths, txn key (3 words), content (2), from hash, to hash. */
+/** Per prepared record: code, 3 lengths, txn key (3 words), content (2), from hash, to hash (11 words, padded to 12). */
 const PREPARED_WORDS = 12;
 const P_CODE = 0;
 const P_TXN_LENGTH = 1;
