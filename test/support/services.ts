@@ -1,18 +1,19 @@
 /**
- * Real servers for tests: PostgreSQL, Redis and NATS on their usual loopback ports.
+ * Real servers for tests: PostgreSQL and Redis on their usual loopback ports (the benchmark
+ * peers' tests need them; nothing uses NATS yet, so neither the tests nor .ci/run ask for it).
  *
  * A test file asks `await requireService('postgres')` at the top. When the server answers, it
  * gets `{ skip: false }` and runs. When it does not, the file's tests are skipped with a loud
  * banner on stderr that names the server and how to start it, unless WALLETD_REQUIRE_SERVICES=1
  * (set by .ci/run), where a missing server is a failure instead: CI must never pass by skipping.
  *
- * Each check speaks the server's own protocol (SELECT 1, PING, the NATS INFO greeting), so a
+ * Each check speaks the server's own protocol (SELECT 1, PING), so a
  * port held by something else does not count as the service.
  */
 import { createConnection } from 'node:net';
 import pg from 'pg';
 
-export type ServiceName = 'postgres' | 'redis' | 'nats';
+export type ServiceName = 'postgres' | 'redis';
 
 export type ServiceInfo = Readonly<{ label: string; host: string; port: number; start: string }>;
 
@@ -28,12 +29,6 @@ export const SERVICES: Readonly<Record<ServiceName, ServiceInfo>> = {
     host: '127.0.0.1',
     port: 6379,
     start: 'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log',
-  },
-  nats: {
-    label: 'NATS',
-    host: '127.0.0.1',
-    port: 4222,
-    start: 'start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log',
   },
 };
 
@@ -52,8 +47,7 @@ export function servicesRequired(): boolean {
 export async function serviceProblem(name: ServiceName): Promise<string | undefined> {
   try {
     if (name === 'postgres') await checkPostgres();
-    else if (name === 'redis') await expectGreeting(SERVICES.redis, 'PING\r\n', '+PONG');
-    else await expectGreeting(SERVICES.nats, '', 'INFO ');
+    else await expectGreeting(SERVICES.redis, 'PING\r\n', '+PONG');
     return undefined;
   } catch (error) {
     return error instanceof Error ? error.message : String(error);
@@ -97,7 +91,7 @@ async function checkPostgres(): Promise<void> {
   }
 }
 
-/** Connects, optionally sends `request`, and expects the reply to start with `expected`. */
+/** Connects, sends `request`, and expects the reply to start with `expected`. */
 function expectGreeting(service: ServiceInfo, request: string, expected: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const socket = createConnection({ host: service.host, port: service.port });
@@ -108,9 +102,7 @@ function expectGreeting(service: ServiceInfo, request: string, expected: string)
     };
     socket.setTimeout(CHECK_TIMEOUT_MS, () => fail(`no answer within ${CHECK_TIMEOUT_MS} ms`));
     socket.once('error', (error) => fail(error.message));
-    socket.once('connect', () => {
-      if (request !== '') socket.write(request);
-    });
+    socket.once('connect', () => socket.write(request));
     socket.on('data', (chunk) => {
       reply += chunk.toString('latin1');
       if (!reply.includes('\r\n')) return;
