@@ -170,6 +170,7 @@ async function applyBatch(context: ApiContext, principal: Principal, items: read
     }
   }
   if (commands.length > 0) {
+    // submitMany asserts one code and one sequence per command, so every index below is present.
     const { codes, sequences } = await context.submitter.submitMany(commands);
     for (let k = 0; k < commands.length; k++) {
       results[positions[k]!] = batchItemJson(commands[k]!.transactionId, codes[k]!, sequences[k]!);

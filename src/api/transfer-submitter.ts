@@ -78,14 +78,15 @@ export class TransferSubmitter {
     const count = bytes.length / RECORD_BYTES;
     const submitted = this.ledger.submitTransfers({ bytes, count });
     return withTimeout(submitted, this.options.timeoutMs).then((results) => {
-      assert(results.codes.length === count, 'engine returned a result count different from the record count');
+      // Checked for both arrays once per batch, so readers may index them for every record.
+      assert(results.codes.length === count && results.sequences.length === count, 'engine returned a result count different from the record count');
       return results;
     });
   }
 }
 
 /** The engine's outcome for record `index` of a submitted batch (asserts it is there). */
-export function outcomeAt(results: TransferResults, index: number): RecordOutcome {
+function outcomeAt(results: TransferResults, index: number): RecordOutcome {
   const wire = results.codes[index];
   const sequence = results.sequences[index];
   assert(wire !== undefined && sequence !== undefined);
