@@ -21,7 +21,7 @@ import { LazyChildLogger, RequestLine } from '../src/api/request-log.js';
 import pino from 'pino';
 import { batchItemJson, batchItemOf } from '../src/api/views.js';
 import { ID_SOURCE } from '../src/core/ids.js';
-import { Wire } from '../src/core/errors.js';
+import { ERRORS } from '../src/core/errors.js';
 import { SERVE_NODE_FLAGS } from '../src/stdx/node-flags.js';
 
 /** A fresh temporary directory, removed when the test ends. */
@@ -284,9 +284,11 @@ test('batch results rendered as text equal JSON.stringify of the result objects'
   for (const id of ids) {
     assert.match(id, new RegExp(`^${ID_SOURCE}$`));
     for (const sequence of [1, 123_456_789, 2 ** 48 - 1]) {
-      for (const wire of [Wire.ok, Wire.insufficient_funds, Wire.idempotency_conflict, Wire.account_not_found]) {
+      // Every catalogued wire code, and one outside the catalogue (rendered as internal_error).
+      for (const wire of [...Object.values(ERRORS).map((entry) => entry.wire), 255]) {
         assert.equal(batchItemJson(id, wire, sequence), JSON.stringify(batchItemOf(id, { wire, sequence })), `${id} ${wire} ${sequence}`);
       }
     }
   }
+  assert.equal((JSON.parse(batchItemJson('a', 255, 1)) as { error: { code: string } }).error.code, 'internal_error');
 });
