@@ -99,6 +99,9 @@ export class KeyStore {
    */
   async createOwnerKey(owner: string): Promise<string> {
     assert(owner.length > 0);
+    // Bounds the queue: a key behind this many stored and waiting ones would be refused by the
+    // write loop anyway (which keeps the exact cut in creation order), so refuse it now.
+    if (this.storedKeys.length + this.pendingKeys.length >= OWNER_KEYS_MAX) throw new Error('too many API keys');
     const secret = newSecret('wk_');
     const stored: StoredKey = { sha256: sha256(secret).toString('hex'), owner, createdAtMs: Date.now() };
     await new Promise<void>((resolve, reject) => {
