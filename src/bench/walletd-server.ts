@@ -6,13 +6,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { assert } from '../stdx/assert.js';
-import { stopChildAndRemove } from './child.js';
+import { killChildAndRemove, stopChildAndRemove } from './child.js';
 import { SERVE_NODE_FLAGS } from '../stdx/node-flags.js';
 
 const START_TIMEOUT_MS = 60_000;
@@ -56,9 +56,7 @@ export async function startWalletdServer(options: WalletdServerOptions): Promise
     assert(child.pid !== undefined);
     return { host, ...ports, token, pid: child.pid, dataDir, stop: () => stopChildAndRemove(child, exited, STOP_TIMEOUT_MS, dataDir) };
   } catch (error) {
-    child.kill('SIGKILL');
-    await exited;
-    rmSync(dataDir, { recursive: true, force: true });
+    await killChildAndRemove(child, exited, dataDir);
     throw error;
   }
 }

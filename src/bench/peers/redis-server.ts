@@ -6,12 +6,12 @@
  * it by pid afterwards.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assert } from '../../stdx/assert.js';
-import { stopChildAndRemove } from '../child.js';
+import { killChildAndRemove, stopChildAndRemove } from '../child.js';
 
 const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 10_000;
@@ -46,8 +46,7 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
     const failure = await Promise.race([waitForPing(host, port, START_TIMEOUT_MS).then(() => undefined), spawnFailed, exitedEarly]);
     if (failure !== undefined) throw failure;
   } catch (error) {
-    child.kill('SIGKILL');
-    rmSync(dataDir, { recursive: true, force: true });
+    await killChildAndRemove(child, exited, dataDir);
     throw error;
   }
   const pid = child.pid;
