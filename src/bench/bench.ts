@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { PostgresLedger } from './peers/postgres-ledger.js';
-import { RedisWallet } from './peers/redis-wallet.js';
+import { REDIS_CONNECTIONS_MAX, RedisWallet } from './peers/redis-wallet.js';
 import { startRedisServer } from './peers/redis-server.js';
 import { PeerTarget } from './peer-target.js';
 import { runLoad, type RunLimits } from './runner.js';
@@ -132,7 +132,8 @@ async function openRedis(options: BenchOptions, workload: Workload): Promise<Ben
   // One connection per batch in flight: Redis reads at most 16 KiB per client per event-loop
   // turn, and with appendfsync always it fsyncs once per turn, so more connections mean more
   // commands per fsync. That is Redis at its best for this workload, which is the fair peer.
-  const connections = lanes;
+  // --connections × --pipeline may exceed the wallet's limit: lanes then share connections.
+  const connections = Math.min(lanes, REDIS_CONNECTIONS_MAX);
   const keyPrefix = `walletd-bench:${workload.spec.runTag}:`;
   if (!options.durable) {
     const wallet = await RedisWallet.open({ ...options.redis, keyPrefix, connections });

@@ -14,7 +14,7 @@ import { amountInRange } from '../../core/money.js';
 import type { PeerLedger, PeerTransfer } from './peer-ledger.js';
 import { bulk, RespPipe } from './resp-pipe.js';
 
-const CONNECTIONS_MAX = 64;
+export const REDIS_CONNECTIONS_MAX = 64;
 const COMMANDS_PER_PIPELINE = 10_000;
 const SCAN_COUNT = 10_000;
 const PREFIX_PATTERN = /^[A-Za-z0-9_:.-]{1,64}$/;
@@ -85,7 +85,7 @@ export class RedisWallet implements PeerLedger {
   static async open(options: RedisWalletOptions): Promise<RedisWallet> {
     assert(PREFIX_PATTERN.test(options.keyPrefix), 'key prefix must be plain text');
     const count = options.connections ?? 1;
-    assert(Number.isInteger(count) && count >= 1 && count <= CONNECTIONS_MAX, 'connection count out of range');
+    assert(Number.isInteger(count) && count >= 1 && count <= REDIS_CONNECTIONS_MAX, 'connection count out of range');
     const pipes: RespPipe[] = [];
     // One general client for setup, reads and cleanup; raw pipes for the transfers.
     const admin = new Redis({ host: options.host, port: options.port, lazyConnect: true, maxRetriesPerRequest: 0 });
