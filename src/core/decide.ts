@@ -27,7 +27,6 @@ import {
   RECORD_OFFSET_FROM,
   RECORD_OFFSET_KIND,
   RECORD_OFFSET_TO,
-  RECORD_OFFSET_TRANSACTION_ID,
 } from './transfer-record.js';
 
 assert(IS_LITTLE_ENDIAN, 'walletd needs a little-endian host (typed arrays are read as the log format)');
@@ -83,15 +82,11 @@ export class DecideScratch {
 }
 
 /** A batch of records as bytes and as words over the same memory (4-byte aligned). */
-export type RecordView = Readonly<{ bytes: Buffer; words: Int32Array; view: DataView }>;
+export type RecordView = Readonly<{ bytes: Buffer; words: Int32Array }>;
 
 export function recordView(bytes: Buffer): RecordView {
   assert(bytes.byteOffset % 4 === 0 && bytes.length % 4 === 0, 'record batch must be 4-byte aligned');
-  return {
-    bytes,
-    words: new Int32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2),
-    view: new DataView(bytes.buffer, bytes.byteOffset, bytes.length),
-  };
+  return { bytes, words: new Int32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2) };
 }
 
 /** Index (0..3) of the first zero byte of a little-endian word, or 4 when none. */
@@ -108,7 +103,7 @@ function firstZeroByte(word: number): number {
  * after the id is zero, 0 when the field is all zero, -1 when a non-zero byte follows a NUL.
  * Does not check the alphabet (see idBytesValid).
  */
-export function idFieldLength(words: Int32Array, wordOffset: number): number {
+function idFieldLength(words: Int32Array, wordOffset: number): number {
   let index = 0;
   let word = 0;
   let zeroAt = 4;
@@ -126,7 +121,7 @@ export function idFieldLength(words: Int32Array, wordOffset: number): number {
   return index * 4 + zeroAt;
 }
 
-export function idBytesValid(bytes: Uint8Array, offset: number, length: number): boolean {
+function idBytesValid(bytes: Uint8Array, offset: number, length: number): boolean {
   for (let i = 0; i < length; i++) {
     if (ID_BYTE[bytes[offset + i]!] === 0) return false;
   }
@@ -138,7 +133,7 @@ export function idBytesValid(bytes: Uint8Array, offset: number, length: number):
  * prepared slot `p`. Account id alphabets are checked later, only when the id is not a known
  * account (known ids were checked at opening).
  */
-export function validateRecord(record: RecordView, base: number, prepared: Int32Array, p: number): number {
+function validateRecord(record: RecordView, base: number, prepared: Int32Array, p: number): number {
   const { bytes, words } = record;
   const wordBase = base >>> 2;
   const kind = bytes[base + RECORD_OFFSET_KIND]!;
@@ -454,7 +449,6 @@ function copyBytes(source: Uint8Array, from: number, target: Uint8Array, to: num
 
 /** findAccount result for an id that is not a customer id (bad bytes, or an external's '@'). */
 const BAD_ID = -2;
-const ACCOUNT_HASH_SEED = 0x9747b28c;
 
 /** Account index, -1 when absent, or BAD_ID when the field is not a valid customer id. */
 function findAccount(state: LedgerState, record: RecordView, offset: number, length: number, hash: number): number {
@@ -515,7 +509,7 @@ function decideTransfer(state: LedgerState, words: Int32Array, wordBase: number,
 }
 
 /** Balances after a successful transfer as i64 halves, computed once by decide. */
-export class BalancesAfter {
+class BalancesAfter {
   fromLow = 0;
   fromHigh = 0;
   toLow = 0;
