@@ -29,21 +29,22 @@ export type ServeConfig = Readonly<{
   expectedTransactions: number | undefined;
 }>;
 
-type SettingKind = 'integer' | 'string' | 'boolean';
-
-type Setting = Readonly<{
-  key: keyof ServeConfig;
-  /** `--flag`; undefined for environment-only settings. */
-  flag: string | undefined;
-  env: string;
-  kind: SettingKind;
-  /** undefined: unset unless given (the engine picks its own default). */
-  fallback: number | string | boolean | undefined;
-  min?: number;
-  max?: number;
-  choices?: readonly string[];
-  help: string;
-}>;
+type Setting = Readonly<
+  {
+    key: keyof ServeConfig;
+    /** `--flag`; undefined for environment-only settings. */
+    flag: string | undefined;
+    env: string;
+    /** undefined: unset unless given (the engine picks its own default). */
+    fallback: number | string | boolean | undefined;
+    help: string;
+  } & (
+    // Every integer setting states its bounds: none is unlimited by omission.
+    | { kind: 'integer'; min: number; max: number }
+    | { kind: 'string'; choices?: readonly string[] }
+    | { kind: 'boolean' }
+  )
+>;
 
 const MIB = 1024 * 1024;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -192,10 +193,9 @@ function convert(setting: Setting, value: unknown, source: string): number | str
   }
 }
 
-function convertInteger(setting: Setting, value: unknown, source: string): number {
+function convertInteger(setting: Extract<Setting, { kind: 'integer' }>, value: unknown, source: string): number {
   const number = typeof value === 'number' ? value : typeof value === 'string' && /^[0-9]+$/.test(value) ? Number(value) : NaN;
-  const min = setting.min ?? 0;
-  const max = setting.max ?? Number.MAX_SAFE_INTEGER;
+  const { min, max } = setting;
   if (!Number.isSafeInteger(number) || number < min || number > max) {
     throw new ConfigError(`${source}: expected an integer from ${min} to ${max}, got '${String(value)}'`);
   }
@@ -208,7 +208,7 @@ function convertBoolean(value: unknown, source: string): boolean {
   throw new ConfigError(`${source}: expected true or false, got '${String(value)}'`);
 }
 
-function convertString(setting: Setting, value: unknown, source: string): string {
+function convertString(setting: Extract<Setting, { kind: 'string' }>, value: unknown, source: string): string {
   if (typeof value !== 'string' || value === '') throw new ConfigError(`${source}: expected a non-empty string`);
   if (setting.choices !== undefined && !setting.choices.includes(value)) {
     throw new ConfigError(`${source}: expected one of ${setting.choices.join(', ')}, got '${value}'`);
