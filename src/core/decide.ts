@@ -26,11 +26,23 @@ import {
   RECORD_OFFSET_CURRENCY,
   RECORD_OFFSET_FROM,
   RECORD_OFFSET_KIND,
+  RECORD_OFFSET_RESERVED,
   RECORD_OFFSET_TO,
 } from './transfer-record.js';
 
 assert(IS_LITTLE_ENDIAN, 'walletd needs a little-endian host (typed arrays are read as the log format)');
 assert(RECORD_BYTES % 4 === 0 && RECORD_OFFSET_FROM % 16 === 0 && RECORD_OFFSET_AMOUNT % 4 === 0, 'record layout must be word aligned');
+// The hot path reads the record's tail by word index, as literals: 48 and 49 are the amount's
+// low and high halves; 50 holds the currency (low 16 bits), the kind (bits 16..23) and the
+// first reserved byte (bits 24..31); 51 holds the other four reserved bytes.
+assert(
+  RECORD_OFFSET_AMOUNT === 48 * 4 &&
+    RECORD_OFFSET_CURRENCY === 50 * 4 &&
+    RECORD_OFFSET_KIND === 50 * 4 + 2 &&
+    RECORD_OFFSET_RESERVED === 50 * 4 + 3 &&
+    RECORD_BYTES === 52 * 4,
+  'decide reads the record tail at word indices 48..51',
+);
 
 const ID_WORDS = 16;
 const TXN_KEY_SEED = 0x5eed0001;
@@ -414,8 +426,8 @@ function encodeTransferRecorded(
 }
 
 function writeSequence(view: DataView, at: number, sequence: number): void {
-  view.setUint32(at, sequence % 0x1_0000_0000, true);
-  view.setUint32(at + 4, Math.floor(sequence / 0x1_0000_0000), true);
+  view.setUint32(at, sequence % TWO_32, true);
+  view.setUint32(at + 4, Math.floor(sequence / TWO_32), true);
 }
 
 /** Writes an account reference (index, or inline id when absent); returns inline bytes added. */
