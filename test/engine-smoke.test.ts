@@ -135,3 +135,16 @@ test('owner queries: an owner key debits its own accounts only, externals belong
     dir.remove();
   }
 });
+
+test('numeric options out of range are refused before the data directory is touched', async () => {
+  const dir = tempDir();
+  try {
+    for (const options of [{ snapshotCopySlotsPerTurn: 0 }, { queueRecordsMax: Number.NaN }, { snapshotEveryRecords: 1.5 }, { segmentBytesMax: -1 }, { expectedTransactions: -1 }]) {
+      const [name] = Object.keys(options);
+      await assert.rejects(openLedger({ dataDir: dir.path, ...options }), new RegExp(`${name} must be an integer`));
+    }
+    await withLedger(dir.path, async (ledger) => assert.equal(ledger.stats().headSequence, 0), { snapshotCopySlotsPerTurn: 1, expectedTransactions: 0 });
+  } finally {
+    dir.remove();
+  }
+});

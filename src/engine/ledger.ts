@@ -57,7 +57,27 @@ type OpenCommand = { type: 'open'; request: OpenAccountRequest; resolve: (outcom
 type Command = TransfersCommand | OpenCommand;
 type Completion = () => void;
 
+/**
+ * The numeric options, checked before anything touches the data directory: a zero, negative,
+ * fractional or NaN count would otherwise refuse every submit (queueRecordsMax), snapshot after
+ * every drain or never (snapshotEveryRecords), never finish a snapshot copy
+ * (snapshotCopySlotsPerTurn), roll over before every frame (segmentBytesMax) or size nothing.
+ */
+function checkOptions(options: LedgerOptions): void {
+  const counts = {
+    snapshotEveryRecords: { value: options.snapshotEveryRecords, min: 1 },
+    snapshotCopySlotsPerTurn: { value: options.snapshotCopySlotsPerTurn, min: 1 },
+    queueRecordsMax: { value: options.queueRecordsMax, min: 1 },
+    segmentBytesMax: { value: options.segmentBytesMax, min: 1 },
+    expectedTransactions: { value: options.expectedTransactions, min: 0 },
+  };
+  for (const [name, { value, min }] of Object.entries(counts)) {
+    assert(value === undefined || (Number.isSafeInteger(value) && value >= min), `${name} must be an integer ≥ ${min}`);
+  }
+}
+
 export async function openLedger(options: LedgerOptions): Promise<Ledger> {
+  checkOptions(options);
   ensureDataDirs(options.dataDir);
   const unlock = lockDataDir(options.dataDir);
   try {
@@ -175,6 +195,7 @@ class PartitionEngine implements Ledger {
   private readonly nowMs: () => number;
   private readonly queueRecordsMax: number;
   private readonly snapshotEveryRecords: number;
+  private readonly snapshotCopySlotsPerTurn: number;
   private position = { segmentFirstSequence: 1, offset: 0 };
   private lastSnapshotSequence = 0;
   private lastSnapshotAtMs = 0;
@@ -190,8 +211,7 @@ class PartitionEngine implements Ledger {
     this.nowMs = options.nowMs ?? Date.now;
     this.queueRecordsMax = options.queueRecordsMax ?? QUEUE_RECORDS_MAX_DEFAULT;
     this.snapshotEveryRecords = options.snapshotEveryRecords ?? SNAPSHOT_EVERY_RECORDS_DEFAULT;
-    const slotsPerTurn = options.snapshotCopySlotsPerTurn;
-    assert(slotsPerTurn === undefined || (Number.isSafeInteger(slotsPerTurn) && slotsPerTurn >= 1), 'snapshotCopySlotsPerTurn must be a positive integer');
+    this.snapshotCopySlotsPerTurn = options.snapshotCopySlotsPerTurn ?? SNAPSHOT_COPY_SLOTS_PER_TURN_DEFAULT;
   }
 
   attach(writer: LogWriter, tail: { firstSequence: number; bytes: number } | undefined, snapshotSequence: number, snapshotAtMs: number): void {
@@ -558,8 +578,7 @@ class PartitionEngine implements Ledger {
       this.drainPaused = false;
       this.scheduleDrain();
     }
-    const slotsPerTurn = this.options.snapshotCopySlotsPerTurn ?? SNAPSHOT_COPY_SLOTS_PER_TURN_DEFAULT;
-    while (!copy.txnEntries.step(slotsPerTurn)) await new Promise<void>((resolve) => setImmediate(resolve));
+    while (!copy.txnEntries.step(this.snapshotCopySlotsPerTurn)) await new Promise<void>((resolve) => setImmediate(resolve));
     const parts = copy.parts();
     const written = await writeSnapshotInWorker(snapshotDir, parts, position);
     commitSnapshotFile(snapshotDir, written.tempPath, parts.headSequence);
