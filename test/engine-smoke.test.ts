@@ -6,7 +6,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Wire } from '../src/core/errors.js';
 import { spawnSync } from 'node:child_process';
+import { stateDigest } from '../src/core/digest.js';
 import { openLedger } from '../src/engine/ledger.js';
+import { dataPaths, recover } from '../src/engine/recovery.js';
+import { listSnapshots, loadSnapshot } from '../src/engine/snapshot.js';
 import { mayDebit } from '../src/auth/access.js';
 import { encodeTransferBatch, RECORD_OFFSET_FROM } from '../src/core/transfer-record.js';
 import { deposit, submit, tempDir, transfer, withdrawal, withLedger } from './support/ledger.js';
@@ -131,6 +134,44 @@ test('owner queries: an owner key debits its own accounts only, externals belong
       assert.equal(owns('@system', '@external:USD'), false);
       assert.equal(ledger.accountsOwnedBy('u1').includesIdField(Buffer.alloc(64), 0), false, 'an empty id field');
     });
+  } finally {
+    dir.remove();
+  }
+});
+
+test('a snapshot copied a slot per turn while transfers go on holds the state of the moment it was asked for', async () => {
+  const dir = tempDir();
+  try {
+    await withLedger(
+      dir.path,
+      async (ledger) => {
+        await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'u1' });
+        await submit(ledger, Array.from({ length: 1000 }, (_, index) => deposit(`before-${index}`, 'a', 1n)));
+        const head = ledger.stats().headSequence;
+        const digest = ledger.digest();
+        let snapshotDone = false;
+        const snapshot = ledger.snapshot().then(() => (snapshotDone = true));
+        // Submitted after the snapshot was asked for: decided only once its capture is taken, and
+        // (one slot per turn over thousands of slots) while its copy is still running.
+        const during = await Promise.all(
+          Array.from({ length: 20 }, async (_, batch) => {
+            const results = await submit(ledger, Array.from({ length: 10 }, (_, index) => deposit(`during-${batch}-${index}`, 'a', 1n)));
+            assert.ok(results.codes.every((code) => code === Wire.ok));
+            return snapshotDone;
+          }),
+        );
+        await snapshot;
+        assert.ok(during.some((done) => !done), 'no transfer was decided while the snapshot ran');
+        const newest = listSnapshots(dataPaths(dir.path).snapshotDir)[0]!;
+        assert.equal(newest.sequence, head);
+        const loaded = loadSnapshot(newest.path);
+        assert.equal(stateDigest(loaded.state), digest);
+        assert.equal(loaded.meta.digest, digest);
+        assert.equal(loaded.state.txns.count, 1000);
+        assert.equal(stateDigest(recover(dir.path).state), ledger.digest(), 'snapshot + log tail gives the live state');
+      },
+      { snapshotCopySlotsPerTurn: 1, snapshotEveryRecords: Number.MAX_SAFE_INTEGER },
+    );
   } finally {
     dir.remove();
   }
