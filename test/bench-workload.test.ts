@@ -15,6 +15,7 @@ import { LatencyRecorder } from '../src/bench/latency.js';
 import { sampleProcess } from '../src/bench/process-stats.js';
 import { readListening } from '../src/bench/walletd-server.js';
 import type { RunMeasurement } from '../src/bench/runner.js';
+import { POSTGRES_CLIENTS_MAX } from '../src/bench/peers/postgres-ledger.js';
 
 const spec = (overrides: Partial<WorkloadSpec> = {}): WorkloadSpec => ({
   accounts: 50,
@@ -169,7 +170,7 @@ test('options: defaults, limits and mistakes', () => {
   assert.equal(remote.token, 'secret');
 
   assert.equal(parseBenchArgs(['--help'], {}), 'help');
-  for (const bad of [['--batch-size', '8191'], ['--distribution', 'pareto'], ['--target', 'nohost'], ['--target', 'h:1'], ['--frobnicate'], ['--accounts', '1']]) {
+  for (const bad of [['--batch-size', '8191'], ['--distribution', 'pareto'], ['--target', 'nohost'], ['--target', 'h:1'], ['--frobnicate'], ['--accounts', '1'], ['--pg-clients', String(POSTGRES_CLIENTS_MAX + 1)]]) {
     assert.throws(() => parseBenchArgs(bad, {}), BenchUsageError, bad.join(' '));
   }
 });

@@ -2,7 +2,7 @@
  * `walletd bench` options: parsed and validated in one place, with the help text beside them.
  */
 import { BATCH_RECORDS_MAX } from '../core/transfer-record.js';
-import { POSTGRES_CLIENTS_DEFAULT } from './peers/postgres-ledger.js';
+import { POSTGRES_CLIENTS_DEFAULT, POSTGRES_CLIENTS_MAX } from './peers/postgres-ledger.js';
 import { ACCOUNTS_MAX, DISTRIBUTIONS, TRANSFER_NUMBER_MAX, type Distribution } from './workload.js';
 
 export type BenchOptions = Readonly<{
@@ -115,7 +115,7 @@ export function parseBenchArgs(args: readonly string[], env: NodeJS.ProcessEnv):
     peersOnly: raw.has('peers-only'),
     peerSeconds: raw.has('peer-seconds') ? decimal(raw, 'peer-seconds', 0.1, DURATION_SECONDS_MAX) : BENCH_DEFAULTS.peerSeconds,
     postgresUrl: optionalText(raw, 'pg-url') ?? env['WALLETD_BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test',
-    postgresClients: integer(raw, 'pg-clients', POSTGRES_CLIENTS_DEFAULT, 1, 90),
+    postgresClients: integer(raw, 'pg-clients', POSTGRES_CLIENTS_DEFAULT, 1, POSTGRES_CLIENTS_MAX),
     redis: hostPort(optionalText(raw, 'redis') ?? '127.0.0.1:6379', 'redis'),
     resultsDir: optionalText(raw, 'results') ?? BENCH_DEFAULTS.resultsDir,
   };

@@ -17,7 +17,7 @@ import { pidsByName } from '../process-stats.js';
 import type { PeerLedger, PeerTransfer } from './peer-ledger.js';
 
 export const POSTGRES_CLIENTS_DEFAULT = 16;
-const POSTGRES_CLIENTS_MAX = 90; // the machine's server allows 100 connections
+export const POSTGRES_CLIENTS_MAX = 90; // the machine's server allows 100 connections
 /** Rows per INSERT when opening accounts, and ids per ANY($1) when reading balances. */
 const ROWS_PER_STATEMENT = 50_000;
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
