@@ -23,7 +23,7 @@ export function sendError(reply: FastifyReply, code: ErrorCode, message?: string
   return reply.code(status).send(errorBody(code, message));
 }
 
-export const LOOKUP_NOT_FOUND_STATUS = 404;
+const LOOKUP_NOT_FOUND_STATUS = 404;
 
 /** A lookup (GET, or the account in a deposit/withdrawal path) found no such account: 404. */
 export function sendAccountNotFound(reply: FastifyReply): FastifyReply {
