@@ -11,7 +11,7 @@
  * engine hands over 4-byte-aligned batches), so id scans and hashes touch words, not bytes.
  */
 import { assert } from '../stdx/assert.js';
-import { hash128Words, IS_LITTLE_ENDIAN } from '../stdx/hash.js';
+import { fmix, hash128Words, IS_LITTLE_ENDIAN } from '../stdx/hash.js';
 import { allCurrencies, currencyByNumeric, externalAccountId } from './currency.js';
 import { Wire } from './errors.js';
 import { EventBuffer } from './event-buffer.js';
@@ -270,13 +270,11 @@ export function fingerprintContent(words: Int32Array, recordWordBase: number, fr
   mixWords(words, recordWordBase + RECORD_OFFSET_FROM / 4, (fromLength + 3) >>> 2);
   mixWords(words, recordWordBase + RECORD_OFFSET_TO / 4, (toLength + 3) >>> 2);
   mixWords(words, recordWordBase + RECORD_OFFSET_AMOUNT / 4, 4);
-  let h1 = lane1 ^ (fromLength | (toLength << 8));
+  // Lane 1 ends with MurmurHash3's fmix32, lane 2 with other constants (lowbias32's).
   let h2 = lane2 ^ (toLength | (fromLength << 8));
-  h1 = Math.imul(h1 ^ (h1 >>> 16), 0x85ebca6b | 0);
-  h1 = Math.imul(h1 ^ (h1 >>> 13), 0xc2b2ae35 | 0);
   h2 = Math.imul(h2 ^ (h2 >>> 16), 0x7feb352d);
   h2 = Math.imul(h2 ^ (h2 >>> 15), 0x846ca68b | 0);
-  out[0] = h1 ^ (h1 >>> 16);
+  out[0] = fmix(lane1 ^ (fromLength | (toLength << 8)));
   out[1] = h2 ^ (h2 >>> 16);
 }
 

@@ -24,7 +24,8 @@ function rotl(x: number, r: number): number {
   return (x << r) | (x >>> (32 - r));
 }
 
-function fmix(h: number): number {
+/** MurmurHash3's 32-bit finalisation (fmix32), as a signed int32. */
+export function fmix(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, F1);
   h ^= h >>> 13;
