@@ -15,13 +15,14 @@
 import { assert } from '../stdx/assert.js';
 import { Prng } from '../stdx/prng.js';
 import { BATCH_RECORDS_MAX, RECORD_BYTES, RECORD_OFFSET_TRANSACTION_ID, writeTransferRecord } from '../core/transfer-record.js';
+import { currencyByCode, type Currency } from '../core/currency.js';
 import { ZipfSampler } from './zipf.js';
 
 export const DISTRIBUTIONS = ['uniform', 'zipf', 'hot'] as const;
 export type Distribution = (typeof DISTRIBUTIONS)[number];
 
 export const WORKLOAD_CURRENCY_CODE = 'USD';
-export const WORKLOAD_CURRENCY_NUMERIC = 840;
+export const WORKLOAD_CURRENCY_NUMERIC = workloadCurrency().numeric;
 /** Amounts are uniform in [1, AMOUNT_MINOR_MAX] minor units (up to 100.00 USD). */
 export const AMOUNT_MINOR_MAX = 10_000;
 /**
@@ -224,4 +225,10 @@ function writeHexDigits(bytes: Buffer, offset: number, value: number): void {
 
 function min(a: bigint, b: bigint): bigint {
   return a < b ? a : b;
+}
+
+function workloadCurrency(): Currency {
+  const currency = currencyByCode(WORKLOAD_CURRENCY_CODE);
+  assert(currency !== undefined, 'the workload currency is in the currency table');
+  return currency;
 }
