@@ -16,12 +16,13 @@
  * --server-node-arg ARG (repeatable, passed to node: --server-node-arg=--cpu-prof profiles the
  * server), --workloads single,batch (which to run; both by default).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import * as hdr from 'hdr-histogram-js';
 import { Pool } from 'undici';
+import { LatencyRecorder, type LatencySummary } from '../src/bench/latency.js';
+import { sampleProcess } from '../src/bench/process-stats.js';
 import { BATCH_RECORDS_MAX } from '../src/core/transfer-record.js';
 import { WalletServer, openAccount } from '../test/support/http-server.js';
 
@@ -45,7 +46,7 @@ type Result = Readonly<{
   requests: number;
   transfers: number;
   failures: number;
-  latency: hdr.Histogram;
+  latency: LatencySummary;
   /** Server process CPU (user + system) over the measured window; NaN where /proc is missing. */
   serverCpuMs: number;
 }>;
@@ -133,10 +134,6 @@ class TransferSource {
   }
 }
 
-function newHistogram(): hdr.Histogram {
-  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
-}
-
 /**
  * Runs `connections` closed loops for warm-up plus `seconds`; only requests that start and end
  * inside the measured window are counted, so warm-up and drain do not blur the figures.
@@ -149,7 +146,7 @@ async function runLoops(
   request: () => { path: string; body: string; transfers: number },
   countSuccesses: (status: number, text: string, expected: number) => number,
 ): Promise<Omit<Result, 'workload' | 'connections'>> {
-  const latency = newHistogram();
+  const latency = new LatencyRecorder();
   const startMs = performance.now();
   const measureFromMs = startMs + options.warmupSeconds * 1000;
   const measureToMs = measureFromMs + options.seconds * 1000;
@@ -174,23 +171,19 @@ async function runLoops(
       requests++;
       transfers += succeeded;
       if (succeeded < next.transfers) failures++;
-      latency.recordValue(Math.max(1, Math.round((doneMs - sentMs) * 1000)));
+      latency.recordUs((doneMs - sentMs) * 1000);
     }
   };
   await Promise.all(Array.from({ length: connections }, loop));
   clearTimeout(cpuStart);
   clearTimeout(cpuEnd);
-  return { seconds: options.seconds, requests, transfers, failures, latency, serverCpuMs: cpuAtEndMs - cpuAtStartMs };
+  return { seconds: options.seconds, requests, transfers, failures, latency: latency.summary(), serverCpuMs: cpuAtEndMs - cpuAtStartMs };
 }
 
-/** CPU time (user + system) a process has used, from /proc/<pid>/stat (clock ticks of 10 ms). */
+/** CPU time (user + system) a process has used; NaN where /proc is missing. */
 function processCpuMs(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return NaN;
-  }
+  const sample = sampleProcess(pid);
+  return sample === undefined ? NaN : sample.cpuSeconds * 1000;
 }
 
 async function measureSingles(server: WalletServer, options: Options, source: TransferSource, label: string): Promise<Result> {
@@ -255,7 +248,7 @@ async function stopAndRemove(server: WalletServer): Promise<void> {
 }
 
 function formatRow(result: Result): string[] {
-  const ms = (percentile: number): string => (result.latency.getValueAtPercentile(percentile) / 1000).toFixed(2);
+  const ms = (us: number): string => (us / 1000).toFixed(2);
   const perSecond = (count: number): string => Math.round(count / result.seconds).toLocaleString('en-US');
   const cpuPerTransferUs = (result.serverCpuMs * 1000) / Math.max(1, result.transfers);
   const cpuShare = result.serverCpuMs / (result.seconds * 1000);
@@ -265,9 +258,9 @@ function formatRow(result: Result): string[] {
     result.seconds.toFixed(0),
     perSecond(result.requests),
     perSecond(result.transfers),
-    ms(50),
-    ms(99),
-    ms(99.9),
+    ms(result.latency.p50Us),
+    ms(result.latency.p99Us),
+    ms(result.latency.p999Us),
     String(result.failures),
     Number.isFinite(cpuShare) ? `${Math.round(cpuShare * 100)}%` : 'n/a',
     Number.isFinite(cpuPerTransferUs) ? cpuPerTransferUs.toFixed(1) : 'n/a',
@@ -290,7 +283,7 @@ function printTable(results: readonly Result[], options: Options): void {
   const verdict = (ok: boolean): string => (ok ? 'met' : 'NOT met');
   if (single !== undefined) {
     const singleRate = single.requests / single.seconds;
-    const singleP99 = single.latency.getValueAtPercentile(99) / 1000;
+    const singleP99 = single.latency.p99Us / 1000;
     console.log(
       `\ntarget single: >= ${TARGET_SINGLE_REQUESTS_PER_SECOND.toLocaleString('en-US')} req/s with p99 <= ${TARGET_SINGLE_P99_MS} ms: ${verdict(singleRate >= TARGET_SINGLE_REQUESTS_PER_SECOND && singleP99 <= TARGET_SINGLE_P99_MS)}`,
     );
