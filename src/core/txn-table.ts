@@ -143,9 +143,7 @@ export class TxnTable {
 
   /** Remembers a new outcome; the key must be absent. */
   insert(k0: number, k1: number, k2: number, content0: number, content1: number, sequence: number, code: number): void {
-    assert(sequence >= 1 && sequence <= SEQUENCE_MAX, 'sequence out of range');
-    assert(code >= 0 && code <= 0xff, 'code out of range');
-    assert(this.count < TXN_TABLE_ENTRIES_MAX, 'transaction table full');
+    this.checkInsert(sequence, code);
     if ((this.count + 1) * 100 > this.slotsTotal * LOAD_MAX_PERCENT) this.startGrowth();
     this.count++;
     this.place(k0, k1, k2, content0, (content1 & 0xff) >>> 0, sequence, code);
@@ -162,9 +160,7 @@ export class TxnTable {
       this.insert(k0, k1, k2, content0, content1, sequence, code);
       return;
     }
-    assert(sequence >= 1 && sequence <= SEQUENCE_MAX, 'sequence out of range');
-    assert(code >= 0 && code <= 0xff, 'code out of range');
-    assert(this.count < TXN_TABLE_ENTRIES_MAX, 'transaction table full');
+    this.checkInsert(sequence, code);
     const base = (-missResult - 1) * WORDS_PER_SLOT;
     assert(this.words[base + 4] === 0 && this.words[base + 5] === 0, 'slot taken since the miss');
     this.count++;
@@ -247,6 +243,12 @@ export class TxnTable {
       table.placeWords(entries, base);
     }
     return table;
+  }
+
+  private checkInsert(sequence: number, code: number): void {
+    assert(sequence >= 1 && sequence <= SEQUENCE_MAX, 'sequence out of range');
+    assert(code >= 0 && code <= 0xff, 'code out of range');
+    assert(this.count < TXN_TABLE_ENTRIES_MAX, 'transaction table full');
   }
 
   /** The miss path while growing: `emptySlot` is where the key would go in the new array. */
@@ -368,7 +370,7 @@ export class TxnEntriesCopy {
 
   constructor(
     private readonly sources: ReadonlyArray<{ words: Uint32Array; start: number }>,
-    private readonly expected: number,
+    expected: number,
     private readonly maxSequence: number,
     private readonly onEnd: () => void,
   ) {
