@@ -13,7 +13,7 @@ import { PostgresLedger } from '../src/bench/peers/postgres-ledger.js';
 import { PeerTarget } from '../src/bench/peer-target.js';
 import { runLoad } from '../src/bench/runner.js';
 import { checkRun } from '../src/bench/verify.js';
-import { Workload, type Distribution } from '../src/bench/workload.js';
+import { WORKLOAD_CURRENCY_NUMERIC, Workload, type Distribution } from '../src/bench/workload.js';
 import { postgresUrl, requireService } from './support/services.js';
 
 const redis = await requireService('redis');
@@ -25,24 +25,30 @@ function workload(distribution: Distribution, transfersMax: number, batchRecords
   return new Workload({ accounts: 200, batchRecords, distribution, seed: 11, zipfExponent: 1, transfersMax, runTag });
 }
 
-async function postgresTarget(work: Workload): Promise<{ target: PeerTarget; ledger: PostgresLedger }> {
+/** Opens the peer as a target, sets it up for `work`, runs `body`, and closes it whatever happens. */
+async function withPostgres(work: Workload, body: (target: PeerTarget, ledger: PostgresLedger) => Promise<void>): Promise<void> {
   const ledger = await PostgresLedger.open({ connectionString: postgresUrl(), schema: `bench_test_${work.spec.runTag}`, clients: 4, durable: true });
-  const target = new PeerTarget('postgres', ledger, 2, undefined, true);
-  await target.setup(work, quiet);
-  return { target, ledger };
+  await withTarget(new PeerTarget('postgres', ledger, 2, undefined, true), work, (target) => body(target, ledger));
 }
 
-async function redisTarget(work: Workload): Promise<{ target: PeerTarget; wallet: RedisWallet }> {
+async function withRedis(work: Workload, body: (target: PeerTarget, wallet: RedisWallet) => Promise<void>): Promise<void> {
   const wallet = await RedisWallet.open({ host: '127.0.0.1', port: 6379, keyPrefix: `bench-test:${work.spec.runTag}:`, connections: 2 });
-  return { target: new PeerTarget('redis', wallet, 4), wallet };
+  await withTarget(new PeerTarget('redis', wallet, 4), work, (target) => body(target, wallet));
+}
+
+async function withTarget(target: PeerTarget, work: Workload, body: (target: PeerTarget) => Promise<void>): Promise<void> {
+  try {
+    await target.setup(work, quiet);
+    await body(target);
+  } finally {
+    await target.close();
+  }
 }
 
 test('runner on the Redis wallet: every transfer applies once and the check passes', { skip: redis.skip }, async () => {
   for (const distribution of ['uniform', 'zipf', 'hot'] as const) {
     const work = workload(distribution, 5_000, 500);
-    const { target } = await redisTarget(work);
-    try {
-      await target.setup(work, quiet);
+    await withRedis(work, async (target) => {
       const run = await runLoad(target, work, { transfers: 4_321 }, quiet);
       assert.equal(run.transfersDone, 4_321, 'a partial last batch is sent too');
       assert.deepEqual(run.codes, { ok: 4_321 });
@@ -50,18 +56,14 @@ test('runner on the Redis wallet: every transfer applies once and the check pass
       const check = await checkRun(target, work, run);
       assert.deepEqual(check.problems, [], distribution);
       assert.equal(check.replayedTransfers, 500);
-    } finally {
-      await target.close();
-    }
+    });
   }
 });
 
 test('runner: a run longer than the pool cycles it under new ids, and a timed run stops', { skip: redis.skip }, async () => {
   // The pool holds 600 records (3 batches) for 8 lanes: slots are shared and waited for.
   const work = workload('uniform', 600, 200);
-  const { target } = await redisTarget(work);
-  try {
-    await target.setup(work, quiet);
+  await withRedis(work, async (target) => {
     const run = await runLoad(target, work, { transfers: 6_000 }, quiet);
     assert.deepEqual(run.codes, { ok: 6_000 }, 'no id was reused');
     assert.deepEqual((await checkRun(target, work, run)).problems, []);
@@ -70,46 +72,36 @@ test('runner: a run longer than the pool cycles it under new ids, and a timed ru
     const timed = await runLoad(target, work, { durationMs: 300 }, quiet);
     assert.ok(timed.transfersDone > 0);
     assert.ok(Date.now() - startMs < 10_000, 'the run stopped');
-  } finally {
-    await target.close();
-  }
+  });
 });
 
 test('check: money moved outside the run is found', { skip: redis.skip }, async () => {
   const work = workload('uniform', 1_000, 250);
-  const { target, wallet } = await redisTarget(work);
-  try {
-    await target.setup(work, quiet);
+  await withRedis(work, async (target, wallet) => {
     const run = await runLoad(target, work, { transfers: 1_000 }, quiet);
     // A transfer the bench did not send: two balances are off, though the sum still holds.
-    const stray = { transactionId: 'stray', fromAccount: work.accountId(0), toAccount: work.accountId(1), amountMinor: 5n, currencyNumeric: 840 };
+    const stray = { transactionId: 'stray', fromAccount: work.accountId(0), toAccount: work.accountId(1), amountMinor: 5n, currencyNumeric: WORKLOAD_CURRENCY_NUMERIC };
     assert.deepEqual([...(await wallet.transfers([stray]))], [0]);
     const check = await checkRun(target, work, run);
     assert.equal(check.ok, false);
     assert.match(check.problems.join(' '), /2 accounts with a wrong balance/);
-  } finally {
-    await target.close();
-  }
+  });
 });
 
 test('runner on the PostgreSQL ledger: per-record progress, exact balances', { skip: postgres.skip }, async () => {
   const work = workload('hot', 600, 200);
-  const { target, ledger } = await postgresTarget(work);
-  try {
+  await withPostgres(work, async (target, ledger) => {
     const run = await runLoad(target, work, { transfers: 600 }, quiet);
     assert.deepEqual(run.codes, { ok: 600 });
     assert.deepEqual((await checkRun(target, work, run)).problems, []);
     const counts = await ledger.transferCounts();
     assert.equal(counts.get(0), 600, 'the replayed batch added no transfer rows');
-  } finally {
-    await target.close();
-  }
+  });
 });
 
 test('runner on the PostgreSQL ledger: a timed run stops mid-batch and what ran is a prefix', { skip: postgres.skip }, async () => {
   const work = workload('hot', 40_000, 8_000);
-  const { target, ledger } = await postgresTarget(work);
-  try {
+  await withPostgres(work, async (target, ledger) => {
     const startMs = Date.now();
     const run = await runLoad(target, work, { durationMs: 400 }, quiet);
     assert.ok(Date.now() - startMs < 5_000, 'no waiting for two whole batches of 8,000');
@@ -118,7 +110,5 @@ test('runner on the PostgreSQL ledger: a timed run stops mid-batch and what ran 
     // Balances match transfers 0 .. done-1 exactly: the dropped ones were never started.
     assert.deepEqual((await checkRun(target, work, run)).problems, []);
     assert.equal((await ledger.transferCounts()).get(0), run.transfersDone);
-  } finally {
-    await target.close();
-  }
+  });
 });
