@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { LatencyRecorder, type LatencySummary } from '../src/bench/latency.js';
 import { currencyByCode } from '../src/core/currency.js';
 import { Wire } from '../src/core/errors.js';
 import { BATCH_RECORDS_MAX, RECORD_BYTES, writeTransferRecord } from '../src/core/transfer-record.js';
@@ -92,11 +93,11 @@ async function fund(ledger: Ledger, perAccount: bigint, hotExtra: bigint): Promi
   await runBatches(ledger, batches);
 }
 
-type RunResult = { seconds: number; records: number; latenciesMs: number[]; outcomes: Map<number, number> };
+type RunResult = { seconds: number; records: number; latency: LatencySummary; outcomes: Map<number, number> };
 
 /** Submits batches keeping `inflight` in flight; measures per-batch latency. */
 async function runBatches(ledger: Ledger, batches: Buffer[]): Promise<RunResult> {
-  const latenciesMs: number[] = [];
+  const latency = new LatencyRecorder();
   const outcomes = new Map<number, number>();
   let next = 0;
   let records = 0;
@@ -107,28 +108,23 @@ async function runBatches(ledger: Ledger, batches: Buffer[]): Promise<RunResult>
       const count = bytes.length / RECORD_BYTES;
       const sent = performance.now();
       const results = await ledger.submitTransfers({ bytes, count });
-      latenciesMs.push(performance.now() - sent);
+      latency.recordUs((performance.now() - sent) * 1000);
       records += count;
       for (const code of results.codes) outcomes.set(code, (outcomes.get(code) ?? 0) + 1);
     }
   };
   await Promise.all(Array.from({ length: inflight }, worker));
-  return { seconds: (performance.now() - started) / 1000, records, latenciesMs, outcomes };
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+  return { seconds: (performance.now() - started) / 1000, records, latency: latency.summary(), outcomes };
 }
 
 function report(name: string, result: RunResult): { name: string; rate: number } {
-  const sorted = [...result.latenciesMs].sort((a, b) => a - b);
+  const ms = (us: number): string => (us / 1000).toFixed(1);
   const rate = result.records / result.seconds;
   const ok = result.outcomes.get(Wire.ok) ?? 0;
   console.log(
     `${name.padEnd(8)} ${result.records.toLocaleString('en-US')} transfers in ${result.seconds.toFixed(2)} s = ` +
-      `${Math.round(rate).toLocaleString('en-US')} transfers/s | batch latency ms p50 ${percentile(sorted, 50).toFixed(1)} ` +
-      `p99 ${percentile(sorted, 99).toFixed(1)} max ${(sorted[sorted.length - 1] ?? 0).toFixed(1)} | ok ${ok}, other ${result.records - ok}`,
+      `${Math.round(rate).toLocaleString('en-US')} transfers/s | batch latency ms p50 ${ms(result.latency.p50Us)} ` +
+      `p99 ${ms(result.latency.p99Us)} max ${ms(result.latency.maxUs)} | ok ${ok}, other ${result.records - ok}`,
   );
   return { name, rate };
 }
