@@ -6,7 +6,7 @@ import * as hdr from 'hdr-histogram-js';
 
 /** Latencies above this are clamped (and show as the maximum): 10 minutes. */
 const LATENCY_US_MAX = 600_000_000;
-export const CHART_PERCENTILES = [0, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100] as const;
+const CHART_PERCENTILES = [0, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100] as const;
 
 export type LatencySummary = Readonly<{
   batches: number;

@@ -31,7 +31,7 @@ export type BenchOptions = Readonly<{
   resultsDir: string;
 }>;
 
-export const BENCH_DEFAULTS = {
+const BENCH_DEFAULTS = {
   accounts: 100_000,
   transfers: 2_000_000,
   batchSize: BATCH_RECORDS_MAX,

@@ -98,7 +98,7 @@ export class PeerTarget implements BenchTarget {
 }
 
 /** The batch's records as peer transfers, read from the workload's pool columns. */
-export function peerTransfers(batch: BatchView, workload: Workload): PeerTransfer[] {
+function peerTransfers(batch: BatchView, workload: Workload): PeerTransfer[] {
   const transfers: PeerTransfer[] = [];
   for (let index = 0; index < batch.count; index++) {
     const transfer = batch.firstTransfer + index;

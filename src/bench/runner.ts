@@ -12,7 +12,7 @@ import { NOT_SENT, type BenchTarget } from './target.js';
 import type { Workload } from './workload.js';
 
 /** Throughput is sampled this often for the chart and the progress line. */
-export const SAMPLE_INTERVAL_MS = 500;
+const SAMPLE_INTERVAL_MS = 500;
 const PROGRESS_INTERVAL_MS = 1000;
 const TIMER_SLACK_MS = 50;
 

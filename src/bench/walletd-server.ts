@@ -35,7 +35,7 @@ export type WalletdServer = Readonly<{
 export type WalletdServerOptions = Readonly<{ durable: boolean; extraArgs?: readonly string[] }>;
 
 /** bin/walletd.js from dist/src/bench/walletd-server.js (and from src/ when run unbuilt). */
-export function walletdBinPath(): string {
+function walletdBinPath(): string {
   return fileURLToPath(new URL('../../../bin/walletd.js', import.meta.url));
 }
 

@@ -31,9 +31,9 @@ export const AMOUNT_MINOR_MAX = 10_000;
  */
 export const FUNDING_TOTAL_MINOR_MAX = 2_000_000_000_000_000_000n;
 /** A customer account holds at most this much (10^10 USD), plenty for any run's debits. */
-export const FUNDING_ACCOUNT_MINOR_MAX = 1_000_000_000_000n;
+const FUNDING_ACCOUNT_MINOR_MAX = 1_000_000_000_000n;
 /** The prebuilt pool holds at most this many records (208 MiB); longer runs cycle through it. */
-export const POOL_RECORDS_MAX = 1 << 20;
+const POOL_RECORDS_MAX = 1 << 20;
 export const ACCOUNTS_MAX = 100_000_000;
 /** Transfer numbers are written as 12 hex digits. */
 export const TRANSFER_NUMBER_MAX = 2 ** 48 - 1;

@@ -64,7 +64,7 @@ function readLogTail(dataDir: string): string {
 
 
 /** Asks the kernel for a free port; the tiny race until redis binds it is acceptable here. */
-export function freeLoopbackPort(): Promise<number> {
+function freeLoopbackPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -86,7 +86,7 @@ async function waitForPing(host: string, port: number, timeoutMs: number): Promi
 }
 
 /** True when a Redis server at host:port answers PING with +PONG. */
-export function pingOnce(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+function pingOnce(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createConnection({ host, port });
     let reply = '';

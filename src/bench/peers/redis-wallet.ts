@@ -30,7 +30,7 @@ const PREFIX_PATTERN = /^[A-Za-z0-9_:.-]{1,64}$/;
  * undone inside the same script. Five Redis calls on the success path; every call costs about a
  * microsecond of script overhead, so the script is kept to the fewest.
  */
-export const TRANSFER_SCRIPT = `
+const TRANSFER_SCRIPT = `
 if not redis.call('SET', KEYS[1], '0', 'NX') then
   return tonumber(redis.call('GET', KEYS[1]))
 end
