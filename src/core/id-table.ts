@@ -109,10 +109,6 @@ export class IdTable {
     return Buffer.from(this.arena.buffer, this.wordOffsets[index]! * 4, this.lengths[index]!).toString('latin1');
   }
 
-  lengthOf(index: number): number {
-    return this.lengths[index]!;
-  }
-
   /** Copies the id bytes of `index` into `target` at `at`; returns the length. */
   copyId(index: number, target: Uint8Array, at: number): number {
     const length = this.lengths[index]!;

@@ -19,9 +19,8 @@ import {
 } from './transfer-record.js';
 
 export class ReplayScratch {
-  private readonly recordWordsStore = new Int32Array(RECORD_BYTES / 4);
-  readonly recordWords = this.recordWordsStore;
-  readonly record = Buffer.from(this.recordWordsStore.buffer);
+  readonly recordWords = new Int32Array(RECORD_BYTES / 4);
+  readonly record = Buffer.from(this.recordWords.buffer);
   readonly key = new Uint32Array(4);
   readonly content = new Uint32Array(4);
 }
@@ -49,28 +48,30 @@ function applyTransferEvent(state: LedgerState, event: TransferRecordedEvent, se
   } else {
     state.applyTransferRejected(sequence);
   }
-  rebuildCommandRecord(state, event, scratch.record);
   fingerprintTransactionId(event.transactionId, scratch.key);
-  const fromLength = event.kind === Kind.deposit ? 0 : event.fromIndex === NO_INDEX ? event.fromInline.length : state.accounts.lengthOf(event.fromIndex);
-  const toLength = event.kind === Kind.withdrawal ? 0 : event.toIndex === NO_INDEX ? event.toInline.length : state.accounts.lengthOf(event.toIndex);
-  fingerprintContent(scratch.recordWords, 0, fromLength, toLength, scratch.content);
+  fingerprintEventContent(state, event, scratch);
   const key = scratch.key;
   const miss = state.txns.find(key[0]!, key[1]!, key[2]!);
   assert(miss < 0, `transaction id logged twice at sequence ${sequence}`);
   state.txns.insertAfterMiss(miss, key[0]!, key[1]!, key[2]!, scratch.content[0]!, scratch.content[1]!, sequence, event.code);
 }
 
-/** Rebuilds the canonical command record's content bytes, for the content fingerprint. */
-function rebuildCommandRecord(state: LedgerState, event: TransferRecordedEvent, record: Buffer): void {
+/**
+ * The content fingerprint the live path computed (into scratch.content): the command record's
+ * content bytes are rebuilt from the event, and the id lengths are those just written.
+ */
+function fingerprintEventContent(state: LedgerState, event: TransferRecordedEvent, scratch: ReplayScratch): void {
+  const record = scratch.record;
   record.fill(0);
-  if (event.kind !== Kind.deposit) writeAccountId(state, event.fromIndex, event.fromInline, record, RECORD_OFFSET_FROM);
-  if (event.kind !== Kind.withdrawal) writeAccountId(state, event.toIndex, event.toInline, record, RECORD_OFFSET_TO);
+  const fromLength = event.kind === Kind.deposit ? 0 : writeAccountId(state, event.fromIndex, event.fromInline, record, RECORD_OFFSET_FROM);
+  const toLength = event.kind === Kind.withdrawal ? 0 : writeAccountId(state, event.toIndex, event.toInline, record, RECORD_OFFSET_TO);
   record.writeBigUInt64LE(event.amount, RECORD_OFFSET_AMOUNT);
   record.writeUInt16LE(event.currencyNumeric, RECORD_OFFSET_CURRENCY);
   record[RECORD_OFFSET_KIND] = event.kind;
+  fingerprintContent(scratch.recordWords, 0, fromLength, toLength, scratch.content);
 }
 
-function writeAccountId(state: LedgerState, index: number, inline: string, record: Buffer, offset: number): void {
-  if (index === NO_INDEX) record.write(inline, offset, 'latin1');
-  else state.accounts.copyId(index, record, offset);
+/** Writes the account's id (by index, or the inline one) into the record; returns its length. */
+function writeAccountId(state: LedgerState, index: number, inline: string, record: Buffer, offset: number): number {
+  return index === NO_INDEX ? record.write(inline, offset, 'latin1') : state.accounts.copyId(index, record, offset);
 }
