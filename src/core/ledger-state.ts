@@ -10,10 +10,10 @@
  * | 3    | owner index (into the owner id table), or -1 when owner = account id |
  * | 4..5 | sequence of the account's newest statement entry, as f64          |
  * | 6    | flags: bit 0 = external account                                   |
+ * | 7    | reserved, zero                                                    |
  *
  * Most accounts are their own owner (the API's default), so that owner is not interned again:
  * owner index -1 means "the account id", saving an id-table entry per account.
- * | 7    | reserved, zero                                                    |
  *
  * The `evolve` methods here are the only code that mutates state; they run live (after
  * decide) and on replay, so replay reproduces the live state exactly.
