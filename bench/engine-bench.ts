@@ -7,7 +7,7 @@
  *   hot      — every transfer debits one hot account, credits a uniform one.
  * Records are prebuilt before timing starts (the engine's input is the fixed 208-byte record,
  * so prebuilding is what a network client hands over). Options: --accounts N, --transfers N,
- * --batch N, --inflight N, --no-fsync, --seed N.
+ * --batch N, --inflight N, --no-fsync, --seed N, --scenarios uniform,hot.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,10 +32,24 @@ const { values } = parseArgs({
     scenarios: { type: 'string', default: 'uniform,hot' },
   },
 });
-const accounts = Number(values.accounts);
-const transfers = Number(values.transfers);
-const batchSize = Math.min(Number(values.batch), BATCH_RECORDS_MAX);
-const inflight = Number(values.inflight);
+/** An integer option in [min, max]: a typo must stop the run, not print NaN rates or loop forever. */
+function count(name: 'accounts' | 'transfers' | 'batch' | 'inflight' | 'seed', min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const value = Number(values[name]);
+  if (!Number.isSafeInteger(value) || value < min || value > max) throw new Error(`--${name} must be an integer from ${min} to ${max}`);
+  return value;
+}
+const SCENARIOS = ['uniform', 'hot'] as const;
+/** A transfer needs two distinct accounts. */
+const accounts = count('accounts', 2);
+const transfers = count('transfers', 1);
+const batchSize = count('batch', 1, BATCH_RECORDS_MAX);
+const inflight = count('inflight', 1);
+const seed = count('seed', Number.MIN_SAFE_INTEGER);
+const scenarios = values.scenarios.split(',').map((name) => {
+  const scenario = SCENARIOS.find((known) => known === name.trim());
+  if (scenario === undefined) throw new Error(`--scenarios: unknown scenario "${name}" (${SCENARIOS.join(', ')})`);
+  return scenario;
+});
 const fsync = !values['no-fsync'];
 const USD = currencyByCode('USD')!.numeric;
 
@@ -132,7 +146,7 @@ function report(name: string, result: RunResult): { name: string; rate: number }
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'walletd-bench-'));
   console.log(`engine bench: ${accounts.toLocaleString('en-US')} accounts, ${transfers.toLocaleString('en-US')} transfers per scenario, batches of ${batchSize}, ${inflight} in flight, fsync ${fsync ? 'on' : 'off'}, data ${dataDir}`);
-  const expectedTransactions = accounts + transfers * values.scenarios.split(',').length;
+  const expectedTransactions = accounts + transfers * scenarios.length;
   const ledger = await openLedger({ dataDir, fsync, snapshotEveryRecords: Number.MAX_SAFE_INTEGER, expectedTransactions });
   try {
     let t = performance.now();
@@ -142,13 +156,14 @@ async function main(): Promise<void> {
     await fund(ledger, 1_000_000n, 10n ** 15n);
     console.log(`funded in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     const results: Array<{ name: string; rate: number }> = [];
-    for (const scenario of values.scenarios.split(',')) {
-      const prng = new Prng(Number(values.seed));
+    for (const scenario of scenarios) {
+      const prng = new Prng(seed);
       const pickFrom = scenario === 'hot' ? () => 0 : () => prng.below(accounts);
       const batches = buildBatches(scenario, transfers, prng, pickFrom);
       results.push(report(scenario, await runBatches(ledger, batches)));
     }
-    const [uniform, hot] = results;
+    const uniform = results.find((result) => result.name === 'uniform');
+    const hot = results.find((result) => result.name === 'hot');
     if (uniform !== undefined && hot !== undefined) console.log(`hot/uniform ratio ${(hot.rate / uniform.rate).toFixed(2)}`);
     const stats = ledger.stats();
     console.log(`state ${Math.round(stats.stateBytes / 1e6)} MB for ${stats.accounts} accounts and ${stats.transactions} ids; log ${Math.round(stats.logBytes / 1e6)} MB; rss ${Math.round(process.memoryUsage().rss / 1e6)} MB`);
