@@ -22,8 +22,15 @@ const { values } = parseArgs({
     'no-fsync': { type: 'boolean', default: false },
   },
 });
-const accounts = Number(values.accounts);
-const ids = Number(values.ids);
+/** An integer option of at least `min`: a typo must stop the run, not fill NaN accounts. */
+function count(name: 'accounts' | 'ids', min: number): number {
+  const value = Number(values[name]);
+  if (!Number.isSafeInteger(value) || value < min) throw new Error(`--${name} must be an integer ≥ ${min}`);
+  return value;
+}
+/** A transfer needs two distinct accounts. */
+const accounts = count('accounts', 2);
+const ids = count('ids', 0);
 const USD = currencyByCode('USD')!.numeric;
 const INFLIGHT = 8;
 let peakRssBytes = 0;
