@@ -5,7 +5,7 @@
  * commands, before it answers), on a free loopback port and a temporary directory, and stops
  * it by pid afterwards.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -43,7 +43,7 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
   const spawnFailed = new Promise<Error>((resolve) => child.once('error', resolve));
   try {
     const exitedEarly = exited.then(() => new Error(`redis-server exited at start: ${readLogTail(dataDir)}`));
-    const failure = await Promise.race([waitForPing(host, port, START_TIMEOUT_MS).then(() => undefined), spawnFailed, exitedEarly]);
+    const failure = await Promise.race([waitForPing(host, port, START_TIMEOUT_MS, child).then(() => undefined), spawnFailed, exitedEarly]);
     if (failure !== undefined) throw failure;
   } catch (error) {
     await killChildAndRemove(child, exited, dataDir);
@@ -76,9 +76,11 @@ function freeLoopbackPort(): Promise<number> {
   });
 }
 
-async function waitForPing(host: string, port: number, timeoutMs: number): Promise<void> {
+/** Polls until PING answers; gives up at once if the child is gone (spawn failed, or it exited). */
+async function waitForPing(host: string, port: number, timeoutMs: number, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error('redis-server is not running');
     if (await pingOnce(host, port)) return;
     if (Date.now() > deadline) throw new Error(`redis-server on ${host}:${port} did not answer within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
