@@ -19,7 +19,7 @@ import { currencyByNumeric } from '../core/currency.js';
 import { isExternalId, isValidId } from '../core/ids.js';
 import { BATCH_RECORDS_MAX, Kind, RECORD_BYTES, RECORD_OFFSET_FROM, RECORD_OFFSET_KIND } from '../core/transfer-record.js';
 import type { TransferKind } from '../core/transfer-record.js';
-import { mayReadTransfer } from '../auth/access.js';
+import { mayOpenAccountFor, mayReadAccount, mayReadTransfer } from '../auth/access.js';
 import type { Principal, Authenticate } from '../auth/principal.js';
 import type { AccountView, Ledger, OwnedAccounts, TransferResults, TransferView } from '../engine/types.js';
 import { BodyPool } from './body-pool.js';
@@ -263,8 +263,7 @@ export class ServerConnection {
 
   private async submitTransfers(body: Buffer, count: number): Promise<Reply> {
     assert(body.length === count * RECORD_BYTES);
-    const principal = this.principal;
-    assert(principal !== undefined);
+    const principal = this.authenticated();
     try {
       // The admin fast path hands the frame's bytes to the engine untouched.
       const results =
@@ -305,7 +304,7 @@ export class ServerConnection {
     const currency = currencyByNumeric(request.currencyNumeric);
     if (currency === undefined) return { status: ERRORS.unsupported_currency.wire, count: 0 };
     const owner = ownerGiven ? request.owner : request.accountId;
-    if (!this.mayActFor(owner)) return { status: WIRE_FORBIDDEN, count: 0 };
+    if (!mayOpenAccountFor(this.authenticated(), owner)) return { status: WIRE_FORBIDDEN, count: 0 };
     const outcome = await this.context.ledger.openAccount({ accountId: request.accountId, currencyCode: currency.code, owner });
     if (outcome.status === 'rejected') return { status: wireOf(outcome.code), count: 0 };
     const opened = outcome.status === 'created' ? OpenedFlag.created : OpenedFlag.existed;
@@ -314,13 +313,13 @@ export class ServerConnection {
 
   private async getAccount(body: Buffer): Promise<Reply> {
     const accountId = decodeIdQuery(body);
-    const admin = this.principal?.kind === 'admin';
+    const admin = this.authenticated().kind === 'admin';
     if (!isValidId(accountId) && !(admin && isExternalId(accountId))) return { status: WIRE_INVALID_REQUEST, count: 0 };
     // Reads show durable state only: wait for what is already applied to reach the disk.
     await this.context.ledger.sync();
     const account = this.context.ledger.account(accountId);
     if (account === undefined) return { status: ERRORS.account_not_found.wire, count: 0 };
-    if (!this.mayActFor(account.owner)) return { status: WIRE_FORBIDDEN, count: 0 };
+    if (!mayReadAccount(this.authenticated(), account)) return { status: WIRE_FORBIDDEN, count: 0 };
     return { status: 0, count: 1, body: encodeAccountView(accountViewBody(account, OpenedFlag.none)) };
   }
 
@@ -329,20 +328,15 @@ export class ServerConnection {
     if (!isValidId(transactionId)) return { status: WIRE_INVALID_REQUEST, count: 0 };
     const transfer = await this.context.ledger.transfer(transactionId);
     if (transfer === undefined) return { status: ERRORS.transfer_not_found.wire, count: 0 };
-    if (!this.mayRead(transfer)) return { status: WIRE_FORBIDDEN, count: 0 };
+    if (!mayReadTransfer(this.authenticated(), this.context.ledger, transfer)) return { status: WIRE_FORBIDDEN, count: 0 };
     return { status: 0, count: 1, body: encodeTransferView(transferViewBody(transfer)) };
   }
 
-  private mayActFor(owner: string): boolean {
+  /** Requests arrive only after the handshake, which sets the principal. */
+  private authenticated(): Principal {
     const principal = this.principal;
     assert(principal !== undefined);
-    return principal.kind === 'admin' || principal.owner === owner;
-  }
-
-  private mayRead(transfer: TransferView): boolean {
-    const principal = this.principal;
-    assert(principal !== undefined);
-    return mayReadTransfer(principal, this.context.ledger, transfer);
+    return principal;
   }
 
   // -------------------------------------------------------------------------------------------
