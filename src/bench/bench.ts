@@ -49,19 +49,21 @@ export async function runBench(options: BenchOptions, command: string, out: Benc
     out.print('');
     out.print(sideBySide(results));
   }
+  const machine = describeMachine();
+  const loadAtEnd = loadavg()[0] ?? 0;
   const folder = writeResults(
     {
       command,
       startedAt,
-      machine: describeMachine(),
-      loadAverage: { atStart: loadAtStart, atEnd: loadavg()[0] ?? 0 },
+      machine,
+      loadAverage: { atStart: loadAtStart, atEnd: loadAtEnd },
       workload: workloadFacts(options, workload),
       results,
     },
     options.resultsDir,
   );
   out.print('');
-  out.print(`load average (1 min): ${loadAtStart.toFixed(2)} at the start, ${(loadavg()[0] ?? 0).toFixed(2)} at the end, on ${describeMachine().cpus} cores`);
+  out.print(`load average (1 min): ${loadAtStart.toFixed(2)} at the start, ${loadAtEnd.toFixed(2)} at the end, on ${machine.cpus} cores`);
   out.print(`results: ${folder}/result.json, ${folder}/chart.svg`);
   return results.every((result) => result.check.ok);
 }
