@@ -95,25 +95,14 @@ function startPosition(segments: SegmentFile[], meta: SnapshotMeta | undefined):
 }
 
 /**
- * History reads find an event's segment by the file names alone, so a segment must be named by
- * the sequence of its first frame; a file that breaks this is corruption, even when the frames
- * themselves follow on.
+ * History reads find an event's segment by the file names alone, so a segment read from its
+ * start must be named for the sequence the log continues at (its first frame's, or for a
+ * frameless newest segment the next one's); a file that breaks this is corruption, even when
+ * the frames themselves follow on.
  */
-function checkSegmentName(segment: SegmentFile, firstFrameSequence: number): void {
-  if (firstFrameSequence === segment.firstSequence) return;
-  throw new CorruptLogError(segment.path, 0, firstFrameSequence, `the segment is named for sequence ${segment.firstSequence} but its first frame starts at ${firstFrameSequence}`);
-}
-
-/**
- * A segment with no whole frame is what a crash right after the writer created it leaves (or a
- * torn first frame): only ever the newest segment, named for the next sequence. The writer
- * appends to it, and never rolls over from an empty segment.
- */
-function checkFramelessSegment(segment: SegmentFile, isLast: boolean, nextSequence: number): void {
-  if (!isLast) throw new CorruptLogError(segment.path, 0, nextSequence, 'a segment with no frame before the newest segment');
-  if (segment.firstSequence !== nextSequence) {
-    throw new CorruptLogError(segment.path, 0, nextSequence, `the newest segment holds no frame and is named for sequence ${segment.firstSequence}, not the next sequence ${nextSequence}`);
-  }
+function checkSegmentName(segment: SegmentFile, nextSequence: number): void {
+  if (segment.firstSequence === nextSequence) return;
+  throw new CorruptLogError(segment.path, 0, nextSequence, `the segment is named for sequence ${segment.firstSequence} but the log continues at sequence ${nextSequence}`);
 }
 
 function replaySegments(segments: SegmentFile[], start: { index: number; offset: number }, context: ScanContext, result: RecoveryResult, options: RecoveryOptions): void {
@@ -127,8 +116,8 @@ function replaySegments(segments: SegmentFile[], start: { index: number; offset:
     const isLast = index === segments.length - 1;
     const offset = index === start.index ? start.offset : 0;
     let stopped = false;
+    if (offset === 0) checkSegmentName(segment, context.nextSequence);
     const end = scanSegment(segment.path, offset, isLast, context, (header, body, frameOffset) => {
-      if (frameOffset === 0) checkSegmentName(segment, header.firstSequence);
       const pastTime = options.toTimeMs !== undefined && header.timestampMs > options.toTimeMs;
       if (stopped || pastTime || (options.toSequence !== undefined && header.firstSequence > options.toSequence)) {
         stopped = true;
@@ -145,7 +134,9 @@ function replaySegments(segments: SegmentFile[], start: { index: number; offset:
         options.onProgress(bytesBefore + frameOffset - offset, bytesTotal);
       }
     });
-    if (offset === 0 && end.endOffset === 0) checkFramelessSegment(segment, isLast, context.nextSequence);
+    // A segment with no whole frame is what a crash right after the writer created it leaves (or
+    // a torn first frame): only ever the newest one. The writer never rolls over from an empty segment.
+    if (offset === 0 && end.endOffset === 0 && !isLast) throw new CorruptLogError(segment.path, 0, context.nextSequence, 'a segment with no frame before the newest segment');
     bytesBefore += (sizes[index] ?? 0) - offset;
     if (end.kind === 'torn') result.tornTail = { path: segment.path, offset: end.endOffset, reason: end.reason };
     if (isLast) result.tail = { firstSequence: segment.firstSequence, bytes: end.endOffset };
