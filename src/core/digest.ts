@@ -33,7 +33,7 @@ export function bytesOf(view: ArrayBufferView): Uint8Array {
 }
 
 /** The state's parts as views of its live arrays (no copy, except the transaction table's entries while it grows). */
-export function partsOf(state: LedgerState): StateParts {
+function partsOf(state: LedgerState): StateParts {
   const accounts = state.accounts.exportParts();
   const owners = state.owners.exportParts();
   return {
