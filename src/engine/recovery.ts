@@ -58,9 +58,10 @@ export function recover(dataDir: string, options: RecoveryOptions = {}): Recover
     chainHash: snapshot === undefined ? GENESIS_CHAIN_HASH : Buffer.from(snapshot.meta.chainHash, 'hex'),
     nextSequence: state.headSequence + 1,
   };
-  const start = startPosition(segments, snapshot?.meta);
+  const sizes = segments.map((segment) => statSync(segment.path).size);
+  const start = startPosition(segments, sizes, snapshot?.meta);
   const result: RecoveryResult = { state, chainHash: context.chainHash, tail: undefined, snapshot: snapshot?.meta, tornTail: undefined, replayedEvents: 0 };
-  replaySegments(segments, start, context, result, options);
+  replaySegments(segments, sizes, start, context, result, options);
   result.chainHash = context.chainHash;
   return result;
 }
@@ -78,7 +79,7 @@ function newestUsableSnapshot(dir: string, options: RecoveryOptions): ReturnType
   return undefined;
 }
 
-function startPosition(segments: SegmentFile[], meta: SnapshotMeta | undefined): { index: number; offset: number } {
+function startPosition(segments: SegmentFile[], sizes: readonly number[], meta: SnapshotMeta | undefined): { index: number; offset: number } {
   if (meta === undefined || meta.sequence === 0) return { index: 0, offset: 0 };
   const index = segments.findIndex((segment) => segment.firstSequence === meta.logSegmentFirstSequence);
   if (index === -1) {
@@ -86,10 +87,9 @@ function startPosition(segments: SegmentFile[], meta: SnapshotMeta | undefined):
   }
   // The snapshot was written only once the log was durable up to its position, so a shorter
   // segment lost frames it covers: not a torn tail (the writer would pad the gap with zeros).
-  const segment = segments[index]!;
-  const size = statSync(segment.path).size;
+  const size = sizes[index]!;
   if (size < meta.logOffset) {
-    throw new CorruptLogError(segment.path, size, meta.sequence, `the log ends before the snapshot's position (byte offset ${meta.logOffset}); frames the snapshot covers are missing`);
+    throw new CorruptLogError(segments[index]!.path, size, meta.sequence, `the log ends before the snapshot's position (byte offset ${meta.logOffset}); frames the snapshot covers are missing`);
   }
   return { index, offset: meta.logOffset };
 }
@@ -105,9 +105,15 @@ function checkSegmentName(segment: SegmentFile, nextSequence: number): void {
   throw new CorruptLogError(segment.path, 0, nextSequence, `the segment is named for sequence ${segment.firstSequence} but the log continues at sequence ${nextSequence}`);
 }
 
-function replaySegments(segments: SegmentFile[], start: { index: number; offset: number }, context: ScanContext, result: RecoveryResult, options: RecoveryOptions): void {
+function replaySegments(
+  segments: SegmentFile[],
+  sizes: readonly number[],
+  start: { index: number; offset: number },
+  context: ScanContext,
+  result: RecoveryResult,
+  options: RecoveryOptions,
+): void {
   const scratch = new ReplayScratch();
-  const sizes = segments.map((segment) => statSync(segment.path).size);
   const bytesTotal = sizes.slice(start.index).reduce((sum, size) => sum + size, 0) - start.offset;
   let bytesBefore = 0;
   let lastProgressMs = 0;
@@ -137,7 +143,7 @@ function replaySegments(segments: SegmentFile[], start: { index: number; offset:
     // A segment with no whole frame is what a crash right after the writer created it leaves (or
     // a torn first frame): only ever the newest one. The writer never rolls over from an empty segment.
     if (offset === 0 && end.endOffset === 0 && !isLast) throw new CorruptLogError(segment.path, 0, context.nextSequence, 'a segment with no frame before the newest segment');
-    bytesBefore += (sizes[index] ?? 0) - offset;
+    bytesBefore += sizes[index]! - offset;
     if (end.kind === 'torn') result.tornTail = { path: segment.path, offset: end.endOffset, reason: end.reason };
     if (isLast) result.tail = { firstSequence: segment.firstSequence, bytes: end.endOffset };
     if (stopped) break;
