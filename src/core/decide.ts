@@ -87,8 +87,6 @@ export class DecideScratch {
   readonly content = new Uint32Array(4);
   readonly prepared = new Int32Array(ROUND_RECORDS * PREPARED_WORDS);
   readonly after = new BalancesAfter();
-  /** TxnTable.find's miss result for the record being decided (where its id will go). */
-  txnMiss = -1;
   /** Folds the prefetch reads so they are not optimized away; never read for a decision. */
   prefetchChecksum = 0;
 }
@@ -322,11 +320,11 @@ function executePrepared(state: LedgerState, record: RecordView, base: number, e
     }
     return;
   }
-  scratch.txnMiss = known;
-  decideAndRecord(state, record, base, events, scratch, p, outcome);
+  decideAndRecord(state, record, base, events, scratch, p, known, outcome);
 }
 
-function decideAndRecord(state: LedgerState, record: RecordView, base: number, events: EventBuffer, scratch: DecideScratch, p: number, outcome: Outcome): void {
+/** `txnMiss`: TxnTable.find's miss result for the record's id (where the id will go). */
+function decideAndRecord(state: LedgerState, record: RecordView, base: number, events: EventBuffer, scratch: DecideScratch, p: number, txnMiss: number, outcome: Outcome): void {
   const { bytes, words } = record;
   const prepared = scratch.prepared;
   const wordBase = base >>> 2;
@@ -352,7 +350,7 @@ function decideAndRecord(state: LedgerState, record: RecordView, base: number, e
   if (code === Wire.ok) applySucceeded(state, sequence, fromIndex, toIndex, after);
   else state.applyTransferRejected(sequence);
   state.txns.insertAfterMiss(
-    scratch.txnMiss,
+    txnMiss,
     prepared[p + P_KEY]! >>> 0,
     prepared[p + P_KEY + 1]! >>> 0,
     prepared[p + P_KEY + 2]! >>> 0,
