@@ -10,6 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Wire } from '../src/core/errors.js';
 import { Prng } from '../src/stdx/prng.js';
@@ -17,6 +18,7 @@ import { PostgresLedger } from '../src/bench/peers/postgres-ledger.js';
 import { RedisWallet } from '../src/bench/peers/redis-wallet.js';
 import { startRedisServer, type RedisServerHandle } from '../src/bench/peers/redis-server.js';
 import type { PeerLedger, PeerTransfer } from '../src/bench/peers/peer-ledger.js';
+import { RespPipe } from '../src/bench/peers/resp-pipe.js';
 import { postgresUrl, requireService } from './support/services.js';
 
 const USD = 840;
@@ -198,3 +200,20 @@ for (const peer of peers) {
     }
   });
 }
+
+test('resp pipe: integer replies in order, an error fails its batch, a reply that is no code fails the stream', async () => {
+  // A fake server: each write from the pipe is answered with the next scripted reply.
+  const replies = [':0\r\n:17\r\n', '-ERR boom\r\n', ':1x\r\n'];
+  const server = createServer((socket) => socket.on('data', () => socket.write(replies.shift() ?? '')));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const pipe = await RespPipe.connect('127.0.0.1', (server.address() as AddressInfo).port);
+  try {
+    assert.deepEqual([...(await pipe.send('two', 2))], [0, 17]);
+    await assert.rejects(pipe.send('one', 1), /redis: -ERR boom/);
+    await assert.rejects(pipe.send('one', 1), /unexpected reply ":1x"/);
+    await assert.rejects(pipe.send('one', 1), /unexpected reply/, 'the stream stays failed');
+  } finally {
+    pipe.close();
+    server.close();
+  }
+});

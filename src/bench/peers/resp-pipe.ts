@@ -72,15 +72,16 @@ export class RespPipe {
     const request = this.pending[0];
     if (request === undefined) return this.fail(new Error('redis reply without a request'));
     const kind = bytes[start];
-    const line = bytes.toString('latin1', start, end);
-    if (kind === 0x3a) {
-      request.codes[request.next] = Number(line.slice(1)); // ":<integer>"
+    const code = kind === 0x3a ? smallInteger(bytes, start + 1, end) : -1; // ":<integer>", no string made
+    if (code >= 0) {
+      request.codes[request.next] = code;
     } else if (kind === 0x2d) {
       request.codes[request.next] = 255; // "-ERR ...": the whole batch fails with it
-      request.error ??= new Error(`redis: ${line}`);
+      request.error ??= new Error(`redis: ${bytes.toString('latin1', start, end)}`);
     } else {
-      // A multi-line reply would shift every later reply: the stream is no longer usable.
-      return this.fail(new Error(`redis: unexpected reply ${JSON.stringify(line.slice(0, 40))}`));
+      // A multi-line reply (or an integer that is no result code) would shift or corrupt every
+      // later reply: the stream is no longer usable.
+      return this.fail(new Error(`redis: unexpected reply ${JSON.stringify(bytes.toString('latin1', start, Math.min(end, start + 40)))}`));
     }
     request.next++;
     if (request.next < request.codes.length) return;
@@ -93,6 +94,18 @@ export class RespPipe {
     this.failure ??= error;
     for (const request of this.pending.splice(0)) request.reject(error);
   }
+}
+
+/** The decimal digits in bytes[start, end) as a number in 0..255; -1 for anything else. */
+function smallInteger(bytes: Buffer, start: number, end: number): number {
+  if (end <= start || end - start > 3) return -1;
+  let value = 0;
+  for (let index = start; index < end; index++) {
+    const digit = bytes[index]! - 0x30;
+    if (digit < 0 || digit > 9) return -1;
+    value = value * 10 + digit;
+  }
+  return value <= 255 ? value : -1;
 }
 
 /** RESP encoding of one bulk string (latin1 text: our keys and numbers are ASCII). */
