@@ -144,6 +144,9 @@ function writeSnapshotInWorker(dir: string, parts: StateParts, position: Snapsho
       void worker.terminate();
     });
     worker.once('error', reject);
+    // A worker that ends without a message (out of memory, process.exit) would otherwise leave
+    // the snapshot pending for good, and with it every later snapshot and close().
+    worker.once('exit', (code) => reject(new Error(`snapshot worker exited with code ${code} before answering`)));
   });
 }
 
