@@ -126,9 +126,14 @@ export function writeSnapshotFile(dir: string, parts: StateParts, position: Snap
     writeSync(fd, trailer);
     bytes += 4;
     fsyncSync(fd);
-  } finally {
+  } catch (error) {
+    // A failed write (ENOSPC, EIO) must not leave hundreds of MB behind under a name no later
+    // snapshot reuses (the next one has another sequence).
     closeSync(fd);
+    unlinkSync(tempPath);
+    throw error;
   }
+  closeSync(fd);
   return { tempPath, bytes };
 }
 
