@@ -76,13 +76,19 @@ function readOptions(): Options {
     if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
     return value;
   };
+  /** Connections, batch size and accounts count things: 2.5 would build a 2.5-item array (RangeError) or name account bench-1.5. */
+  const integer = (name: keyof typeof values): number => {
+    const value = number(name);
+    if (!Number.isSafeInteger(value)) throw new Error(`--${name} must be a whole number`);
+    return value;
+  };
   return {
     seconds: number('seconds'),
     warmupSeconds: nonNegative(Number(values['warmup-seconds']), '--warmup-seconds'),
-    connections: number('connections'),
-    batchConnections: number('batch-connections'),
-    batchSize: Math.min(BATCH_RECORDS_MAX, number('batch-size')),
-    accounts: atLeastTwo(number('accounts'), '--accounts'),
+    connections: integer('connections'),
+    batchConnections: integer('batch-connections'),
+    batchSize: Math.min(BATCH_RECORDS_MAX, integer('batch-size')),
+    accounts: atLeastTwo(integer('accounts'), '--accounts'),
     compareCoalesce: values['compare-coalesce'] === true,
     serverArgs: values['server-arg'] as string[],
     serverNodeArgs: values['server-node-arg'] as string[],
