@@ -98,28 +98,30 @@ export function scanSegment(path: string, startOffset: number, isLastSegment: bo
 }
 
 /**
- * `bodyOnly`: the header is whole and only the body's CRC failed — what a write cut short looks
- * like when the file system then shows zeros (or stale bytes) where the rest of the body was.
+ * `tornUnlessFollowed`: the remains of an interrupted append unless a valid frame header comes
+ * after it: a bad header, or a whole header whose body's CRC failed (a write cut short, with
+ * zeros or stale bytes where the rest of the body was). A whole frame that is out of sequence
+ * or off the hash chain is never torn.
  */
-type Problem = { reason: string; headerValid: boolean; lastInFile: boolean; bodyOnly?: boolean };
+type Problem = { reason: string; lastInFile: boolean; tornUnlessFollowed: boolean };
 
 function checkFrameAt(window: FileWindow, offset: number, context: ScanContext): Problem | undefined {
   const headerBytes = window.read(offset, FRAME_HEADER_BYTES);
-  if (headerBytes === undefined) return { reason: 'truncated frame header', headerValid: false, lastInFile: true };
+  if (headerBytes === undefined) return { reason: 'truncated frame header', lastInFile: true, tornUnlessFollowed: true };
   const check = decodeFrameHeader(headerBytes, 0);
-  if (!check.ok) return { reason: check.reason, headerValid: false, lastInFile: false };
+  if (!check.ok) return { reason: check.reason, lastInFile: false, tornUnlessFollowed: true };
   const header = check.header;
   const frameEnd = offset + FRAME_HEADER_BYTES + header.bodyBytes;
-  if (frameEnd > window.size) return { reason: 'truncated frame body', headerValid: true, lastInFile: true };
+  if (frameEnd > window.size) return { reason: 'truncated frame body', lastInFile: true, tornUnlessFollowed: false };
   const lastInFile = frameEnd === window.size;
   const prefix = Buffer.from(headerBytes.subarray(0, 32));
   const body = window.read(offset + FRAME_HEADER_BYTES, header.bodyBytes)!;
-  if (!bodyCrcMatches(header, body)) return { reason: 'body checksum mismatch', headerValid: true, lastInFile, bodyOnly: true };
+  if (!bodyCrcMatches(header, body)) return { reason: 'body checksum mismatch', lastInFile, tornUnlessFollowed: true };
   if (header.firstSequence !== context.nextSequence) {
-    return { reason: `sequence gap: expected ${context.nextSequence}, found ${header.firstSequence}`, headerValid: true, lastInFile: false };
+    return { reason: `sequence gap: expected ${context.nextSequence}, found ${header.firstSequence}`, lastInFile: false, tornUnlessFollowed: false };
   }
   if (!chainHashOf(context.chainHash, prefix, body).equals(header.chainHash)) {
-    return { reason: 'hash chain broken (frame does not follow its predecessor)', headerValid: true, lastInFile: false };
+    return { reason: 'hash chain broken (frame does not follow its predecessor)', lastInFile: false, tornUnlessFollowed: false };
   }
   return undefined;
 }
@@ -133,8 +135,7 @@ function decodeFrameHeaderOrThrow(window: FileWindow, offset: number): FrameHead
 /** True when the bad frame at `offset` can only be the remains of an interrupted append. */
 function isTornTail(window: FileWindow, offset: number, problem: Problem): boolean {
   if (problem.lastInFile) return true;
-  if (problem.headerValid && problem.bodyOnly !== true) return false;
-  return !validHeaderFollows(window, offset + 1);
+  return problem.tornUnlessFollowed && !validHeaderFollows(window, offset + 1);
 }
 
 function validHeaderFollows(window: FileWindow, from: number): boolean {
