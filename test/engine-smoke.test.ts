@@ -189,3 +189,36 @@ test('numeric options out of range are refused before the data directory is touc
     dir.remove();
   }
 });
+
+test('log backlog bound: above logBacklogBytesMax the engine waits for the group commit before deciding more', async () => {
+  // A 1-byte bound: no frame may be decided while another awaits its fsync, so every group
+  // commit carries exactly one frame. Without the bound, concurrent submits put several frames
+  // in one group (the writer batches what queues while an fsync runs).
+  const frameCounts = (logBacklogBytesMax?: number) => {
+    const dir = tempDir('walletd-backlog-');
+    const groups: number[] = [];
+    return withLedger(
+      dir.path,
+      async (ledger) => {
+        await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
+        await ledger.openAccount({ accountId: 'b', currencyCode: 'USD', owner: 'b' });
+        await submit(ledger, [deposit('fund', 'a', 1_000_000n)]);
+        // One submit per event-loop turn: each turn's drain makes a frame while earlier ones sync.
+        const batches: Array<ReturnType<typeof submit>> = [];
+        for (let i = 0; i < 200; i++) {
+          batches.push(submit(ledger, [transfer(`t-${i}`, 'a', 'b', 1n)]));
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+        const results = await Promise.all(batches);
+        assert.ok(results.every((result) => result.codes[0] === Wire.ok), 'every transfer applied');
+        return groups;
+      },
+      { fsync: true, ...(logBacklogBytesMax === undefined ? {} : { logBacklogBytesMax }), observer: { onFlush: (info) => groups.push(info.frames) } },
+    ).finally(() => dir.remove());
+  };
+  const bounded = await frameCounts(1);
+  assert.ok(bounded.length > 0);
+  assert.ok(bounded.every((frames) => frames === 1), `one frame per group commit under a 1-byte bound: ${bounded.join(',')}`);
+  const unbounded = await frameCounts();
+  assert.ok(unbounded.some((frames) => frames > 1), `several frames per group without the bound: ${unbounded.join(',')}`);
+});

@@ -43,6 +43,8 @@ import type {
 } from './types.js';
 
 export const QUEUE_RECORDS_MAX_DEFAULT = 1 << 20;
+/** Decided-but-not-durable log bytes at which deciding waits (a few of the largest frames). */
+export const LOG_BACKLOG_BYTES_MAX_DEFAULT = 256 * 1024 * 1024;
 export const SNAPSHOT_EVERY_RECORDS_DEFAULT = 5_000_000;
 /** Transaction-table slots a snapshot copies per event-loop turn: about 10 ms of work (1M slots, 24 MB). */
 const SNAPSHOT_COPY_SLOTS_PER_TURN_DEFAULT = 1 << 20;
@@ -68,6 +70,7 @@ function checkOptions(options: LedgerOptions): void {
     snapshotEveryRecords: { value: options.snapshotEveryRecords, min: 1 },
     snapshotCopySlotsPerTurn: { value: options.snapshotCopySlotsPerTurn, min: 1 },
     queueRecordsMax: { value: options.queueRecordsMax, min: 1 },
+    logBacklogBytesMax: { value: options.logBacklogBytesMax, min: 1 },
     segmentBytesMax: { value: options.segmentBytesMax, min: 1 },
     expectedTransactions: { value: options.expectedTransactions, min: 0 },
   };
@@ -106,7 +109,10 @@ async function openLocked(options: LedgerOptions, unlock: () => void): Promise<L
         readIndex.noteFrame(frame);
         engine.notePosition(frame.segmentFirstSequence, frame.offset + frame.bytes);
       },
-      onGroupCommitted: (frames, events, bytes, syncMs) => options.observer?.onFlush?.({ events, frames, bytes, fsyncMs: syncMs }),
+      onGroupCommitted: (frames, events, bytes, syncMs) => {
+        options.observer?.onFlush?.({ events, frames, bytes, fsyncMs: syncMs });
+        engine.logCaughtUp();
+      },
       onFatal: (error) => engine.fatal(error),
     },
     recovered.tail,
@@ -197,6 +203,7 @@ class PartitionEngine implements Ledger {
   private readonly outcomeCounts = new Uint32Array(32);
   private readonly nowMs: () => number;
   private readonly queueRecordsMax: number;
+  private readonly logBacklogBytesMax: number;
   private readonly snapshotEveryRecords: number;
   private readonly snapshotCopySlotsPerTurn: number;
   private position = { segmentFirstSequence: 1, offset: 0 };
@@ -213,6 +220,7 @@ class PartitionEngine implements Ledger {
   ) {
     this.nowMs = options.nowMs ?? Date.now;
     this.queueRecordsMax = options.queueRecordsMax ?? QUEUE_RECORDS_MAX_DEFAULT;
+    this.logBacklogBytesMax = options.logBacklogBytesMax ?? LOG_BACKLOG_BYTES_MAX_DEFAULT;
     this.snapshotEveryRecords = options.snapshotEveryRecords ?? SNAPSHOT_EVERY_RECORDS_DEFAULT;
     this.snapshotCopySlotsPerTurn = options.snapshotCopySlotsPerTurn ?? SNAPSHOT_COPY_SLOTS_PER_TURN_DEFAULT;
   }
@@ -269,8 +277,14 @@ class PartitionEngine implements Ledger {
     this.scheduleDrain();
   }
 
+  /** A group commit landed: deciding may resume if it waited on the log backlog. */
+  logCaughtUp(): void {
+    this.scheduleDrain();
+  }
+
   private scheduleDrain(): void {
     if (this.drainScheduled || this.drainPaused || this.queueHead === this.queue.length) return;
+    if (this.writer.pendingBytes >= this.logBacklogBytesMax) return; // logCaughtUp resumes it
     this.drainScheduled = true;
     setImmediate(() => this.drain());
   }

@@ -150,6 +150,12 @@ export type LedgerOptions = Readonly<{
   /** Most records waiting in the engine queue before submit answers `overloaded`. */
   queueRecordsMax?: number;
   /**
+   * Most bytes of decided frames waiting for their fsync (default LOG_BACKLOG_BYTES_MAX_DEFAULT,
+   * 256 MiB). Above it the engine stops deciding until a group commit lands, so a slow disk
+   * fills the bounded queue (and submit answers `overloaded`) instead of memory.
+   */
+  logBacklogBytesMax?: number;
+  /**
    * Start a new log segment when the next group commit would pass this many bytes (default
    * SEGMENT_BYTES_MAX_DEFAULT, 256 MiB). Tests set it small to exercise segment rollover.
    */

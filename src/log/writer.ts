@@ -44,6 +44,8 @@ export class LogWriter {
   private lastAppended: Promise<void> = Promise.resolve();
   durableSequence: number;
   totalBytes = 0;
+  /** Bytes of frames appended and not yet durable: the engine stops deciding above a bound. */
+  pendingBytes = 0;
 
   private constructor(
     private readonly options: LogWriterOptions,
@@ -73,6 +75,7 @@ export class LogWriter {
     const promise = new Promise<void>((resolve, reject) => {
       this.pending.push({ frame, firstSequence, eventCount, resolve, reject });
     });
+    this.pendingBytes += frame.length;
     this.lastAppended = promise;
     if (!this.flushing) void this.flushLoop();
     return promise;
@@ -126,6 +129,7 @@ export class LogWriter {
     this.totalBytes += offset - startOffset;
     const last = group[group.length - 1]!;
     this.durableSequence = last.firstSequence + last.eventCount - 1;
+    this.pendingBytes -= offset - startOffset;
     this.options.onGroupCommitted?.(group.length, events, offset - startOffset, syncMs);
     for (const item of group) item.resolve();
   }
