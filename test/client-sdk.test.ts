@@ -208,6 +208,18 @@ describe('client SDK', () => {
     await client.close();
   });
 
+  it('refuses option values with no bound before dialling: NaN, negative, fractional, forever', async () => {
+    let dialled = 0;
+    const dial = async (): Promise<never> => {
+      dialled++;
+      throw new Error('must not dial');
+    };
+    for (const bad of [{ connectTimeoutMs: Number.NaN }, { reconnectTimeMsMax: Infinity }, { reconnectTimeMsMax: -1 }, { connectTimeoutMs: 2 ** 31 }, { framesInFlightMax: 1.5 }, { queuedRecordsMax: 0 }]) {
+      await assert.rejects(WalletClient.connect({ port: server.port, token: 'admin-token', dial, ...bad }), /must be/, JSON.stringify(bad));
+    }
+    assert.equal(dialled, 0);
+  });
+
   describe('authentication', () => {
     it('rejects an unknown token', async () => {
       await assert.rejects(WalletClient.connect({ port: server.port, token: 'wrong' }), (error: unknown) => error instanceof WalletError && error.code === 'unauthorized');

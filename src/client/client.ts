@@ -93,6 +93,21 @@ const BATCH_BUFFERS_FREE_MAX = 16;
 const WIRE_SHUTTING_DOWN = ERRORS.shutting_down.wire;
 const EMPTY = Buffer.alloc(0);
 
+/** Longest timer Node keeps (2^31 − 1 ms); beyond it setTimeout fires at once. */
+const TIMER_MS_MAX = 2 ** 31 - 1;
+
+/** Counts are whole numbers ≥ 1, times whole milliseconds from 1 to TIMER_MS_MAX: no NaN, no forever. */
+function checkConnectOptions(options: ConnectOptions): void {
+  for (const name of ['framesInFlightMax', 'queuedRecordsMax'] as const) {
+    const value = options[name];
+    assert(value === undefined || (Number.isSafeInteger(value) && value >= 1), `${name} must be a whole number ≥ 1`);
+  }
+  for (const name of ['connectTimeoutMs', 'reconnectTimeMsMax'] as const) {
+    const value = options[name];
+    assert(value === undefined || (Number.isSafeInteger(value) && value >= 1 && value <= TIMER_MS_MAX), `${name} must be 1 to ${TIMER_MS_MAX} ms`);
+  }
+}
+
 export class WalletClient {
   private readonly options: Required<Omit<ConnectOptions, 'host' | 'port' | 'token' | 'dial'>>;
   private readonly dial: () => Promise<Transport>;
@@ -118,6 +133,7 @@ export class WalletClient {
 
   /** Connects and authenticates; rejects with a WalletError (`unauthorized`, ...) on failure. */
   static async connect(options: ConnectOptions): Promise<WalletClient> {
+    checkConnectOptions(options);
     const host = options.host ?? DEFAULTS.host;
     const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
     const dial = options.dial ?? (() => connectTcp(host, options.port, connectTimeoutMs));
@@ -132,8 +148,6 @@ export class WalletClient {
       connectTimeoutMs: options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
       reconnectTimeMsMax: options.reconnectTimeMsMax ?? DEFAULTS.reconnectTimeMsMax,
     };
-    assert(this.options.framesInFlightMax >= 1, 'framesInFlightMax must be positive');
-    assert(this.options.queuedRecordsMax >= 1, 'queuedRecordsMax must be positive');
     this.dial = dial;
     this.token = options.token;
     this.framesInFlightMax = this.options.framesInFlightMax;
