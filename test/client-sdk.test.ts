@@ -22,7 +22,7 @@ import { ProtocolHost, startProtocolServer } from '../src/protocol/server.js';
 import type { ProtocolServer } from '../src/protocol/server.js';
 import { createMemoryTransportPair } from '../src/protocol/transport-memory.js';
 import type { MemoryTransport } from '../src/protocol/transport-memory.js';
-import { tempDir, transfer } from './support/ledger.js';
+import { tempDir, transfer, withSubmit } from './support/ledger.js';
 
 const TOKENS: Record<string, Principal> = {
   'admin-token': { kind: 'admin' },
@@ -30,10 +30,6 @@ const TOKENS: Record<string, Principal> = {
 };
 const authenticate = (token: string): Principal | undefined => TOKENS[token];
 
-/** The real ledger with submitTransfers replaced; every other call goes to it unchanged. */
-function withSubmit(ledger: Ledger, submitTransfers: Ledger['submitTransfers']): Ledger {
-  return new Proxy(ledger, { get: (target, key) => (key === 'submitTransfers' ? submitTransfers : (Reflect.get(target, key) as (...args: unknown[]) => unknown).bind(target)) });
-}
 
 /** The real ledger, with every batch that reaches it recorded (count) and an optional hook. */
 function recording(ledger: Ledger): { ledger: Ledger; batches: number[]; onSubmit: (hook: ((batch: TransferBatch) => void) | undefined) => void } {

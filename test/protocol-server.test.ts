@@ -34,7 +34,7 @@ import type { FrameHeader, HandshakeReply } from '../src/protocol/frame.js';
 import { FrameParser } from '../src/protocol/parser.js';
 import type { ProtocolServer } from '../src/protocol/server.js';
 import { startProtocolServer } from '../src/protocol/server.js';
-import { deposit, numericOf, tempDir, transfer } from './support/ledger.js';
+import { deposit, numericOf, tempDir, transfer, withSubmit } from './support/ledger.js';
 
 const TOKENS: Record<string, Principal> = {
   'admin-token': { kind: 'admin' },
@@ -117,10 +117,6 @@ function balanceOf(ledger: Ledger, accountId: string): bigint | undefined {
   return ledger.account(accountId)?.balance;
 }
 
-/** The real ledger with submitTransfers replaced; every other call goes to it unchanged. */
-function withSubmit(ledger: Ledger, submitTransfers: Ledger['submitTransfers']): Ledger {
-  return new Proxy(ledger, { get: (target, key) => (key === 'submitTransfers' ? submitTransfers : (Reflect.get(target, key) as (...args: unknown[]) => unknown).bind(target)) });
-}
 
 /** A real ledger that also records how many transfer batches it holds at once. */
 function observed(ledger: Ledger): { ledger: Ledger; concurrentMax: () => number; onSubmit: (hook: () => void) => void } {

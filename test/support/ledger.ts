@@ -38,6 +38,11 @@ export async function submit(ledger: Ledger, commands: readonly TransferCommand[
   return ledger.submitTransfers({ bytes: encodeTransferBatch(commands), count: commands.length });
 }
 
+/** The ledger with `submitTransfers` replaced (tests that observe or delay batches); every other member is the ledger's own. */
+export function withSubmit(ledger: Ledger, submitTransfers: Ledger['submitTransfers']): Ledger {
+  return new Proxy(ledger, { get: (target, key) => (key === 'submitTransfers' ? submitTransfers : (Reflect.get(target, key) as (...args: unknown[]) => unknown).bind(target)) });
+}
+
 export async function withLedger<T>(dataDir: string, run: (ledger: Ledger) => Promise<T>, options: Partial<LedgerOptions> = {}): Promise<T> {
   const ledger = await openLedger({ dataDir, fsync: false, ...options });
   try {
