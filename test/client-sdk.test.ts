@@ -30,7 +30,6 @@ const TOKENS: Record<string, Principal> = {
 };
 const authenticate = (token: string): Principal | undefined => TOKENS[token];
 
-
 /** The real ledger, with every batch that reaches it recorded (count) and an optional hook. */
 function recording(ledger: Ledger): { ledger: Ledger; batches: number[]; onSubmit: (hook: ((batch: TransferBatch) => void) | undefined) => void } {
   const batches: number[] = [];

@@ -29,6 +29,7 @@ import {
   RECORD_OFFSET_RESERVED,
   RECORD_OFFSET_TO,
 } from './transfer-record.js';
+import { setU64 } from '../stdx/u64.js';
 
 assert(IS_LITTLE_ENDIAN, 'walletd needs a little-endian host (typed arrays are read as the log format)');
 assert(RECORD_BYTES % 4 === 0 && RECORD_OFFSET_FROM % 16 === 0 && RECORD_OFFSET_AMOUNT % 4 === 0, 'record layout must be word aligned');
@@ -413,18 +414,14 @@ function encodeTransferRecorded(
     view.setInt32(at + 28, after.fromHigh, true);
     view.setInt32(at + 32, after.toLow, true);
     view.setInt32(at + 36, after.toHigh, true);
-    writeSequence(view, at + 40, state.lastEntrySequenceOf(fromIndex));
-    writeSequence(view, at + 48, state.lastEntrySequenceOf(toIndex));
+    setU64(view, at + 40, state.lastEntrySequenceOf(fromIndex));
+    setU64(view, at + 48, state.lastEntrySequenceOf(toIndex));
   } else {
     out.fill(0, at + 24, at + 56);
   }
   events.commit(length);
 }
 
-function writeSequence(view: DataView, at: number, sequence: number): void {
-  view.setUint32(at, sequence % TWO_32, true);
-  view.setUint32(at + 4, Math.floor(sequence / TWO_32), true);
-}
 
 /** Writes an account reference (index, or inline id when absent); returns inline bytes added. */
 function writeAccountRef(

@@ -43,6 +43,7 @@ import {
   TRANSFER_OFFSET_SEQUENCE,
   TRANSFER_VIEW_BYTES,
 } from './constants.js';
+import { getU64, setU64 } from '../stdx/u64.js';
 
 const TWO_POW_32 = 0x1_0000_0000;
 
@@ -252,22 +253,17 @@ export function encodeResults(results: ResultColumns, count: number): Buffer {
   // call into Buffer's checked writers. Engine sequences are safe integers (below 2^48).
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
   const sequences = results.sequences;
-  for (let index = 0; index < count; index++) {
-    const sequence = sequences[index]!;
-    const at = count + index * 8;
-    view.setUint32(at, sequence % TWO_POW_32, true);
-    view.setUint32(at + 4, Math.floor(sequence / TWO_POW_32), true);
-  }
+  for (let index = 0; index < count; index++) setU64(view, count + index * 8, sequences[index]!);
   return bytes;
 }
 
 export function decodeResults(bytes: Uint8Array, count: number): ResultColumns {
   assert(bytes.length === count * RESULT_BYTES, 'results body length does not match count');
-  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   const codes = new Uint8Array(count);
-  codes.set(view.subarray(0, count));
+  codes.set(bytes.subarray(0, count));
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
   const sequences = new Float64Array(count);
-  for (let index = 0; index < count; index++) sequences[index] = readU64(view, count + index * 8);
+  for (let index = 0; index < count; index++) sequences[index] = getU64(view, count + index * 8);
   return { codes, sequences };
 }
 
@@ -348,16 +344,15 @@ export function decodeErrorReason(bytes: Uint8Array): string {
 // ---------------------------------------------------------------------------------------------
 // Field helpers
 
-/** u64 LE from a JS number: sequences and times stay below 2^53, so the number is exact. */
+/** u64 LE from a JS number, checked: views carry sequences and times, always safe integers. */
 function writeU64(bytes: Buffer, offset: number, value: number): void {
   assert(Number.isSafeInteger(value) && value >= 0, 'u64 field must be a safe non-negative integer');
-  bytes.writeUInt32LE(value % TWO_POW_32, offset);
-  bytes.writeUInt32LE(Math.floor(value / TWO_POW_32), offset + 4);
+  setU64(new DataView(bytes.buffer, bytes.byteOffset, bytes.length), offset, value);
 }
 
 /** Values above 2^53 lose precision; the server never sends them (see writeU64). */
 function readU64(bytes: Buffer, offset: number): number {
-  return bytes.readUInt32LE(offset) + bytes.readUInt32LE(offset + 4) * TWO_POW_32;
+  return getU64(new DataView(bytes.buffer, bytes.byteOffset, bytes.length), offset);
 }
 
 function isZero(bytes: Uint8Array, start: number, end: number): boolean {
