@@ -22,7 +22,7 @@ import pino from 'pino';
 import { batchItemJson, batchItemOf } from '../src/api/views.js';
 import { ID_SOURCE } from '../src/core/ids.js';
 import { ERRORS } from '../src/core/errors.js';
-import { SERVE_NODE_FLAGS } from '../src/stdx/node-flags.js';
+import { hugePagesRequested, SERVE_NODE_FLAGS, withServeEnv } from '../src/stdx/node-flags.js';
 
 /** A fresh temporary directory, removed when the test ends. */
 function scratchDir(t: TestContext, prefix: string): string {
@@ -269,14 +269,27 @@ test('lazy child logger: the child is made on first use only, with its bindings'
   );
 });
 
-test('npm start runs node with the serve flags the harnesses use', () => {
+test('npm start runs node with the serve flags and environment the harnesses use', () => {
   const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
   const start = manifest.scripts['start'] ?? '';
-  const [node, ...words] = start.split(/\s+/);
+  const [tunables, node, ...words] = start.split(/\s+/);
+  assert.equal(tunables, `GLIBC_TUNABLES=${withServeEnv({})['GLIBC_TUNABLES']}`);
   assert.equal(node, 'node');
   const script = words.indexOf('bin/walletd.js');
   assert.ok(script > 0, `start script runs bin/walletd.js: ${start}`);
   assert.deepEqual(words.slice(0, script), [...SERVE_NODE_FLAGS]);
+});
+
+test('the serve environment asks for huge pages and keeps other glibc tunables', () => {
+  assert.equal(withServeEnv({})['GLIBC_TUNABLES'], 'glibc.malloc.hugetlb=1');
+  assert.equal(withServeEnv({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' })['GLIBC_TUNABLES'], 'glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1');
+  assert.equal(withServeEnv({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0:x.y=1' })['GLIBC_TUNABLES'], 'x.y=1:glibc.malloc.hugetlb=1');
+  const env = withServeEnv({ PATH: '/bin', UNSET: undefined });
+  assert.equal(env['PATH'], '/bin');
+  assert.ok(!('UNSET' in env));
+  assert.ok(hugePagesRequested(env));
+  assert.ok(!hugePagesRequested({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' }));
+  assert.ok(!hugePagesRequested({}));
 });
 
 test('batch results rendered as text equal JSON.stringify of the result objects', () => {

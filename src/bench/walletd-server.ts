@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { assert } from '../stdx/assert.js';
 import { killChildAndRemove, stopChildAndRemove } from './child.js';
-import { SERVE_NODE_FLAGS } from '../stdx/node-flags.js';
+import { SERVE_NODE_FLAGS, withServeEnv } from '../stdx/node-flags.js';
 
 const START_TIMEOUT_MS = 60_000;
 /** `walletd serve` stops within 30 s (graceful stop deadline); then it is killed. */
@@ -47,7 +47,7 @@ export async function startWalletdServer(options: WalletdServerOptions): Promise
   if (!options.durable) args.push('--no-fsync');
   args.push(...(options.extraArgs ?? []));
   const child = spawn(process.execPath, [...SERVE_NODE_FLAGS, ...args], {
-    env: { ...process.env, WALLET_ADMIN_TOKEN: token, WALLET_LOG_LEVEL: 'info' },
+    env: withServeEnv({ ...process.env, WALLET_ADMIN_TOKEN: token, WALLET_LOG_LEVEL: 'info' }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

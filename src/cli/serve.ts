@@ -16,6 +16,7 @@ import { KeyStore, type KeyStoreOpened } from '../auth/keys.js';
 import type { Authenticate } from '../auth/principal.js';
 import { startProtocolServer, type ProtocolServer } from '../protocol/server.js';
 import { openLedger } from '../engine/ledger.js';
+import { hugePagesRequested } from '../stdx/node-flags.js';
 import type { Ledger } from '../engine/types.js';
 
 /** The whole graceful stop must end before this (API.md: within 30 seconds). */
@@ -112,7 +113,7 @@ async function startServing(config: ServeConfig, server: HttpServer, ledger: Led
   server.app.log.info({ protocolPort: protocol.port, host: config.host }, 'protocol listening');
   server.context.attachLedger(ledger);
   const stats = ledger.stats();
-  server.app.log.info({ headSequence: stats.headSequence, accounts: stats.accounts, fsync: config.fsync }, 'ready');
+  server.app.log.info({ headSequence: stats.headSequence, accounts: stats.accounts, fsync: config.fsync, hugePages: hugePagesRequested() }, 'ready');
   return protocol;
 }
 

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Agent, request } from 'undici';
-import { SERVE_NODE_FLAGS } from '../../src/stdx/node-flags.js';
+import { SERVE_NODE_FLAGS, withServeEnv } from '../../src/stdx/node-flags.js';
 
 const REPO_ROOT = resolve(import.meta.dirname, '..', '..', '..');
 const BIN = join(REPO_ROOT, 'bin', 'walletd.js');
@@ -75,7 +75,7 @@ export class WalletServer {
   static async start(options: ServerOptions = {}): Promise<WalletServer> {
     const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'walletd-api-'));
     const adminToken = options.adminToken === false ? '' : (options.adminToken ?? `admin-${randomBytes(16).toString('hex')}`);
-    const env: Record<string, string> = { ...(process.env as Record<string, string>), ...options.env };
+    const env = withServeEnv({ ...process.env, ...options.env });
     delete env['WALLET_ADMIN_TOKEN'];
     if (adminToken !== '') env['WALLET_ADMIN_TOKEN'] = adminToken;
     const args = [...SERVE_NODE_FLAGS, ...(options.nodeArgs ?? []), BIN, 'serve', '--port', '0', '--protocol-port', '0', '--data-dir', dataDir, ...(options.args ?? [])];
