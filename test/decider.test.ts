@@ -13,7 +13,18 @@ import { test, describe } from 'node:test';
 import fc from 'fast-check';
 import assert from 'node:assert/strict';
 import { currencyByCode } from '../src/core/currency.js';
-import { DecideScratch, executeTransfer, executeTransferBatch, Outcome, recordView } from '../src/core/decide.js';
+import {
+  DecideScratch,
+  executeTransfer,
+  executeTransferBatch,
+  Outcome,
+  PREPARED_FROM_INDEX,
+  PREPARED_TO_INDEX,
+  PREPARED_WORDS,
+  prepareRecords,
+  recordView,
+} from '../src/core/decide.js';
+import { IdTable, IdTableReader } from '../src/core/id-table.js';
 import { stateDigest } from '../src/core/digest.js';
 import { Wire, type ErrorCode } from '../src/core/errors.js';
 import { EventBuffer } from '../src/core/event-buffer.js';
@@ -649,11 +660,12 @@ describe('executeTransferBatch (prepared and prefetched in rounds)', () => {
       const id = `t-${next(4) === 0 && index > 0 ? next(index) : index}`;
       const from = accounts[next(accounts.length)]!;
       const to = next(12) === 0 ? 'nobody' : accounts[next(accounts.length)]!;
+      const fromExternal = next(40) === 0; // '@' ids are refused as customer ids, also when known
       const amount = BigInt(1 + next(500));
       let command: TransferCommand;
       if (pick < 3) command = deposit(id, to === 'nobody' ? 'a' : to, amount, to === 'eur-1' ? 'EUR' : 'USD');
       else if (pick === 3) command = withdrawal(id, from, amount);
-      else command = transfer(id, from, to, amount);
+      else command = transfer(id, fromExternal ? '@external:USD' : from, to, amount);
       const bytes = encodeTransferBatch([command]);
       if (next(15) === 0) bytes[RECORD_OFFSET_KIND] = 9; // malformed: stopped before the ledger
       commands.push(bytes);
@@ -663,6 +675,9 @@ describe('executeTransferBatch (prepared and prefetched in rounds)', () => {
     const setup = (): LedgerState => {
       const state = new LedgerState();
       for (const id of accounts) state.applyAccountOpened(state.headSequence + 1, id, id === 'eur-1' ? numericOf('EUR') : USD, id);
+      // '@external:USD' exists before the batch, so a preparer could find it: it must not.
+      const opening = recordView(alignedCopy(encodeTransferBatch([deposit('setup-0', 'a', 1000n, 'USD')])));
+      executeTransfer(state, opening, 0, new EventBuffer(1024, 8), new DecideScratch(), new Outcome());
       return state;
     };
     const single = setup();
@@ -687,6 +702,30 @@ describe('executeTransferBatch (prepared and prefetched in rounds)', () => {
     assert.equal(batchedEvents.count, singleEvents.count);
     assert.ok(batchedEvents.bytes.subarray(0, batchedEvents.length).equals(singleEvents.bytes.subarray(0, singleEvents.length)), 'same event bytes');
     assert.equal(stateDigest(batched), stateDigest(single));
+    // Prepared elsewhere (the prepare worker's part), with a reader that sees every account,
+    // and with one that sees only the first three (a stale view): the same outcomes.
+    const upToDate = setup();
+    const stale = new IdTable();
+    for (const id of accounts.slice(0, 3)) stale.insertString(id);
+    for (const [state, reader] of [
+      [upToDate, new IdTableReader(upToDate.accounts.sharedBuffers())],
+      [setup(), new IdTableReader(stale.sharedBuffers())],
+    ] as const) {
+      const prepared = new Int32Array(count * PREPARED_WORDS);
+      prepareRecords(view, count, prepared, new DecideScratch(), reader);
+      let found = 0;
+      for (let index = 0; index < count; index++) {
+        if (prepared[index * PREPARED_WORDS + PREPARED_FROM_INDEX]! >= 0) found++;
+        if (prepared[index * PREPARED_WORDS + PREPARED_TO_INDEX]! >= 0) found++;
+      }
+      assert.ok(found > count / 2, `the preparer found accounts (${found})`);
+      const preparedEvents = new EventBuffer(1 << 16, 1024);
+      executeTransferBatch(state, view, count, preparedEvents, new DecideScratch(), new Outcome(), codes, sequences, prepared);
+      assert.deepEqual([...codes], singleCodes);
+      assert.deepEqual([...sequences], singleSequences);
+      assert.ok(preparedEvents.bytes.subarray(0, preparedEvents.length).equals(singleEvents.bytes.subarray(0, singleEvents.length)), 'same event bytes when prepared elsewhere');
+      assert.equal(stateDigest(state), stateDigest(single));
+    }
     // The batch exercised what it is meant to: several outcomes, externals, retries.
     const seen = new Set(singleCodes);
     for (const code of [Wire.ok, Wire.invalid_request, Wire.insufficient_funds, Wire.account_not_found, Wire.currency_mismatch, Wire.idempotency_conflict]) {

@@ -16,7 +16,7 @@ import { allCurrencies, currencyByNumeric, externalAccountId } from './currency.
 import { Wire } from './errors.js';
 import { EventBuffer } from './event-buffer.js';
 import { ACCOUNT_OPENED_FIXED_BYTES, encodeAccountOpened, EventType, NO_INDEX, TRANSFER_FIXED_BYTES } from './events.js';
-import { IdTable } from './id-table.js';
+import { IdTable, type IdTableReader } from './id-table.js';
 import { isIdByte } from './ids.js';
 import { ACCOUNT_WORDS, CURRENCY_NUMERIC_MAX, FLAG_EXTERNAL, LedgerState } from './ledger-state.js';
 import {
@@ -71,8 +71,12 @@ export class Outcome {
  * and 128 measured: 32 was fastest by a few percent (decide-micro, 1M accounts).
  */
 const ROUND_RECORDS = 32;
-/** Per prepared record: code, 3 lengths, txn key (3 words), content (2), from hash, to hash (11 words, padded to 12). */
-const PREPARED_WORDS = 12;
+/**
+ * Per prepared record: code, 3 lengths, txn key (3 words), content (2), from hash, to hash,
+ * from index, to index (13 words, padded to 16). The indices are -1 unless a preparer already
+ * found the account (prepareRecords with a reader); decide looks up the others itself.
+ */
+export const PREPARED_WORDS = 16;
 const P_CODE = 0;
 const P_TXN_LENGTH = 1;
 const P_FROM_LENGTH = 2;
@@ -81,6 +85,12 @@ const P_KEY = 4;
 const P_CONTENT = 7;
 const P_FROM_HASH = 9;
 const P_TO_HASH = 10;
+const P_FROM_INDEX = 11;
+const P_TO_INDEX = 12;
+/** Where a prepared record keeps the account indices a preparer found (for tests). */
+export const PREPARED_FROM_INDEX = P_FROM_INDEX;
+export const PREPARED_TO_INDEX = P_TO_INDEX;
+const UNRESOLVED = -1;
 
 /** Scratch space for one engine; the hot path allocates nothing. */
 export class DecideScratch {
@@ -171,8 +181,7 @@ function validateRecord(record: RecordView, base: number, prepared: Int32Array, 
  * Everything about a record that does not depend on the state: its shape check, the
  * fingerprints of its transaction id and content, and the hashes of its account ids.
  */
-function prepareRecord(record: RecordView, base: number, scratch: DecideScratch, p: number): void {
-  const prepared = scratch.prepared;
+function prepareRecord(record: RecordView, base: number, scratch: DecideScratch, p: number, prepared: Int32Array): void {
   const code = validateRecord(record, base, prepared, p);
   prepared[p + P_CODE] = code;
   if (code !== Wire.ok) return;
@@ -191,6 +200,42 @@ function prepareRecord(record: RecordView, base: number, scratch: DecideScratch,
   prepared[p + P_CONTENT + 1] = content[1]!;
   prepared[p + P_FROM_HASH] = fromLength === 0 ? 0 : IdTable.hashOf(words, wordBase + RECORD_OFFSET_FROM / 4, fromLength);
   prepared[p + P_TO_HASH] = toLength === 0 ? 0 : IdTable.hashOf(words, wordBase + RECORD_OFFSET_TO / 4, toLength);
+  prepared[p + P_FROM_INDEX] = UNRESOLVED;
+  prepared[p + P_TO_INDEX] = UNRESOLVED;
+}
+
+/**
+ * Prepares records [0, count) into `prepared` (PREPARED_WORDS each, in record order) off the
+ * engine's thread: everything prepareRecord does, plus the account indices `accounts` can find.
+ * The result is a pure function of the records and of ids already interned (an id, once given
+ * an index, keeps it), so deciding with it gives the same outcomes as deciding without it.
+ * Ids starting with '@' are left to decide, which refuses them as customer ids.
+ */
+export function prepareRecords(record: RecordView, count: number, prepared: Int32Array, scratch: DecideScratch, accounts: IdTableReader): void {
+  assert(prepared.length >= count * PREPARED_WORDS, 'prepared buffer too small');
+  for (let start = 0; start < count; start += ROUND_RECORDS) {
+    const end = Math.min(count, start + ROUND_RECORDS);
+    let checksum = 0;
+    for (let index = start; index < end; index++) {
+      const p = index * PREPARED_WORDS;
+      prepareRecord(record, index * RECORD_BYTES, scratch, p, prepared);
+      if (prepared[p + P_CODE] !== Wire.ok) continue;
+      checksum ^= accounts.touchSlot(prepared[p + P_FROM_HASH]!) ^ accounts.touchSlot(prepared[p + P_TO_HASH]!);
+    }
+    scratch.prefetchChecksum ^= checksum;
+    for (let index = start; index < end; index++) {
+      const p = index * PREPARED_WORDS;
+      if (prepared[p + P_CODE] !== Wire.ok) continue;
+      const base = index * RECORD_BYTES;
+      prepared[p + P_FROM_INDEX] = resolveAccount(record, base + RECORD_OFFSET_FROM, prepared[p + P_FROM_LENGTH]!, prepared[p + P_FROM_HASH]!, accounts);
+      prepared[p + P_TO_INDEX] = resolveAccount(record, base + RECORD_OFFSET_TO, prepared[p + P_TO_LENGTH]!, prepared[p + P_TO_HASH]!, accounts);
+    }
+  }
+}
+
+function resolveAccount(record: RecordView, offset: number, length: number, hash: number, accounts: IdTableReader): number {
+  if (length === 0 || record.bytes[offset] === AT_SIGN) return UNRESOLVED;
+  return accounts.find(record.words, offset >>> 2, length, hash);
 }
 
 /**
@@ -198,27 +243,37 @@ function prepareRecord(record: RecordView, base: number, scratch: DecideScratch,
  * transaction id's and both accounts'; one pass, so the misses overlap), then the id bytes and
  * account records those account slots name.
  */
-function prefetchRound(state: LedgerState, scratch: DecideScratch, records: number): void {
-  const prepared = scratch.prepared;
+function prefetchRound(state: LedgerState, scratch: DecideScratch, prepared: Int32Array, first: number, records: number): void {
   const accounts = state.accounts;
   const txns = state.txns;
-  let checksum = 0;
-  for (let p = 0; p < records * PREPARED_WORDS; p += PREPARED_WORDS) {
-    if (prepared[p + P_CODE] !== Wire.ok) continue;
-    checksum ^= txns.touch(prepared[p + P_KEY]! >>> 0) ^ accounts.touchSlot(prepared[p + P_FROM_HASH]!) ^ accounts.touchSlot(prepared[p + P_TO_HASH]!);
-  }
   const ints = state.ints;
-  for (let p = 0; p < records * PREPARED_WORDS; p += PREPARED_WORDS) {
+  const end = first + records * PREPARED_WORDS;
+  let checksum = 0;
+  for (let p = first; p < end; p += PREPARED_WORDS) {
     if (prepared[p + P_CODE] !== Wire.ok) continue;
-    checksum ^= accounts.touchEntry(prepared[p + P_FROM_HASH]!, ints, ACCOUNT_WORDS) ^ accounts.touchEntry(prepared[p + P_TO_HASH]!, ints, ACCOUNT_WORDS);
+    checksum ^= txns.touch(prepared[p + P_KEY]! >>> 0) ^ touchAccount(accounts, ints, prepared, p + P_FROM_INDEX, p + P_FROM_HASH);
+    checksum ^= touchAccount(accounts, ints, prepared, p + P_TO_INDEX, p + P_TO_HASH);
+  }
+  for (let p = first; p < end; p += PREPARED_WORDS) {
+    if (prepared[p + P_CODE] !== Wire.ok) continue;
+    if (prepared[p + P_FROM_INDEX]! < 0) checksum ^= accounts.touchEntry(prepared[p + P_FROM_HASH]!, ints, ACCOUNT_WORDS);
+    if (prepared[p + P_TO_INDEX]! < 0) checksum ^= accounts.touchEntry(prepared[p + P_TO_HASH]!, ints, ACCOUNT_WORDS);
   }
   scratch.prefetchChecksum ^= checksum;
+}
+
+/** A found account's record, else the first slot its lookup probes. */
+function touchAccount(accounts: IdTable, ints: Int32Array, prepared: Int32Array, indexAt: number, hashAt: number): number {
+  const index = prepared[indexAt]!;
+  return index >= 0 ? ints[index * ACCOUNT_WORDS]! : accounts.touchSlot(prepared[hashAt]!);
 }
 
 /**
  * Decides and applies `count` records from the start of `record`, in order, writing each
  * outcome's wire code and sequence. The same decisions as executeTransfer one by one; the
- * records are only prepared and prefetched in rounds first.
+ * records are only prepared and prefetched in rounds first. `prepared`, when given, holds
+ * every record already prepared by prepareRecords (on another thread); otherwise each round
+ * is prepared here.
  */
 export function executeTransferBatch(
   state: LedgerState,
@@ -229,13 +284,22 @@ export function executeTransferBatch(
   outcome: Outcome,
   codes: Uint8Array,
   sequences: Float64Array,
+  prepared?: Int32Array,
 ): void {
+  assert(prepared === undefined || prepared.length >= count * PREPARED_WORDS, 'prepared buffer too small');
   for (let start = 0; start < count; start += ROUND_RECORDS) {
     const end = Math.min(count, start + ROUND_RECORDS);
-    for (let index = start; index < end; index++) prepareRecord(record, index * RECORD_BYTES, scratch, (index - start) * PREPARED_WORDS);
-    prefetchRound(state, scratch, end - start);
+    let round: Int32Array = scratch.prepared;
+    let first = 0;
+    if (prepared === undefined) {
+      for (let index = start; index < end; index++) prepareRecord(record, index * RECORD_BYTES, scratch, (index - start) * PREPARED_WORDS, round);
+    } else {
+      round = prepared;
+      first = start * PREPARED_WORDS;
+    }
+    prefetchRound(state, scratch, round, first, end - start);
     for (let index = start; index < end; index++) {
-      executePrepared(state, record, index * RECORD_BYTES, events, scratch, (index - start) * PREPARED_WORDS, outcome);
+      executePrepared(state, record, index * RECORD_BYTES, events, scratch, round, first + (index - start) * PREPARED_WORDS, outcome);
       codes[index] = outcome.code;
       sequences[index] = outcome.sequence;
     }
@@ -301,13 +365,21 @@ export function executeTransfer(
   scratch: DecideScratch,
   outcome: Outcome,
 ): void {
-  prepareRecord(record, base, scratch, 0);
-  executePrepared(state, record, base, events, scratch, 0, outcome);
+  prepareRecord(record, base, scratch, 0, scratch.prepared);
+  executePrepared(state, record, base, events, scratch, scratch.prepared, 0, outcome);
 }
 
 /** The stateful part of a record's decision, from its prepared slot `p`. */
-function executePrepared(state: LedgerState, record: RecordView, base: number, events: EventBuffer, scratch: DecideScratch, p: number, outcome: Outcome): void {
-  const prepared = scratch.prepared;
+function executePrepared(
+  state: LedgerState,
+  record: RecordView,
+  base: number,
+  events: EventBuffer,
+  scratch: DecideScratch,
+  prepared: Int32Array,
+  p: number,
+  outcome: Outcome,
+): void {
   outcome.sequence = 0;
   outcome.code = prepared[p + P_CODE]!;
   if (outcome.code !== Wire.ok) return;
@@ -321,13 +393,22 @@ function executePrepared(state: LedgerState, record: RecordView, base: number, e
     }
     return;
   }
-  decideAndRecord(state, record, base, events, scratch, p, known, outcome);
+  decideAndRecord(state, record, base, events, scratch, prepared, p, known, outcome);
 }
 
 /** `txnMiss`: TxnTable.find's miss result for the record's id (where the id will go). */
-function decideAndRecord(state: LedgerState, record: RecordView, base: number, events: EventBuffer, scratch: DecideScratch, p: number, txnMiss: number, outcome: Outcome): void {
+function decideAndRecord(
+  state: LedgerState,
+  record: RecordView,
+  base: number,
+  events: EventBuffer,
+  scratch: DecideScratch,
+  prepared: Int32Array,
+  p: number,
+  txnMiss: number,
+  outcome: Outcome,
+): void {
   const { bytes, words } = record;
-  const prepared = scratch.prepared;
   const wordBase = base >>> 2;
   const kind = bytes[base + RECORD_OFFSET_KIND]!;
   const currency = words[wordBase + 50]! & 0xffff;
@@ -335,8 +416,12 @@ function decideAndRecord(state: LedgerState, record: RecordView, base: number, e
   const toLength = prepared[p + P_TO_LENGTH]!;
   // Customer ids first: a malformed one stops the record before anything is logged, including
   // the opening of the currency's external account.
-  const fromCustomer = kind === Kind.deposit ? -1 : findAccount(state, record, base + RECORD_OFFSET_FROM, fromLength, prepared[p + P_FROM_HASH]!);
-  const toCustomer = kind === Kind.withdrawal ? -1 : findAccount(state, record, base + RECORD_OFFSET_TO, toLength, prepared[p + P_TO_HASH]!);
+  // An index the preparer found is final (ids keep their index); -1 may just be too new for it.
+  const fromFound = prepared[p + P_FROM_INDEX]!;
+  const toFound = prepared[p + P_TO_INDEX]!;
+  const fromCustomer =
+    kind === Kind.deposit ? -1 : fromFound >= 0 ? fromFound : findAccount(state, record, base + RECORD_OFFSET_FROM, fromLength, prepared[p + P_FROM_HASH]!);
+  const toCustomer = kind === Kind.withdrawal ? -1 : toFound >= 0 ? toFound : findAccount(state, record, base + RECORD_OFFSET_TO, toLength, prepared[p + P_TO_HASH]!);
   if (fromCustomer === BAD_ID || toCustomer === BAD_ID) {
     outcome.code = Wire.invalid_request;
     return;

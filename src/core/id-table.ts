@@ -7,6 +7,14 @@
  * words. Lookups take ids as 32-bit words (a record field, or a padded scratch), never strings.
  * Per id: 16 bytes / load (slots grown at 75% load: 21–43 bytes) + the padded id + 5 bytes.
  * Deterministic: the same insertions in the same order give the same layout on any machine.
+ *
+ * Shared with one reader thread (IdTableReader, the engine's prepare worker): slots and arena
+ * live in SharedArrayBuffers. This table is the only writer. A slot's entry word is stored last
+ * (Atomics.store) after its other words and the id's arena words, and readers load it with
+ * Atomics.load, so a reader that sees an entry sees the id it names. Ids are never removed nor
+ * moved within a buffer; growth copies into new buffers and then tells the reader
+ * (onBuffersReplaced), which goes on with the old ones until then: it may miss the newest ids,
+ * never find a wrong one.
  */
 import { assert } from '../stdx/assert.js';
 import { grownCapacity } from '../stdx/capacity.js';
@@ -26,17 +34,70 @@ const LOAD_NUMERATOR = 3;
 const LOAD_DENOMINATOR = 4;
 export const ID_TABLE_ENTRIES_MAX = 1 << 30;
 
+/** What a reader on another thread needs: the slots (`slotsTotal` of them) and the arena. */
+export type IdTableBuffers = Readonly<{ slots: Int32Array; slotsTotal: number; arena: Int32Array }>;
+
+function sharedInt32(length: number): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(length * 4));
+}
+
+/** Index of the id held as zero-padded words at `wordOffset` in the given table buffers, or -1. */
+function findIn(slots: Int32Array, slotsTotal: number, arena: Int32Array, words: Int32Array, wordOffset: number, length: number, hash: number): number {
+  const mask = slotsTotal - 1;
+  const idWords = (length + 3) >>> 2;
+  for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
+    const at = slot * SLOT_INTS;
+    const entry = Atomics.load(slots, at + 1);
+    if (entry === 0) return -1;
+    if (slots[at] === (hash | 0) && slots[at + 3] === length && wordsEqual(arena, slots[at + 2]!, words, wordOffset, idWords)) return entry - 1;
+  }
+}
+
+/** A reader's arena may predate ids the slots already name: words past its end never match. */
+function wordsEqual(arena: Int32Array, arenaOffset: number, words: Int32Array, wordOffset: number, idWords: number): boolean {
+  for (let i = 0; i < idWords; i++) {
+    if (arena[arenaOffset + i] !== words[wordOffset + i]) return false;
+  }
+  return true;
+}
+
+/** Read-only lookups on another thread's IdTable (see the header for what it may miss). */
+export class IdTableReader {
+  private buffers: IdTableBuffers;
+
+  constructor(buffers: IdTableBuffers) {
+    this.buffers = buffers;
+  }
+
+  replaceBuffers(buffers: IdTableBuffers): void {
+    this.buffers = buffers;
+  }
+
+  /** Index of the id, or -1 when absent or too new to be seen yet. */
+  find(words: Int32Array, wordOffset: number, length: number, hash: number): number {
+    const { slots, slotsTotal, arena } = this.buffers;
+    return findIn(slots, slotsTotal, arena, words, wordOffset, length, hash);
+  }
+
+  /** Reads the first slot a lookup of `hash` probes (a prefetch; see IdTable.touchSlot). */
+  touchSlot(hash: number): number {
+    return this.buffers.slots[(hash & (this.buffers.slotsTotal - 1)) * SLOT_INTS + 1]!;
+  }
+}
+
 export class IdTable {
   count = 0;
   private slotsTotal = SLOTS_INITIAL;
-  private slots = new Int32Array(SLOTS_INITIAL * SLOT_INTS);
-  private arena = new Int32Array(ARENA_WORDS_INITIAL);
+  private slots = sharedInt32(SLOTS_INITIAL * SLOT_INTS);
+  private arena = sharedInt32(ARENA_WORDS_INITIAL);
   private arenaWords = 0;
   private wordOffsets = new Uint32Array(SLOTS_INITIAL / 2);
   private lengths = new Uint8Array(SLOTS_INITIAL / 2);
   /** A zeroed 64-byte scratch for ids given as strings or unpadded bytes. */
   private readonly scratchWords = new Int32Array(ID_WORDS_MAX);
   private readonly scratchBytes = new Uint8Array(this.scratchWords.buffer);
+  /** Called after the slots or the arena moved to new buffers (a reader must be given them). */
+  onBuffersReplaced: (() => void) | undefined = undefined;
 
   /** Hash of an id held as zero-padded words at `wordOffset`. */
   static hashOf(words: Int32Array, wordOffset: number, length: number): number {
@@ -45,14 +106,12 @@ export class IdTable {
 
   /** Index of the id held as zero-padded words at `wordOffset`, or -1. */
   find(words: Int32Array, wordOffset: number, length: number, hash: number): number {
-    const slots = this.slots;
-    const mask = this.slotsTotal - 1;
-    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
-      const at = slot * SLOT_INTS;
-      const entry = slots[at + 1]!;
-      if (entry === 0) return -1;
-      if (slots[at] === (hash | 0) && slots[at + 3] === length && this.wordsEqual(slots[at + 2]!, words, wordOffset, length)) return entry - 1;
-    }
+    return findIn(this.slots, this.slotsTotal, this.arena, words, wordOffset, length, hash);
+  }
+
+  /** The current buffers, for an IdTableReader on another thread. */
+  sharedBuffers(): IdTableBuffers {
+    return { slots: this.slots, slotsTotal: this.slotsTotal, arena: this.arena };
   }
 
   /**
@@ -146,15 +205,6 @@ export class IdTable {
     }
   }
 
-  private wordsEqual(arenaOffset: number, words: Int32Array, wordOffset: number, length: number): boolean {
-    const arena = this.arena;
-    const idWords = (length + 3) >>> 2;
-    for (let i = 0; i < idWords; i++) {
-      if (arena[arenaOffset + i] !== words[wordOffset + i]) return false;
-    }
-    return true;
-  }
-
   private placeInSlots(hash: number, index: number, arenaOffset: number, length: number): void {
     const slots = this.slots;
     const mask = this.slotsTotal - 1;
@@ -162,15 +212,15 @@ export class IdTable {
     while (slots[slot * SLOT_INTS + 1] !== 0) slot = (slot + 1) & mask;
     const at = slot * SLOT_INTS;
     slots[at] = hash;
-    slots[at + 1] = index + 1;
     slots[at + 2] = arenaOffset;
     slots[at + 3] = length;
+    Atomics.store(slots, at + 1, index + 1); // last: a reader that sees the entry sees the rest
   }
 
   private growSlots(): void {
     const old = this.slots;
     this.slotsTotal *= 2;
-    this.slots = new Int32Array(this.slotsTotal * SLOT_INTS);
+    this.slots = sharedInt32(this.slotsTotal * SLOT_INTS);
     // Re-place in index order (not slot order) so the layout depends only on the insertions.
     const hashOfIndex = new Int32Array(this.count);
     for (let at = 0; at < old.length; at += SLOT_INTS) {
@@ -179,6 +229,7 @@ export class IdTable {
     for (let index = 0; index < this.count; index++) {
       this.placeInSlots(hashOfIndex[index]!, index, this.wordOffsets[index]!, this.lengths[index]!);
     }
+    this.onBuffersReplaced?.();
   }
 
   private ensureEntryCapacity(entries: number): void {
@@ -194,8 +245,9 @@ export class IdTable {
 
   private ensureArenaCapacity(words: number): void {
     if (words <= this.arena.length) return;
-    const arena = new Int32Array(grownCapacity(this.arena.length, words));
+    const arena = sharedInt32(grownCapacity(this.arena.length, words));
     arena.set(this.arena);
     this.arena = arena;
+    this.onBuffersReplaced?.();
   }
 }
