@@ -16,7 +16,8 @@
 // retry with its first outcome.
 //
 // The seed is random unless WALLETD_PROPERTY_SEED is set; fast-check prints it on failure.
-// WALLETD_PROPERTY_RUNS sets the number of sequences (default 40, a few seconds).
+// WALLETD_PROPERTY_RUNS sets the number of sequences (default 40, a few seconds). About half the
+// runs send every batch through the prepare worker thread (src/engine/preparer.ts), half none.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -25,7 +26,7 @@ import { stateDigest } from '../src/core/digest.js';
 import { Wire } from '../src/core/errors.js';
 import { isValidId } from '../src/core/ids.js';
 import { AMOUNT_MAX } from '../src/core/money.js';
-import { encodeTransferBatch, RECORD_OFFSET_AMOUNT, RECORD_OFFSET_CURRENCY, RECORD_OFFSET_FROM, RECORD_OFFSET_KIND, type TransferCommand } from '../src/core/transfer-record.js';
+import { BATCH_RECORDS_MAX, encodeTransferBatch, RECORD_OFFSET_AMOUNT, RECORD_OFFSET_CURRENCY, RECORD_OFFSET_FROM, RECORD_OFFSET_KIND, type TransferCommand } from '../src/core/transfer-record.js';
 import { openLedger } from '../src/engine/ledger.js';
 import { recover } from '../src/engine/recovery.js';
 import type { Ledger } from '../src/engine/types.js';
@@ -212,13 +213,15 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
 // ---------------------------------------------------------------------------------------------
 // One run: the steps through a ledger and the model side by side.
 
-async function runSteps(steps: readonly Step[]): Promise<void> {
+/** `prepareInWorker`: every batch goes through the prepare worker thread (else none does). */
+async function runSteps(steps: readonly Step[], prepareInWorker: boolean): Promise<void> {
   const dir = tempDir('walletd-property-');
   // Recovery skips a snapshot it cannot load with only a warning; here every one must load.
   const warnings: string[] = [];
   const onWarning = (warning: Error): void => void warnings.push(warning.message);
   process.on('warning', onWarning);
-  let ledger: Ledger | undefined = await openLedger({ dataDir: dir.path, fsync: false, snapshotEveryRecords: 1_000_000 });
+  const prepareInWorkerMinRecords = prepareInWorker ? 1 : BATCH_RECORDS_MAX + 1;
+  let ledger: Ledger | undefined = await openLedger({ dataDir: dir.path, fsync: false, snapshotEveryRecords: 1_000_000, prepareInWorkerMinRecords });
   try {
     const model = new Model();
     const sent: RecordSpec[] = [];
@@ -341,7 +344,7 @@ async function checkRetries(ledger: Ledger, model: Model, sent: readonly RecordS
 test('random command sequences keep every invariant after every step, and replay gives the live digest', async () => {
   const seedText = process.env['WALLETD_PROPERTY_SEED'];
   await fc.assert(
-    fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 60 }), async (steps) => runSteps(steps)),
+    fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 60 }), fc.boolean(), async (steps, prepareInWorker) => runSteps(steps, prepareInWorker)),
     { numRuns: NUM_RUNS, ...(seedText === undefined ? {} : { seed: Number(seedText) }) },
   );
 });
@@ -369,5 +372,6 @@ test('the model and the ledger agree on a hand-written sequence that reaches eve
     { type: 'retry', back: 0, change: true },
     { type: 'records', records: [record('deposit', 't12', '', 'a1', 5n)] },
   ];
-  await runSteps(steps);
+  await runSteps(steps, false);
+  await runSteps(steps, true);
 });

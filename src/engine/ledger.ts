@@ -25,6 +25,7 @@ import { dataPaths, ensureDataDirs, recover } from './recovery.js';
 import { commitSnapshotFile, type SnapshotPosition } from './snapshot.js';
 import { Worker } from 'node:worker_threads';
 import { lockDataDir } from './lock.js';
+import { BatchPreparer, PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT, type PreparedBatch } from './preparer.js';
 import type {
   AccountView,
   BalanceQuery,
@@ -54,7 +55,15 @@ const STATEMENT_LIMIT_MAX = 1000;
 
 assert(BATCH_RECORDS_MAX + EXTRA_EVENTS_PER_COMMAND_MAX <= FRAME_EVENTS_MAX, 'a full batch must fit one frame');
 
-type TransfersCommand = { type: 'transfers'; batch: TransferBatch; resolve: (results: TransferResults) => void; reject: (error: unknown) => void };
+type TransfersCommand = {
+  type: 'transfers';
+  batch: TransferBatch;
+  /** Set while (and after) the prepare worker works on it; the queue waits at a batch still preparing. */
+  prepared?: PreparedBatch;
+  preparing?: boolean;
+  resolve: (results: TransferResults) => void;
+  reject: (error: unknown) => void;
+};
 type OpenCommand = { type: 'open'; request: OpenAccountRequest; resolve: (outcome: OpenAccountOutcome) => void; reject: (error: unknown) => void };
 type Command = TransfersCommand | OpenCommand;
 type Completion = () => void;
@@ -72,6 +81,7 @@ function checkOptions(options: LedgerOptions): void {
     queueRecordsMax: { value: options.queueRecordsMax, min: 1 },
     logBacklogBytesMax: { value: options.logBacklogBytesMax, min: 1 },
     segmentBytesMax: { value: options.segmentBytesMax, min: 1 },
+    prepareInWorkerMinRecords: { value: options.prepareInWorkerMinRecords, min: 1 },
     expectedTransactions: { value: options.expectedTransactions, min: 0 },
   };
   for (const [name, { value, min }] of Object.entries(counts)) {
@@ -206,6 +216,9 @@ class PartitionEngine implements Ledger {
   private readonly logBacklogBytesMax: number;
   private readonly snapshotEveryRecords: number;
   private readonly snapshotCopySlotsPerTurn: number;
+  private readonly prepareInWorkerMinRecords: number;
+  private readonly preparer: BatchPreparer;
+  private batchesPreparedInWorker = 0;
   private position = { segmentFirstSequence: 1, offset: 0 };
   private lastSnapshotSequence = 0;
   private lastSnapshotAtMs = 0;
@@ -223,6 +236,8 @@ class PartitionEngine implements Ledger {
     this.logBacklogBytesMax = options.logBacklogBytesMax ?? LOG_BACKLOG_BYTES_MAX_DEFAULT;
     this.snapshotEveryRecords = options.snapshotEveryRecords ?? SNAPSHOT_EVERY_RECORDS_DEFAULT;
     this.snapshotCopySlotsPerTurn = options.snapshotCopySlotsPerTurn ?? SNAPSHOT_COPY_SLOTS_PER_TURN_DEFAULT;
+    this.prepareInWorkerMinRecords = options.prepareInWorkerMinRecords ?? PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT;
+    this.preparer = new BatchPreparer(state.accounts, (message) => process.emitWarning(message));
   }
 
   attach(writer: LogWriter, tail: { firstSequence: number; bytes: number } | undefined, snapshotSequence: number, snapshotAtMs: number): void {
@@ -255,7 +270,17 @@ class PartitionEngine implements Ledger {
     if (batch.count < 1 || batch.count > BATCH_RECORDS_MAX || batch.bytes.length < batch.count * RECORD_BYTES) {
       return Promise.reject(new WalletError('invalid_request', `a batch holds 1 to ${BATCH_RECORDS_MAX} records of ${RECORD_BYTES} bytes`));
     }
-    return new Promise((resolve, reject) => this.enqueue({ type: 'transfers', batch, resolve, reject }, batch.count));
+    return new Promise((resolve, reject) => {
+      const command: TransfersCommand = { type: 'transfers', batch, resolve, reject };
+      if (batch.count >= this.prepareInWorkerMinRecords && this.preparer.available) {
+        command.preparing = true;
+        command.prepared = this.preparer.prepare(batch, () => {
+          command.preparing = false;
+          this.scheduleDrain();
+        });
+      }
+      this.enqueue(command, batch.count);
+    });
   }
 
   openAccount(request: OpenAccountRequest): Promise<OpenAccountOutcome> {
@@ -283,10 +308,16 @@ class PartitionEngine implements Ledger {
   }
 
   private scheduleDrain(): void {
-    if (this.drainScheduled || this.drainPaused || this.queueHead === this.queue.length) return;
+    if (this.drainScheduled || this.drainPaused || this.queueHead === this.queue.length || this.headPreparing()) return;
     if (this.writer.pendingBytes >= this.logBacklogBytesMax) return; // logCaughtUp resumes it
     this.drainScheduled = true;
     setImmediate(() => this.drain());
+  }
+
+  /** Commands are taken in submission order: the queue waits while its head is being prepared. */
+  private headPreparing(): boolean {
+    const head = this.queue[this.queueHead];
+    return head !== undefined && head.type === 'transfers' && head.preparing === true;
   }
 
   /** Decides every queued command that fits one frame, appends the frame, schedules answers. */
@@ -300,6 +331,7 @@ class PartitionEngine implements Ledger {
     const failures: Array<(error: unknown) => void> = [];
     while (this.queueHead < this.queue.length) {
       const command = this.queue[this.queueHead]!;
+      if (command.type === 'transfers' && command.preparing === true) break;
       const records = command.type === 'transfers' ? command.batch.count : 1;
       if (events.count + records + EXTRA_EVENTS_PER_COMMAND_MAX > FRAME_EVENTS_MAX) break;
       if (events.length > FRAME_BODY_BYTES_MAX / 2) break;
@@ -338,11 +370,14 @@ class PartitionEngine implements Ledger {
   }
 
   private executeTransfers(command: TransfersCommand): Completion {
-    const { batch } = command;
-    const record = recordView(alignedRecords(batch));
+    const { batch, prepared } = command;
+    const record = recordView(prepared === undefined ? alignedRecords(batch) : prepared.records);
     const codes = new Uint8Array(batch.count);
     const sequences = new Float64Array(batch.count);
-    executeTransferBatch(this.state, record, batch.count, this.events, this.scratch, this.outcome, codes, sequences);
+    const preparedWords = prepared?.ready === true ? prepared.prepared : undefined;
+    if (preparedWords !== undefined) this.batchesPreparedInWorker++;
+    executeTransferBatch(this.state, record, batch.count, this.events, this.scratch, this.outcome, codes, sequences, preparedWords);
+    if (prepared !== undefined) this.preparer.release(prepared);
     for (let index = 0; index < batch.count; index++) this.outcomeCounts[codes[index]!]!++;
     const results: TransferResults = { codes, sequences };
     return () => command.resolve(results);
@@ -537,6 +572,7 @@ class PartitionEngine implements Ledger {
       lastSnapshotSequence: this.lastSnapshotSequence,
       lastSnapshotAtMs: this.lastSnapshotAtMs,
       stateBytes: this.state.memoryBytes(),
+      batchesPreparedInWorker: this.batchesPreparedInWorker,
     };
   }
 
@@ -611,6 +647,7 @@ class PartitionEngine implements Ledger {
     await this.writer.flushed().catch(() => undefined);
     if (this.failure === undefined && this.state.headSequence > this.lastSnapshotSequence) await this.snapshot();
     await this.writer.close();
+    await this.preparer.close();
     this.readIndex.close();
     this.unlock();
     this.closed = true;

@@ -83,6 +83,8 @@ export type EngineStats = Readonly<{
   lastSnapshotAtMs: number;
   /** Bytes held by the in-memory state's typed arrays. */
   stateBytes: number;
+  /** Transfer batches prepared on the prepare worker thread since start (see prepareInWorkerMinRecords). */
+  batchesPreparedInWorker: number;
 }>;
 
 /**
@@ -160,6 +162,13 @@ export type LedgerOptions = Readonly<{
    * SEGMENT_BYTES_MAX_DEFAULT, 256 MiB). Tests set it small to exercise segment rollover.
    */
   segmentBytesMax?: number;
+  /**
+   * Transfer batches of at least this many records are prepared on a worker thread (validation,
+   * fingerprints, account lookups; see src/engine/preparer.ts) while the engine thread decides
+   * earlier ones (default PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT, 512). Smaller batches, and all
+   * batches above BATCH_RECORDS_MAX if set there, are prepared on the engine thread.
+   */
+  prepareInWorkerMinRecords?: number;
   observer?: EngineObserver;
   /** Called with progress while recovering (records replayed, total estimate). */
   onRecoveryProgress?: (done: number, total: number) => void;

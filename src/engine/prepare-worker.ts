@@ -1,0 +1,27 @@
+/**
+ * Worker thread that prepares transfer batches for the engine (see preparer.ts): validates the
+ * records, fingerprints their transaction ids and contents, hashes the account ids and finds
+ * the accounts it can in a read-only view of the engine's account id table. Pure work on shared
+ * memory; the engine decides. Messages arrive and are answered in order.
+ */
+import { parentPort } from 'node:worker_threads';
+import { DecideScratch, prepareRecords, recordView } from '../core/decide.js';
+import { IdTableReader, type IdTableBuffers } from '../core/id-table.js';
+import type { ToPrepareWorker } from './preparer.js';
+
+const port = parentPort;
+if (port === null) throw new Error('prepare-worker.js runs as a worker thread');
+const scratch = new DecideScratch();
+let accounts: IdTableReader | undefined;
+
+port.on('message', (message: ToPrepareWorker) => {
+  if (message.kind === 'accounts') {
+    if (accounts === undefined) accounts = new IdTableReader(message.buffers);
+    else accounts.replaceBuffers(message.buffers);
+    return;
+  }
+  if (accounts === undefined) throw new Error('prepare worker: a batch arrived before the account table');
+  const records = recordView(Buffer.from(message.records, 0, message.count * message.recordBytes));
+  prepareRecords(records, message.count, new Int32Array(message.prepared), scratch, accounts);
+  port.postMessage(message.count);
+});

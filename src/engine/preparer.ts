@@ -1,0 +1,132 @@
+/**
+ * The engine's prepare stage on the second core (LMAX's input stage): large transfer batches are
+ * copied into shared memory and handed to a worker thread (prepare-worker.ts), which does every
+ * part of a decision that does not depend on the state or finds only immutable facts in it
+ * (record validation, id and content fingerprints, account id lookups; see prepareRecords). The
+ * engine thread then only looks up transaction ids, decides, encodes and applies.
+ *
+ * Determinism does not depend on the worker: what it finds is a pure function of the records and
+ * of ids interned for good, and what it cannot find (an account opened after it looked) the
+ * engine looks up itself. If the worker dies, batches are prepared on the engine thread again.
+ */
+import { Worker } from 'node:worker_threads';
+import { PREPARED_WORDS } from '../core/decide.js';
+import type { IdTable, IdTableBuffers } from '../core/id-table.js';
+import { BATCH_RECORDS_MAX, RECORD_BYTES } from '../core/transfer-record.js';
+import type { TransferBatch } from './types.js';
+
+export type ToPrepareWorker =
+  | Readonly<{ kind: 'accounts'; buffers: IdTableBuffers }>
+  | Readonly<{ kind: 'batch'; records: SharedArrayBuffer; prepared: SharedArrayBuffer; count: number; recordBytes: number }>;
+
+/** Batches from this many records go to the worker; smaller ones are not worth the thread hop. */
+export const PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT = 512;
+/** Buffer pairs kept for reuse (each about 2.2 MiB); more in flight are allocated and dropped. */
+const POOL_KEPT_MAX = 16;
+
+/** A batch copied into shared memory: its records (4-byte aligned) and, once prepared, the prepared words. */
+export class PreparedBatch {
+  readonly records: Buffer;
+  readonly prepared: Int32Array;
+  /** False when the worker failed before preparing it: the engine prepares it itself. */
+  ready = false;
+
+  constructor(
+    readonly buffers: SharedBuffers,
+    count: number,
+  ) {
+    this.records = Buffer.from(buffers.records, 0, count * RECORD_BYTES);
+    this.prepared = new Int32Array(buffers.prepared, 0, count * PREPARED_WORDS);
+  }
+}
+
+type SharedBuffers = Readonly<{ records: SharedArrayBuffer; prepared: SharedArrayBuffer }>;
+type Job = Readonly<{ batch: PreparedBatch; done: () => void }>;
+
+export class BatchPreparer {
+  private worker: Worker | undefined;
+  private lost = false;
+  private readonly inFlight: Job[] = [];
+  private readonly pool: SharedBuffers[] = [];
+
+  constructor(
+    private readonly accounts: IdTable,
+    private readonly warn: (message: string) => void,
+  ) {}
+
+  /** Whether batches can go to the worker (false once it has failed). */
+  get available(): boolean {
+    return !this.lost;
+  }
+
+  /**
+   * Copies the batch into shared memory and sends it to the worker; `done` is called when it is
+   * prepared (batch.ready) or when the worker failed first (not ready), always in send order.
+   */
+  prepare(batch: TransferBatch, done: () => void): PreparedBatch {
+    const prepared = new PreparedBatch(this.pool.pop() ?? allocateBuffers(), batch.count);
+    prepared.records.set(batch.bytes.subarray(0, batch.count * RECORD_BYTES));
+    const worker = this.started();
+    this.inFlight.push({ batch: prepared, done });
+    if (this.inFlight.length === 1) worker.ref();
+    const message: ToPrepareWorker = { kind: 'batch', records: prepared.buffers.records, prepared: prepared.buffers.prepared, count: batch.count, recordBytes: RECORD_BYTES };
+    worker.postMessage(message);
+    return prepared;
+  }
+
+  /** The engine has decided the batch: its buffers may be reused. */
+  release(batch: PreparedBatch): void {
+    if (this.pool.length < POOL_KEPT_MAX) this.pool.push(batch.buffers);
+  }
+
+  async close(): Promise<void> {
+    const worker = this.worker;
+    this.worker = undefined;
+    this.lost = true;
+    if (worker !== undefined) await worker.terminate();
+    this.failInFlight();
+  }
+
+  private started(): Worker {
+    if (this.worker !== undefined) return this.worker;
+    const worker = new Worker(new URL('./prepare-worker.js', import.meta.url));
+    worker.unref(); // held only while batches are in flight (prepare)
+    worker.on('message', () => this.onPrepared());
+    worker.on('error', (error) => this.onLost(`prepare worker failed: ${error.message}`));
+    worker.on('exit', (code) => this.onLost(`prepare worker exited with code ${code}`));
+    this.accounts.onBuffersReplaced = () => this.sendAccounts();
+    this.worker = worker;
+    this.sendAccounts();
+    return worker;
+  }
+
+  private sendAccounts(): void {
+    const message: ToPrepareWorker = { kind: 'accounts', buffers: this.accounts.sharedBuffers() };
+    this.worker?.postMessage(message);
+  }
+
+  private onPrepared(): void {
+    const job = this.inFlight.shift();
+    if (job === undefined) return;
+    if (this.inFlight.length === 0) this.worker?.unref();
+    job.batch.ready = true;
+    job.done();
+  }
+
+  private onLost(message: string): void {
+    if (this.lost) return;
+    this.lost = true;
+    this.worker = undefined;
+    this.accounts.onBuffersReplaced = undefined;
+    this.warn(`${message}; batches are prepared on the engine thread from now on`);
+    this.failInFlight();
+  }
+
+  private failInFlight(): void {
+    for (const job of this.inFlight.splice(0)) job.done();
+  }
+}
+
+function allocateBuffers(): SharedBuffers {
+  return { records: new SharedArrayBuffer(BATCH_RECORDS_MAX * RECORD_BYTES), prepared: new SharedArrayBuffer(BATCH_RECORDS_MAX * PREPARED_WORDS * 4) };
+}

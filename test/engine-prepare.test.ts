@@ -1,0 +1,128 @@
+// The prepare worker (src/engine/preparer.ts): large batches are validated, fingerprinted and
+// have their accounts looked up on a worker thread while the engine decides earlier ones. These
+// tests check that this changes no outcome, also when accounts are opened and the account id
+// table grows (new shared buffers) while batches are being prepared, that commands are still
+// taken in submission order, and that batches caught by a stopped worker are decided anyway.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Wire } from '../src/core/errors.js';
+import { IdTable, IdTableReader } from '../src/core/id-table.js';
+import { BATCH_RECORDS_MAX, encodeTransferBatch, type TransferCommand } from '../src/core/transfer-record.js';
+import { openLedger } from '../src/engine/ledger.js';
+import { BatchPreparer } from '../src/engine/preparer.js';
+import type { TransferResults } from '../src/engine/types.js';
+import { deposit, tempDir, transfer } from './support/ledger.js';
+
+const ROUNDS = 6;
+const OPENED_PER_ROUND = 700;
+
+/** Round r opens 700 accounts (not awaited) and submits a batch that uses them, older ones, and ones opened only next round. */
+async function runWorkload(prepareInWorkerMinRecords: number): Promise<{ codes: number[]; sequences: number[]; digest: string; inWorker: number }> {
+  const dir = tempDir('walletd-prepare-');
+  const ledger = await openLedger({ dataDir: dir.path, fsync: false, prepareInWorkerMinRecords });
+  try {
+    const pending: Array<Promise<unknown>> = [];
+    const batches: Array<Promise<TransferResults>> = [];
+    const id = (round: number, index: number): string => `acct-${round}-${index}`;
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let index = 0; index < OPENED_PER_ROUND; index++) pending.push(ledger.openAccount({ accountId: id(round, index), currencyCode: 'USD', owner: 'o' }));
+      const commands: TransferCommand[] = [];
+      for (let index = 0; index < OPENED_PER_ROUND; index++) commands.push(deposit(`d-${round}-${index}`, id(round, index), 100n));
+      for (let index = 0; index < 600; index++) {
+        const older = id(Math.max(0, round - 1), (index * 7) % OPENED_PER_ROUND);
+        const later = id(round + 1, index); // not open yet: account_not_found
+        const to = index % 5 === 0 ? later : id(round, (index * 13) % OPENED_PER_ROUND);
+        commands.push(transfer(`t-${round}-${index}`, index % 2 === 0 ? older : id(round, index), to, BigInt(1 + (index % 150))));
+      }
+      commands.push(transfer(`t-${round}-0`, id(round, 0), id(round, 1), 1n)); // a retry with other content: conflict
+      batches.push(ledger.submitTransfers({ bytes: encodeTransferBatch(commands), count: commands.length }));
+    }
+    await Promise.all(pending);
+    const results = await Promise.all(batches);
+    return {
+      codes: results.flatMap((result) => [...result.codes]),
+      sequences: results.flatMap((result) => [...result.sequences]),
+      digest: ledger.digest(),
+      inWorker: ledger.stats().batchesPreparedInWorker,
+    };
+  } finally {
+    await ledger.close();
+    dir.remove();
+  }
+}
+
+test('batches prepared on the worker decide exactly as on the engine thread, while accounts open and the id table grows', async () => {
+  const inWorker = await runWorkload(1);
+  const onEngine = await runWorkload(BATCH_RECORDS_MAX + 1);
+  assert.equal(inWorker.inWorker, ROUNDS, 'every batch went through the worker');
+  assert.equal(onEngine.inWorker, 0);
+  assert.deepEqual(inWorker.codes, onEngine.codes);
+  assert.deepEqual(inWorker.sequences, onEngine.sequences);
+  assert.equal(inWorker.digest, onEngine.digest);
+  // Opened before the batch (in submission order): found; opened after it: not found.
+  const counts = new Map<number, number>();
+  for (const code of inWorker.codes) counts.set(code, (counts.get(code) ?? 0) + 1);
+  assert.equal(counts.get(Wire.account_not_found), ROUNDS * 120);
+  assert.equal(counts.get(Wire.idempotency_conflict), ROUNDS);
+  assert.ok((counts.get(Wire.ok) ?? 0) > ROUNDS * (OPENED_PER_ROUND + 100), `successes: ${counts.get(Wire.ok)}`);
+  assert.ok((counts.get(Wire.insufficient_funds) ?? 0) > 0);
+});
+
+test('a small command submitted after a batch in preparation is decided after it', async () => {
+  const dir = tempDir('walletd-prepare-');
+  const ledger = await openLedger({ dataDir: dir.path, fsync: false, prepareInWorkerMinRecords: 2 });
+  try {
+    await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
+    await ledger.openAccount({ accountId: 'b', currencyCode: 'USD', owner: 'b' });
+    const big = ledger.submitTransfers({ bytes: encodeTransferBatch([deposit('fund', 'a', 10n), transfer('first', 'a', 'b', 10n)]), count: 2 });
+    const small = ledger.submitTransfers({ bytes: encodeTransferBatch([transfer('second', 'a', 'b', 1n)]), count: 1 });
+    const [bigResults, smallResults] = await Promise.all([big, small]);
+    assert.deepEqual([...bigResults.codes], [Wire.ok, Wire.ok]);
+    assert.equal(smallResults.codes[0], Wire.insufficient_funds, 'the small batch saw the big one applied');
+    assert.ok(smallResults.sequences[0]! > bigResults.sequences[1]!);
+    assert.equal(ledger.stats().batchesPreparedInWorker, 1);
+  } finally {
+    await ledger.close();
+    dir.remove();
+  }
+});
+
+test('a reader with buffers from before a growth finds older ids, never a wrong index', () => {
+  const table = new IdTable();
+  const reader = new IdTableReader(table.sharedBuffers());
+  const words = new Int32Array(16);
+  const bytes = new Uint8Array(words.buffer);
+  const lookUp = (id: string): number => {
+    words.fill(0);
+    bytes.set(Buffer.from(id, 'latin1'));
+    return reader.find(words, 0, id.length, IdTable.hashOf(words, 0, id.length));
+  };
+  const ids = Array.from({ length: 5000 }, (_, index) => `id-${index}-${'x'.repeat(index % 40)}`);
+  let replaced = 0;
+  table.onBuffersReplaced = () => replaced++;
+  for (const [index, id] of ids.entries()) {
+    assert.equal(table.insertString(id), index);
+    // Every 50 inserts the reader is told of the current buffers; in between it may be stale.
+    if (index % 50 === 0) reader.replaceBuffers(table.sharedBuffers());
+    for (let probe = Math.max(0, index - 60); probe <= index; probe++) {
+      const found = lookUp(ids[probe]!);
+      assert.ok(found === probe || found === -1, `${ids[probe]}: ${found}`);
+    }
+  }
+  assert.ok(replaced >= 6, `the slots and arena grew (${replaced} times)`);
+  reader.replaceBuffers(table.sharedBuffers());
+  for (const [index, id] of ids.entries()) assert.equal(lookUp(id), index);
+  assert.equal(lookUp('absent'), -1);
+});
+
+test('a batch caught by a stopped prepare worker is handed back unprepared, once', async () => {
+  const warnings: string[] = [];
+  const preparer = new BatchPreparer(new IdTable(), (message) => warnings.push(message));
+  let calls = 0;
+  const batch = preparer.prepare({ bytes: encodeTransferBatch([deposit('x', 'a', 1n)]), count: 1 }, () => calls++);
+  await preparer.close();
+  assert.equal(calls, 1);
+  assert.equal(preparer.available, false);
+  assert.equal(batch.records.length, 208);
+  assert.deepEqual(warnings, []);
+});
