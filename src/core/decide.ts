@@ -222,6 +222,11 @@ export function prepareRecords(record: RecordView, count: number, prepared: Int3
       if (prepared[p + P_CODE] !== Wire.ok) continue;
       checksum ^= accounts.touchSlot(prepared[p + P_FROM_HASH]!) ^ accounts.touchSlot(prepared[p + P_TO_HASH]!);
     }
+    for (let index = start; index < end; index++) {
+      const p = index * PREPARED_WORDS;
+      if (prepared[p + P_CODE] !== Wire.ok) continue;
+      checksum ^= accounts.touchEntry(prepared[p + P_FROM_HASH]!) ^ accounts.touchEntry(prepared[p + P_TO_HASH]!);
+    }
     scratch.prefetchChecksum ^= checksum;
     for (let index = start; index < end; index++) {
       const p = index * PREPARED_WORDS;

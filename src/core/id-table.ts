@@ -83,6 +83,13 @@ export class IdTableReader {
   touchSlot(hash: number): number {
     return this.buffers.slots[(hash & (this.buffers.slotsTotal - 1)) * SLOT_INTS + 1]!;
   }
+
+  /** After touchSlot: reads the arena word a lookup ending at that slot compares first. */
+  touchEntry(hash: number): number {
+    const { slots, slotsTotal, arena } = this.buffers;
+    const at = (hash & (slotsTotal - 1)) * SLOT_INTS;
+    return slots[at + 1] === 0 ? 0 : arena[slots[at + 2]!] ?? 0;
+  }
 }
 
 export class IdTable {
