@@ -386,3 +386,25 @@ test('a snapshot copy taken a slice at a time equals compactEntries() at its sta
     { numRuns: NUM_RUNS * 4, ...SEED },
   );
 });
+
+test('foldTxnWords equals its definition: per occupied slot, four seeded lanes over its six words, summed', () => {
+  const reference = (words: Uint32Array): Uint32Array => {
+    const lanes = new Uint32Array(4);
+    for (let base = 0; base < words.length; base += 6) {
+      if (words[base + 4] === 0 && words[base + 5] === 0) continue;
+      for (let lane = 0; lane < 4; lane++) {
+        let h = Math.imul(lane + 1, 0x9e3779b9);
+        for (let i = 0; i < 6; i++) h = Math.imul(h ^ words[base + i]!, 0x85ebca6b) ^ (h >>> 13);
+        lanes[lane] = (lanes[lane]! + (h ^ (h >>> 16))) >>> 0;
+      }
+    }
+    return lanes;
+  };
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.nat(0xffffffff), fc.nat(0xffffffff), fc.nat(0xffffffff), fc.nat(0xffffffff), fc.nat(3), fc.nat(3)), { maxLength: 50 }), (slots) => {
+      const words = Uint32Array.from(slots.flat());
+      assert.deepEqual(foldTxnWords(words), reference(words));
+    }),
+    { numRuns: 500 },
+  );
+});
