@@ -20,37 +20,51 @@ import { BATCH_RECORDS_MAX, RECORD_BYTES, writeTransferRecord } from '../src/cor
 import { openLedger } from '../src/engine/ledger.js';
 import type { Ledger } from '../src/engine/types.js';
 import { Prng } from '../src/stdx/prng.js';
+import { withUsage } from './usage.js';
 
-const { values } = parseArgs({
-  options: {
-    accounts: { type: 'string', default: '1000000' },
-    transfers: { type: 'string', default: '10000000' },
-    batch: { type: 'string', default: String(BATCH_RECORDS_MAX) },
-    inflight: { type: 'string', default: '8' },
-    'no-fsync': { type: 'boolean', default: false },
-    seed: { type: 'string', default: '42' },
-    scenarios: { type: 'string', default: 'uniform,hot' },
-  },
-});
-/** An integer option in [min, max]: a typo must stop the run, not print NaN rates or loop forever. */
-function count(name: 'accounts' | 'transfers' | 'batch' | 'inflight' | 'seed', min: number, max = Number.MAX_SAFE_INTEGER): number {
-  const value = Number(values[name]);
-  if (!Number.isSafeInteger(value) || value < min || value > max) throw new Error(`--${name} must be an integer from ${min} to ${max}`);
-  return value;
-}
+const USAGE = `Usage: npm run bench:engine -- [options]
+
+  --accounts N       accounts opened and funded first (default 1000000)
+  --transfers N      transfers per scenario (default 10000000)
+  --batch N          records per submitted batch, 1..${BATCH_RECORDS_MAX} (default ${BATCH_RECORDS_MAX})
+  --inflight N       batches in flight (default 8)
+  --no-fsync         skip fsync (durability off; for comparison only)
+  --seed N           workload seed (default 42)
+  --scenarios LIST   uniform,hot (default both)`;
+
 const SCENARIOS = ['uniform', 'hot'] as const;
-/** A transfer needs two distinct accounts. */
-const accounts = count('accounts', 2);
-const transfers = count('transfers', 1);
-const batchSize = count('batch', 1, BATCH_RECORDS_MAX);
-const inflight = count('inflight', 1);
-const seed = count('seed', Number.MIN_SAFE_INTEGER);
-const scenarios = values.scenarios.split(',').map((name) => {
-  const scenario = SCENARIOS.find((known) => known === name.trim());
-  if (scenario === undefined) throw new Error(`--scenarios: unknown scenario "${name}" (${SCENARIOS.join(', ')})`);
-  return scenario;
+const { accounts, transfers, batchSize, inflight, seed, scenarios, fsync } = withUsage(USAGE, () => {
+  const { values } = parseArgs({
+    options: {
+      accounts: { type: 'string', default: '1000000' },
+      transfers: { type: 'string', default: '10000000' },
+      batch: { type: 'string', default: String(BATCH_RECORDS_MAX) },
+      inflight: { type: 'string', default: '8' },
+      'no-fsync': { type: 'boolean', default: false },
+      seed: { type: 'string', default: '42' },
+      scenarios: { type: 'string', default: 'uniform,hot' },
+    },
+  });
+  /** An integer option in [min, max]: a typo must stop the run, not print NaN rates or loop forever. */
+  const count = (name: 'accounts' | 'transfers' | 'batch' | 'inflight' | 'seed', min: number, max = Number.MAX_SAFE_INTEGER): number => {
+    const value = Number(values[name]);
+    if (!Number.isSafeInteger(value) || value < min || value > max) throw new Error(`--${name} must be an integer from ${min} to ${max}`);
+    return value;
+  };
+  return {
+    accounts: count('accounts', 2), // a transfer needs two distinct accounts
+    transfers: count('transfers', 1),
+    batchSize: count('batch', 1, BATCH_RECORDS_MAX),
+    inflight: count('inflight', 1),
+    seed: count('seed', Number.MIN_SAFE_INTEGER),
+    scenarios: values.scenarios.split(',').map((name) => {
+      const scenario = SCENARIOS.find((known) => known === name.trim());
+      if (scenario === undefined) throw new Error(`--scenarios: unknown scenario "${name}" (${SCENARIOS.join(', ')})`);
+      return scenario;
+    }),
+    fsync: !values['no-fsync'],
+  };
 });
-const fsync = !values['no-fsync'];
 const USD = currencyByCode('USD')!.numeric;
 
 function accountId(index: number): string {

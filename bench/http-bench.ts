@@ -25,6 +25,7 @@ import { LatencyRecorder, type LatencySummary } from '../src/bench/latency.js';
 import { sampleProcess } from '../src/bench/process-stats.js';
 import { BATCH_RECORDS_MAX } from '../src/core/transfer-record.js';
 import { WalletServer, openAccount } from '../test/support/http-server.js';
+import { withUsage } from './usage.js';
 
 type Options = Readonly<{
   seconds: number;
@@ -55,6 +56,19 @@ const TARGET_SINGLE_REQUESTS_PER_SECOND = 15_000;
 const TARGET_SINGLE_P99_MS = 10;
 const TARGET_BATCH_TRANSFERS_PER_SECOND = 300_000;
 const FUNDING = '1000000000.00';
+
+const USAGE = `Usage: npm run bench:http -- [options]
+
+  --seconds N              seconds per workload (default 10)
+  --warmup-seconds N       warm-up before each workload (default 2)
+  --connections N          connections for single transfers (default 64)
+  --batch-connections N    connections for the batch endpoint (default 4)
+  --batch-size N           transfers per batch request (default ${BATCH_RECORDS_MAX})
+  --accounts N             accounts opened and funded first (default 1000)
+  --compare-coalesce       also run single transfers with the server's --no-coalesce
+  --server-arg ARG         passed to walletd serve (repeatable)
+  --server-node-arg ARG    passed to the server's node (repeatable), e.g. --server-node-arg=--cpu-prof
+  --workloads LIST         single,batch (default both)`;
 
 function readOptions(): Options {
   const { values } = parseArgs({
@@ -300,7 +314,7 @@ function printTable(results: readonly Result[], options: Options): void {
 }
 
 async function main(): Promise<void> {
-  const options = readOptions();
+  const options = withUsage(USAGE, readOptions);
   const runId = `r${Date.now().toString(36)}`;
   const results: Result[] = [];
   const server = await startFundedServer(options, []);

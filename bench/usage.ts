@@ -1,0 +1,17 @@
+/**
+ * Command-line handling shared by the benchmark scripts: `--help` prints the usage, and a bad
+ * option (unknown, or a value out of range) prints its message and the usage and exits 2,
+ * instead of a stack trace.
+ */
+export function withUsage<T>(usage: string, parse: () => T): T {
+  if (process.argv.slice(2).some((arg) => arg === '--help' || arg === '-h')) {
+    process.stdout.write(`${usage}\n`);
+    process.exit(0);
+  }
+  try {
+    return parse();
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${usage}\n`);
+    process.exit(2);
+  }
+}
