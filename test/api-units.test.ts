@@ -66,7 +66,7 @@ test('flags beat environment, environment beats the config file', (t) => {
 });
 
 test('bad settings are usage errors, never silently ignored', (t) => {
-  for (const args of [['--port', '70000'], ['--port', 'x'], ['--nope'], ['--port'], ['stray'], ['--log-level', 'loud'], ['--fsync=maybe'], ['--config', '/no/such/file.json']]) {
+  for (const args of [['--port', '70000'], ['--port', 'x'], ['--nope'], ['--port'], ['stray'], ['--log-level', 'loud'], ['--fsync=maybe'], ['--config', '/no/such/file.json'], ['--expected-transactions', '400000000']]) {
     assert.equal(parseServeArgs(args, {}).kind, 'error', args.join(' '));
   }
   assert.equal(parseServeArgs([], { WALLET_RATE_LIMIT: '0' }).kind, 'error');

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { Wire } from '../src/core/errors.js';
 import { spawnSync } from 'node:child_process';
 import { stateDigest } from '../src/core/digest.js';
+import { TXN_TABLE_ENTRIES_MAX } from '../src/core/txn-table.js';
 import { openLedger } from '../src/engine/ledger.js';
 import { dataPaths, recover } from '../src/engine/recovery.js';
 import { listSnapshots, loadSnapshot } from '../src/engine/snapshot.js';
@@ -180,7 +181,7 @@ test('a snapshot copied a slot per turn while transfers go on holds the state of
 test('numeric options out of range are refused before the data directory is touched', async () => {
   const dir = tempDir();
   try {
-    for (const options of [{ snapshotCopySlotsPerTurn: 0 }, { queueRecordsMax: Number.NaN }, { snapshotEveryRecords: 1.5 }, { segmentBytesMax: -1 }, { expectedTransactions: -1 }]) {
+    for (const options of [{ snapshotCopySlotsPerTurn: 0 }, { queueRecordsMax: Number.NaN }, { snapshotEveryRecords: 1.5 }, { segmentBytesMax: -1 }, { expectedTransactions: -1 }, { expectedTransactions: TXN_TABLE_ENTRIES_MAX + 1 }, { prepareInWorkerMinRecords: 0 }]) {
       const [name] = Object.keys(options);
       await assert.rejects(openLedger({ dataDir: dir.path, ...options }), new RegExp(`${name} must be an integer`));
     }

@@ -7,6 +7,7 @@
  * file is more likely to be checked into version control.
  */
 import { readFileSync } from 'node:fs';
+import { TXN_TABLE_ENTRIES_MAX } from '../core/txn-table.js';
 
 export type ServeConfig = Readonly<{
   port: number;
@@ -66,7 +67,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'logLevel', flag: 'log-level', env: 'WALLET_LOG_LEVEL', kind: 'string', fallback: 'info', choices: LOG_LEVELS, help: 'JSON log level' },
   { key: 'logRequests', flag: 'log-requests', env: 'WALLET_LOG_REQUESTS', kind: 'boolean', fallback: true, help: 'one log line per completed request (method, route, status, ms, request id)' },
   { key: 'snapshotEveryRecords', flag: 'snapshot-every', env: 'WALLET_SNAPSHOT_EVERY', kind: 'integer', fallback: undefined, min: 1, max: Number.MAX_SAFE_INTEGER, help: 'take a snapshot after this many log records (engine default when unset)' },
-  { key: 'expectedTransactions', flag: 'expected-transactions', env: 'WALLET_EXPECTED_TRANSACTIONS', kind: 'integer', fallback: undefined, min: 0, max: 2_000_000_000, help: 'size the transaction-id table for this many ids when the ledger starts empty (no growth: no copying, no second array)' },
+  { key: 'expectedTransactions', flag: 'expected-transactions', env: 'WALLET_EXPECTED_TRANSACTIONS', kind: 'integer', fallback: undefined, min: 0, max: TXN_TABLE_ENTRIES_MAX, help: 'size the transaction-id table for this many ids when the ledger starts empty (no growth: no copying, no second array)' },
   { key: 'queueRecordsMax', flag: 'queue-records-max', env: 'WALLET_QUEUE_RECORDS_MAX', kind: 'integer', fallback: undefined, min: 1, max: 100_000_000, help: 'most records waiting in the engine queue before 503 overloaded (engine default when unset)' },
 ];
 

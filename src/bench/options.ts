@@ -2,6 +2,7 @@
  * `walletd bench` options: parsed and validated in one place, with the help text beside them.
  */
 import { BATCH_RECORDS_MAX } from '../core/transfer-record.js';
+import { TXN_TABLE_ENTRIES_MAX } from '../core/txn-table.js';
 import { POSTGRES_CLIENTS_DEFAULT, POSTGRES_CLIENTS_MAX } from './peers/postgres-ledger.js';
 import { ACCOUNTS_MAX, DISTRIBUTIONS, TRANSFER_NUMBER_MAX, type Distribution } from './workload.js';
 
@@ -47,7 +48,7 @@ const CONNECTIONS_MAX = 64;
 const FRAMES_IN_FLIGHT_MAX = 64;
 const DURATION_SECONDS_MAX = 24 * 3600;
 /** The server's own limit for --expected-transactions. */
-const EXPECTED_TRANSACTIONS_MAX = 2_000_000_000;
+const EXPECTED_TRANSACTIONS_MAX = TXN_TABLE_ENTRIES_MAX;
 
 export const BENCH_HELP = `Usage: walletd bench [options]
 

@@ -51,7 +51,17 @@ const PREPARE_WORDS_PER_INSERT = 128;
  */
 export const MIGRATE_SLOTS_PER_INSERT = 8;
 export const SEQUENCE_MAX = 2 ** 48 - 1;
-export const TXN_TABLE_ENTRIES_MAX = 2 ** 31;
+/**
+ * The most slots one array can have: a typed array holds at most 2^32 − 1 elements on Node 20,
+ * and 6 words per slot puts the largest power of two at 2^29 slots (a 12 GiB array).
+ */
+export const TXN_TABLE_SLOTS_MAX = 2 ** 29;
+/**
+ * The most remembered ids (322,122,547): at this count a table of TXN_TABLE_SLOTS_MAX slots
+ * would start preparing its next array, which cannot exist. Above it inserts are refused
+ * rather than crashing on an impossible allocation; expectedTransactions is bounded by it.
+ */
+export const TXN_TABLE_ENTRIES_MAX = Math.floor((TXN_TABLE_SLOTS_MAX * LOAD_PREPARE_PERCENT) / 100);
 const NO_WORDS = new Uint32Array(0);
 
 export class TxnTable {
@@ -81,6 +91,7 @@ export class TxnTable {
    * (growth is incremental, but both arrays are alive while it runs and lookups probe both).
    */
   constructor(expectedEntries = 0) {
+    assert(Number.isSafeInteger(expectedEntries) && expectedEntries >= 0 && expectedEntries <= TXN_TABLE_ENTRIES_MAX, `expected transactions must be 0 to ${TXN_TABLE_ENTRIES_MAX}`);
     let slots = SLOTS_INITIAL;
     while (expectedEntries * 100 > slots * LOAD_MAX_PERCENT) slots *= 2;
     this.slotsTotal = slots;

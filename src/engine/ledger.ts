@@ -17,6 +17,7 @@ import { DecideScratch, executeTransferBatch, fingerprintTransactionId, Outcome,
 import { ID_BYTES_MAX, isValidId } from '../core/ids.js';
 import { IdTable } from '../core/id-table.js';
 import { LedgerState } from '../core/ledger-state.js';
+import { TXN_TABLE_ENTRIES_MAX } from '../core/txn-table.js';
 import { BATCH_RECORDS_MAX, KIND_NAMES, RECORD_BYTES } from '../core/transfer-record.js';
 import { encodeFrame, FRAME_BODY_BYTES_MAX, FRAME_EVENTS_MAX } from '../log/frame.js';
 import { LogReadIndex } from '../log/read-index.js';
@@ -82,10 +83,10 @@ function checkOptions(options: LedgerOptions): void {
     logBacklogBytesMax: { value: options.logBacklogBytesMax, min: 1 },
     segmentBytesMax: { value: options.segmentBytesMax, min: 1 },
     prepareInWorkerMinRecords: { value: options.prepareInWorkerMinRecords, min: 1 },
-    expectedTransactions: { value: options.expectedTransactions, min: 0 },
+    expectedTransactions: { value: options.expectedTransactions, min: 0, max: TXN_TABLE_ENTRIES_MAX },
   };
-  for (const [name, { value, min }] of Object.entries(counts)) {
-    assert(value === undefined || (Number.isSafeInteger(value) && value >= min), `${name} must be an integer ≥ ${min}`);
+  for (const [name, { value, min, max = Number.MAX_SAFE_INTEGER }] of Object.entries(counts) as Array<[string, { value: number | undefined; min: number; max?: number }]>) {
+    assert(value === undefined || (Number.isSafeInteger(value) && value >= min && value <= max), `${name} must be an integer from ${min} to ${max}`);
   }
 }
 
