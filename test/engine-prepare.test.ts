@@ -4,6 +4,9 @@
 // table grows (new shared buffers) while batches are being prepared, that commands are still
 // taken in submission order, and that batches caught by a stopped worker are decided anyway.
 import { test } from 'node:test';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import assert from 'node:assert/strict';
 import { Wire } from '../src/core/errors.js';
 import { IdTable, IdTableReader } from '../src/core/id-table.js';
@@ -17,9 +20,12 @@ const ROUNDS = 6;
 const OPENED_PER_ROUND = 700;
 
 /** Round r opens 700 accounts (not awaited) and submits a batch that uses them, older ones, and ones opened only next round. */
-async function runWorkload(prepareInWorkerMinRecords: number): Promise<{ codes: number[]; sequences: number[]; digest: string; inWorker: number }> {
+async function runWorkload(
+  prepareInWorkerMinRecords: number,
+  prepareWorkerUrl?: URL,
+): Promise<{ codes: number[]; sequences: number[]; digest: string; inWorker: number }> {
   const dir = tempDir('walletd-prepare-');
-  const ledger = await openLedger({ dataDir: dir.path, fsync: false, prepareInWorkerMinRecords });
+  const ledger = await openLedger({ dataDir: dir.path, fsync: false, prepareInWorkerMinRecords, ...(prepareWorkerUrl === undefined ? {} : { prepareWorkerUrl }) });
   try {
     const pending: Array<Promise<unknown>> = [];
     const batches: Array<Promise<TransferResults>> = [];
@@ -66,6 +72,45 @@ test('batches prepared on the worker decide exactly as on the engine thread, whi
   assert.equal(counts.get(Wire.idempotency_conflict), ROUNDS);
   assert.ok((counts.get(Wire.ok) ?? 0) > ROUNDS * (OPENED_PER_ROUND + 100), `successes: ${counts.get(Wire.ok)}`);
   assert.ok((counts.get(Wire.insufficient_funds) ?? 0) > 0);
+});
+
+test('batches caught by a prepare worker that fails are decided on the engine thread, with the same outcomes', async () => {
+  const onEngine = await runWorkload(BATCH_RECORDS_MAX + 1);
+  const realWorker = new URL('../src/engine/prepare-worker.js', import.meta.url).href;
+  const failures = {
+    // Throws on its first batch: an 'error' event, every batch in flight handed back.
+    throws: `import { parentPort } from 'node:worker_threads';
+      parentPort.on('message', (message) => { if (message.kind === 'batch') throw new Error('test failure'); });`,
+    // Prepares two batches for real, then exits while the rest are queued or in flight.
+    // (Its handler is wrapped so the exit comes before the third batch is prepared.)
+    exits: `import { parentPort } from 'node:worker_threads';
+      let batches = 0;
+      const on = parentPort.on;
+      parentPort.on = (event, handler) => on.call(parentPort, event, (message) => {
+        if (message.kind === 'batch' && ++batches === 3) process.exit(3);
+        handler(message);
+      });
+      await import(${JSON.stringify(realWorker)});`,
+  };
+  for (const [name, script] of Object.entries(failures)) {
+    const dir = tempDir('walletd-prepare-worker-');
+    const warnings: string[] = [];
+    const onWarning = (warning: Error): void => void warnings.push(warning.message);
+    process.on('warning', onWarning);
+    try {
+      const path = join(dir.path, `${name}.mjs`);
+      writeFileSync(path, script);
+      const result = await runWorkload(1, pathToFileURL(path));
+      assert.deepEqual(result.codes, onEngine.codes, name);
+      assert.deepEqual(result.sequences, onEngine.sequences, name);
+      assert.equal(result.digest, onEngine.digest, name);
+      assert.equal(result.inWorker, name === 'throws' ? 0 : 2, `${name}: batches prepared before the failure`);
+      assert.equal(warnings.filter((warning) => /prepare worker (failed|exited)/.test(warning)).length, 1, `${name}: ${warnings.join('; ')}`);
+    } finally {
+      process.off('warning', onWarning);
+      dir.remove();
+    }
+  }
 });
 
 test('a small command submitted after a batch in preparation is decided after it', async () => {

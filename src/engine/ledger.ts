@@ -238,7 +238,7 @@ class PartitionEngine implements Ledger {
     this.snapshotEveryRecords = options.snapshotEveryRecords ?? SNAPSHOT_EVERY_RECORDS_DEFAULT;
     this.snapshotCopySlotsPerTurn = options.snapshotCopySlotsPerTurn ?? SNAPSHOT_COPY_SLOTS_PER_TURN_DEFAULT;
     this.prepareInWorkerMinRecords = options.prepareInWorkerMinRecords ?? PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT;
-    this.preparer = new BatchPreparer(state.accounts, (message) => process.emitWarning(message));
+    this.preparer = new BatchPreparer(state.accounts, (message) => process.emitWarning(message), options.prepareWorkerUrl);
   }
 
   attach(writer: LogWriter, tail: { firstSequence: number; bytes: number } | undefined, snapshotSequence: number, snapshotAtMs: number): void {

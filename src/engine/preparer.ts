@@ -49,9 +49,11 @@ export class BatchPreparer {
   private readonly inFlight: Job[] = [];
   private readonly pool: SharedBuffers[] = [];
 
+  /** `workerUrl`: the worker's script; tests pass one that fails, to exercise the fallback. */
   constructor(
     private readonly accounts: IdTable,
     private readonly warn: (message: string) => void,
+    private readonly workerUrl: URL = new URL('./prepare-worker.js', import.meta.url),
   ) {}
 
   /** Whether batches can go to the worker (false once it has failed). */
@@ -89,7 +91,7 @@ export class BatchPreparer {
 
   private started(): Worker {
     if (this.worker !== undefined) return this.worker;
-    const worker = new Worker(new URL('./prepare-worker.js', import.meta.url));
+    const worker = new Worker(this.workerUrl);
     worker.unref(); // held only while batches are in flight (prepare)
     worker.on('message', () => this.onPrepared());
     worker.on('error', (error) => this.onLost(`prepare worker failed: ${error.message}`));

@@ -169,6 +169,8 @@ export type LedgerOptions = Readonly<{
    * batches above BATCH_RECORDS_MAX if set there, are prepared on the engine thread.
    */
   prepareInWorkerMinRecords?: number;
+  /** The prepare worker's script (default src/engine/prepare-worker.ts); for tests of a failing worker. */
+  prepareWorkerUrl?: URL;
   observer?: EngineObserver;
   /** Called with progress while recovering (records replayed, total estimate). */
   onRecoveryProgress?: (done: number, total: number) => void;
