@@ -167,6 +167,7 @@ test('a batch caught by a stopped prepare worker is handed back unprepared, once
   const batch = preparer.prepare({ bytes: encodeTransferBatch([deposit('x', 'a', 1n)]), count: 1 }, () => calls++);
   await preparer.close();
   assert.equal(calls, 1);
+  assert.notEqual(batch.status, 'preparing');
   assert.equal(preparer.available, false);
   assert.equal(batch.records.length, 208);
   assert.deepEqual(warnings, []);

@@ -59,12 +59,15 @@ assert(BATCH_RECORDS_MAX + EXTRA_EVENTS_PER_COMMAND_MAX <= FRAME_EVENTS_MAX, 'a 
 type TransfersCommand = {
   type: 'transfers';
   batch: TransferBatch;
-  /** Set while (and after) the prepare worker works on it; the queue waits at a batch still preparing. */
+  /** Set when the prepare worker takes it; the queue waits at a batch whose status is still 'preparing'. */
   prepared?: PreparedBatch;
-  preparing?: boolean;
   resolve: (results: TransferResults) => void;
   reject: (error: unknown) => void;
 };
+function isPreparing(command: Command): boolean {
+  return command.type === 'transfers' && command.prepared?.status === 'preparing';
+}
+
 type OpenCommand = { type: 'open'; request: OpenAccountRequest; resolve: (outcome: OpenAccountOutcome) => void; reject: (error: unknown) => void };
 type Command = TransfersCommand | OpenCommand;
 type Completion = () => void;
@@ -274,11 +277,7 @@ class PartitionEngine implements Ledger {
     return new Promise((resolve, reject) => {
       const command: TransfersCommand = { type: 'transfers', batch, resolve, reject };
       if (batch.count >= this.prepareInWorkerMinRecords && this.preparer.available) {
-        command.preparing = true;
-        command.prepared = this.preparer.prepare(batch, () => {
-          command.preparing = false;
-          this.scheduleDrain();
-        });
+        command.prepared = this.preparer.prepare(batch, () => this.scheduleDrain());
       }
       this.enqueue(command, batch.count);
     });
@@ -318,7 +317,7 @@ class PartitionEngine implements Ledger {
   /** Commands are taken in submission order: the queue waits while its head is being prepared. */
   private headPreparing(): boolean {
     const head = this.queue[this.queueHead];
-    return head !== undefined && head.type === 'transfers' && head.preparing === true;
+    return head !== undefined && isPreparing(head);
   }
 
   /** Decides every queued command that fits one frame, appends the frame, schedules answers. */
@@ -332,7 +331,7 @@ class PartitionEngine implements Ledger {
     const failures: Array<(error: unknown) => void> = [];
     while (this.queueHead < this.queue.length) {
       const command = this.queue[this.queueHead]!;
-      if (command.type === 'transfers' && command.preparing === true) break;
+      if (isPreparing(command)) break;
       const records = command.type === 'transfers' ? command.batch.count : 1;
       if (events.count + records + EXTRA_EVENTS_PER_COMMAND_MAX > FRAME_EVENTS_MAX) break;
       if (events.length > FRAME_BODY_BYTES_MAX / 2) break;
@@ -375,7 +374,7 @@ class PartitionEngine implements Ledger {
     const record = recordView(prepared === undefined ? alignedRecords(batch) : prepared.records);
     const codes = new Uint8Array(batch.count);
     const sequences = new Float64Array(batch.count);
-    const preparedWords = prepared?.ready === true ? prepared.prepared : undefined;
+    const preparedWords = prepared?.status === 'ready' ? prepared.prepared : undefined;
     if (preparedWords !== undefined) this.batchesPreparedInWorker++;
     executeTransferBatch(this.state, record, batch.count, this.events, this.scratch, this.outcome, codes, sequences, preparedWords);
     if (prepared !== undefined) this.preparer.release(prepared);

@@ -6,7 +6,8 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { DecideScratch, prepareRecords, recordView } from '../core/decide.js';
-import { IdTableReader, type IdTableBuffers } from '../core/id-table.js';
+import { IdTableReader } from '../core/id-table.js';
+import { RECORD_BYTES } from '../core/transfer-record.js';
 import type { ToPrepareWorker } from './preparer.js';
 
 const port = parentPort;
@@ -21,7 +22,7 @@ port.on('message', (message: ToPrepareWorker) => {
     return;
   }
   if (accounts === undefined) throw new Error('prepare worker: a batch arrived before the account table');
-  const records = recordView(Buffer.from(message.records, 0, message.count * message.recordBytes));
+  const records = recordView(Buffer.from(message.records, 0, message.count * RECORD_BYTES));
   prepareRecords(records, message.count, new Int32Array(message.prepared), scratch, accounts);
   port.postMessage(message.count);
 });

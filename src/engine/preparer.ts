@@ -17,7 +17,7 @@ import type { TransferBatch } from './types.js';
 
 export type ToPrepareWorker =
   | Readonly<{ kind: 'accounts'; buffers: IdTableBuffers }>
-  | Readonly<{ kind: 'batch'; records: SharedArrayBuffer; prepared: SharedArrayBuffer; count: number; recordBytes: number }>;
+  | Readonly<{ kind: 'batch'; records: SharedArrayBuffer; prepared: SharedArrayBuffer; count: number }>;
 
 /** Batches from this many records go to the worker; smaller ones are not worth the thread hop. */
 export const PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT = 512;
@@ -28,8 +28,8 @@ const POOL_KEPT_MAX = 16;
 export class PreparedBatch {
   readonly records: Buffer;
   readonly prepared: Int32Array;
-  /** False when the worker failed before preparing it: the engine prepares it itself. */
-  ready = false;
+  /** 'unprepared' when the worker failed before preparing it: the engine prepares it itself. */
+  status: 'preparing' | 'ready' | 'unprepared' = 'preparing';
 
   constructor(
     readonly buffers: SharedBuffers,
@@ -62,8 +62,8 @@ export class BatchPreparer {
   }
 
   /**
-   * Copies the batch into shared memory and sends it to the worker; `done` is called when it is
-   * prepared (batch.ready) or when the worker failed first (not ready), always in send order.
+   * Copies the batch into shared memory and sends it to the worker; `done` is called when its
+   * status leaves 'preparing' (prepared, or handed back when the worker failed), in send order.
    */
   prepare(batch: TransferBatch, done: () => void): PreparedBatch {
     const prepared = new PreparedBatch(this.pool.pop() ?? allocateBuffers(), batch.count);
@@ -71,7 +71,7 @@ export class BatchPreparer {
     const worker = this.started();
     this.inFlight.push({ batch: prepared, done });
     if (this.inFlight.length === 1) worker.ref();
-    const message: ToPrepareWorker = { kind: 'batch', records: prepared.buffers.records, prepared: prepared.buffers.prepared, count: batch.count, recordBytes: RECORD_BYTES };
+    const message: ToPrepareWorker = { kind: 'batch', records: prepared.buffers.records, prepared: prepared.buffers.prepared, count: batch.count };
     worker.postMessage(message);
     return prepared;
   }
@@ -111,7 +111,7 @@ export class BatchPreparer {
     const job = this.inFlight.shift();
     if (job === undefined) return;
     if (this.inFlight.length === 0) this.worker?.unref();
-    job.batch.ready = true;
+    job.batch.status = 'ready';
     job.done();
   }
 
@@ -125,7 +125,10 @@ export class BatchPreparer {
   }
 
   private failInFlight(): void {
-    for (const job of this.inFlight.splice(0)) job.done();
+    for (const job of this.inFlight.splice(0)) {
+      job.batch.status = 'unprepared';
+      job.done();
+    }
   }
 }
 
