@@ -55,16 +55,16 @@ export function writeTransferRecord(bytes: Buffer, index: number, command: Trans
   const base = index * RECORD_BYTES;
   assert(base + RECORD_BYTES <= bytes.length, 'record index out of range');
   bytes.fill(0, base, base + RECORD_BYTES);
-  writeZeroedRecord(bytes, new DataView(bytes.buffer, bytes.byteOffset, bytes.length), base, command);
+  writeZeroedRecord(bytes, base, command);
 }
 
-/** Writes the fields of a record whose 208 bytes at `base` are already zero. */
-function writeZeroedRecord(bytes: Buffer, view: DataView, base: number, command: TransferCommand): void {
+/** Writes the fields of a record whose 208 bytes at `base` are already zero (through the Buffer: no view per call). */
+function writeZeroedRecord(bytes: Buffer, base: number, command: TransferCommand): void {
   writeId(bytes, base + RECORD_OFFSET_TRANSACTION_ID, command.transactionId);
   writeId(bytes, base + RECORD_OFFSET_FROM, command.fromAccount);
   writeId(bytes, base + RECORD_OFFSET_TO, command.toAccount);
-  view.setBigUint64(base + RECORD_OFFSET_AMOUNT, BigInt.asUintN(64, command.amountMinor), true);
-  view.setUint16(base + RECORD_OFFSET_CURRENCY, command.currencyNumeric & 0xffff, true);
+  bytes.writeBigUInt64LE(BigInt.asUintN(64, command.amountMinor), base + RECORD_OFFSET_AMOUNT);
+  bytes.writeUInt16LE(command.currencyNumeric & 0xffff, base + RECORD_OFFSET_CURRENCY);
   bytes[base + RECORD_OFFSET_KIND] = Kind[command.kind];
 }
 
@@ -110,7 +110,6 @@ export function readTransferRecord(bytes: Uint8Array, index: number): TransferCo
 export function encodeTransferBatch(commands: readonly TransferCommand[]): Buffer {
   assert(commands.length <= BATCH_RECORDS_MAX, 'batch too large');
   const bytes = Buffer.alloc(commands.length * RECORD_BYTES);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
-  for (let index = 0; index < commands.length; index++) writeZeroedRecord(bytes, view, index * RECORD_BYTES, commands[index]!);
+  for (let index = 0; index < commands.length; index++) writeZeroedRecord(bytes, index * RECORD_BYTES, commands[index]!);
   return bytes;
 }
