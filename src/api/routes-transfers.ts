@@ -6,7 +6,7 @@
  * What the engine answers is rendered as a pure function of (code, sequence), so a retry gets
  * the identical response.
  */
-import { errorCodes, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifySchema, type FastifySchemaCompiler } from 'fastify';
+import { type FastifyInstance, type FastifyReply, type FastifySchema, type FastifySchemaCompiler } from 'fastify';
 import type { TransferCommand } from '../core/transfer-record.js';
 import { mayDebit, mayReadTransfer } from '../auth/access.js';
 import { principalOf, type ApiContext } from './context.js';
@@ -49,10 +49,16 @@ export function registerTransferRoutes(app: FastifyInstance, context: ApiContext
     },
   );
 
-  // The batch route lives in its own scope for its JSON parser (see parseBatchJson).
+  // The batch route lives in its own scope for its JSON parser: Fastify's own, without the
+  // prototype-poisoning scan the other routes keep. On a 1 MB body of 8,190 items that scan costs
+  // 0.12 µs an item (measured, 16% of the parse), and here it protects nothing: JSON.parse makes
+  // "__proto__" an ordinary own property, never a prototype; the envelope and every item are
+  // checked against schemas that refuse unknown properties, so such a key rejects the envelope
+  // (400) or its item (invalid_request); and no code merges a body into another object. A test
+  // sends both keys, escaped too.
   void app.register(async (scoped) => {
     scoped.removeContentTypeParser('application/json');
-    scoped.addContentTypeParser('application/json', { parseAs: 'string' }, parseBatchJson);
+    scoped.addContentTypeParser('application/json', { parseAs: 'string' }, scoped.getDefaultJsonParser('ignore', 'ignore'));
     scoped.post<{ Body: { transfers: unknown[] } }>(
       '/v1/wallet/balance_transfers',
       {
@@ -120,30 +126,6 @@ function registerMovementRoute(app: FastifyInstance, context: ApiContext, kind: 
       return submitOne(context, reply, parsed.command);
     },
   );
-}
-
-/**
- * JSON for the batch route, without the prototype-poisoning scan the other routes keep: on a
- * 1 MB body of 8,190 items that scan costs 0.12 µs an item (measured, 16% of the parse), and
- * here it protects nothing. JSON.parse makes "__proto__" an ordinary own property, never a
- * prototype; the envelope and every item are checked against schemas that refuse unknown
- * properties, so such a key rejects the envelope (400) or its item (invalid_request); and no
- * code merges a body into another object. A test sends both keys, escaped too.
- */
-function parseBatchJson(_request: FastifyRequest, body: string | Buffer, done: (error: Error | null, value?: unknown) => void): void {
-  const text = typeof body === 'string' ? body : body.toString('utf8');
-  if (text.length === 0) {
-    done(new errorCodes.FST_ERR_CTP_EMPTY_JSON_BODY());
-    return;
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    done(new errorCodes.FST_ERR_CTP_INVALID_JSON_BODY());
-    return;
-  }
-  done(null, parsed);
 }
 
 /** Submits one command and answers with its outcome (single transfer, deposit, withdrawal). */
