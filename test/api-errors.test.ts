@@ -172,7 +172,8 @@ test('malformed requests: right status and code, no balance changed, nothing rem
 });
 
 test('batch items with __proto__ or constructor keys are rejected alone; nothing is polluted or applied', TEST_TIMEOUT, async () => {
-  const before = await fingerprint();
+  const cents = async (id: string): Promise<bigint> => BigInt((await balanceOf(server, id)).replace('.', ''));
+  const [aBefore, bBefore] = [await cents(A), await cents(B)];
   const good = valid({ amount: '0.01' });
   const items = [
     `{"__proto__": {"polluted": true}, ${JSON.stringify(valid()).slice(1)}`,
@@ -182,13 +183,14 @@ test('batch items with __proto__ or constructor keys are rejected alone; nothing
   ];
   const reply = await server.call('POST', BATCH, { raw: `{"transfers": [${items.join(',')}]}` });
   assert.equal(reply.status, 200, reply.text);
-  const results = (reply.body as { results: Array<{ status: string; error?: { code: string } }> }).results;
+  const results = (reply.body as { results: Array<{ status: string; sequence?: number; error?: { code: string } }> }).results;
   assert.deepEqual(results.map((result) => result.error?.code ?? result.status), ['invalid_request', 'invalid_request', 'invalid_request', 'success']);
-  assert.equal(({} as Record<string, unknown>)['polluted'], undefined);
-  // Only the good item moved money: 0.01 from A to B.
-  assert.notEqual(await fingerprint(), before);
+  // Only the good item moved money: exactly 0.01 from A to B.
+  assert.deepEqual([await cents(A), await cents(B)], [aBefore - 1n, bBefore + 1n]);
   const retry = await server.call('POST', TRANSFER, { json: good });
   assert.equal(retry.status, 200, 'the good item was applied once; its retry answers the same');
+  assert.equal((retry.body as { sequence: number }).sequence, results[3]!.sequence, 'the retry answers with the first outcome');
+  assert.deepEqual([await cents(A), await cents(B)], [aBefore - 1n, bBefore + 1n], 'the retry moved nothing');
 });
 
 test('business rejections are 422, logged with a sequence, and change no balance', TEST_TIMEOUT, async () => {
