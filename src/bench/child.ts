@@ -26,6 +26,6 @@ export async function killChildAndRemove(child: ChildProcess, exited: Promise<vo
 }
 
 /** A child that failed to spawn has an exit code (the negative errno) and never emits 'exit'. */
-function running(child: ChildProcess): boolean {
+export function running(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
 }

@@ -48,7 +48,6 @@ const CONNECTIONS_MAX = 64;
 const FRAMES_IN_FLIGHT_MAX = 64;
 const DURATION_SECONDS_MAX = 24 * 3600;
 /** The server's own limit for --expected-transactions. */
-const EXPECTED_TRANSACTIONS_MAX = TXN_TABLE_ENTRIES_MAX;
 
 export const BENCH_HELP = `Usage: walletd bench [options]
 
@@ -122,9 +121,9 @@ export function parseBenchArgs(args: readonly string[], env: NodeJS.ProcessEnv):
   };
   const transfers = options.transfers;
   // Ids the server will remember: every transfer and one deposit per account.
-  const expectedDefault = transfers === undefined ? undefined : Math.min(transfers + options.accounts, EXPECTED_TRANSACTIONS_MAX);
+  const expectedDefault = transfers === undefined ? undefined : Math.min(transfers + options.accounts, TXN_TABLE_ENTRIES_MAX);
   const expectedTransactions = raw.has('expected-transactions')
-    ? integer(raw, 'expected-transactions', 0, 0, EXPECTED_TRANSACTIONS_MAX)
+    ? integer(raw, 'expected-transactions', 0, 0, TXN_TABLE_ENTRIES_MAX)
     : expectedDefault;
   if (options.target !== undefined && options.token === undefined) {
     throw new BenchUsageError('--target needs the admin token: --token or WALLET_ADMIN_TOKEN');

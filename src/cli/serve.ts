@@ -117,6 +117,8 @@ async function startServing(config: ServeConfig, server: HttpServer, ledger: Led
   return protocol;
 }
 
+type LogSink = Readonly<{ write(line: string): void; flush(): void; flushSync(): void }>;
+
 /**
  * JSON logs go to stdout through a buffer: a line per request would otherwise cost a write
  * (a thread-pool round trip or a blocking syscall) per request. Lines leave when 8 KiB gather
@@ -128,7 +130,6 @@ async function startServing(config: ServeConfig, server: HttpServer, ledger: Led
  * whole pending string on every write (about 2 µs a line at an 8 KiB buffer, measured), while
  * in buffer mode it only adds lengths (about 0.5 µs a line, the copy included).
  */
-type LogSink = Readonly<{ write(line: string): void; flush(): void; flushSync(): void }>;
 
 function bufferedStdout(): LogSink {
   const destination = pino.destination({

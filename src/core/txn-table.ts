@@ -55,7 +55,7 @@ export const SEQUENCE_MAX = 2 ** 48 - 1;
  * The most slots one array can have: a typed array holds at most 2^32 − 1 elements on Node 20,
  * and 6 words per slot puts the largest power of two at 2^29 slots (a 12 GiB array).
  */
-export const TXN_TABLE_SLOTS_MAX = 2 ** 29;
+const TXN_TABLE_SLOTS_MAX = 2 ** 29;
 /**
  * The most remembered ids (322,122,547): at this count a table of TXN_TABLE_SLOTS_MAX slots
  * would start preparing its next array, which cannot exist. Above it inserts are refused

@@ -21,7 +21,7 @@ export type ToPrepareWorker =
 
 /** Batches from this many records go to the worker; smaller ones are not worth the thread hop. */
 export const PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT = 512;
-/** Buffer pairs kept for reuse (each about 2.2 MiB); more in flight are allocated and dropped. */
+/** Buffer pairs kept for reuse (each 2.12 MiB); more in flight are allocated and dropped. */
 const POOL_KEPT_MAX = 16;
 
 /** A batch copied into shared memory: its records (4-byte aligned) and, once prepared, the prepared words. */

@@ -129,8 +129,17 @@ export function writeSnapshotFile(dir: string, parts: StateParts, position: Snap
   } catch (error) {
     // A failed write (ENOSPC, EIO) must not leave hundreds of MB behind under a name no later
     // snapshot reuses (the next one has another sequence).
-    closeSync(fd);
-    unlinkSync(tempPath);
+    // Cleanup failing too must not hide the write error, which says what went wrong.
+    try {
+      closeSync(fd);
+    } catch {
+      // The descriptor is gone either way.
+    }
+    try {
+      unlinkSync(tempPath);
+    } catch {
+      // Left behind: recovery ignores temporary files.
+    }
     throw error;
   }
   closeSync(fd);

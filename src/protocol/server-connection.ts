@@ -313,13 +313,13 @@ export class ServerConnection {
 
   private async getAccount(body: Buffer): Promise<Reply> {
     const accountId = decodeIdQuery(body);
-    const admin = this.authenticated().kind === 'admin';
-    if (!isValidId(accountId) && !(admin && isExternalId(accountId))) return { status: WIRE_INVALID_REQUEST, count: 0 };
+    const principal = this.authenticated();
+    if (!isValidId(accountId) && !(principal.kind === 'admin' && isExternalId(accountId))) return { status: WIRE_INVALID_REQUEST, count: 0 };
     // Reads show durable state only: wait for what is already applied to reach the disk.
     await this.context.ledger.sync();
     const account = this.context.ledger.account(accountId);
     if (account === undefined) return { status: ERRORS.account_not_found.wire, count: 0 };
-    if (!mayReadAccount(this.authenticated(), account)) return { status: WIRE_FORBIDDEN, count: 0 };
+    if (!mayReadAccount(principal, account)) return { status: WIRE_FORBIDDEN, count: 0 };
     return { status: 0, count: 1, body: encodeAccountView(accountViewBody(account, OpenedFlag.none)) };
   }
 

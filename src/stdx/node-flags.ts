@@ -23,7 +23,7 @@ export const SERVE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=64'];
  * 408,027/s without, 505,119 and 517,766/s with. No effect where THP is `never`, with other C
  * libraries, or off Linux.
  */
-export const HUGE_PAGES_TUNABLE = 'glibc.malloc.hugetlb=1';
+const HUGE_PAGES_TUNABLE = 'glibc.malloc.hugetlb=1';
 
 /** `env` with GLIBC_TUNABLES asking for huge pages, keeping any tunables already set. */
 export function withServeEnv(env: Readonly<Record<string, string | undefined>>): Record<string, string> {

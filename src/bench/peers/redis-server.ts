@@ -11,7 +11,7 @@ import { createServer, createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assert } from '../../stdx/assert.js';
-import { killChildAndRemove, stopChildAndRemove } from '../child.js';
+import { killChildAndRemove, running, stopChildAndRemove } from '../child.js';
 
 const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 10_000;
@@ -80,7 +80,7 @@ function freeLoopbackPort(): Promise<number> {
 async function waitForPing(host: string, port: number, timeoutMs: number, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error('redis-server is not running');
+    if (!running(child)) throw new Error('redis-server is not running');
     if (await pingOnce(host, port)) return;
     if (Date.now() > deadline) throw new Error(`redis-server on ${host}:${port} did not answer within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
