@@ -5,7 +5,8 @@
  */
 import type { Principal } from './principal.js';
 import { isExternalId } from '../core/ids.js';
-import type { AccountView, Ledger, TransferView } from '../engine/types.js';
+import { Kind, RECORD_OFFSET_FROM, RECORD_OFFSET_KIND } from '../core/transfer-record.js';
+import type { AccountView, Ledger, OwnedAccounts, TransferView } from '../engine/types.js';
 
 export function mayReadAccount(principal: Principal, account: AccountView): boolean {
   if (principal.kind === 'admin') return true;
@@ -16,6 +17,14 @@ export function mayReadAccount(principal: Principal, account: AccountView): bool
 export function mayDebit(principal: Principal, ledger: Ledger, accountId: string): boolean {
   if (principal.kind === 'admin') return true;
   return ledger.ownerOf(accountId) === principal.owner;
+}
+
+/**
+ * mayDebit for a binary record at `base` of `bytes`, checked against the owner's accounts
+ * resolved once per frame: an owner key sends transfers only, and only from an account it owns.
+ */
+export function mayDebitRecord(owned: OwnedAccounts, bytes: Uint8Array, base: number): boolean {
+  return bytes[base + RECORD_OFFSET_KIND] === Kind.transfer && owned.includesIdField(bytes, base + RECORD_OFFSET_FROM);
 }
 
 /** An owner key may read a transfer when one of its accounts is on either side. */

@@ -308,8 +308,10 @@ export class TxnTable {
   }
 
   private growthWork(): void {
-    // A snapshot's copy needs entries to stay put; the growth's copying resumes after it (it has
-    // a margin of 0.225 · old slots inserts before the next growth, and startGrowth settles both).
+    // A snapshot's copy needs entries to stay put; the growth's copying resumes after it. From S
+    // old slots, copying takes S/8 inserts and the next growth's preparation starts at 60% of 2S,
+    // 0.5·S inserts after this growth began: 0.375·S inserts of margin, and startGrowth settles
+    // both if a snapshot held the copying back that long.
     if (this.oldSlots !== 0) {
       if (this.entriesCopy === undefined) this.copySome();
     } else this.prepareSome();

@@ -17,11 +17,11 @@ import { assert, AssertionError } from '../stdx/assert.js';
 import { ERRORS, WalletError, wireOf } from '../core/errors.js';
 import { currencyByNumeric } from '../core/currency.js';
 import { isExternalId, isValidId } from '../core/ids.js';
-import { BATCH_RECORDS_MAX, Kind, RECORD_BYTES, RECORD_OFFSET_FROM, RECORD_OFFSET_KIND } from '../core/transfer-record.js';
+import { BATCH_RECORDS_MAX, RECORD_BYTES } from '../core/transfer-record.js';
 import type { TransferKind } from '../core/transfer-record.js';
-import { mayOpenAccountFor, mayReadAccount, mayReadTransfer } from '../auth/access.js';
+import { mayDebitRecord, mayOpenAccountFor, mayReadAccount, mayReadTransfer } from '../auth/access.js';
 import type { Principal, Authenticate } from '../auth/principal.js';
-import type { AccountView, Ledger, OwnedAccounts, TransferResults, TransferView } from '../engine/types.js';
+import type { AccountView, Ledger, TransferResults, TransferView } from '../engine/types.js';
 import { BodyPool } from './body-pool.js';
 import { Op, OpenedFlag, PrincipalKind } from './constants.js';
 import type { ProtocolLimits } from './constants.js';
@@ -280,7 +280,7 @@ export class ServerConnection {
   private async submitAsOwner(body: Buffer, count: number, owner: string): Promise<TransferResults> {
     const owned = this.context.ledger.accountsOwnedBy(owner);
     const allowed: number[] = [];
-    for (let index = 0; index < count; index++) if (mayDebit(owned, body, index)) allowed.push(index);
+    for (let index = 0; index < count; index++) if (mayDebitRecord(owned, body, index * RECORD_BYTES)) allowed.push(index);
     if (allowed.length === count) return this.context.ledger.submitTransfers({ bytes: body, count });
     const codes = new Uint8Array(count).fill(WIRE_FORBIDDEN);
     const sequences = new Float64Array(count);
@@ -375,12 +375,6 @@ export class ServerConnection {
     this.parser.dispose();
     this.onClosed(this);
   }
-}
-
-/** An owner sends transfers only, and only from an account it owns. */
-function mayDebit(owned: OwnedAccounts, body: Buffer, index: number): boolean {
-  const base = index * RECORD_BYTES;
-  return body[base + RECORD_OFFSET_KIND] === Kind.transfer && owned.includesIdField(body, base + RECORD_OFFSET_FROM);
 }
 
 function replyForError(error: unknown): Reply {
