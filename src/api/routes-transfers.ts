@@ -8,7 +8,7 @@
  */
 import { type FastifyInstance, type FastifyReply, type FastifySchema, type FastifySchemaCompiler } from 'fastify';
 import type { TransferCommand } from '../core/transfer-record.js';
-import { mayDebit, mayReadTransfer } from '../auth/access.js';
+import { debitCheck, mayDebit, mayReadTransfer } from '../auth/access.js';
 import { principalOf, type ApiContext } from './context.js';
 import { codeOfSchemaError, messageOfSchemaError, sendAccountNotFound, sendError } from './http-errors.js';
 import { v1Route } from './route-options.js';
@@ -143,8 +143,9 @@ async function applyBatch(context: ApiContext, principal: Principal, items: read
   const results = new Array<string>(items.length);
   const commands: TransferCommand[] = [];
   const positions: number[] = [];
+  const mayDebitFrom = debitCheck(principal, ledger);
   for (let index = 0; index < items.length; index++) {
-    const checked = checkBatchItem(ledger, principal, items[index], index);
+    const checked = checkBatchItem(mayDebitFrom, items[index], index);
     if ('status' in checked) results[index] = JSON.stringify(checked);
     else {
       commands.push(checked);
@@ -162,7 +163,7 @@ async function applyBatch(context: ApiContext, principal: Principal, items: read
 }
 
 /** A command ready for the engine, or the item's rejection (never sent, never remembered). */
-function checkBatchItem(ledger: Ledger, principal: Principal, item: unknown, index: number): TransferCommand | BatchItemResult {
+function checkBatchItem(mayDebitFrom: (accountId: string) => boolean, item: unknown, index: number): TransferCommand | BatchItemResult {
   if (!validateTransferItem(item)) {
     const error = (validateTransferItem.errors?.[0] ?? { instancePath: '', keyword: 'type', message: 'is invalid', params: {} }) as ErrorObject;
     return rejectedItem(echoedTransactionId(item), codeOfSchemaError(error), messageOfSchemaError(error, `transfers[${index}]`));
@@ -170,7 +171,7 @@ function checkBatchItem(ledger: Ledger, principal: Principal, item: unknown, ind
   const body = item as TransferBody;
   const parsed = transferCommandOf(body);
   if (!parsed.ok) return rejectedItem(body.transaction_id, parsed.code, parsed.message);
-  if (!mayDebit(principal, ledger, body.from_account)) {
+  if (!mayDebitFrom(body.from_account)) {
     return rejectedItem(body.transaction_id, 'forbidden', 'an API key may send only from its own accounts');
   }
   return parsed.command;

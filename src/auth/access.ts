@@ -15,8 +15,18 @@ export function mayReadAccount(principal: Principal, account: AccountView): bool
 
 /** An owner key may send only from its own accounts; an unknown account is not its own. */
 export function mayDebit(principal: Principal, ledger: Ledger, accountId: string): boolean {
-  if (principal.kind === 'admin') return true;
-  return ledger.ownerOf(accountId) === principal.owner;
+  return debitCheck(principal, ledger)(accountId);
+}
+
+/**
+ * mayDebit for many account ids of one request: the owner is resolved once, then each id is one
+ * lookup compared by indices, with no string per id. Use it before any await (it sees the
+ * accounts of the moment it was made).
+ */
+export function debitCheck(principal: Principal, ledger: Ledger): (accountId: string) => boolean {
+  if (principal.kind === 'admin') return () => true;
+  const owned = ledger.accountsOwnedBy(principal.owner);
+  return (accountId) => owned.includesId(accountId);
 }
 
 /**

@@ -186,6 +186,11 @@ class IndexedOwnedAccounts implements OwnedAccounts {
     this.ownerAccount = state.accounts.findString(owner);
   }
 
+  includesId(accountId: string): boolean {
+    const index = this.state.accounts.findString(accountId);
+    return index >= 0 && this.state.isOwnedBy(index, this.ownerIndex, this.ownerAccount);
+  }
+
   includesIdField(bytes: Uint8Array, offset: number): boolean {
     const idBytes = this.idBytes;
     this.idWords.fill(0);

@@ -98,6 +98,8 @@ export interface OwnedAccounts {
    * the owner; the id is read up to its first NUL, as readId does. Any alignment.
    */
   includesIdField(bytes: Uint8Array, offset: number): boolean;
+  /** Whether the account `accountId` belongs to the owner (an unknown or external account does not). */
+  includesId(accountId: string): boolean;
 }
 
 export interface Ledger {
