@@ -299,6 +299,38 @@ test('rate_limited: 429 with Retry-After per key; a batch counts as one request;
   }
 });
 
+test('ledger_full: 507 beyond --max-transactions and --max-accounts; nothing logged; retries of remembered ids still answer', TEST_TIMEOUT, async () => {
+  const full = await WalletServer.start({ args: ['--max-transactions', '2', '--max-accounts', '2', '--no-fsync'] });
+  try {
+    await openAccount(full, 'full-a');
+    await openAccount(full, 'full-b');
+    const third = await full.call('POST', '/v1/accounts', { json: { account_id: 'full-c', currency: 'USD' } });
+    expectError(third, 507, 'ledger_full', 'a third customer account');
+    await deposit(full, 'full-a', '5.00'); // remembered id 1 (opens @external:USD beyond the account limit)
+    const first = { transaction_id: 'full-t1', from_account: 'full-a', to_account: 'full-b', amount: '1.00', currency: 'USD' };
+    const accepted = await full.call('POST', TRANSFER, { json: first }); // remembered id 2
+    assert.equal(accepted.status, 200, accepted.text);
+    const refused = await full.call('POST', TRANSFER, { json: { ...first, transaction_id: 'full-t2' } });
+    expectError(refused, 507, 'ledger_full', 'a third transaction id');
+    const batch = await full.call('POST', BATCH, { json: { transfers: [first, { ...first, transaction_id: 'full-t3' }] } });
+    assert.equal(batch.status, 200, batch.text);
+    assert.deepEqual(
+      batch.body.results.map((result: { status: string; error?: { code: string } }) => result.error?.code ?? result.status),
+      ['success', 'ledger_full'],
+      'in a batch the retry answers and the new id is refused alone',
+    );
+    assert.equal(batch.body.results[0].sequence, accepted.body.sequence);
+    assert.equal(await balanceOf(full, 'full-b'), '1.00', 'moved once');
+    expectError(await full.call('GET', '/v1/transfers/full-t2'), 404, 'transfer_not_found', 'a refused id is not remembered');
+    const metrics = (await full.call('GET', '/metrics')).text;
+    assert.match(metrics, /^walletd_transactions_max 2$/m);
+    assert.match(metrics, /^walletd_customer_accounts 2$/m);
+  } finally {
+    await full.stop();
+    full.removeDataDir();
+  }
+});
+
 /**
  * Codes of the catalogue that a well-behaved server does not answer to a client's request here:
  * success, the binary protocol's own code, and operational failures (load, shutdown, recovery,

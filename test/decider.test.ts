@@ -33,7 +33,7 @@ import { LedgerState } from '../src/core/ledger-state.js';
 import { AMOUNT_MAX, formatAmount, parseAmount } from '../src/core/money.js';
 import { applyFrameBody, ReplayScratch } from '../src/core/replay.js';
 import { encodeTransferBatch, Kind, RECORD_OFFSET_AMOUNT, RECORD_OFFSET_CURRENCY, RECORD_OFFSET_FROM, RECORD_OFFSET_KIND, RECORD_OFFSET_TO, type TransferCommand } from '../src/core/transfer-record.js';
-import { deposit, numericOf, tempDir, transfer, withdrawal, withLedger } from './support/ledger.js';
+import { deposit, numericOf, submit, tempDir, transfer, withdrawal, withLedger } from './support/ledger.js';
 
 const MAX = AMOUNT_MAX; // 2^63 - 1
 const USD = numericOf('USD');
@@ -491,6 +491,34 @@ describe('stopped before the ledger: sequence 0, nothing logged, the id stays fr
   });
 });
 
+describe('limits: a full ledger refuses new ids, never remembered ones', () => {
+  test('given transactionsMax remembered ids, when a new id arrives, then ledger_full, nothing logged; a retry of a remembered id still answers', () => {
+    const scene = given(...funded(), transfer('t-poor', 'bob', 'alice', 1n));
+    // funded() remembers d-alice; t-poor is a remembered rejection: two ids.
+    assert.equal(scene.state.txns.count, 2);
+    scene.state.transactionsMax = 2;
+    thenStopped(scene.when(transfer('t-new', 'alice', 'bob', 1n)), 'ledger_full');
+    thenStopped(scene.when(deposit('d-new', 'alice', 1n)), 'ledger_full');
+    const retry = scene.when(deposit('d-alice', 'alice', 10_000n));
+    assert.deepEqual([codeName(retry.code), retry.sequence, retry.events], ['ok', 5, []], 'the first outcome, as always');
+    const rejection = scene.when(transfer('t-poor', 'bob', 'alice', 1n));
+    assert.deepEqual([codeName(rejection.code), rejection.sequence], ['insufficient_funds', 6]);
+    thenStopped(scene.when(transfer('t-poor', 'bob', 'alice', 2n)), 'idempotency_conflict');
+    // Raised again (a restart with a larger --max-transactions), the refused id goes through.
+    scene.state.transactionsMax = 3;
+    thenLogged(scene.when(transfer('t-new', 'alice', 'bob', 1n)), 'ok', 7);
+    thenStopped(scene.when(transfer('t-newer', 'alice', 'bob', 1n)), 'ledger_full');
+    assert.equal(scene.balance('bob'), 1n);
+  });
+
+  test('malformed records are still told apart from a full ledger', () => {
+    const scene = given(...funded());
+    scene.state.transactionsMax = 1;
+    thenStopped(scene.when(transfer('t1', 'alice', 'bob', 0n)), 'invalid_amount');
+    thenStopped(scene.when(transfer('t1', 'alice', 'bob', 1n)), 'ledger_full');
+  });
+});
+
 describe('account opening (engine)', () => {
   test('created, exists, account_exists, unsupported_currency, invalid_request; only a creation is logged', async () => {
     const dir = tempDir();
@@ -533,6 +561,74 @@ describe('account opening (engine)', () => {
         assert.equal(jpy.status, 'created', '64-character id and owner are accepted');
         assert.equal(ledger.stats().headSequence, 2);
       });
+    } finally {
+      dir.remove();
+    }
+  });
+});
+
+describe('limits (engine)', () => {
+  test('maxAccounts counts customer accounts: the next opening is ledger_full, logs nothing, and external accounts still open', async () => {
+    const dir = tempDir();
+    try {
+      await withLedger(
+        dir.path,
+        async (ledger) => {
+          for (const id of ['a', 'b']) assert.equal((await ledger.openAccount({ accountId: id, currencyCode: 'USD', owner: id })).status, 'created');
+          const head = ledger.stats().headSequence;
+          assert.deepEqual(await ledger.openAccount({ accountId: 'c', currencyCode: 'USD', owner: 'c' }), { status: 'rejected', code: 'ledger_full' });
+          assert.equal(ledger.stats().headSequence, head, 'a refused opening is not logged');
+          assert.equal((await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' })).status, 'exists', 'an existing account still answers');
+          // Deposits in two currencies open their external accounts beyond the customer limit.
+          assert.equal((await submit(ledger, [deposit('d1', 'a', 5n)])).codes[0], Wire.ok);
+          assert.equal((await submit(ledger, [deposit('d2', 'b', 5n, 'EUR')])).codes[0], Wire.currency_mismatch);
+          assert.ok(ledger.hasAccount('@external:USD') && ledger.hasAccount('@external:EUR'));
+          const stats = ledger.stats();
+          assert.deepEqual([stats.accounts, stats.customerAccounts, stats.accountsMax], [4, 2, 2]);
+        },
+        { maxAccounts: 2 },
+      );
+      // The count survives a restart (from the snapshot written at close, and from the log).
+      await withLedger(dir.path, async (ledger) => assert.equal(ledger.stats().customerAccounts, 2), { maxAccounts: 2 });
+    } finally {
+      dir.remove();
+    }
+  });
+
+  test('maxTransactions: ids beyond it are ledger_full in the same batch; a restart with a lower limit still replays everything', async () => {
+    const dir = tempDir();
+    try {
+      await withLedger(
+        dir.path,
+        async (ledger) => {
+          await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
+          const results = await submit(ledger, [deposit('d1', 'a', 1n), deposit('d2', 'a', 1n), deposit('d3', 'a', 1n), deposit('d1', 'a', 1n)]);
+          assert.deepEqual([...results.codes], [Wire.ok, Wire.ok, Wire.ledger_full, Wire.ok]);
+          assert.deepEqual([...results.sequences], [3, 4, 0, 3]);
+          assert.equal(ledger.account('a')?.balance, 2n);
+        },
+        { maxTransactions: 2 },
+      );
+      await withLedger(
+        dir.path,
+        async (ledger) => {
+          assert.equal(ledger.stats().transactions, 2, 'replayed past the lower limit');
+          assert.equal((await submit(ledger, [deposit('d3', 'a', 1n)])).codes[0], Wire.ledger_full);
+          assert.deepEqual([...(await submit(ledger, [deposit('d2', 'a', 1n)])).sequences], [4]);
+        },
+        { maxTransactions: 1, snapshotEveryRecords: 1_000_000 },
+      );
+    } finally {
+      dir.remove();
+    }
+  });
+
+  test('limits out of range are refused before the data directory is touched', async () => {
+    const dir = tempDir();
+    try {
+      for (const options of [{ maxTransactions: 0 }, { maxTransactions: 322_122_548 }, { maxAccounts: 0 }, { maxAccounts: 100_000_001 }, { maxAccounts: 1.5 }]) {
+        await assert.rejects(withLedger(dir.path, async () => undefined, options), /must be an integer/, JSON.stringify(options));
+      }
     } finally {
       dir.remove();
     }

@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { TXN_TABLE_ENTRIES_MAX } from '../core/txn-table.js';
+import { ACCOUNTS_MAX } from '../core/ledger-state.js';
 
 export type ServeConfig = Readonly<{
   port: number;
@@ -28,6 +29,8 @@ export type ServeConfig = Readonly<{
   snapshotEveryRecords: number | undefined;
   queueRecordsMax: number | undefined;
   expectedTransactions: number | undefined;
+  maxTransactions: number | undefined;
+  maxAccounts: number | undefined;
 }>;
 
 type Setting = Readonly<
@@ -68,6 +71,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'logRequests', flag: 'log-requests', env: 'WALLET_LOG_REQUESTS', kind: 'boolean', fallback: true, help: 'one log line per completed request (method, route, status, ms, request id)' },
   { key: 'snapshotEveryRecords', flag: 'snapshot-every', env: 'WALLET_SNAPSHOT_EVERY', kind: 'integer', fallback: undefined, min: 1, max: Number.MAX_SAFE_INTEGER, help: 'take a snapshot after this many log records (engine default when unset)' },
   { key: 'expectedTransactions', flag: 'expected-transactions', env: 'WALLET_EXPECTED_TRANSACTIONS', kind: 'integer', fallback: undefined, min: 0, max: TXN_TABLE_ENTRIES_MAX, help: 'size the transaction-id table for this many ids when the ledger starts empty (no growth: no copying, no second array)' },
+  { key: 'maxTransactions', flag: 'max-transactions', env: 'WALLET_MAX_TRANSACTIONS', kind: 'integer', fallback: undefined, min: 1, max: TXN_TABLE_ENTRIES_MAX, help: `most remembered transaction ids; new ones beyond it get 507 ledger_full (default and bound ${TXN_TABLE_ENTRIES_MAX})` },
+  { key: 'maxAccounts', flag: 'max-accounts', env: 'WALLET_MAX_ACCOUNTS', kind: 'integer', fallback: undefined, min: 1, max: ACCOUNTS_MAX, help: `most customer accounts; openings beyond it get 507 ledger_full (default and bound ${ACCOUNTS_MAX})` },
   { key: 'queueRecordsMax', flag: 'queue-records-max', env: 'WALLET_QUEUE_RECORDS_MAX', kind: 'integer', fallback: undefined, min: 1, max: 100_000_000, help: 'most records waiting in the engine queue before 503 overloaded (engine default when unset)' },
 ];
 

@@ -77,6 +77,9 @@ export class ApiMetrics {
     fromStats('walletd_durable_sequence', 'Newest fsynced log position', (s) => s.durableSequence);
     fromStats('walletd_accounts', 'Accounts in the ledger', (s) => s.accounts);
     fromStats('walletd_transactions', 'Remembered transaction ids', (s) => s.transactions);
+    fromStats('walletd_transactions_max', 'Limit of remembered transaction ids; new ids beyond it are refused as ledger_full', (s) => s.transactionsMax);
+    fromStats('walletd_customer_accounts', 'Accounts opened by customers (all but the external ones)', (s) => s.customerAccounts);
+    fromStats('walletd_customer_accounts_max', 'Limit of customer accounts; openings beyond it are refused as ledger_full', (s) => s.accountsMax);
     fromStats('walletd_engine_queue_records', 'Records waiting in the engine queue', (s) => s.queueRecords);
     fromStats('walletd_last_snapshot_sequence', 'Log position of the newest snapshot', (s) => s.lastSnapshotSequence);
     fromStats('walletd_snapshot_age_seconds', 'Seconds since the newest snapshot was written (since start when none)', (s) =>

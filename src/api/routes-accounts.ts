@@ -26,7 +26,7 @@ export function registerAccountRoutes(app: FastifyInstance, context: ApiContext)
       summary: 'Open an account (idempotent)',
       body: schemas.openAccountBody,
       ok: { 200: schemas.accountResponse, 201: schemas.accountResponse },
-      errors: [403, 409],
+      errors: [403, 409, 507],
     }),
     async (request, reply) => {
       const { account_id: accountId, currency: currencyCode } = request.body;

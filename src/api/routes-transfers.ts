@@ -36,7 +36,7 @@ export function registerTransferRoutes(app: FastifyInstance, context: ApiContext
       summary: 'Transfer between two accounts, durable before the answer; idempotent by transaction_id',
       body: schemas.transferBody,
       ok: { 200: schemas.transferSuccessResponse },
-      errors: [403, 409, 413, 422],
+      errors: [403, 409, 413, 422, 507],
     }),
     async (request, reply) => {
       const body = request.body;
@@ -115,7 +115,7 @@ function registerMovementRoute(app: FastifyInstance, context: ApiContext, kind: 
       params: schemas.customerAccountParams,
       body: schemas.moneyMovementBody,
       ok: { 200: schemas.transferSuccessResponse },
-      errors: [403, 404, 409, 422],
+      errors: [403, 404, 409, 422, 507],
     }),
     async (request, reply) => {
       const accountId = request.params.account_id;

@@ -103,6 +103,8 @@ function openLedgerLogged(config: ServeConfig, server: HttpServer, metrics: ApiM
     ...(config.snapshotEveryRecords === undefined ? {} : { snapshotEveryRecords: config.snapshotEveryRecords }),
     ...(config.queueRecordsMax === undefined ? {} : { queueRecordsMax: config.queueRecordsMax }),
     ...(config.expectedTransactions === undefined ? {} : { expectedTransactions: config.expectedTransactions }),
+    ...(config.maxTransactions === undefined ? {} : { maxTransactions: config.maxTransactions }),
+    ...(config.maxAccounts === undefined ? {} : { maxAccounts: config.maxAccounts }),
   });
 }
 

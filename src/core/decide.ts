@@ -398,6 +398,10 @@ function executePrepared(
     }
     return;
   }
+  if (state.txns.count >= state.transactionsMax) {
+    outcome.code = Wire.ledger_full;
+    return;
+  }
   decideAndRecord(state, record, base, events, scratch, prepared, p, known, outcome);
 }
 

@@ -32,6 +32,9 @@ export const ERRORS = {
   protocol_error: { wire: 20, status: 400, message: 'malformed binary protocol frame' },
   internal_error: { wire: 21, status: 500, message: 'internal error' },
   not_found: { wire: 22, status: 404, message: 'no such route' },
+  // A configured limit of the ledger's size reached: new transaction ids (or accounts) are
+  // refused, while retries of remembered ids still get their first outcome.
+  ledger_full: { wire: 23, status: 507, message: 'the ledger holds as many transaction ids or accounts as it is configured to; new ones are refused' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -73,6 +76,7 @@ export const Wire = {
   invalid_request: 10,
   overloaded: 16,
   shutting_down: 17,
+  ledger_full: 23,
 } as const satisfies { [K in ErrorCode]?: (typeof ERRORS)[K]['wire'] };
 
 /** True when an outcome with this wire code is written to the log and gets a sequence. */

@@ -22,9 +22,17 @@ import { assert } from '../stdx/assert.js';
 import { grownCapacity } from '../stdx/capacity.js';
 import { IdTable } from './id-table.js';
 import { BALANCE_MAX, BALANCE_MIN } from './money.js';
-import { TxnTable } from './txn-table.js';
+import { TXN_TABLE_ENTRIES_MAX, TxnTable } from './txn-table.js';
 
 export const ACCOUNT_WORDS = 8;
+/**
+ * The most customer accounts one ledger opens (a hundred million). The arrays behind them grow
+ * by half and a typed array holds at most 2^32 − 1 elements on Node 20: at this count the id
+ * arena (64-byte ids: 16 words each) needs 1.6·10⁹ words and its next growth 2.4·10⁹, the
+ * account records 8·10⁸ words, so every array still fits. External accounts (one per
+ * currency) come on top.
+ */
+export const ACCOUNTS_MAX = 100_000_000;
 const ACCOUNTS_INITIAL = 1 << 10;
 /** ISO 4217 numeric codes are three digits. */
 export const CURRENCY_NUMERIC_MAX = 999;
@@ -42,8 +50,17 @@ export class LedgerState {
   floats = new Float64Array(this.ints.buffer);
   /** Account index + 1 of each currency's external account, by ISO numeric code; 0 = none yet. */
   readonly externalOf = new Int32Array(CURRENCY_NUMERIC_MAX + 1);
+  /** External accounts opened so far (accountsMax counts customer accounts only). */
+  private externalCount = 0;
   /** Sequence of the last applied event. */
   headSequence = 0;
+  /**
+   * Limits for new decisions (not for replay: a log written under a larger limit still
+   * replays). At the limit, a new transaction id or customer account is refused as
+   * `ledger_full`, never logged; remembered ids still answer with their first outcome.
+   */
+  transactionsMax = TXN_TABLE_ENTRIES_MAX;
+  accountsMax = ACCOUNTS_MAX;
 
   constructor(accounts = new IdTable(), owners = new IdTable(), txns = new TxnTable()) {
     this.accounts = accounts;
@@ -53,6 +70,18 @@ export class LedgerState {
 
   get accountCount(): number {
     return this.accounts.count;
+  }
+
+  /** Accounts opened by customers: every account but the currencies' external ones. */
+  get customerAccountCount(): number {
+    return this.accounts.count - this.externalCount;
+  }
+
+  /** Records account `index` as the external account of its currency (opening, snapshot load). */
+  noteExternal(currencyNumeric: number, index: number): void {
+    assert(this.externalOf[currencyNumeric] === 0, 'a currency has one external account');
+    this.externalOf[currencyNumeric] = index + 1;
+    this.externalCount++;
   }
 
   balanceOf(index: number): bigint {
@@ -110,7 +139,7 @@ export class LedgerState {
     this.ints[at + 2] = currencyNumeric;
     this.ints[at + 3] = ownerIndex;
     this.ints[at + 6] = external ? FLAG_EXTERNAL : 0;
-    if (external) this.externalOf[currencyNumeric] = index + 1;
+    if (external) this.noteExternal(currencyNumeric, index);
     this.headSequence = sequence;
     return index;
   }

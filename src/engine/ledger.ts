@@ -16,7 +16,7 @@ import { ACCOUNT_OPENED_FIXED_BYTES, encodeAccountOpened, NO_INDEX, type Transfe
 import { DecideScratch, executeTransferBatch, fingerprintTransactionId, Outcome, recordView } from '../core/decide.js';
 import { ID_BYTES_MAX, isValidId } from '../core/ids.js';
 import { IdTable } from '../core/id-table.js';
-import { LedgerState } from '../core/ledger-state.js';
+import { ACCOUNTS_MAX, LedgerState } from '../core/ledger-state.js';
 import { TXN_TABLE_ENTRIES_MAX } from '../core/txn-table.js';
 import { BATCH_RECORDS_MAX, KIND_NAMES, RECORD_BYTES } from '../core/transfer-record.js';
 import { encodeFrame, FRAME_BODY_BYTES_MAX, FRAME_EVENTS_MAX } from '../log/frame.js';
@@ -87,6 +87,8 @@ function checkOptions(options: LedgerOptions): void {
     segmentBytesMax: { value: options.segmentBytesMax, min: 1 },
     prepareInWorkerMinRecords: { value: options.prepareInWorkerMinRecords, min: 1 },
     expectedTransactions: { value: options.expectedTransactions, min: 0, max: TXN_TABLE_ENTRIES_MAX },
+    maxTransactions: { value: options.maxTransactions, min: 1, max: TXN_TABLE_ENTRIES_MAX },
+    maxAccounts: { value: options.maxAccounts, min: 1, max: ACCOUNTS_MAX },
   };
   for (const [name, { value, min, max = Number.MAX_SAFE_INTEGER }] of Object.entries(counts) as Array<[string, { value: number | undefined; min: number; max?: number }]>) {
     assert(value === undefined || (Number.isSafeInteger(value) && value >= min && value <= max), `${name} must be an integer from ${min} to ${max}`);
@@ -241,6 +243,8 @@ class PartitionEngine implements Ledger {
     private readonly unlock: () => void,
   ) {
     this.nowMs = options.nowMs ?? Date.now;
+    state.transactionsMax = options.maxTransactions ?? TXN_TABLE_ENTRIES_MAX;
+    state.accountsMax = options.maxAccounts ?? ACCOUNTS_MAX;
     this.queueRecordsMax = options.queueRecordsMax ?? QUEUE_RECORDS_MAX_DEFAULT;
     this.logBacklogBytesMax = options.logBacklogBytesMax ?? LOG_BACKLOG_BYTES_MAX_DEFAULT;
     this.snapshotEveryRecords = options.snapshotEveryRecords ?? SNAPSHOT_EVERY_RECORDS_DEFAULT;
@@ -402,6 +406,7 @@ class PartitionEngine implements Ledger {
       const same = this.state.currencyOf(existing) === currency.numeric && this.state.ownerIdOf(existing) === request.owner;
       return same ? { status: 'exists', index: existing } : { status: 'rejected', code: 'account_exists' };
     }
+    if (this.state.customerAccountCount >= this.state.accountsMax) return { status: 'rejected', code: 'ledger_full' };
     const size = ACCOUNT_OPENED_FIXED_BYTES + request.accountId.length + request.owner.length;
     const at = this.events.begin(size);
     this.events.commit(encodeAccountOpened(this.events.bytes, at, request.accountId, currency.numeric, request.owner));
@@ -572,6 +577,9 @@ class PartitionEngine implements Ledger {
       durableSequence: this.writer.durableSequence,
       accounts: this.state.accountCount,
       transactions: this.state.txns.count,
+      transactionsMax: this.state.transactionsMax,
+      customerAccounts: this.state.customerAccountCount,
+      accountsMax: this.state.accountsMax,
       logBytes: this.writer.totalBytes,
       queueRecords: this.queueRecords,
       lastSnapshotSequence: this.lastSnapshotSequence,

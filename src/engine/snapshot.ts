@@ -245,7 +245,7 @@ function stateFromSections(meta: SnapshotMeta, data: Map<string, ArrayBufferView
   assert(records.length === n * ACCOUNT_WORDS, 'snapshot account records size mismatch');
   state.ints.set(records);
   for (let index = 0; index < n; index++) {
-    if (state.isExternal(index)) state.externalOf[state.currencyOf(index)] = index + 1;
+    if (state.isExternal(index)) state.noteExternal(state.currencyOf(index), index);
   }
   state.headSequence = meta.sequence;
   return state;

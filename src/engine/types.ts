@@ -30,7 +30,7 @@ export type OpenAccountRequest = Readonly<{ accountId: string; currencyCode: str
 
 export type OpenAccountOutcome =
   | Readonly<{ status: 'created' | 'exists'; account: AccountView }>
-  | Readonly<{ status: 'rejected'; code: Extract<ErrorCode, 'account_exists' | 'unsupported_currency' | 'invalid_request'> }>;
+  | Readonly<{ status: 'rejected'; code: Extract<ErrorCode, 'account_exists' | 'unsupported_currency' | 'invalid_request' | 'ledger_full'> }>;
 
 export type TransferView = Readonly<{
   transactionId: string;
@@ -77,6 +77,12 @@ export type EngineStats = Readonly<{
   durableSequence: number;
   accounts: number;
   transactions: number;
+  /** The configured limit of remembered transaction ids (maxTransactions). */
+  transactionsMax: number;
+  /** Accounts opened by customers (accounts minus the currencies' external ones). */
+  customerAccounts: number;
+  /** The configured limit of customer accounts (maxAccounts). */
+  accountsMax: number;
   logBytes: number;
   queueRecords: number;
   lastSnapshotSequence: number;
@@ -151,6 +157,14 @@ export type LedgerOptions = Readonly<{
    * copied a second array of twice the slots is held and lookups probe both; see txn-table.ts).
    */
   expectedTransactions?: number;
+  /**
+   * Most remembered transaction ids (default and bound TXN_TABLE_ENTRIES_MAX, 322,122,547). At
+   * the limit a new id is refused as `ledger_full` (nothing logged); retries of remembered ids
+   * still answer. Counts rejections too: every logged outcome is remembered.
+   */
+  maxTransactions?: number;
+  /** Most customer accounts (default and bound ACCOUNTS_MAX, 100,000,000); then `ledger_full`. */
+  maxAccounts?: number;
   /** Most records waiting in the engine queue before submit answers `overloaded`. */
   queueRecordsMax?: number;
   /**
