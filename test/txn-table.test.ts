@@ -363,8 +363,10 @@ test('a snapshot copy taken a slice at a time equals compactEntries() at its sta
         model.set(keyText(key), entry);
       };
       for (let i = 0; i < before; i++) insertOne('before');
-      const expected = table.compactEntries();
-      const copy = table.beginEntriesCopy(sequence);
+      // A delta copy: only what was logged after `after` (0: everything), as a snapshot takes it.
+      const after = prng.below(3) === 0 ? 0 : prng.below(sequence + 1);
+      const expected = onlyAfter(table.compactEntries(), after);
+      const copy = table.beginEntriesCopy(after, sequence, expected.length / 6);
       let steps = 0;
       // Inserts between steps: enough, for some runs, to start a growth (which finishes the copy).
       while (!copy.step(stepSlots)) {
@@ -373,19 +375,29 @@ test('a snapshot copy taken a slice at a time equals compactEntries() at its sta
         assert.ok(steps < 100_000, 'the copy ends');
       }
       assert.ok(copy.done);
-      assert.deepEqual(copy.result(), expected, 'the copy holds exactly the entries at its start, in compactEntries order');
+      assert.deepEqual(copy.result(), expected, 'the copy holds exactly the entries of its range at its start, in compactEntries order');
       checkAll(table, model, 'after the copy');
       // Growth copying held back during the copy resumes: enough inserts leave the table settled.
       for (let i = 0; i < table.capacitySlots / MIGRATE_SLOTS_PER_INSERT + 10 && table.growing; i++) insertOne('after');
       assert.equal(table.growing, false, 'a growth held back by the copy completes afterwards');
       checkAll(table, model, 'after the growth resumed');
-      const again = table.beginEntriesCopy(sequence);
+      const again = table.beginEntriesCopy(0, sequence, table.count);
       again.finish();
       assert.deepEqual(again.result(), table.compactEntries(), 'a second copy, finished at once');
     }),
     { numRuns: NUM_RUNS * 4, ...SEED },
   );
 });
+
+/** The entries (6 words each) whose sequence is above `after`, in their order. */
+function onlyAfter(entries: Uint32Array, after: number): Uint32Array {
+  const kept: number[] = [];
+  for (let base = 0; base < entries.length; base += 6) {
+    const sequence = (entries[base + 5]! & 0xffff) * 2 ** 32 + entries[base + 4]!;
+    if (sequence > after) kept.push(...entries.subarray(base, base + 6));
+  }
+  return Uint32Array.from(kept);
+}
 
 test('foldTxnWords equals its definition: per occupied slot, four seeded lanes over its six words, summed', () => {
   const reference = (words: Uint32Array): Uint32Array => {

@@ -21,7 +21,7 @@ export type StateParts = Readonly<{
   ownerIdLengths: Uint8Array;
   ownerIdArena: Int32Array;
   accountRecords: Int32Array;
-  /** Transaction table words: the live slots, or only the occupied ones (a copy). */
+  /** Transaction table words: the live slots, or only the occupied ones (a copy; for a snapshot, only those logged since its chunks end). */
   txnWords: Uint32Array;
   /** The live table's capacity in slots, so a restored table has the same size. */
   txnSlots: number;
@@ -68,10 +68,12 @@ export type PartsCopy = Readonly<{
 
 /**
  * copyParts in two stages: everything but the transaction entries is copied now (accounts,
- * owners: tens of MB at most), the entries — the bulk, hundreds of MB — a slice at a time
- * while the engine goes on deciding (TxnTable.beginEntriesCopy), so a snapshot does not stop it.
+ * owners: tens of MB at most), the entries a slice at a time while the engine goes on deciding
+ * (TxnTable.beginEntriesCopy), so a snapshot does not stop it. Only the entries logged after
+ * `afterSequence` are copied (`entriesUpToAfter` is how many were logged up to it): a snapshot
+ * has the older ones in chunk files already (src/engine/txn-chunks.ts).
  */
-export function beginCopyParts(state: LedgerState): PartsCopy {
+export function beginCopyParts(state: LedgerState, afterSequence = 0, entriesUpToAfter = 0): PartsCopy {
   const accounts = state.accounts.exportParts();
   const owners = state.owners.exportParts();
   const fixed = {
@@ -85,11 +87,15 @@ export function beginCopyParts(state: LedgerState): PartsCopy {
     ownerIdArena: owners.arena.slice(),
     accountRecords: state.accountRecords().slice(),
   };
-  const txnEntries = state.txns.beginEntriesCopy(state.headSequence);
+  const txnEntries = state.txns.beginEntriesCopy(afterSequence, state.headSequence, state.txns.count - entriesUpToAfter);
   return { txnEntries, parts: () => ({ ...fixed, txnWords: txnEntries.result() }) };
 }
 
-export function digestOfParts(parts: StateParts): string {
+/**
+ * `txnFold`: foldTxnWords of every remembered entry, when known without `parts.txnWords` (a
+ * snapshot whose entries are mostly in chunk files sums the chunks' folds).
+ */
+export function digestOfParts(parts: StateParts, txnFold: Uint32Array = foldTxnWords(parts.txnWords)): string {
   const hash = createHash('sha256');
   const header = Buffer.alloc(32);
   header.write('walletd-state-v1', 0, 'latin1');
@@ -100,7 +106,7 @@ export function digestOfParts(parts: StateParts): string {
   hash.update(parts.accountIdLengths).update(parts.ownerIdLengths);
   hash.update(bytesOf(parts.accountIdArena)).update(bytesOf(parts.ownerIdArena));
   hash.update(bytesOf(parts.accountRecords));
-  hash.update(bytesOf(foldTxnWords(parts.txnWords)));
+  hash.update(bytesOf(txnFold));
   return hash.digest('hex');
 }
 

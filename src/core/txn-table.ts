@@ -204,17 +204,20 @@ export class TxnTable {
   }
 
   /**
-   * Starts copying the entries logged up to `maxSequence` (all of them: the caller's head) in
-   * compactEntries() order, a slice per `step`, while inserts go on. Entries never move while the
-   * copy runs (a growth's copying waits; a growth that must start finishes the copy first), and
-   * every later insert has a larger sequence, so filtering the slots by sequence gives exactly
-   * what compactEntries() gives now. Lets a snapshot avoid stopping the engine for the copy.
+   * Starts copying the entries logged after `afterSequence` and up to `maxSequence` (the caller's
+   * head: every entry logged since) in compactEntries() order, a slice per `step`, while inserts
+   * go on. `expected` is how many there are: the count now less those logged up to
+   * `afterSequence`. Entries never move while the copy runs (a growth's copying waits; a growth
+   * that must start finishes the copy first), and every later insert has a larger sequence, so
+   * filtering the slots by sequence gives exactly what compactEntries() gives now, restricted to
+   * the range. Lets a snapshot copy only what is new, without stopping the engine.
    */
-  beginEntriesCopy(maxSequence: number): TxnEntriesCopy {
+  beginEntriesCopy(afterSequence: number, maxSequence: number, expected: number): TxnEntriesCopy {
     assert(this.entriesCopy === undefined, 'one entries copy at a time');
+    assert(expected >= 0 && expected <= this.count && afterSequence <= maxSequence, 'entries copy range out of order');
     const sources = [{ words: this.words, start: 0 }];
     if (this.oldSlots !== 0) sources.push({ words: this.oldWords, start: this.oldCopied * WORDS_PER_SLOT });
-    const copy = new TxnEntriesCopy(sources, this.count, maxSequence, () => {
+    const copy = new TxnEntriesCopy(sources, expected, afterSequence, maxSequence, () => {
       if (this.entriesCopy === copy) this.entriesCopy = undefined;
     });
     this.entriesCopy = copy;
@@ -238,20 +241,29 @@ export class TxnTable {
     return this.slotsTotal;
   }
 
-  /** Rebuilds a table of `slotsTotal` slots (not growing) from compactEntries() output. */
-  static fromEntries(entries: Uint32Array, slotsTotal: number): TxnTable {
-    assert(entries.length % WORDS_PER_SLOT === 0, 'txn entries not a whole number of slots');
+  /**
+   * Rebuilds a table of `slotsTotal` slots (not growing) from compactEntries() output, given
+   * whole or in parts (a snapshot's chunks: each the entries of one sequence range).
+   */
+  static fromEntries(entries: Uint32Array | readonly Uint32Array[], slotsTotal: number): TxnTable {
+    const parts = entries instanceof Uint32Array ? [entries] : entries;
     assert((slotsTotal & (slotsTotal - 1)) === 0 && slotsTotal >= SLOTS_INITIAL, 'txn table size not a power of two');
-    const count = entries.length / WORDS_PER_SLOT;
+    let count = 0;
+    for (const part of parts) {
+      assert(part.length % WORDS_PER_SLOT === 0, 'txn entries not a whole number of slots');
+      count += part.length / WORDS_PER_SLOT;
+    }
     assert(count * 100 <= slotsTotal * LOAD_MAX_PERCENT, 'txn table too small for its entries');
     const table = new TxnTable();
     table.slotsTotal = slotsTotal;
     table.words = new Uint32Array(slotsTotal * WORDS_PER_SLOT);
     table.count = count;
     table.workAbove = prepareAbove(slotsTotal);
-    for (let base = 0; base < entries.length; base += WORDS_PER_SLOT) {
-      assert(entries[base + 4] !== 0 || entries[base + 5] !== 0, 'txn entry with sequence 0');
-      table.placeWords(entries, base);
+    for (const part of parts) {
+      for (let base = 0; base < part.length; base += WORDS_PER_SLOT) {
+        assert(part[base + 4] !== 0 || part[base + 5] !== 0, 'txn entry with sequence 0');
+        table.placeWords(part, base);
+      }
     }
     return table;
   }
@@ -384,6 +396,7 @@ export class TxnEntriesCopy {
   constructor(
     private readonly sources: ReadonlyArray<{ words: Uint32Array; start: number }>,
     expected: number,
+    private readonly afterSequence: number,
     private readonly maxSequence: number,
     private readonly onEnd: () => void,
   ) {
@@ -402,7 +415,7 @@ export class TxnEntriesCopy {
       const words = this.sources[this.source]!.words;
       const end = Math.min(words.length, this.position + budget);
       budget -= end - this.position;
-      this.at = compactInto(this.entries, this.at, words, this.position, end, this.maxSequence);
+      this.at = compactInto(this.entries, this.at, words, this.position, end, this.afterSequence, this.maxSequence);
       this.position = end;
       if (end === words.length) this.nextSource();
     }
@@ -436,15 +449,16 @@ function prepareAbove(slots: number): number {
 }
 
 /**
- * Appends the occupied slots of `words` in words [start, end) whose sequence is at most
- * `maxSequence` to `entries` at `at`; returns the new end.
+ * Appends the occupied slots of `words` in words [start, end) whose sequence is in
+ * (afterSequence, maxSequence] to `entries` at `at`; returns the new end.
  */
-function compactInto(entries: Uint32Array, at: number, words: Uint32Array, start: number, end = words.length, maxSequence = SEQUENCE_MAX): number {
+function compactInto(entries: Uint32Array, at: number, words: Uint32Array, start: number, end = words.length, afterSequence = 0, maxSequence = SEQUENCE_MAX): number {
   for (let base = start; base < end; base += WORDS_PER_SLOT) {
     const low = words[base + 4]!;
     const high = words[base + 5]! & 0xffff;
     if (low === 0 && words[base + 5] === 0) continue;
-    if (high * 2 ** 32 + low > maxSequence) continue;
+    const sequence = high * 2 ** 32 + low;
+    if (sequence > maxSequence || sequence <= afterSequence) continue;
     // A word loop, not entries.set(words.subarray(...)): a subarray per entry was most of the time.
     for (let i = 0; i < WORDS_PER_SLOT; i++) entries[at + i] = words[base + i]!;
     at += WORDS_PER_SLOT;

@@ -23,7 +23,8 @@ import { encodeFrame, FRAME_BODY_BYTES_MAX, FRAME_EVENTS_MAX } from '../log/fram
 import { LogReadIndex } from '../log/read-index.js';
 import { LogWriter } from '../log/writer.js';
 import { dataPaths, ensureDataDirs, recover } from './recovery.js';
-import { commitSnapshotFile, type SnapshotPosition } from './snapshot.js';
+import { commitSnapshotFile, type SnapshotMeta, type SnapshotPosition, type WrittenSnapshot } from './snapshot.js';
+import type { ChunkRef } from './txn-chunks.js';
 import { Worker } from 'node:worker_threads';
 import { lockDataDir } from './lock.js';
 import { BatchPreparer, PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT, type PreparedBatch } from './preparer.js';
@@ -138,7 +139,7 @@ async function openLocked(options: LedgerOptions, unlock: () => void): Promise<L
   // would otherwise be indexed, and the first new frame (same sequence) would fail the index's
   // order assertion and stop the process.
   readIndex.indexTail();
-  engine.attach(writer, recovered.tail, recovered.snapshot?.sequence ?? 0, recovered.snapshot?.createdAtMs ?? 0);
+  engine.attach(writer, recovered.tail, recovered.snapshot);
   return engine;
 }
 
@@ -154,14 +155,14 @@ function alignedRecords(batch: TransferBatch): Buffer {
 }
 
 /** Runs snapshot-worker.ts on a copy of the state; resolves with the written temp file. */
-function writeSnapshotInWorker(dir: string, parts: StateParts, position: SnapshotPosition): Promise<{ tempPath: string; bytes: number }> {
+function writeSnapshotInWorker(dir: string, parts: StateParts, position: SnapshotPosition, chunks: readonly ChunkRef[]): Promise<WrittenSnapshot> {
   const transfer = [parts.accountIdLengths, parts.accountIdArena, parts.ownerIdLengths, parts.ownerIdArena, parts.accountRecords, parts.txnWords].map(
     (view) => view.buffer as ArrayBuffer,
   );
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./snapshot-worker.js', import.meta.url), { workerData: { dir, parts, position }, transferList: transfer });
-    worker.once('message', (message: { ok: true; tempPath: string; bytes: number } | { ok: false; message: string }) => {
-      if (message.ok) resolve({ tempPath: message.tempPath, bytes: message.bytes });
+    const worker = new Worker(new URL('./snapshot-worker.js', import.meta.url), { workerData: { dir, parts, position, chunks }, transferList: transfer });
+    worker.once('message', (message: ({ ok: true } & WrittenSnapshot) | { ok: false; message: string }) => {
+      if (message.ok) resolve({ tempPath: message.tempPath, bytes: message.bytes, chunks: message.chunks });
       else reject(new Error(`snapshot worker: ${message.message}`));
       void worker.terminate();
     });
@@ -233,6 +234,8 @@ class PartitionEngine implements Ledger {
   private position = { segmentFirstSequence: 1, offset: 0 };
   private lastSnapshotSequence = 0;
   private lastSnapshotAtMs = 0;
+  /** The newest snapshot's transaction chunks: the next snapshot writes only entries logged after them. */
+  private txnChunks: readonly ChunkRef[] = [];
   private snapshotRunning: Promise<void> | undefined;
 
   constructor(
@@ -253,11 +256,13 @@ class PartitionEngine implements Ledger {
     this.preparer = new BatchPreparer(state.accounts, (message) => process.emitWarning(message), options.prepareWorkerUrl);
   }
 
-  attach(writer: LogWriter, tail: { firstSequence: number; bytes: number } | undefined, snapshotSequence: number, snapshotAtMs: number): void {
+  attach(writer: LogWriter, tail: { firstSequence: number; bytes: number } | undefined, snapshot: SnapshotMeta | undefined): void {
     this.writer = writer;
     this.position = tail === undefined ? { segmentFirstSequence: this.state.headSequence + 1, offset: 0 } : { segmentFirstSequence: tail.firstSequence, offset: tail.bytes };
-    this.lastSnapshotSequence = snapshotSequence;
-    this.lastSnapshotAtMs = snapshotAtMs;
+    this.lastSnapshotSequence = snapshot?.sequence ?? 0;
+    this.lastSnapshotAtMs = snapshot?.createdAtMs ?? 0;
+    // A version 1 snapshot lists no chunks: the next snapshot writes every entry as one.
+    this.txnChunks = snapshot?.txnChunks ?? [];
   }
 
   /** Where the next frame goes: the log position recorded in snapshots. */
@@ -619,10 +624,11 @@ class PartitionEngine implements Ledger {
   /**
    * Pauses deciding, waits until every appended frame is durable (so the state is exactly the
    * log up to the head, at a frame boundary), copies the accounts and starts copying the
-   * transaction entries, resumes; the entries (the bulk) are then copied a slice per event-loop
-   * turn between drains, and a worker thread digests and writes the copy; the file is renamed
-   * into place. The pause is the accounts' copy; the state's memory is needed twice while the
-   * worker runs.
+   * transaction entries logged since the last snapshot's chunks, resumes; those entries are
+   * then copied a slice per event-loop turn between drains (the scan covers the whole table,
+   * the copy only the new entries), and a worker thread writes them as a chunk, digests and
+   * writes the rest; the file is renamed into place. The pause is the accounts' copy; the
+   * accounts' memory and the new entries' are needed twice while the worker runs.
    */
   private async snapshotOnce(): Promise<void> {
     const started = performance.now();
@@ -633,7 +639,8 @@ class PartitionEngine implements Ledger {
     try {
       await this.writer.flushed();
       assert(this.writer.durableSequence === this.state.headSequence, 'snapshot capture with frames still queued');
-      copy = beginCopyParts(this.state);
+      const chunked = this.txnChunks.reduce((sum, chunk) => sum + chunk.count, 0);
+      copy = beginCopyParts(this.state, this.txnChunks.at(-1)?.toSequence ?? 0, chunked);
       position = {
         chainHash: this.chainHash.toString('hex'),
         logSegmentFirstSequence: this.position.segmentFirstSequence,
@@ -646,8 +653,9 @@ class PartitionEngine implements Ledger {
     }
     while (!copy.txnEntries.step(this.snapshotCopySlotsPerTurn)) await new Promise<void>((resolve) => setImmediate(resolve));
     const parts = copy.parts();
-    const written = await writeSnapshotInWorker(snapshotDir, parts, position);
+    const written = await writeSnapshotInWorker(snapshotDir, parts, position, this.txnChunks);
     commitSnapshotFile(snapshotDir, written.tempPath, parts.headSequence);
+    this.txnChunks = written.chunks;
     this.lastSnapshotSequence = parts.headSequence;
     this.lastSnapshotAtMs = this.nowMs();
     this.options.observer?.onSnapshot?.({ sequence: parts.headSequence, bytes: written.bytes, ms: performance.now() - started });

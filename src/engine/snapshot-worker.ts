@@ -1,16 +1,18 @@
 /**
- * Worker thread that digests and writes a snapshot from a copy of the state's parts, so the
- * engine only pauses for the copy (a memcpy), not for hashing and writing hundreds of MB.
+ * Worker thread that writes a snapshot's new transaction chunk (merging older ones), digests
+ * and writes the rest from a copy of the state's parts, so the engine only pauses for the copy
+ * (a memcpy), not for hashing and writing hundreds of MB.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { StateParts } from '../core/digest.js';
 import { writeSnapshotFile, type SnapshotPosition } from './snapshot.js';
+import type { ChunkRef } from './txn-chunks.js';
 
-type Job = Readonly<{ dir: string; parts: StateParts; position: SnapshotPosition }>;
+type Job = Readonly<{ dir: string; parts: StateParts; position: SnapshotPosition; chunks: readonly ChunkRef[] }>;
 
 const job = workerData as Job;
 try {
-  parentPort?.postMessage({ ok: true, ...writeSnapshotFile(job.dir, job.parts, job.position) });
+  parentPort?.postMessage({ ok: true, ...writeSnapshotFile(job.dir, job.parts, job.position, job.chunks) });
 } catch (error) {
   parentPort?.postMessage({ ok: false, message: (error as Error).message });
 }

@@ -6,33 +6,37 @@
  * |------|-------|---------------------------------------------------------------|
  * | 0    | 8     | magic "WSNAP001"                                              |
  * | 8    | 4     | meta length n (u32)                                           |
- * | 12   | n     | meta, JSON: sequence, chain hash, digest, log position, sizes |
+ * | 12   | n     | meta, JSON: sequence, chain hash, digest, log position, sizes, transaction chunks |
  * | 12+n | …     | sections in meta order (raw little-endian typed arrays)       |
  * | end-4| 4     | CRC-32 of every byte before it                                |
  *
- * Written atomically: temporary file, fsync, rename, fsync of the directory. The rename
- * happens only once the log is durable up to the snapshot's sequence.
+ * The accounts are in the file; the remembered transaction ids are in the chunk files its meta
+ * lists (txn-chunks.ts), of which a snapshot writes only the newest: the entries logged since
+ * the previous snapshot. Version 1 files held every entry in a `txn_entries` section; they
+ * still load.
+ *
+ * Written atomically: chunk and temporary file fsynced, rename, fsync of the directory. The
+ * rename happens only once the log is durable up to the snapshot's sequence.
  */
-import { closeSync, fdatasyncSync, fstatSync, fsyncSync, openSync, readdirSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { readdirSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
 import { assert } from '../stdx/assert.js';
 import { bytesOf, digestOfParts, stateDigest, type StateParts } from '../core/digest.js';
 import { IdTable } from '../core/id-table.js';
 import { ACCOUNT_WORDS, LedgerState } from '../core/ledger-state.js';
 import { TxnTable } from '../core/txn-table.js';
 import { fsyncDirectory } from '../log/segments.js';
+import { ChecksummedReader, readChecksummedFile, writeChecksummedFile } from './checked-file.js';
+import { addChunk, checkChunkList, pruneChunks, readChunk, sumFolds, type ChunkRef } from './txn-chunks.js';
 
 const MAGIC = Buffer.from('WSNAP001', 'latin1');
 const SNAPSHOT_PATTERN = /^snapshot-(\d{20})\.wsnap$/;
 const META_BYTES_MAX = 1 << 20;
-/** Snapshot bytes written between two fdatasyncs of the snapshot file. */
-const SNAPSHOT_SYNC_EVERY_BYTES = 16 * 1024 * 1024;
 /** Snapshots kept on disk: the newest, plus one older in case the newest is damaged. */
 export const SNAPSHOTS_KEPT = 2;
 
 export type SnapshotMeta = Readonly<{
-  version: 1;
+  version: 1 | 2;
   sequence: number;
   chainHash: string;
   digest: string;
@@ -43,12 +47,15 @@ export type SnapshotMeta = Readonly<{
   txnCount: number;
   txnSlots: number;
   sections: ReadonlyArray<Readonly<{ name: string; bytes: number }>>;
+  /** Version 2: the chunk files holding every remembered entry, oldest first. */
+  txnChunks?: readonly ChunkRef[];
 }>;
 
 export type LoadedSnapshot = Readonly<{ meta: SnapshotMeta; state: LedgerState; path: string }>;
 
 type Section = Readonly<{ name: string; data: ArrayBufferView }>;
 
+/** The sections a snapshot file holds: the accounts (the transaction entries go to chunks). */
 function sectionsOf(parts: StateParts): Section[] {
   return [
     { name: 'account_id_lengths', data: parts.accountIdLengths },
@@ -56,7 +63,6 @@ function sectionsOf(parts: StateParts): Section[] {
     { name: 'owner_id_lengths', data: parts.ownerIdLengths },
     { name: 'owner_id_arena', data: parts.ownerIdArena },
     { name: 'account_records', data: parts.accountRecords },
-    { name: 'txn_entries', data: parts.txnWords },
   ];
 }
 
@@ -74,17 +80,22 @@ export function listSnapshots(dir: string): Array<{ sequence: number; path: stri
 
 export type SnapshotPosition = Readonly<{ chainHash: string; logSegmentFirstSequence: number; logOffset: number; nowMs: number }>;
 
+export type WrittenSnapshot = Readonly<{ tempPath: string; bytes: number; chunks: ChunkRef[] }>;
+
 /**
- * Digests the state parts and writes them to a temporary snapshot file, fsynced. Runs on any
- * thread (the engine hands a copy of the parts to a worker). Returns the temp path and size.
+ * Writes the chunk of entries logged since `chunksBefore` end (`parts.txnWords`), merging chunks
+ * as txn-chunks.ts says, then digests the state (the chunks' folds summed) and writes the rest to
+ * a temporary snapshot file, fsynced. Runs on any thread (the engine hands a copy of the parts to
+ * a worker). Returns the temp path, its size and the snapshot's chunk list.
  */
-export function writeSnapshotFile(dir: string, parts: StateParts, position: SnapshotPosition): { tempPath: string; bytes: number } {
+export function writeSnapshotFile(dir: string, parts: StateParts, position: SnapshotPosition, chunksBefore: readonly ChunkRef[]): WrittenSnapshot {
+  const chunks = addChunk(dir, chunksBefore, parts.headSequence, parts.txnWords);
   const sections = sectionsOf(parts);
   const meta: SnapshotMeta = {
-    version: 1,
+    version: 2,
     sequence: parts.headSequence,
     chainHash: position.chainHash,
-    digest: digestOfParts(parts),
+    digest: digestOfParts(parts, sumFolds(chunks.map((chunk) => chunk.fold))),
     createdAtMs: position.nowMs,
     logSegmentFirstSequence: position.logSegmentFirstSequence,
     logOffset: position.logOffset,
@@ -92,61 +103,23 @@ export function writeSnapshotFile(dir: string, parts: StateParts, position: Snap
     txnCount: parts.txnCount,
     txnSlots: parts.txnSlots,
     sections: sections.map((section) => ({ name: section.name, bytes: section.data.byteLength })),
+    txnChunks: chunks,
   };
+  checkChunkList(chunks, meta.sequence, meta.txnCount);
   const tempPath = join(dir, `${snapshotFileName(meta.sequence)}.tmp`);
-  const fd = openSync(tempPath, 'w', 0o600);
-  let bytes = 0;
-  let crc = 0;
-  let unsyncedBytes = 0;
-  const write = (data: Uint8Array): void => {
-    for (let at = 0; at < data.length; ) {
-      const written = writeSync(fd, data, at, Math.min(SNAPSHOT_SYNC_EVERY_BYTES, data.length - at));
-      at += written;
-      unsyncedBytes += written;
-      // Flush as we go: on ext4 (data=ordered) the log's fdatasync would otherwise wait for
-      // every dirty byte of the snapshot, stalling group commits for seconds.
-      if (unsyncedBytes >= SNAPSHOT_SYNC_EVERY_BYTES) {
-        fdatasyncSync(fd);
-        unsyncedBytes = 0;
-      }
-    }
-    crc = crcUpdate(data, crc);
-    bytes += data.length;
-  };
-  try {
+  const bytes = writeChecksummedFile(tempPath, (writer) => {
     const metaBytes = Buffer.from(JSON.stringify(meta), 'utf8');
     const length = Buffer.alloc(4);
     length.writeUInt32LE(metaBytes.length, 0);
-    write(MAGIC);
-    write(length);
-    write(metaBytes);
-    for (const section of sections) write(bytesOf(section.data));
-    const trailer = Buffer.alloc(4);
-    trailer.writeUInt32LE(crc, 0);
-    writeSync(fd, trailer);
-    bytes += 4;
-    fsyncSync(fd);
-  } catch (error) {
-    // A failed write (ENOSPC, EIO) must not leave hundreds of MB behind under a name no later
-    // snapshot reuses (the next one has another sequence).
-    // Cleanup failing too must not hide the write error, which says what went wrong.
-    try {
-      closeSync(fd);
-    } catch {
-      // The descriptor is gone either way.
-    }
-    try {
-      unlinkSync(tempPath);
-    } catch {
-      // Left behind: recovery ignores temporary files.
-    }
-    throw error;
-  }
-  closeSync(fd);
-  return { tempPath, bytes };
+    writer.write(MAGIC);
+    writer.write(length);
+    writer.write(metaBytes);
+    for (const section of sections) writer.write(bytesOf(section.data));
+  });
+  return { tempPath, bytes, chunks };
 }
 
-/** Renames a written temporary snapshot into place (atomically) and prunes old ones. */
+/** Renames a written temporary snapshot into place (atomically) and prunes old snapshots and chunks. */
 export function commitSnapshotFile(dir: string, tempPath: string, sequence: number): string {
   const finalPath = join(dir, snapshotFileName(sequence));
   renameSync(tempPath, finalPath);
@@ -156,54 +129,60 @@ export function commitSnapshotFile(dir: string, tempPath: string, sequence: numb
 }
 
 /**
- * zlib.crc32 of a zero-length *buffer* restarts the checksum at 0 (Node 20), while an empty view
- * into a larger buffer keeps `crc`. A section can be empty (no accounts yet, no owner ids), so
- * empty data must not touch the running CRC at all.
+ * Keeps the newest SNAPSHOTS_KEPT snapshots and the chunks they list. When a kept snapshot's
+ * meta cannot be read, no chunk is removed: which ones it needs is unknown.
  */
-function crcUpdate(data: Uint8Array, crc: number): number {
-  return data.length === 0 ? crc : crc32(data, crc);
-}
-
 function pruneSnapshots(dir: string): void {
-  for (const old of listSnapshots(dir).slice(SNAPSHOTS_KEPT)) unlinkSync(old.path);
+  const snapshots = listSnapshots(dir);
+  for (const old of snapshots.slice(SNAPSHOTS_KEPT)) unlinkSync(old.path);
+  const referenced = new Set<string>();
+  for (const kept of snapshots.slice(0, SNAPSHOTS_KEPT)) {
+    let meta: SnapshotMeta;
+    try {
+      meta = readSnapshotMeta(kept.path);
+    } catch {
+      return;
+    }
+    for (const chunk of meta.txnChunks ?? []) referenced.add(chunk.name);
+  }
+  pruneChunks(dir, referenced);
 }
 
-/** Reads and fully checks a snapshot (CRC, then the state digest recomputed). Throws if bad. */
-export function loadSnapshot(path: string): LoadedSnapshot {
-  const fd = openSync(path, 'r');
+function readMeta(reader: ChecksummedReader): SnapshotMeta {
+  const head = Buffer.alloc(12);
+  reader.read(head);
+  if (!head.subarray(0, 8).equals(MAGIC)) throw new Error(`snapshot ${reader.path}: bad magic`);
+  const metaLength = head.readUInt32LE(8);
+  if (metaLength > META_BYTES_MAX) throw new Error(`snapshot ${reader.path}: meta too large`);
+  const metaBytes = Buffer.alloc(metaLength);
+  reader.read(metaBytes);
+  return JSON.parse(metaBytes.toString('utf8')) as SnapshotMeta;
+}
+
+/** A snapshot's meta alone (its sections and CRC unchecked): which chunks it lists. */
+function readSnapshotMeta(path: string): SnapshotMeta {
+  const reader = new ChecksummedReader(path);
   try {
-    const size = fstatSync(fd).size;
-    let at = 0;
-    let crc = 0;
-    const read = (target: Uint8Array): void => {
-      assert(at + target.length <= size - 4, `snapshot ${path} is truncated`);
-      for (let got = 0; got < target.length; ) {
-        const n = readSync(fd, target, got, target.length - got, at + got);
-        if (n === 0) throw new Error(`snapshot ${path} is truncated`);
-        got += n;
-      }
-      crc = crcUpdate(target, crc);
-      at += target.length;
-    };
-    const head = Buffer.alloc(12);
-    read(head);
-    if (!head.subarray(0, 8).equals(MAGIC)) throw new Error(`snapshot ${path}: bad magic`);
-    const metaLength = head.readUInt32LE(8);
-    if (metaLength > META_BYTES_MAX) throw new Error(`snapshot ${path}: meta too large`);
-    const metaBytes = Buffer.alloc(metaLength);
-    read(metaBytes);
-    const meta = JSON.parse(metaBytes.toString('utf8')) as SnapshotMeta;
-    const data = readSections(meta, read);
-    const trailer = Buffer.alloc(4);
-    readSync(fd, trailer, 0, 4, at);
-    if (at + 4 !== size || trailer.readUInt32LE(0) !== crc) throw new Error(`snapshot ${path}: checksum mismatch`);
-    const state = stateFromSections(meta, data);
-    const digest = stateDigest(state);
-    if (digest !== meta.digest) throw new Error(`snapshot ${path}: state digest mismatch`);
-    return { meta, state, path };
+    return readMeta(reader);
   } finally {
-    closeSync(fd);
+    reader.close();
   }
+}
+
+/** Reads and fully checks a snapshot (CRC, chunks, then the state digest recomputed). Throws if bad. */
+export function loadSnapshot(path: string): LoadedSnapshot {
+  const { meta, data } = readChecksummedFile(path, (reader) => {
+    const meta = readMeta(reader);
+    return { meta, data: readSections(meta, (target) => reader.read(target)) };
+  });
+  const chunks = meta.txnChunks ?? [];
+  checkChunkList(chunks, meta.sequence, meta.txnCount);
+  const dir = join(path, '..');
+  const entries = [...(data.has('txn_entries') ? [data.get('txn_entries') as Uint32Array] : []), ...chunks.map((chunk) => readChunk(dir, chunk))];
+  const state = stateFromSections(meta, data, entries);
+  const digest = stateDigest(state);
+  if (digest !== meta.digest) throw new Error(`snapshot ${path}: state digest mismatch`);
+  return { meta, state, path };
 }
 
 const ELEMENT_TYPES: Record<string, (length: number) => ArrayBufferView> = {
@@ -227,7 +206,7 @@ function readSections(meta: SnapshotMeta, read: (target: Uint8Array) => void): M
   return data;
 }
 
-function stateFromSections(meta: SnapshotMeta, data: Map<string, ArrayBufferView>): LedgerState {
+function stateFromSections(meta: SnapshotMeta, data: Map<string, ArrayBufferView>, txnEntries: readonly Uint32Array[]): LedgerState {
   const get = <T extends ArrayBufferView>(name: string): T => {
     const view = data.get(name);
     if (view === undefined) throw new Error(`snapshot: missing section ${name}`);
@@ -235,7 +214,7 @@ function stateFromSections(meta: SnapshotMeta, data: Map<string, ArrayBufferView
   };
   const accounts = IdTable.fromParts(get<Uint8Array>('account_id_lengths'), get<Int32Array>('account_id_arena'));
   const owners = IdTable.fromParts(get<Uint8Array>('owner_id_lengths'), get<Int32Array>('owner_id_arena'));
-  const txns = TxnTable.fromEntries(get<Uint32Array>('txn_entries'), meta.txnSlots);
+  const txns = TxnTable.fromEntries(txnEntries, meta.txnSlots);
   assert(txns.count === meta.txnCount, 'snapshot transaction count mismatch');
   const state = new LedgerState(accounts, owners, txns);
   const n = accounts.count;

@@ -1,0 +1,150 @@
+/**
+ * Transaction chunks: a snapshot's remembered transaction ids, stored as immutable files of the
+ * entries logged in one sequence range, so that each snapshot writes only the entries logged
+ * since the previous one instead of the whole table. Entries are facts that never change once
+ * logged (an id's outcome is final), which is what makes a delta enough.
+ *
+ * A snapshot lists the chunks that together hold every entry up to its sequence, contiguous
+ * from sequence 1. Chunks are merged like a binary counter: after a new chunk is added, while
+ * the one before it holds no more entries than it, the two become one. So there are at most
+ * about log2(entries / smallest chunk) chunks, and an entry is rewritten about that many times
+ * over the life of the ledger, against once per snapshot when every snapshot held them all.
+ *
+ * Byte table (docs/LOG-FORMAT.md), little-endian:
+ *
+ * | off      | bytes | field                                                   |
+ * |----------|-------|---------------------------------------------------------|
+ * | 0        | 8     | magic "WTXNCHK1"                                        |
+ * | 8        | 8     | after sequence (u64): entries are logged after it        |
+ * | 16       | 8     | to sequence (u64): ... and up to it                      |
+ * | 24       | 4     | entry count n (u32)                                     |
+ * | 28       | 4     | reserved, zero                                          |
+ * | 32       | 24·n  | entries: six u32 words each, the transaction table's slot layout |
+ * | 32+24n   | 16    | fold of the entries (four u32 lanes, see foldTxnWords)   |
+ * | 48+24n   | 4     | CRC-32 of every byte before it                          |
+ */
+import { readdirSync, renameSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { bytesOf } from '../core/digest.js';
+import { foldTxnWords } from '../core/txn-table.js';
+import { fsyncDirectory } from '../log/segments.js';
+import { assert } from '../stdx/assert.js';
+import { readChecksummedFile, writeChecksummedFile } from './checked-file.js';
+
+const MAGIC = Buffer.from('WTXNCHK1', 'latin1');
+const HEADER_BYTES = 32;
+const ENTRY_WORDS = 6;
+const CHUNK_PATTERN = /^txns-\d{20}-\d{20}\.wtxn(\.tmp)?$/;
+
+/** A chunk as a snapshot's meta lists it. */
+export type ChunkRef = Readonly<{
+  name: string;
+  afterSequence: number;
+  toSequence: number;
+  count: number;
+  /** foldTxnWords of its entries: the state digest sums the chunks' folds without reading them. */
+  fold: readonly number[];
+}>;
+
+export function chunkFileName(afterSequence: number, toSequence: number): string {
+  return `txns-${String(afterSequence).padStart(20, '0')}-${String(toSequence).padStart(20, '0')}.wtxn`;
+}
+
+/** The lane-wise sum (mod 2^32) of folds: the fold of the entries of all of them. */
+export function sumFolds(folds: ReadonlyArray<ArrayLike<number>>): Uint32Array {
+  const sum = new Uint32Array(4);
+  for (const fold of folds) for (let lane = 0; lane < 4; lane++) sum[lane] = sum[lane]! + fold[lane]!;
+  return sum;
+}
+
+/** Entries logged in (afterSequence, toSequence], written as a chunk file (fsynced, renamed into place). */
+export function writeChunk(dir: string, afterSequence: number, toSequence: number, entries: Uint32Array): ChunkRef {
+  assert(entries.length % ENTRY_WORDS === 0 && afterSequence < toSequence, 'chunk entries or range malformed');
+  const name = chunkFileName(afterSequence, toSequence);
+  const tempPath = join(dir, `${name}.tmp`);
+  const count = entries.length / ENTRY_WORDS;
+  const fold = foldTxnWords(entries);
+  writeChecksummedFile(tempPath, (writer) => {
+    const header = Buffer.alloc(HEADER_BYTES);
+    MAGIC.copy(header, 0);
+    header.writeBigUInt64LE(BigInt(afterSequence), 8);
+    header.writeBigUInt64LE(BigInt(toSequence), 16);
+    header.writeUInt32LE(count, 24);
+    writer.write(header);
+    writer.write(bytesOf(entries));
+    writer.write(bytesOf(fold));
+  });
+  renameSync(tempPath, join(dir, name));
+  return { name, afterSequence, toSequence, count, fold: [...fold] };
+}
+
+/** A chunk's entries, checked against its CRC-32 and against what `ref` says it holds. */
+export function readChunk(dir: string, ref: ChunkRef): Uint32Array {
+  const path = join(dir, ref.name);
+  return readChecksummedFile(path, (reader) => {
+    const header = Buffer.alloc(HEADER_BYTES);
+    reader.read(header);
+    const matches =
+      header.subarray(0, 8).equals(MAGIC) &&
+      Number(header.readBigUInt64LE(8)) === ref.afterSequence &&
+      Number(header.readBigUInt64LE(16)) === ref.toSequence &&
+      header.readUInt32LE(24) === ref.count;
+    if (!matches) throw new Error(`${path}: header does not match the snapshot's chunk list`);
+    const entries = new Uint32Array(ref.count * ENTRY_WORDS);
+    reader.read(bytesOf(entries));
+    const fold = new Uint32Array(4);
+    reader.read(bytesOf(fold));
+    if (fold.some((lane, index) => lane !== ref.fold[index])) throw new Error(`${path}: fold does not match the snapshot's chunk list`);
+    return entries;
+  });
+}
+
+/**
+ * The chunk list after adding the entries logged in (the last chunk's end, toSequence]: writes
+ * the new chunk, then merges from the newest end while the older neighbour is no larger. The
+ * files of chunks merged away stay until no kept snapshot lists them (pruneChunks).
+ */
+export function addChunk(dir: string, chunks: readonly ChunkRef[], toSequence: number, entries: Uint32Array): ChunkRef[] {
+  const afterSequence = chunks.at(-1)?.toSequence ?? 0;
+  if (afterSequence === toSequence) {
+    // A second snapshot at the same position (walletd snapshot on an idle ledger): nothing new.
+    assert(entries.length === 0, 'entries logged at or before the last chunk');
+    return [...chunks];
+  }
+  const list = [...chunks, writeChunk(dir, afterSequence, toSequence, entries)];
+  while (list.length >= 2 && list.at(-2)!.count <= list.at(-1)!.count) {
+    const newer = list.pop()!;
+    const older = list.pop()!;
+    list.push(mergeChunks(dir, older, newer));
+  }
+  fsyncDirectory(dir);
+  return list;
+}
+
+function mergeChunks(dir: string, older: ChunkRef, newer: ChunkRef): ChunkRef {
+  assert(older.toSequence === newer.afterSequence, 'merged chunks must be adjacent');
+  const entries = new Uint32Array((older.count + newer.count) * ENTRY_WORDS);
+  entries.set(readChunk(dir, older), 0);
+  entries.set(readChunk(dir, newer), older.count * ENTRY_WORDS);
+  return writeChunk(dir, older.afterSequence, newer.toSequence, entries);
+}
+
+/** Checks that a snapshot's chunks run contiguously from sequence 0 to its own sequence. */
+export function checkChunkList(chunks: readonly ChunkRef[], sequence: number, txnCount: number): void {
+  let next = 0;
+  let count = 0;
+  for (const chunk of chunks) {
+    if (chunk.afterSequence !== next || chunk.toSequence <= chunk.afterSequence) throw new Error(`chunk ${chunk.name} does not continue at sequence ${next}`);
+    next = chunk.toSequence;
+    count += chunk.count;
+  }
+  if (chunks.length > 0 && next !== sequence) throw new Error(`the chunks end at sequence ${next}, not at the snapshot's ${sequence}`);
+  if (chunks.length > 0 && count !== txnCount) throw new Error(`the chunks hold ${count} entries, not the snapshot's ${txnCount}`);
+}
+
+/** Removes chunk files (and leftover temporary ones) that no kept snapshot lists. */
+export function pruneChunks(dir: string, referenced: ReadonlySet<string>): void {
+  for (const name of readdirSync(dir)) {
+    if (CHUNK_PATTERN.test(name) && !referenced.has(name)) unlinkSync(join(dir, name));
+  }
+}

@@ -1,0 +1,245 @@
+// Snapshots that write only the transaction entries logged since the previous one, as chunk
+// files (src/engine/txn-chunks.ts). Checked here: the chunk list of every snapshot runs from
+// sequence 0 to the snapshot's own; each snapshot writes a chunk of only its new entries;
+// merging keeps the list short (a binary counter); pruning keeps exactly the chunks the kept
+// snapshots list; recovery from chunks gives the live digest; a damaged chunk makes its
+// snapshots unusable (recovery falls back, same digest); a version 1 snapshot (every entry in
+// the file) still loads, and the next snapshot after it starts the chunks.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { bytesOf, stateDigest } from '../src/core/digest.js';
+import { Wire } from '../src/core/errors.js';
+import { TxnTable } from '../src/core/txn-table.js';
+import { ChecksummedWriter } from '../src/engine/checked-file.js';
+import { dataPaths, recover } from '../src/engine/recovery.js';
+import { listSnapshots, loadSnapshot, snapshotFileName, type SnapshotMeta } from '../src/engine/snapshot.js';
+import { addChunk, readChunk, type ChunkRef } from '../src/engine/txn-chunks.js';
+import type { Ledger } from '../src/engine/types.js';
+import { Prng } from '../src/stdx/prng.js';
+import { deposit, submit, tempDir, transfer, withLedger } from './support/ledger.js';
+
+const ENTRY_BYTES = 24;
+
+function chunkFiles(dir: string): string[] {
+  return readdirSync(dataPaths(dir).snapshotDir)
+    .filter((name) => name.endsWith('.wtxn'))
+    .sort();
+}
+
+function newestMeta(dir: string): SnapshotMeta {
+  return loadSnapshot(listSnapshots(dataPaths(dir).snapshotDir)[0]!.path).meta;
+}
+
+/** `count` deposits into `a` with fresh ids (one batch). */
+async function deposits(ledger: Ledger, prefix: string, count: number): Promise<void> {
+  const results = await submit(ledger, Array.from({ length: count }, (_, index) => deposit(`${prefix}-${index}`, 'a', 1n)));
+  assert.ok(results.codes.every((code) => code === Wire.ok));
+}
+
+test('each snapshot writes a chunk of only the entries logged since the previous one; the list stays contiguous, short and pruned', async () => {
+  const dir = tempDir();
+  try {
+    await withLedger(
+      dir.path,
+      async (ledger) => {
+        await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
+        let entriesBefore = 0;
+        for (let round = 0; round < 12; round++) {
+          const count = 50 + round * 7;
+          await deposits(ledger, `r${round}`, count);
+          await ledger.snapshot();
+          const meta = newestMeta(dir.path);
+          const chunks = meta.txnChunks!;
+          assert.equal(meta.version, 2);
+          assert.equal(meta.txnCount, entriesBefore + count);
+          assert.deepEqual(
+            meta.sections.map((section) => section.name),
+            ['account_id_lengths', 'account_id_arena', 'owner_id_lengths', 'owner_id_arena', 'account_records'],
+            'no transaction entry in the snapshot file itself',
+          );
+          // Contiguous from 0 to the snapshot's sequence, counts summing to every entry.
+          assert.equal(chunks[0]!.afterSequence, 0);
+          for (let i = 1; i < chunks.length; i++) assert.equal(chunks[i]!.afterSequence, chunks[i - 1]!.toSequence);
+          assert.equal(chunks.at(-1)!.toSequence, meta.sequence);
+          assert.equal(
+            chunks.reduce((sum, chunk) => sum + chunk.count, 0),
+            meta.txnCount,
+          );
+          // A binary counter: each chunk holds more entries than the next newer one.
+          for (let i = 1; i < chunks.length; i++) assert.ok(chunks[i - 1]!.count > chunks[i]!.count, `chunk ${i} is smaller than the one before`);
+          assert.ok(chunks.length <= Math.log2(meta.txnCount / 50) + 2, `${chunks.length} chunks for ${meta.txnCount} entries`);
+          // The newest chunk, unless merged, holds exactly this round's entries.
+          const newest = chunks.at(-1)!;
+          if (newest.afterSequence === meta.sequence - count) assert.equal(newest.count, count);
+          for (const chunk of chunks) assert.equal(statSync(join(dataPaths(dir.path).snapshotDir, chunk.name)).size, 52 + chunk.count * ENTRY_BYTES);
+          // Exactly the chunks the two kept snapshots list are on disk.
+          const kept = listSnapshots(dataPaths(dir.path).snapshotDir).map((snapshot) => loadSnapshot(snapshot.path).meta);
+          assert.ok(kept.length <= 2);
+          const listed = new Set(kept.flatMap((snapshotMeta) => (snapshotMeta.txnChunks ?? []).map((chunk) => chunk.name)));
+          assert.deepEqual(chunkFiles(dir.path), [...listed].sort());
+          entriesBefore = meta.txnCount;
+        }
+        // A second snapshot with nothing new logged keeps the chunks as they are.
+        const before = newestMeta(dir.path).txnChunks;
+        await ledger.snapshot();
+        assert.deepEqual(newestMeta(dir.path).txnChunks, before);
+        // Snapshot plus chunks, and the whole log, give the live state.
+        assert.equal(stateDigest(loadSnapshot(listSnapshots(dataPaths(dir.path).snapshotDir)[0]!.path).state), ledger.digest());
+        assert.equal(stateDigest(recover(dir.path, { fromGenesis: true }).state), ledger.digest());
+      },
+      { snapshotEveryRecords: Number.MAX_SAFE_INTEGER },
+    );
+  } finally {
+    dir.remove();
+  }
+});
+
+test('a damaged chunk makes the snapshots listing it unusable: recovery falls back and reaches the same state', async () => {
+  const dir = tempDir();
+  try {
+    let digest = '';
+    await withLedger(
+      dir.path,
+      async (ledger) => {
+        await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
+        await ledger.openAccount({ accountId: 'b', currencyCode: 'USD', owner: 'b' });
+        await deposits(ledger, 'first', 400);
+        await ledger.snapshot();
+        await deposits(ledger, 'second', 100);
+        assert.equal((await submit(ledger, [transfer('t1', 'a', 'b', 7n)])).codes[0], Wire.ok);
+        await ledger.snapshot();
+        digest = ledger.digest();
+      },
+      { snapshotEveryRecords: Number.MAX_SAFE_INTEGER },
+    );
+    const { snapshotDir } = dataPaths(dir.path);
+    const [newest, older] = listSnapshots(snapshotDir).map((snapshot) => loadSnapshot(snapshot.path).meta);
+    // 400 then 101 entries: not merged, so the newest snapshot's own chunk is listed by it alone.
+    assert.deepEqual(
+      newest!.txnChunks!.map((chunk) => chunk.count),
+      [400, 101],
+    );
+    assert.deepEqual(
+      older!.txnChunks!.map((chunk) => chunk.count),
+      [400],
+    );
+    const ownChunk = join(snapshotDir, newest!.txnChunks![1]!.name);
+    flipByte(ownChunk, 32 + 5 * ENTRY_BYTES + 3);
+    const warnings: string[] = [];
+    const fromOlder = recover(dir.path, { warn: (message) => warnings.push(message) });
+    assert.equal(fromOlder.snapshot?.sequence, older!.sequence, 'the older snapshot is used');
+    assert.match(warnings.join('\n'), /checksum mismatch/);
+    assert.equal(stateDigest(fromOlder.state), digest);
+    // The chunk both list: neither is usable, the whole log is replayed.
+    flipByte(join(snapshotDir, older!.txnChunks![0]!.name), 32 + 7);
+    const fromGenesis = recover(dir.path, { warn: () => undefined });
+    assert.equal(fromGenesis.snapshot, undefined);
+    assert.equal(stateDigest(fromGenesis.state), digest);
+    // The engine starts from the log too, and its next snapshot writes all entries again.
+    await withLedger(dir.path, async (ledger) => {
+      assert.equal(ledger.digest(), digest);
+      await deposits(ledger, 'third', 3);
+      await ledger.snapshot();
+      const meta = newestMeta(dir.path);
+      assert.deepEqual(
+        meta.txnChunks!.map((chunk) => [chunk.afterSequence, chunk.count]),
+        [[0, 504]],
+      );
+    });
+  } finally {
+    dir.remove();
+  }
+});
+
+test('addChunk merges like a binary counter; merged chunks hold the union; readChunk refuses a chunk that differs from its listing', () => {
+  const dir = tempDir();
+  try {
+    const prng = new Prng(7);
+    let chunks: ChunkRef[] = [];
+    let sequence = 0;
+    const all: number[][] = [];
+    const shapes: number[][] = [];
+    for (const count of [8, 8, 8, 8, 3, 1, 1, 20]) {
+      const entries = new Uint32Array(count * 6);
+      for (let i = 0; i < count; i++) {
+        sequence++;
+        entries.set([prng.nextU32(), prng.nextU32(), prng.nextU32(), prng.nextU32(), sequence, 0], i * 6);
+        all.push([...entries.subarray(i * 6, i * 6 + 6)]);
+      }
+      chunks = addChunk(dir.path, chunks, sequence, entries);
+      shapes.push(chunks.map((chunk) => chunk.count));
+    }
+    assert.deepEqual(shapes, [[8], [16], [16, 8], [32], [32, 3], [32, 3, 1], [32, 3, 2], [32, 25]]);
+    const read = chunks.flatMap((chunk) => {
+      const entries = readChunk(dir.path, chunk);
+      return Array.from({ length: chunk.count }, (_, i) => [...entries.subarray(i * 6, i * 6 + 6)]);
+    });
+    assert.deepEqual(read, all, 'every entry once, in sequence order');
+    const table = TxnTable.fromEntries(
+      chunks.map((chunk) => readChunk(dir.path, chunk)),
+      1 << 12,
+    );
+    assert.equal(table.count, sequence);
+    const first = chunks[0]!;
+    assert.throws(() => readChunk(dir.path, { ...first, count: first.count - 1 }), /header does not match/);
+    assert.throws(() => readChunk(dir.path, { ...first, fold: [0, 0, 0, 0] }), /fold does not match/);
+    assert.throws(() => readChunk(dir.path, { ...first, name: 'txns-00000000000000000000-00000000000000000001.wtxn' }), /ENOENT/);
+  } finally {
+    dir.remove();
+  }
+});
+
+test('a version 1 snapshot (every entry in the file) still loads, and the next snapshot writes them all as the first chunk', async () => {
+  const dir = tempDir();
+  try {
+    let digest = '';
+    await withLedger(dir.path, async (ledger) => {
+      await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
+      await deposits(ledger, 'old', 300);
+      digest = ledger.digest();
+    });
+    // Rewrite the newest snapshot as version 1 would have: the entries as a section, no chunks.
+    const { snapshotDir } = dataPaths(dir.path);
+    const newest = listSnapshots(snapshotDir)[0]!;
+    const loaded = loadSnapshot(newest.path);
+    writeVersion1Snapshot(join(snapshotDir, snapshotFileName(loaded.meta.sequence)), loaded.meta, loaded.state.txns.compactEntries(), newest.path);
+    for (const name of chunkFiles(dir.path)) unlinkSync(join(snapshotDir, name));
+    const recovered = recover(dir.path);
+    assert.equal(recovered.snapshot?.version, 1);
+    assert.equal(recovered.replayedEvents, 0, 'nothing replayed: the snapshot held it all');
+    assert.equal(stateDigest(recovered.state), digest);
+    await withLedger(dir.path, async (ledger) => {
+      await deposits(ledger, 'new', 5);
+      await ledger.snapshot();
+      assert.deepEqual(
+        newestMeta(dir.path).txnChunks!.map((chunk) => [chunk.afterSequence, chunk.count]),
+        [[0, 305]],
+      );
+    });
+  } finally {
+    dir.remove();
+  }
+});
+
+function flipByte(path: string, offset: number): void {
+  const bytes = readFileSync(path);
+  bytes[offset] = bytes[offset]! ^ 0x40;
+  writeFileSync(path, bytes);
+}
+
+/** The version 1 layout: magic, meta length, meta, the sections with txn_entries last, CRC-32. */
+function writeVersion1Snapshot(path: string, meta: SnapshotMeta, entries: Uint32Array, from: string): void {
+  const bytes = readFileSync(from);
+  const metaLength = bytes.readUInt32LE(8);
+  const sections = bytes.subarray(12 + metaLength, bytes.length - 4);
+  const { txnChunks: _dropped, ...rest } = meta;
+  const v1: SnapshotMeta = { ...rest, version: 1, sections: [...meta.sections, { name: 'txn_entries', bytes: entries.byteLength }] };
+  const metaBytes = Buffer.from(JSON.stringify(v1), 'utf8');
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(metaBytes.length, 0);
+  const writer = new ChecksummedWriter(path);
+  for (const part of [Buffer.from('WSNAP001', 'latin1'), length, metaBytes, sections, bytesOf(entries)]) writer.write(part);
+  writer.finish();
+}
