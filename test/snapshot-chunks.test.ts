@@ -153,7 +153,7 @@ test('a damaged chunk makes the snapshots listing it unusable: recovery falls ba
   }
 });
 
-test('addChunk merges like a binary counter; merged chunks hold the union; readChunk refuses a chunk that differs from its listing', () => {
+test('addChunk merges like a binary counter up to a size; merged chunks hold the union; readChunk refuses a chunk that differs from its listing', () => {
   const dir = tempDir();
   try {
     const prng = new Prng(7);
@@ -168,7 +168,7 @@ test('addChunk merges like a binary counter; merged chunks hold the union; readC
         entries.set([prng.nextU32(), prng.nextU32(), prng.nextU32(), prng.nextU32(), sequence, 0], i * 6);
         all.push([...entries.subarray(i * 6, i * 6 + 6)]);
       }
-      chunks = addChunk(dir.path, chunks, sequence, entries);
+      chunks = addChunk(dir.path, chunks, sequence, [entries]);
       shapes.push(chunks.map((chunk) => chunk.count));
     }
     assert.deepEqual(shapes, [[8], [16], [16, 8], [32], [32, 3], [32, 3, 1], [32, 3, 2], [32, 25]]);
@@ -182,6 +182,22 @@ test('addChunk merges like a binary counter; merged chunks hold the union; readC
       1 << 12,
     );
     assert.equal(table.count, sequence);
+    // Chunks merge only up to a size: past it they are written once and left alone.
+    const capped = tempDir();
+    try {
+      let list: ChunkRef[] = [];
+      const counts: number[][] = [];
+      let at = 0;
+      for (const count of [8, 8, 8, 8, 4, 4]) {
+        const entries = new Uint32Array(count * 6);
+        for (let i = 0; i < count; i++) entries.set([prng.nextU32(), prng.nextU32(), prng.nextU32(), 0, ++at, 0], i * 6);
+        list = addChunk(capped.path, list, at, [entries.subarray(0, 12), entries.subarray(12)], 16);
+        counts.push(list.map((chunk) => chunk.count));
+      }
+      assert.deepEqual(counts, [[8], [16], [16, 8], [16, 16], [16, 16, 4], [16, 16, 8]]);
+    } finally {
+      capped.remove();
+    }
     const first = chunks[0]!;
     assert.throws(() => readChunk(dir.path, { ...first, count: first.count - 1 }), /header does not match/);
     assert.throws(() => readChunk(dir.path, { ...first, fold: [0, 0, 0, 0] }), /fold does not match/);
@@ -218,6 +234,80 @@ test('a version 1 snapshot (every entry in the file) still loads, and the next s
         [[0, 305]],
       );
     });
+  } finally {
+    dir.remove();
+  }
+});
+
+test('snapshots take their new entries from the journal; after a replayed tail or a dropped journal they scan once', async () => {
+  const dir = tempDir();
+  type Info = { newEntries: number; entriesFrom: string };
+  try {
+    const seen: Info[] = [];
+    const observer = { onSnapshot: (info: Info) => seen.push({ newEntries: info.newEntries, entriesFrom: info.entriesFrom }) };
+    await withLedger(
+      dir.path,
+      async (ledger) => {
+        await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
+        await deposits(ledger, 'one', 40);
+        await ledger.snapshot();
+        await deposits(ledger, 'two', 30);
+        await ledger.snapshot();
+        // 150 entries in one batch pass the journal's bound (twice the interval of 60): dropped.
+        // They also start a snapshot by the interval, which scans; the one asked for next has
+        // nothing new.
+        await deposits(ledger, 'three', 150);
+        await ledger.snapshot();
+        await deposits(ledger, 'four', 20);
+        await ledger.snapshot();
+      },
+      { snapshotEveryRecords: 60, observer },
+    );
+    assert.deepEqual(seen, [
+      { newEntries: 40, entriesFrom: 'journal' },
+      { newEntries: 30, entriesFrom: 'journal' },
+      { newEntries: 150, entriesFrom: 'scan' },
+      { newEntries: 0, entriesFrom: 'journal' },
+      { newEntries: 20, entriesFrom: 'journal' },
+    ]);
+    // A clean restart (nothing logged after the newest snapshot): the journal starts at once.
+    await withLedger(
+      dir.path,
+      async (ledger) => {
+        await deposits(ledger, 'five', 7);
+        seen.length = 0;
+        await ledger.snapshot();
+        await deposits(ledger, 'six', 5);
+        await ledger.snapshot();
+        assert.deepEqual(seen, [
+          { newEntries: 7, entriesFrom: 'journal' },
+          { newEntries: 5, entriesFrom: 'journal' },
+        ]);
+      },
+      { snapshotEveryRecords: Number.MAX_SAFE_INTEGER, observer },
+    );
+    // Records logged after the newest snapshot (a crash before the next one) are replayed at
+    // start, so the first snapshot after it scans, and the one after that uses the journal.
+    const { snapshotDir } = dataPaths(dir.path);
+    const newest = listSnapshots(snapshotDir)[0]!;
+    await withLedger(dir.path, async (ledger) => deposits(ledger, 'seven', 9), { snapshotEveryRecords: Number.MAX_SAFE_INTEGER });
+    unlinkSync(listSnapshots(snapshotDir)[0]!.path); // as if the process died before its final snapshot
+    assert.equal(listSnapshots(snapshotDir)[0]!.path, newest.path);
+    seen.length = 0;
+    await withLedger(
+      dir.path,
+      async (ledger) => {
+        await ledger.snapshot();
+        await deposits(ledger, 'eight', 4);
+        await ledger.snapshot();
+        assert.deepEqual(seen, [
+          { newEntries: 9, entriesFrom: 'scan' },
+          { newEntries: 4, entriesFrom: 'journal' },
+        ]);
+        assert.equal(stateDigest(recover(dir.path, { fromGenesis: true }).state), ledger.digest());
+      },
+      { snapshotEveryRecords: Number.MAX_SAFE_INTEGER, observer },
+    );
   } finally {
     dir.remove();
   }

@@ -250,7 +250,8 @@ test('the state digest does not depend on capacity or copy progress', () => {
   const digest = stateDigest(states[0]!);
   for (const state of states) {
     assert.equal(stateDigest(state), digest);
-    assert.equal(digestOfParts(copyParts(state)), digest, 'a copy of the parts digests the same');
+    const parts = copyParts(state);
+    assert.equal(digestOfParts(parts, foldTxnWords(parts.txnWords)), digest, 'a copy of the parts digests the same');
   }
 });
 
@@ -420,3 +421,54 @@ test('foldTxnWords equals its definition: per occupied slot, four seeded lanes o
     { numRuns: 500 },
   );
 });
+
+test('the journal holds exactly the entries inserted since it started, in order, across growths and block ends; past its bound it is dropped', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 0, max: 140_000 }), (seed, before, during) => {
+      const prng = new Prng(seed);
+      const model = new Map<string, Entry>();
+      const table = new TxnTable();
+      let sequence = 0;
+      const insertOne = (phase: Entry['phase']): void => {
+        const key = newKey(prng, pickShape(prng, 10), model);
+        const entry: Entry = { key, content0: prng.nextU32(), content1: prng.nextU32(), sequence: ++sequence, code: prng.below(20), phase };
+        // Both insert paths journal.
+        if (prng.below(2) === 0) table.insert(key[0], key[1], key[2], entry.content0, entry.content1, entry.sequence, entry.code);
+        else table.insertAfterMiss(table.find(key[0], key[1], key[2]), key[0], key[1], key[2], entry.content0, entry.content1, entry.sequence, entry.code);
+        model.set(keyText(key), entry);
+      };
+      for (let i = 0; i < before; i++) insertOne('before');
+      const startedAt = sequence;
+      table.startJournal(startedAt, 1 << 24);
+      for (let i = 0; i < during; i++) insertOne('during');
+      const journal = table.takeJournal();
+      assert.ok(journal !== undefined);
+      assert.equal(table.takeJournal(), undefined, 'taken once');
+      assert.equal(journal.afterSequence, startedAt);
+      assert.equal(journal.count, during);
+      const parts = journal.entries();
+      const words = new Uint32Array(parts.reduce((sum, part) => sum + part.length, 0));
+      parts.reduce((at, part) => (words.set(part, at), at + part.length), 0);
+      // In insertion order, and the same entries a scan of the table finds after startedAt.
+      for (let i = 0; i < during; i++) assert.equal(words[i * 6 + 4], startedAt + i + 1, 'sequence order');
+      const scanned = table.beginEntriesCopy(startedAt, sequence, during);
+      scanned.finish();
+      assert.deepEqual(sortedEntries(words), sortedEntries(scanned.result()));
+      insertOne('after');
+      assert.equal(table.takeJournal(), undefined, 'stopped once taken');
+    }),
+    { numRuns: NUM_RUNS, ...SEED },
+  );
+  const table = new TxnTable();
+  table.startJournal(0, 3);
+  for (let sequence = 1; sequence <= 4; sequence++) table.insert(sequence, 0, 0, 0, 0, sequence, 0);
+  assert.equal(table.takeJournal(), undefined, 'the fourth entry passed the bound of three');
+  assert.equal(table.count, 4, 'inserts go on');
+});
+
+/** Entries (6 words each) sorted by sequence, as rows. */
+function sortedEntries(words: Uint32Array): number[][] {
+  const rows: number[][] = [];
+  for (let base = 0; base < words.length; base += 6) rows.push([...words.subarray(base, base + 6)]);
+  return rows.sort((a, b) => a[4]! - b[4]!);
+}

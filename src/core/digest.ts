@@ -10,9 +10,10 @@
  */
 import { createHash } from 'node:crypto';
 import { LedgerState } from './ledger-state.js';
-import { foldTxnWords, type TxnEntriesCopy } from './txn-table.js';
+import { foldTxnWords } from './txn-table.js';
 
-export type StateParts = Readonly<{
+/** Everything in the state but the transaction entries, with the counts and sizes. */
+export type AccountParts = Readonly<{
   headSequence: number;
   accountCount: number;
   txnCount: number;
@@ -21,11 +22,15 @@ export type StateParts = Readonly<{
   ownerIdLengths: Uint8Array;
   ownerIdArena: Int32Array;
   accountRecords: Int32Array;
-  /** Transaction table words: the live slots, or only the occupied ones (a copy; for a snapshot, only those logged since its chunks end). */
-  txnWords: Uint32Array;
   /** The live table's capacity in slots, so a restored table has the same size. */
   txnSlots: number;
 }>;
+
+export type StateParts = AccountParts &
+  Readonly<{
+    /** Transaction table words: the live slots, or only the occupied ones (a copy). */
+    txnWords: Uint32Array;
+  }>;
 
 /** The bytes under a typed array view (no copy). */
 export function bytesOf(view: ArrayBufferView): Uint8Array {
@@ -51,32 +56,14 @@ function partsOf(state: LedgerState): StateParts {
 }
 
 /**
- * The state's parts copied into fresh buffers, safe to hand to another thread; the transaction
- * table is copied compactly (occupied slots only), which digests the same.
+ * The account side of the state copied into fresh buffers, safe to hand to another thread:
+ * what a snapshot pauses the engine for (tens of MB at most). The transaction entries go
+ * separately: the new ones only (TxnTable.takeJournal or beginEntriesCopy).
  */
-export function copyParts(state: LedgerState): StateParts {
-  const copy = beginCopyParts(state);
-  copy.txnEntries.finish();
-  return copy.parts();
-}
-
-export type PartsCopy = Readonly<{
-  /** The transaction entries, still to be copied: `step` it to the end, then call `parts`. */
-  txnEntries: TxnEntriesCopy;
-  parts: () => StateParts;
-}>;
-
-/**
- * copyParts in two stages: everything but the transaction entries is copied now (accounts,
- * owners: tens of MB at most), the entries a slice at a time while the engine goes on deciding
- * (TxnTable.beginEntriesCopy), so a snapshot does not stop it. Only the entries logged after
- * `afterSequence` are copied (`entriesUpToAfter` is how many were logged up to it): a snapshot
- * has the older ones in chunk files already (src/engine/txn-chunks.ts).
- */
-export function beginCopyParts(state: LedgerState, afterSequence = 0, entriesUpToAfter = 0): PartsCopy {
+export function copyAccountParts(state: LedgerState): AccountParts {
   const accounts = state.accounts.exportParts();
   const owners = state.owners.exportParts();
-  const fixed = {
+  return {
     headSequence: state.headSequence,
     accountCount: state.accountCount,
     txnCount: state.txns.count,
@@ -87,15 +74,18 @@ export function beginCopyParts(state: LedgerState, afterSequence = 0, entriesUpT
     ownerIdArena: owners.arena.slice(),
     accountRecords: state.accountRecords().slice(),
   };
-  const txnEntries = state.txns.beginEntriesCopy(afterSequence, state.headSequence, state.txns.count - entriesUpToAfter);
-  return { txnEntries, parts: () => ({ ...fixed, txnWords: txnEntries.result() }) };
 }
 
 /**
- * `txnFold`: foldTxnWords of every remembered entry, when known without `parts.txnWords` (a
- * snapshot whose entries are mostly in chunk files sums the chunks' folds).
+ * The whole state's parts copied into fresh buffers; the transaction table compactly (occupied
+ * slots only), which digests the same.
  */
-export function digestOfParts(parts: StateParts, txnFold: Uint32Array = foldTxnWords(parts.txnWords)): string {
+export function copyParts(state: LedgerState): StateParts {
+  return { ...copyAccountParts(state), txnWords: state.txns.compactEntries() };
+}
+
+/** `txnFold`: foldTxnWords of every remembered entry (a snapshot sums its chunks' folds). */
+export function digestOfParts(parts: AccountParts, txnFold: Uint32Array): string {
   const hash = createHash('sha256');
   const header = Buffer.alloc(32);
   header.write('walletd-state-v1', 0, 'latin1');
@@ -111,5 +101,6 @@ export function digestOfParts(parts: StateParts, txnFold: Uint32Array = foldTxnW
 }
 
 export function stateDigest(state: LedgerState): string {
-  return digestOfParts(partsOf(state));
+  const parts = partsOf(state);
+  return digestOfParts(parts, foldTxnWords(parts.txnWords));
 }

@@ -85,6 +85,8 @@ export class TxnTable {
   private workAbove = 0;
   /** A snapshot's copy in progress (beginEntriesCopy): no entry may move until it ends. */
   private entriesCopy: TxnEntriesCopy | undefined;
+  /** New entries since a sequence, for the next snapshot (startJournal), else undefined. */
+  private journal: TxnJournal | undefined;
 
   /**
    * `expectedEntries` sizes the table up front, so that it never grows below that many entries
@@ -157,7 +159,8 @@ export class TxnTable {
     this.checkInsert(sequence, code);
     if ((this.count + 1) * 100 > this.slotsTotal * LOAD_MAX_PERCENT) this.startGrowth();
     this.count++;
-    this.place(k0, k1, k2, content0, (content1 & 0xff) >>> 0, sequence, code);
+    const base = this.place(k0, k1, k2, content0, (content1 & 0xff) >>> 0, sequence, code);
+    if (this.journal !== undefined) this.journalAppend(base);
     if (this.count > this.workAbove) this.growthWork();
   }
 
@@ -177,6 +180,7 @@ export class TxnTable {
     this.count++;
     // The new key first: copying old slots may fill the slot the miss named.
     this.writeSlot(base, k0, k1, k2, content0, (content1 & 0xff) >>> 0, sequence, code);
+    if (this.journal !== undefined) this.journalAppend(base);
     if (this.count > this.workAbove) this.growthWork();
   }
 
@@ -222,6 +226,23 @@ export class TxnTable {
     });
     this.entriesCopy = copy;
     return copy;
+  }
+
+  /**
+   * From now on, keeps a copy of every new entry, in insertion (= sequence) order, until
+   * takeJournal: the entries logged after `afterSequence`, the head now. A snapshot takes them
+   * instead of scanning the whole table for them. Past `entriesMax` entries the journal is
+   * dropped (its memory is 24 bytes an entry): takeJournal then answers undefined.
+   */
+  startJournal(afterSequence: number, entriesMax: number): void {
+    this.journal = new TxnJournal(afterSequence, entriesMax);
+  }
+
+  /** The journal started last (and not dropped), which stops; undefined when there is none. */
+  takeJournal(): TxnJournal | undefined {
+    const journal = this.journal;
+    this.journal = undefined;
+    return journal;
   }
 
   /**
@@ -291,12 +312,19 @@ export class TxnTable {
     }
   }
 
-  private place(k0: number, k1: number, k2: number, content0: number, contentHigh: number, sequence: number, code: number): void {
+  /** Writes a new entry into its slot; returns the slot's first word. */
+  private place(k0: number, k1: number, k2: number, content0: number, contentHigh: number, sequence: number, code: number): number {
     const words = this.words;
     const mask = this.slotsTotal - 1;
     let slot = k0 & mask;
     while (words[slot * WORDS_PER_SLOT + 4] !== 0 || words[slot * WORDS_PER_SLOT + 5] !== 0) slot = (slot + 1) & mask;
     this.writeSlot(slot * WORDS_PER_SLOT, k0, k1, k2, content0, contentHigh, sequence, code);
+    return slot * WORDS_PER_SLOT;
+  }
+
+  /** Copies a new entry into the journal; drops the journal past its bound. */
+  private journalAppend(base: number): void {
+    if (!this.journal!.append(this.words, base)) this.journal = undefined;
   }
 
   /** Places the 6 words at `source[at]` (an occupied slot) into the live array. */
@@ -378,6 +406,46 @@ export class TxnTable {
       this.oldCopied = to;
       this.oldClear = clear;
     }
+  }
+}
+
+/** Entries per journal block (1.5 MiB): the journal grows a block at a time, copying nothing. */
+const JOURNAL_BLOCK_ENTRIES = 1 << 16;
+
+/**
+ * The entries inserted into a TxnTable after `afterSequence`, in insertion order, six words
+ * each, in blocks (so that growing copies nothing and the blocks can be handed to a worker).
+ */
+export class TxnJournal {
+  private readonly full: Uint32Array[] = [];
+  private block = new Uint32Array(JOURNAL_BLOCK_ENTRIES * WORDS_PER_SLOT);
+  private used = 0;
+  count = 0;
+
+  constructor(
+    readonly afterSequence: number,
+    private readonly entriesMax: number,
+  ) {}
+
+  /** Copies the entry at `words[base]`; false when that would pass entriesMax (nothing kept then). */
+  append(words: Uint32Array, base: number): boolean {
+    if (this.count >= this.entriesMax) return false;
+    if (this.used === this.block.length) {
+      this.full.push(this.block);
+      this.block = new Uint32Array(JOURNAL_BLOCK_ENTRIES * WORDS_PER_SLOT);
+      this.used = 0;
+    }
+    const block = this.block;
+    const at = this.used;
+    for (let i = 0; i < WORDS_PER_SLOT; i++) block[at + i] = words[base + i]!;
+    this.used = at + WORDS_PER_SLOT;
+    this.count++;
+    return true;
+  }
+
+  /** The entries, oldest first, as views of the blocks (no copy). */
+  entries(): Uint32Array[] {
+    return [...this.full, this.block.subarray(0, this.used)];
   }
 }
 

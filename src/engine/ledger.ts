@@ -9,7 +9,7 @@
  */
 import { assert } from '../stdx/assert.js';
 import { currencyByCode, currencyByNumeric, type Currency } from '../core/currency.js';
-import { beginCopyParts, stateDigest, type PartsCopy, type StateParts } from '../core/digest.js';
+import { copyAccountParts, stateDigest, type AccountParts } from '../core/digest.js';
 import { codeOfWire, WalletError, Wire } from '../core/errors.js';
 import { EventBuffer } from '../core/event-buffer.js';
 import { ACCOUNT_OPENED_FIXED_BYTES, encodeAccountOpened, NO_INDEX, type TransferRecordedEvent } from '../core/events.js';
@@ -17,7 +17,7 @@ import { DecideScratch, executeTransferBatch, fingerprintTransactionId, Outcome,
 import { ID_BYTES_MAX, isValidId } from '../core/ids.js';
 import { IdTable } from '../core/id-table.js';
 import { ACCOUNTS_MAX, LedgerState } from '../core/ledger-state.js';
-import { TXN_TABLE_ENTRIES_MAX } from '../core/txn-table.js';
+import { TXN_TABLE_ENTRIES_MAX, type TxnEntriesCopy } from '../core/txn-table.js';
 import { BATCH_RECORDS_MAX, KIND_NAMES, RECORD_BYTES } from '../core/transfer-record.js';
 import { encodeFrame, FRAME_BODY_BYTES_MAX, FRAME_EVENTS_MAX } from '../log/frame.js';
 import { LogReadIndex } from '../log/read-index.js';
@@ -49,8 +49,14 @@ export const QUEUE_RECORDS_MAX_DEFAULT = 1 << 20;
 /** Decided-but-not-durable log bytes at which deciding waits (a few of the largest frames). */
 export const LOG_BACKLOG_BYTES_MAX_DEFAULT = 256 * 1024 * 1024;
 export const SNAPSHOT_EVERY_RECORDS_DEFAULT = 5_000_000;
-/** Transaction-table slots a snapshot copies per event-loop turn: about 10 ms of work (1M slots, 24 MB). */
+/** Transaction-table slots a snapshot scans per event-loop turn, when it must scan: about 8 ms (1M slots, 24 MB). */
 const SNAPSHOT_COPY_SLOTS_PER_TURN_DEFAULT = 1 << 20;
+/**
+ * Most entries the transaction journal keeps for the next snapshot (16M: 384 MiB), whatever
+ * the snapshot interval; past it (snapshots failing, or a huge interval) the journal is dropped
+ * and the next snapshot scans the table instead.
+ */
+const JOURNAL_ENTRIES_MAX = 1 << 24;
 /** Events one command may add beyond its records: an external account opened per currency. */
 const EXTRA_EVENTS_PER_COMMAND_MAX = 1000;
 const STATEMENT_LIMIT_MAX = 1000;
@@ -155,12 +161,12 @@ function alignedRecords(batch: TransferBatch): Buffer {
 }
 
 /** Runs snapshot-worker.ts on a copy of the state; resolves with the written temp file. */
-function writeSnapshotInWorker(dir: string, parts: StateParts, position: SnapshotPosition, chunks: readonly ChunkRef[]): Promise<WrittenSnapshot> {
-  const transfer = [parts.accountIdLengths, parts.accountIdArena, parts.ownerIdLengths, parts.ownerIdArena, parts.accountRecords, parts.txnWords].map(
+function writeSnapshotInWorker(dir: string, parts: AccountParts, newEntries: readonly Uint32Array[], position: SnapshotPosition, chunks: readonly ChunkRef[]): Promise<WrittenSnapshot> {
+  const transfer = [parts.accountIdLengths, parts.accountIdArena, parts.ownerIdLengths, parts.ownerIdArena, parts.accountRecords, ...newEntries].map(
     (view) => view.buffer as ArrayBuffer,
   );
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./snapshot-worker.js', import.meta.url), { workerData: { dir, parts, position, chunks }, transferList: transfer });
+    const worker = new Worker(new URL('./snapshot-worker.js', import.meta.url), { workerData: { dir, parts, newEntries, position, chunks }, transferList: transfer });
     worker.once('message', (message: ({ ok: true } & WrittenSnapshot) | { ok: false; message: string }) => {
       if (message.ok) resolve({ tempPath: message.tempPath, bytes: message.bytes, chunks: message.chunks });
       else reject(new Error(`snapshot worker: ${message.message}`));
@@ -263,6 +269,19 @@ class PartitionEngine implements Ledger {
     this.lastSnapshotAtMs = snapshot?.createdAtMs ?? 0;
     // A version 1 snapshot lists no chunks: the next snapshot writes every entry as one.
     this.txnChunks = snapshot?.txnChunks ?? [];
+    // Nothing replayed after the chunks' end: the journal can hold the next snapshot's entries
+    // from the start. Otherwise the first snapshot scans for them (and starts the journal).
+    if (this.chunksEnd() === this.state.headSequence) this.state.txns.startJournal(this.state.headSequence, this.journalEntriesMax());
+  }
+
+  /** The sequence the newest snapshot's chunks run to: the next chunk holds entries after it. */
+  private chunksEnd(): number {
+    return this.txnChunks.at(-1)?.toSequence ?? 0;
+  }
+
+  /** Twice the snapshot interval's entries, at most JOURNAL_ENTRIES_MAX. */
+  private journalEntriesMax(): number {
+    return Math.min(2 * this.snapshotEveryRecords, JOURNAL_ENTRIES_MAX);
   }
 
   /** Where the next frame goes: the log position recorded in snapshots. */
@@ -623,24 +642,31 @@ class PartitionEngine implements Ledger {
 
   /**
    * Pauses deciding, waits until every appended frame is durable (so the state is exactly the
-   * log up to the head, at a frame boundary), copies the accounts and starts copying the
-   * transaction entries logged since the last snapshot's chunks, resumes; those entries are
-   * then copied a slice per event-loop turn between drains (the scan covers the whole table,
-   * the copy only the new entries), and a worker thread writes them as a chunk, digests and
-   * writes the rest; the file is renamed into place. The pause is the accounts' copy; the
-   * accounts' memory and the new entries' are needed twice while the worker runs.
+   * log up to the head, at a frame boundary), copies the accounts, takes the transaction
+   * entries logged since the last snapshot's chunks from the journal (or, without a journal
+   * covering them, starts scanning the table for them), starts a new journal, resumes. A scan
+   * goes a slice per event-loop turn between drains. A worker thread then writes the entries
+   * as a chunk, digests and writes the rest; the file is renamed into place. The pause is the
+   * accounts' copy; their memory is needed twice while the worker runs.
    */
   private async snapshotOnce(): Promise<void> {
     const started = performance.now();
     const { snapshotDir } = dataPaths(this.options.dataDir);
     this.drainPaused = true;
-    let copy: PartsCopy;
+    let parts: AccountParts;
+    let journaled: Uint32Array[] | undefined;
+    let scan: TxnEntriesCopy | undefined;
     let position: SnapshotPosition;
     try {
       await this.writer.flushed();
       assert(this.writer.durableSequence === this.state.headSequence, 'snapshot capture with frames still queued');
-      const chunked = this.txnChunks.reduce((sum, chunk) => sum + chunk.count, 0);
-      copy = beginCopyParts(this.state, this.txnChunks.at(-1)?.toSequence ?? 0, chunked);
+      parts = copyAccountParts(this.state);
+      const txns = this.state.txns;
+      const after = this.chunksEnd();
+      const journal = txns.takeJournal();
+      if (journal !== undefined && journal.afterSequence === after) journaled = journal.entries();
+      else scan = txns.beginEntriesCopy(after, this.state.headSequence, txns.count - this.txnChunks.reduce((sum, chunk) => sum + chunk.count, 0));
+      txns.startJournal(this.state.headSequence, this.journalEntriesMax());
       position = {
         chainHash: this.chainHash.toString('hex'),
         logSegmentFirstSequence: this.position.segmentFirstSequence,
@@ -651,14 +677,23 @@ class PartitionEngine implements Ledger {
       this.drainPaused = false;
       this.scheduleDrain();
     }
-    while (!copy.txnEntries.step(this.snapshotCopySlotsPerTurn)) await new Promise<void>((resolve) => setImmediate(resolve));
-    const parts = copy.parts();
-    const written = await writeSnapshotInWorker(snapshotDir, parts, position, this.txnChunks);
+    if (scan !== undefined) {
+      while (!scan.step(this.snapshotCopySlotsPerTurn)) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    const newEntries = journaled ?? [scan!.result()];
+    const entryCount = newEntries.reduce((sum, part) => sum + part.length / 6, 0);
+    const written = await writeSnapshotInWorker(snapshotDir, parts, newEntries, position, this.txnChunks);
     commitSnapshotFile(snapshotDir, written.tempPath, parts.headSequence);
     this.txnChunks = written.chunks;
     this.lastSnapshotSequence = parts.headSequence;
     this.lastSnapshotAtMs = this.nowMs();
-    this.options.observer?.onSnapshot?.({ sequence: parts.headSequence, bytes: written.bytes, ms: performance.now() - started });
+    this.options.observer?.onSnapshot?.({
+      sequence: parts.headSequence,
+      bytes: written.bytes,
+      ms: performance.now() - started,
+      newEntries: entryCount,
+      entriesFrom: journaled === undefined ? 'scan' : 'journal',
+    });
   }
 
   async close(): Promise<void> {

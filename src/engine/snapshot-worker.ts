@@ -4,15 +4,15 @@
  * (a memcpy), not for hashing and writing hundreds of MB.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { StateParts } from '../core/digest.js';
+import type { AccountParts } from '../core/digest.js';
 import { writeSnapshotFile, type SnapshotPosition } from './snapshot.js';
 import type { ChunkRef } from './txn-chunks.js';
 
-type Job = Readonly<{ dir: string; parts: StateParts; position: SnapshotPosition; chunks: readonly ChunkRef[] }>;
+type Job = Readonly<{ dir: string; parts: AccountParts; newEntries: readonly Uint32Array[]; position: SnapshotPosition; chunks: readonly ChunkRef[] }>;
 
 const job = workerData as Job;
 try {
-  parentPort?.postMessage({ ok: true, ...writeSnapshotFile(job.dir, job.parts, job.position, job.chunks) });
+  parentPort?.postMessage({ ok: true, ...writeSnapshotFile(job.dir, job.parts, job.newEntries, job.position, job.chunks) });
 } catch (error) {
   parentPort?.postMessage({ ok: false, message: (error as Error).message });
 }

@@ -21,7 +21,7 @@
 import { readdirSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { assert } from '../stdx/assert.js';
-import { bytesOf, digestOfParts, stateDigest, type StateParts } from '../core/digest.js';
+import { bytesOf, digestOfParts, stateDigest, type AccountParts } from '../core/digest.js';
 import { IdTable } from '../core/id-table.js';
 import { ACCOUNT_WORDS, LedgerState } from '../core/ledger-state.js';
 import { TxnTable } from '../core/txn-table.js';
@@ -56,7 +56,7 @@ export type LoadedSnapshot = Readonly<{ meta: SnapshotMeta; state: LedgerState; 
 type Section = Readonly<{ name: string; data: ArrayBufferView }>;
 
 /** The sections a snapshot file holds: the accounts (the transaction entries go to chunks). */
-function sectionsOf(parts: StateParts): Section[] {
+function sectionsOf(parts: AccountParts): Section[] {
   return [
     { name: 'account_id_lengths', data: parts.accountIdLengths },
     { name: 'account_id_arena', data: parts.accountIdArena },
@@ -83,13 +83,13 @@ export type SnapshotPosition = Readonly<{ chainHash: string; logSegmentFirstSequ
 export type WrittenSnapshot = Readonly<{ tempPath: string; bytes: number; chunks: ChunkRef[] }>;
 
 /**
- * Writes the chunk of entries logged since `chunksBefore` end (`parts.txnWords`), merging chunks
- * as txn-chunks.ts says, then digests the state (the chunks' folds summed) and writes the rest to
- * a temporary snapshot file, fsynced. Runs on any thread (the engine hands a copy of the parts to
- * a worker). Returns the temp path, its size and the snapshot's chunk list.
+ * Writes the chunk of `newEntries`, those logged since `chunksBefore` end, merging chunks as
+ * txn-chunks.ts says, then digests the state (the chunks' folds summed) and writes the account
+ * side to a temporary snapshot file, fsynced. Runs on any thread (the engine hands copies to a
+ * worker). Returns the temp path, its size and the snapshot's chunk list.
  */
-export function writeSnapshotFile(dir: string, parts: StateParts, position: SnapshotPosition, chunksBefore: readonly ChunkRef[]): WrittenSnapshot {
-  const chunks = addChunk(dir, chunksBefore, parts.headSequence, parts.txnWords);
+export function writeSnapshotFile(dir: string, parts: AccountParts, newEntries: readonly Uint32Array[], position: SnapshotPosition, chunksBefore: readonly ChunkRef[]): WrittenSnapshot {
+  const chunks = addChunk(dir, chunksBefore, parts.headSequence, newEntries);
   const sections = sectionsOf(parts);
   const meta: SnapshotMeta = {
     version: 2,

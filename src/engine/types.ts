@@ -69,7 +69,11 @@ export interface EngineObserver {
   /** One group commit: log events and frames it made durable, bytes written, fsync time. */
   onFlush?(info: Readonly<{ events: number; frames: number; bytes: number; fsyncMs: number }>): void;
   onOutcome?(wireCode: number, count: number): void;
-  onSnapshot?(info: Readonly<{ sequence: number; bytes: number; ms: number }>): void;
+  /**
+   * A snapshot was committed: its sequence, the snapshot file's bytes, the time taken, and the
+   * transaction entries its new chunk holds, taken from the journal or found by a table scan.
+   */
+  onSnapshot?(info: Readonly<{ sequence: number; bytes: number; ms: number; newEntries: number; entriesFrom: 'journal' | 'scan' }>): void;
 }
 
 export type EngineStats = Readonly<{
