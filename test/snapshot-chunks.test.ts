@@ -284,13 +284,13 @@ test('snapshots take their new entries from the journal; after a replayed tail o
           { newEntries: 5, entriesFrom: 'journal' },
         ]);
       },
-      { snapshotEveryRecords: Number.MAX_SAFE_INTEGER, observer },
+      { snapshotEveryRecords: 1_000_000, observer },
     );
     // Records logged after the newest snapshot (a crash before the next one) are replayed at
     // start, so the first snapshot after it scans, and the one after that uses the journal.
     const { snapshotDir } = dataPaths(dir.path);
     const newest = listSnapshots(snapshotDir)[0]!;
-    await withLedger(dir.path, async (ledger) => deposits(ledger, 'seven', 9), { snapshotEveryRecords: Number.MAX_SAFE_INTEGER });
+    await withLedger(dir.path, async (ledger) => deposits(ledger, 'seven', 9), { snapshotEveryRecords: 1_000_000 });
     unlinkSync(listSnapshots(snapshotDir)[0]!.path); // as if the process died before its final snapshot
     assert.equal(listSnapshots(snapshotDir)[0]!.path, newest.path);
     seen.length = 0;
@@ -306,7 +306,19 @@ test('snapshots take their new entries from the journal; after a replayed tail o
         ]);
         assert.equal(stateDigest(recover(dir.path, { fromGenesis: true }).state), ledger.digest());
       },
-      { snapshotEveryRecords: Number.MAX_SAFE_INTEGER, observer },
+      { snapshotEveryRecords: 1_000_000, observer },
+    );
+    // An interval too long for a journal (its bound, twice the interval, above 16M entries):
+    // none is kept, and snapshots scan.
+    seen.length = 0;
+    await withLedger(
+      dir.path,
+      async (ledger) => {
+        await deposits(ledger, 'nine', 3);
+        await ledger.snapshot();
+        assert.deepEqual(seen, [{ newEntries: 3, entriesFrom: 'scan' }]);
+      },
+      { snapshotEveryRecords: 8_388_609, observer },
     );
   } finally {
     dir.remove();

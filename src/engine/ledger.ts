@@ -52,9 +52,10 @@ export const SNAPSHOT_EVERY_RECORDS_DEFAULT = 5_000_000;
 /** Transaction-table slots a snapshot scans per event-loop turn, when it must scan: about 8 ms (1M slots, 24 MB). */
 const SNAPSHOT_COPY_SLOTS_PER_TURN_DEFAULT = 1 << 20;
 /**
- * Most entries the transaction journal keeps for the next snapshot (16M: 384 MiB), whatever
- * the snapshot interval; past it (snapshots failing, or a huge interval) the journal is dropped
- * and the next snapshot scans the table instead.
+ * Most entries the transaction journal keeps for the next snapshot (16M: 384 MiB). The bound is
+ * twice the snapshot interval; an interval above half of this keeps no journal at all (it would
+ * fill and be dropped before the snapshot came), and past its bound (snapshots failing) a
+ * journal is dropped: the next snapshot scans the table instead.
  */
 const JOURNAL_ENTRIES_MAX = 1 << 24;
 /** Events one command may add beyond its records: an external account opened per currency. */
@@ -271,7 +272,13 @@ class PartitionEngine implements Ledger {
     this.txnChunks = snapshot?.txnChunks ?? [];
     // Nothing replayed after the chunks' end: the journal can hold the next snapshot's entries
     // from the start. Otherwise the first snapshot scans for them (and starts the journal).
-    if (this.chunksEnd() === this.state.headSequence) this.state.txns.startJournal(this.state.headSequence, this.journalEntriesMax());
+    if (this.chunksEnd() === this.state.headSequence) this.startJournal();
+  }
+
+  /** Journals new entries for the next snapshot, unless the interval is too long for one. */
+  private startJournal(): void {
+    const entriesMax = 2 * this.snapshotEveryRecords;
+    if (entriesMax <= JOURNAL_ENTRIES_MAX) this.state.txns.startJournal(this.state.headSequence, entriesMax);
   }
 
   /** The sequence the newest snapshot's chunks run to: the next chunk holds entries after it. */
@@ -279,10 +286,6 @@ class PartitionEngine implements Ledger {
     return this.txnChunks.at(-1)?.toSequence ?? 0;
   }
 
-  /** Twice the snapshot interval's entries, at most JOURNAL_ENTRIES_MAX. */
-  private journalEntriesMax(): number {
-    return Math.min(2 * this.snapshotEveryRecords, JOURNAL_ENTRIES_MAX);
-  }
 
   /** Where the next frame goes: the log position recorded in snapshots. */
   notePosition(segmentFirstSequence: number, offset: number): void {
@@ -666,7 +669,7 @@ class PartitionEngine implements Ledger {
       const journal = txns.takeJournal();
       if (journal !== undefined && journal.afterSequence === after) journaled = journal.entries();
       else scan = txns.beginEntriesCopy(after, this.state.headSequence, txns.count - this.txnChunks.reduce((sum, chunk) => sum + chunk.count, 0));
-      txns.startJournal(this.state.headSequence, this.journalEntriesMax());
+      this.startJournal();
       position = {
         chainHash: this.chainHash.toString('hex'),
         logSegmentFirstSequence: this.position.segmentFirstSequence,
