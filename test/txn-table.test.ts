@@ -354,16 +354,10 @@ test('a snapshot copy taken a slice at a time equals compactEntries() at its sta
       const prng = new Prng(seed);
       const model = new Map<string, Entry>();
       const table = new TxnTable();
-      let sequence = 0;
-      const insertOne = (phase: Entry['phase']): void => {
-        const key = newKey(prng, pickShape(prng, 10), model);
-        const entry: Entry = { key, content0: prng.nextU32(), content1: prng.nextU32(), sequence: ++sequence, code: prng.below(20), phase };
-        const miss = table.find(key[0], key[1], key[2]);
-        assert.ok(miss < 0);
-        table.insertAfterMiss(miss, key[0], key[1], key[2], entry.content0, entry.content1, entry.sequence, entry.code);
-        model.set(keyText(key), entry);
-      };
+      const inserter = new RandomInserter(prng, table, model, 'after-miss');
+      const insertOne = (phase: Entry['phase']): void => inserter.insertOne(phase);
       for (let i = 0; i < before; i++) insertOne('before');
+      let sequence = inserter.sequence;
       // A delta copy: only what was logged after `after` (0: everything), as a snapshot takes it.
       const after = prng.below(3) === 0 ? 0 : prng.below(sequence + 1);
       const expected = onlyAfter(table.compactEntries(), after);
@@ -382,6 +376,7 @@ test('a snapshot copy taken a slice at a time equals compactEntries() at its sta
       for (let i = 0; i < table.capacitySlots / MIGRATE_SLOTS_PER_INSERT + 10 && table.growing; i++) insertOne('after');
       assert.equal(table.growing, false, 'a growth held back by the copy completes afterwards');
       checkAll(table, model, 'after the growth resumed');
+      sequence = inserter.sequence;
       const again = table.beginEntriesCopy(0, sequence, table.count);
       again.finish();
       assert.deepEqual(again.result(), table.compactEntries(), 'a second copy, finished at once');
@@ -389,6 +384,33 @@ test('a snapshot copy taken a slice at a time equals compactEntries() at its sta
     { numRuns: NUM_RUNS * 4, ...SEED },
   );
 });
+
+/** Inserts fresh random keys with the next sequence, recording each in the model. */
+class RandomInserter {
+  sequence = 0;
+
+  constructor(
+    private readonly prng: Prng,
+    private readonly table: TxnTable,
+    private readonly model: Map<string, Entry>,
+    /** 'after-miss': insertAfterMiss on find's miss (the engine's path); 'either': that or insert, at random. */
+    private readonly paths: 'after-miss' | 'either',
+  ) {}
+
+  insertOne(phase: Entry['phase']): void {
+    const { prng, table } = this;
+    const key = newKey(prng, pickShape(prng, 10), this.model);
+    const entry: Entry = { key, content0: prng.nextU32(), content1: prng.nextU32(), sequence: ++this.sequence, code: prng.below(20), phase };
+    if (this.paths === 'either' && prng.below(2) === 0) {
+      table.insert(key[0], key[1], key[2], entry.content0, entry.content1, entry.sequence, entry.code);
+    } else {
+      const miss = table.find(key[0], key[1], key[2]);
+      assert.ok(miss < 0);
+      table.insertAfterMiss(miss, key[0], key[1], key[2], entry.content0, entry.content1, entry.sequence, entry.code);
+    }
+    this.model.set(keyText(key), entry);
+  }
+}
 
 /** The entries (6 words each) whose sequence is above `after`, in their order. */
 function onlyAfter(entries: Uint32Array, after: number): Uint32Array {
@@ -428,17 +450,11 @@ test('the journal holds exactly the entries inserted since it started, in order,
       const prng = new Prng(seed);
       const model = new Map<string, Entry>();
       const table = new TxnTable();
-      let sequence = 0;
-      const insertOne = (phase: Entry['phase']): void => {
-        const key = newKey(prng, pickShape(prng, 10), model);
-        const entry: Entry = { key, content0: prng.nextU32(), content1: prng.nextU32(), sequence: ++sequence, code: prng.below(20), phase };
-        // Both insert paths journal.
-        if (prng.below(2) === 0) table.insert(key[0], key[1], key[2], entry.content0, entry.content1, entry.sequence, entry.code);
-        else table.insertAfterMiss(table.find(key[0], key[1], key[2]), key[0], key[1], key[2], entry.content0, entry.content1, entry.sequence, entry.code);
-        model.set(keyText(key), entry);
-      };
+      // Both insert paths journal.
+      const inserter = new RandomInserter(prng, table, model, 'either');
+      const insertOne = (phase: Entry['phase']): void => inserter.insertOne(phase);
       for (let i = 0; i < before; i++) insertOne('before');
-      const startedAt = sequence;
+      const startedAt = inserter.sequence;
       table.startJournal(startedAt, 1 << 24);
       for (let i = 0; i < during; i++) insertOne('during');
       const journal = table.takeJournal();
@@ -451,7 +467,7 @@ test('the journal holds exactly the entries inserted since it started, in order,
       parts.reduce((at, part) => (words.set(part, at), at + part.length), 0);
       // In insertion order, and the same entries a scan of the table finds after startedAt.
       for (let i = 0; i < during; i++) assert.equal(words[i * 6 + 4], startedAt + i + 1, 'sequence order');
-      const scanned = table.beginEntriesCopy(startedAt, sequence, during);
+      const scanned = table.beginEntriesCopy(startedAt, inserter.sequence, during);
       scanned.finish();
       assert.deepEqual(sortedEntries(words), sortedEntries(scanned.result()));
       insertOne('after');
