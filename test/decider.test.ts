@@ -33,7 +33,7 @@ import { LedgerState } from '../src/core/ledger-state.js';
 import { AMOUNT_MAX, formatAmount, parseAmount } from '../src/core/money.js';
 import { applyFrameBody, ReplayScratch } from '../src/core/replay.js';
 import { encodeTransferBatch, Kind, RECORD_OFFSET_AMOUNT, RECORD_OFFSET_CURRENCY, RECORD_OFFSET_FROM, RECORD_OFFSET_KIND, RECORD_OFFSET_TO, type TransferCommand } from '../src/core/transfer-record.js';
-import { deposit, numericOf, submit, tempDir, transfer, withdrawal, withLedger } from './support/ledger.js';
+import { deposit, inTempDir, numericOf, submit, transfer, withdrawal, withLedger } from './support/ledger.js';
 
 const MAX = AMOUNT_MAX; // 2^63 - 1
 const USD = numericOf('USD');
@@ -521,8 +521,7 @@ describe('limits: a full ledger refuses new ids, never remembered ones', () => {
 
 describe('account opening (engine)', () => {
   test('created, exists, account_exists, unsupported_currency, invalid_request; only a creation is logged', async () => {
-    const dir = tempDir();
-    try {
+    await inTempDir(async (dir) => {
       await withLedger(dir.path, async (ledger) => {
         const created = await ledger.openAccount({ accountId: 'alice', currencyCode: 'USD', owner: 'u1' });
         if (created.status !== 'created') assert.fail(`expected created, got ${JSON.stringify(created)}`);
@@ -561,16 +560,13 @@ describe('account opening (engine)', () => {
         assert.equal(jpy.status, 'created', '64-character id and owner are accepted');
         assert.equal(ledger.stats().headSequence, 2);
       });
-    } finally {
-      dir.remove();
-    }
+    });
   });
 });
 
 describe('limits (engine)', () => {
   test('maxAccounts counts customer accounts: the next opening is ledger_full, logs nothing, and external accounts still open', async () => {
-    const dir = tempDir();
-    try {
+    await inTempDir(async (dir) => {
       await withLedger(
         dir.path,
         async (ledger) => {
@@ -590,14 +586,11 @@ describe('limits (engine)', () => {
       );
       // The count survives a restart (from the snapshot written at close, and from the log).
       await withLedger(dir.path, async (ledger) => assert.equal(ledger.stats().customerAccounts, 2), { maxAccounts: 2 });
-    } finally {
-      dir.remove();
-    }
+    });
   });
 
   test('maxTransactions: ids beyond it are ledger_full in the same batch; a restart with a lower limit still replays everything', async () => {
-    const dir = tempDir();
-    try {
+    await inTempDir(async (dir) => {
       await withLedger(
         dir.path,
         async (ledger) => {
@@ -618,20 +611,15 @@ describe('limits (engine)', () => {
         },
         { maxTransactions: 1, snapshotEveryRecords: 1_000_000 },
       );
-    } finally {
-      dir.remove();
-    }
+    });
   });
 
   test('limits out of range are refused before the data directory is touched', async () => {
-    const dir = tempDir();
-    try {
+    await inTempDir(async (dir) => {
       for (const options of [{ maxTransactions: 0 }, { maxTransactions: 322_122_548 }, { maxAccounts: 0 }, { maxAccounts: 100_000_001 }, { maxAccounts: 1.5 }]) {
         await assert.rejects(withLedger(dir.path, async () => undefined, options), /must be an integer/, JSON.stringify(options));
       }
-    } finally {
-      dir.remove();
-    }
+    });
   });
 });
 

@@ -18,7 +18,7 @@ import { listSnapshots, loadSnapshot, snapshotFileName, type SnapshotMeta } from
 import { addChunk, readChunk, type ChunkRef } from '../src/engine/txn-chunks.js';
 import type { Ledger } from '../src/engine/types.js';
 import { Prng } from '../src/stdx/prng.js';
-import { deposit, submit, tempDir, transfer, withLedger } from './support/ledger.js';
+import { deposit, inTempDir, submit, tempDir, transfer, withLedger } from './support/ledger.js';
 
 const ENTRY_BYTES = 24;
 
@@ -39,8 +39,7 @@ async function deposits(ledger: Ledger, prefix: string, count: number): Promise<
 }
 
 test('each snapshot writes a chunk of only the entries logged since the previous one; the list stays contiguous, short and pruned', async () => {
-  const dir = tempDir();
-  try {
+  await inTempDir(async (dir) => {
     await withLedger(
       dir.path,
       async (ledger) => {
@@ -91,14 +90,11 @@ test('each snapshot writes a chunk of only the entries logged since the previous
       },
       { snapshotEveryRecords: Number.MAX_SAFE_INTEGER },
     );
-  } finally {
-    dir.remove();
-  }
+  });
 });
 
 test('a damaged chunk makes the snapshots listing it unusable: recovery falls back and reaches the same state', async () => {
-  const dir = tempDir();
-  try {
+  await inTempDir(async (dir) => {
     let digest = '';
     await withLedger(
       dir.path,
@@ -148,14 +144,11 @@ test('a damaged chunk makes the snapshots listing it unusable: recovery falls ba
         [[0, 504]],
       );
     });
-  } finally {
-    dir.remove();
-  }
+  });
 });
 
-test('addChunk merges like a binary counter up to a size; merged chunks hold the union; readChunk refuses a chunk that differs from its listing', () => {
-  const dir = tempDir();
-  try {
+test('addChunk merges like a binary counter up to a size; merged chunks hold the union; readChunk refuses a chunk that differs from its listing', async () => {
+  await inTempDir(async (dir) => {
     const prng = new Prng(7);
     let chunks: ChunkRef[] = [];
     let sequence = 0;
@@ -202,14 +195,11 @@ test('addChunk merges like a binary counter up to a size; merged chunks hold the
     assert.throws(() => readChunk(dir.path, { ...first, count: first.count - 1 }), /header does not match/);
     assert.throws(() => readChunk(dir.path, { ...first, fold: [0, 0, 0, 0] }), /fold does not match/);
     assert.throws(() => readChunk(dir.path, { ...first, name: 'txns-00000000000000000000-00000000000000000001.wtxn' }), /ENOENT/);
-  } finally {
-    dir.remove();
-  }
+  });
 });
 
 test('a version 1 snapshot (every entry in the file) still loads, and the next snapshot writes them all as the first chunk', async () => {
-  const dir = tempDir();
-  try {
+  await inTempDir(async (dir) => {
     let digest = '';
     await withLedger(dir.path, async (ledger) => {
       await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
@@ -234,9 +224,7 @@ test('a version 1 snapshot (every entry in the file) still loads, and the next s
         [[0, 305]],
       );
     });
-  } finally {
-    dir.remove();
-  }
+  });
 });
 
 test('snapshots take their new entries from the journal; after a replayed tail or a dropped journal they scan once', async () => {

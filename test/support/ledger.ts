@@ -16,6 +16,16 @@ export function tempDir(prefix = 'walletd-test-'): { path: string; remove: () =>
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
+/** Runs `run` with a fresh temporary directory, removed afterwards whatever happens. */
+export async function inTempDir<T>(run: (dir: { path: string }) => Promise<T>): Promise<T> {
+  const dir = tempDir();
+  try {
+    return await run(dir);
+  } finally {
+    dir.remove();
+  }
+}
+
 export function numericOf(code: string): number {
   const currency = currencyByCode(code);
   if (currency === undefined) throw new Error(`unknown currency ${code}`);
