@@ -20,6 +20,7 @@ import { ACCOUNTS_MAX, LedgerState } from '../core/ledger-state.js';
 import { TXN_TABLE_ENTRIES_MAX, type TxnEntriesCopy } from '../core/txn-table.js';
 import { BATCH_RECORDS_MAX, KIND_NAMES, RECORD_BYTES } from '../core/transfer-record.js';
 import { encodeFrame, FRAME_BODY_BYTES_MAX, FRAME_EVENTS_MAX } from '../log/frame.js';
+import { FramePool } from '../log/frame-pool.js';
 import { LogReadIndex } from '../log/read-index.js';
 import { LogWriter } from '../log/writer.js';
 import { dataPaths, ensureDataDirs, recover } from './recovery.js';
@@ -133,6 +134,7 @@ async function openLocked(options: LedgerOptions, unlock: () => void): Promise<L
         readIndex.noteFrame(frame);
         engine.notePosition(frame.segmentFirstSequence, frame.offset + frame.bytes);
       },
+      onFrameBufferDone: (frame) => engine.framePool.give(frame),
       onGroupCommitted: (frames, events, bytes, syncMs) => {
         options.observer?.onFlush?.({ events, frames, bytes, fsyncMs: syncMs });
         engine.logCaughtUp();
@@ -241,6 +243,9 @@ class PartitionEngine implements Ledger {
   private position = { segmentFirstSequence: 1, offset: 0 };
   private lastSnapshotSequence = 0;
   private lastSnapshotAtMs = 0;
+  /** Log frames' memory, reused once the writer has written them (fewer full GCs). */
+  readonly framePool = new FramePool();
+  private readonly takeFrameBuffer = (bytes: number): Buffer => this.framePool.take(bytes);
   /** The newest snapshot's transaction chunks: the next snapshot writes only entries logged after them. */
   private txnChunks: readonly ChunkRef[] = [];
   private snapshotRunning: Promise<void> | undefined;
@@ -390,7 +395,7 @@ class PartitionEngine implements Ledger {
   private appendFrame(firstSequence: number): Promise<void> {
     const events = this.events;
     assert(this.state.headSequence === firstSequence + events.count - 1, 'one sequence per event');
-    const frame = encodeFrame(events.bytes, events.length, events.offsets, events.count, firstSequence, this.nowMs(), this.chainHash);
+    const frame = encodeFrame(events.bytes, events.length, events.offsets, events.count, firstSequence, this.nowMs(), this.chainHash, this.takeFrameBuffer);
     this.chainHash = Buffer.from(frame.subarray(32, 64));
     return this.writer.append(frame, firstSequence, events.count);
   }

@@ -39,7 +39,7 @@ export type FrameHeader = Readonly<{
   bodyCrc: number;
 }>;
 
-/** Builds a complete frame (header + body) from encoded events and their offsets. */
+/** Builds a complete frame (header + body) from encoded events and their offsets, in memory from `allocate` (every byte is written). */
 export function encodeFrame(
   events: Uint8Array,
   eventBytes: number,
@@ -48,12 +48,13 @@ export function encodeFrame(
   firstSequence: number,
   timestampMs: number,
   previousChainHash: Buffer,
+  allocate: (bytes: number) => Buffer = Buffer.allocUnsafe,
 ): Buffer {
   assert(eventCount >= 1 && eventCount <= FRAME_EVENTS_MAX, 'frame event count out of range');
   assert(previousChainHash.length === CHAIN_HASH_BYTES, 'chain hash length');
   const bodyBytes = eventBytes + 4 * eventCount;
   assert(bodyBytes <= FRAME_BODY_BYTES_MAX, 'frame body too large');
-  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + bodyBytes);
+  const frame = allocate(FRAME_HEADER_BYTES + bodyBytes);
   frame.set(events.subarray(0, eventBytes), FRAME_HEADER_BYTES);
   const offsetTable = Buffer.from(offsets.buffer, offsets.byteOffset, eventCount * 4);
   frame.set(offsetTable, FRAME_HEADER_BYTES + eventBytes);

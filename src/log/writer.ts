@@ -30,6 +30,8 @@ export type LogWriterOptions = Readonly<{
   segmentBytesMax?: number;
   /** Called for each frame once it is written (before its sync); feeds the read index. */
   onFrameWritten?: (frame: WrittenFrame) => void;
+  /** Called with each frame's buffer once it is written (before the sync): nothing reads it again. */
+  onFrameBufferDone?: (frame: Buffer) => void;
   /** Called after each group commit with its size and the time the sync took. */
   onGroupCommitted?: (frames: number, events: number, bytes: number, syncMs: number) => void;
   onFatal: (error: unknown) => void;
@@ -122,6 +124,8 @@ export class LogWriter {
       frames.push(item.frame);
     }
     await writeAll(this.handle.fd, frames, startOffset, offset - startOffset <= INLINE_WRITE_BYTES_MAX);
+    const done = this.options.onFrameBufferDone;
+    if (done !== undefined) for (const frame of frames) done(frame);
     const syncStarted = performance.now();
     if (this.options.fsync) await datasyncFd(this.handle.fd);
     const syncMs = performance.now() - syncStarted;
