@@ -515,7 +515,16 @@ describe('limits: a full ledger refuses new ids, never remembered ones', () => {
     const scene = given(...funded());
     scene.state.transactionsMax = 1;
     thenStopped(scene.when(transfer('t1', 'alice', 'bob', 0n)), 'invalid_amount');
+    thenStopped(scene.when(transfer('t1', '@external:USD', 'bob', 1n)), 'invalid_request');
+    thenStopped(scene.when(transfer('t1', 'alice', 'b b', 1n)), 'invalid_request');
     thenStopped(scene.when(transfer('t1', 'alice', 'bob', 1n)), 'ledger_full');
+  });
+
+  test('a full ledger opens no external account: the first deposit in a currency is refused before it', () => {
+    const scene = given(opened('eve', 'EUR'));
+    scene.state.transactionsMax = 0;
+    thenStopped(scene.when(deposit('d1', 'eve', 5n, 'EUR')), 'ledger_full');
+    assert.equal(scene.balance('@external:EUR'), undefined);
   });
 });
 

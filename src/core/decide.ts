@@ -398,10 +398,6 @@ function executePrepared(
     }
     return;
   }
-  if (state.txns.count >= state.transactionsMax) {
-    outcome.code = Wire.ledger_full;
-    return;
-  }
   decideAndRecord(state, record, base, events, scratch, prepared, p, known, outcome);
 }
 
@@ -433,6 +429,12 @@ function decideAndRecord(
   const toCustomer = kind === Kind.withdrawal ? -1 : toFound >= 0 ? toFound : findAccount(state, record, base + RECORD_OFFSET_TO, toLength, prepared[p + P_TO_HASH]!);
   if (fromCustomer === BAD_ID || toCustomer === BAD_ID) {
     outcome.code = Wire.invalid_request;
+    return;
+  }
+  // A new id the ledger may not remember: refused before anything is logged (an external
+  // account's opening included), after every check of the request itself.
+  if (state.txns.count >= state.transactionsMax) {
+    outcome.code = Wire.ledger_full;
     return;
   }
   const external = kind === Kind.transfer ? -1 : ensureExternal(state, currency, events);

@@ -291,7 +291,6 @@ class PartitionEngine implements Ledger {
     return this.txnChunks.at(-1)?.toSequence ?? 0;
   }
 
-
   /** Where the next frame goes: the log position recorded in snapshots. */
   notePosition(segmentFirstSequence: number, offset: number): void {
     this.position = { segmentFirstSequence, offset };
