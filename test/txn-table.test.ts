@@ -15,7 +15,7 @@ import fc from 'fast-check';
 import { copyParts, digestOfParts, stateDigest } from '../src/core/digest.js';
 import { Wire } from '../src/core/errors.js';
 import { LedgerState } from '../src/core/ledger-state.js';
-import { foldTxnWords, MIGRATE_SLOTS_PER_INSERT, SEQUENCE_MAX, TXN_TABLE_ENTRIES_MAX, TxnTable } from '../src/core/txn-table.js';
+import { foldTxnWords, JOURNAL_BLOCK_BYTES, MIGRATE_SLOTS_PER_INSERT, SEQUENCE_MAX, TXN_TABLE_ENTRIES_MAX, TxnTable } from '../src/core/txn-table.js';
 import { recover } from '../src/engine/recovery.js';
 import { Prng } from '../src/stdx/prng.js';
 import { deposit, submit, tempDir, withLedger } from './support/ledger.js';
@@ -480,6 +480,20 @@ test('the journal holds exactly the entries inserted since it started, in order,
   for (let sequence = 1; sequence <= 4; sequence++) table.insert(sequence, 0, 0, 0, 0, sequence, 0);
   assert.equal(table.takeJournal(), undefined, 'the fourth entry passed the bound of three');
   assert.equal(table.count, 4, 'inserts go on');
+});
+
+test('a journal fills spare blocks before allocating, and reads back only what it wrote into them', () => {
+  const table = new TxnTable();
+  const spare = new Uint32Array(JOURNAL_BLOCK_BYTES / 4).fill(0xdeadbeef); // an earlier journal's leftovers
+  const spares = [spare];
+  table.startJournal(0, 100, spares);
+  for (let sequence = 1; sequence <= 3; sequence++) table.insert(sequence * 7919, sequence, 0, 5, 0, sequence, 0);
+  const journal = table.takeJournal()!;
+  const [entries] = journal.entries();
+  assert.equal(spares.length, 0, 'the spare block was taken');
+  assert.equal(entries!.buffer, spare.buffer, 'and written into');
+  assert.equal(entries!.length, 3 * 6, 'only the entries written are returned, not the leftovers');
+  assert.deepEqual([...entries!.filter((_, index) => index % 6 === 4)], [1, 2, 3]);
 });
 
 /** Entries (6 words each) sorted by sequence, as rows. */

@@ -233,9 +233,10 @@ export class TxnTable {
    * takeJournal: the entries logged after `afterSequence`, the head now. A snapshot takes them
    * instead of scanning the whole table for them. Past `entriesMax` entries the journal is
    * dropped (its memory is 24 bytes an entry): takeJournal then answers undefined.
+   * `spareBlocks` (JOURNAL_BLOCK_BYTES each) are filled before new ones are allocated.
    */
-  startJournal(afterSequence: number, entriesMax: number): void {
-    this.journal = new TxnJournal(afterSequence, entriesMax);
+  startJournal(afterSequence: number, entriesMax: number, spareBlocks: Uint32Array[] = []): void {
+    this.journal = new TxnJournal(afterSequence, entriesMax, spareBlocks);
   }
 
   /** The journal started last (and not dropped), which stops; undefined when there is none. */
@@ -417,6 +418,8 @@ export class TxnTable {
  * from 1,861 to 2,340 MB.
  */
 const JOURNAL_BLOCK_ENTRIES = 1 << 21;
+/** A journal block's size: what a spare block handed back must measure. */
+export const JOURNAL_BLOCK_BYTES = JOURNAL_BLOCK_ENTRIES * WORDS_PER_SLOT * 4;
 
 /**
  * The entries inserted into a TxnTable after `afterSequence`, in insertion order, six words
@@ -424,21 +427,29 @@ const JOURNAL_BLOCK_ENTRIES = 1 << 21;
  */
 export class TxnJournal {
   private readonly full: Uint32Array[] = [];
-  private block = new Uint32Array(JOURNAL_BLOCK_ENTRIES * WORDS_PER_SLOT);
+  private block: Uint32Array;
   private used = 0;
   count = 0;
 
+  /** `spare`: blocks of an earlier journal to fill first (already mapped); taken from the array. */
   constructor(
     readonly afterSequence: number,
     private readonly entriesMax: number,
-  ) {}
+    private readonly spare: Uint32Array[] = [],
+  ) {
+    this.block = this.nextBlock();
+  }
+
+  private nextBlock(): Uint32Array {
+    return this.spare.pop() ?? new Uint32Array(JOURNAL_BLOCK_ENTRIES * WORDS_PER_SLOT);
+  }
 
   /** Copies the entry at `words[base]`; false when that would pass entriesMax (nothing kept then). */
   append(words: Uint32Array, base: number): boolean {
     if (this.count >= this.entriesMax) return false;
     if (this.used === this.block.length) {
       this.full.push(this.block);
-      this.block = new Uint32Array(JOURNAL_BLOCK_ENTRIES * WORDS_PER_SLOT);
+      this.block = this.nextBlock();
       this.used = 0;
     }
     const block = this.block;

@@ -17,7 +17,7 @@ import { DecideScratch, executeTransferBatch, fingerprintTransactionId, Outcome,
 import { ID_BYTES_MAX, isValidId } from '../core/ids.js';
 import { IdTable } from '../core/id-table.js';
 import { ACCOUNTS_MAX, LedgerState } from '../core/ledger-state.js';
-import { TXN_TABLE_ENTRIES_MAX, type TxnEntriesCopy } from '../core/txn-table.js';
+import { JOURNAL_BLOCK_BYTES, TXN_TABLE_ENTRIES_MAX, type TxnEntriesCopy } from '../core/txn-table.js';
 import { BATCH_RECORDS_MAX, KIND_NAMES, RECORD_BYTES } from '../core/transfer-record.js';
 import { encodeFrame, FRAME_BODY_BYTES_MAX, FRAME_EVENTS_MAX } from '../log/frame.js';
 import { FramePool } from '../log/frame-pool.js';
@@ -163,15 +163,25 @@ function alignedRecords(batch: TransferBatch): Buffer {
   return copy;
 }
 
-/** Runs snapshot-worker.ts on a copy of the state; resolves with the written temp file. */
-function writeSnapshotInWorker(dir: string, parts: AccountParts, newEntries: readonly Uint32Array[], position: SnapshotPosition, chunks: readonly ChunkRef[]): Promise<WrittenSnapshot> {
+/** Runs snapshot-worker.ts on a copy of the state; resolves with the written temp file; journal blocks come back through `onBlocksBack`. */
+function writeSnapshotInWorker(
+  dir: string,
+  parts: AccountParts,
+  newEntries: readonly Uint32Array[],
+  position: SnapshotPosition,
+  chunks: readonly ChunkRef[],
+  onBlocksBack: (blocks: ArrayBuffer[]) => void,
+): Promise<WrittenSnapshot> {
   const transfer = [parts.accountIdLengths, parts.accountIdArena, parts.ownerIdLengths, parts.ownerIdArena, parts.accountRecords, ...newEntries].map(
     (view) => view.buffer as ArrayBuffer,
   );
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./snapshot-worker.js', import.meta.url), { workerData: { dir, parts, newEntries, position, chunks }, transferList: transfer });
-    worker.once('message', (message: ({ ok: true } & WrittenSnapshot) | { ok: false; message: string }) => {
-      if (message.ok) resolve({ tempPath: message.tempPath, bytes: message.bytes, chunks: message.chunks });
+    worker.once('message', (message: ({ ok: true; blocks: ArrayBuffer[] } & WrittenSnapshot) | { ok: false; message: string }) => {
+      if (message.ok) {
+        onBlocksBack(message.blocks);
+        resolve({ tempPath: message.tempPath, bytes: message.bytes, chunks: message.chunks });
+      }
       else reject(new Error(`snapshot worker: ${message.message}`));
       void worker.terminate();
     });
@@ -246,6 +256,8 @@ class PartitionEngine implements Ledger {
   /** Log frames' memory, reused once the writer has written them (fewer full GCs). */
   readonly framePool = new FramePool();
   private readonly takeFrameBuffer = (bytes: number): Buffer => this.framePool.take(bytes);
+  /** Journal blocks back from a snapshot's worker, for the next journal (keepSpareBlocks). */
+  private readonly spareJournalBlocks: Uint32Array[] = [];
   /** The newest snapshot's transaction chunks: the next snapshot writes only entries logged after them. */
   private txnChunks: readonly ChunkRef[] = [];
   private snapshotRunning: Promise<void> | undefined;
@@ -283,7 +295,17 @@ class PartitionEngine implements Ledger {
   /** Journals new entries for the next snapshot, unless the interval is too long for one. */
   private startJournal(): void {
     const entriesMax = 2 * this.snapshotEveryRecords;
-    if (entriesMax <= JOURNAL_ENTRIES_MAX) this.state.txns.startJournal(this.state.headSequence, entriesMax);
+    if (entriesMax <= JOURNAL_ENTRIES_MAX) this.state.txns.startJournal(this.state.headSequence, entriesMax, this.spareJournalBlocks);
+  }
+
+  /**
+   * Keeps journal blocks a snapshot is done with for the next journal, up to what one interval
+   * fills: reused blocks are mapped already, where fresh ones fault their pages in on the
+   * engine thread while it decides.
+   */
+  private keepSpareBlocks(blocks: ArrayBuffer[]): void {
+    const kept = Math.ceil(this.snapshotEveryRecords / (JOURNAL_BLOCK_BYTES / 24));
+    for (const block of blocks) if (this.spareJournalBlocks.length < kept) this.spareJournalBlocks.push(new Uint32Array(block));
   }
 
   /** The sequence the newest snapshot's chunks run to: the next chunk holds entries after it. */
@@ -689,7 +711,7 @@ class PartitionEngine implements Ledger {
     }
     const newEntries = journaled ?? [scan!.result()];
     const entryCount = newEntries.reduce((sum, part) => sum + part.length / 6, 0);
-    const written = await writeSnapshotInWorker(snapshotDir, parts, newEntries, position, this.txnChunks);
+    const written = await writeSnapshotInWorker(snapshotDir, parts, newEntries, position, this.txnChunks, (blocks) => this.keepSpareBlocks(blocks));
     commitSnapshotFile(snapshotDir, written.tempPath, parts.headSequence);
     this.txnChunks = written.chunks;
     this.lastSnapshotSequence = parts.headSequence;

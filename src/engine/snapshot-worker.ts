@@ -8,6 +8,7 @@ import type { AccountParts } from '../core/digest.js';
 import { writeSnapshotFile, type SnapshotPosition } from './snapshot.js';
 import type { ChunkRef } from './txn-chunks.js';
 import { lowerThisThreadPriority } from '../stdx/thread-priority.js';
+import { JOURNAL_BLOCK_BYTES } from '../core/txn-table.js';
 
 type Job = Readonly<{ dir: string; parts: AccountParts; newEntries: readonly Uint32Array[]; position: SnapshotPosition; chunks: readonly ChunkRef[] }>;
 
@@ -20,7 +21,10 @@ const SNAPSHOT_THREAD_NICE = 10;
 const job = workerData as Job;
 lowerThisThreadPriority(SNAPSHOT_THREAD_NICE);
 try {
-  parentPort?.postMessage({ ok: true, ...writeSnapshotFile(job.dir, job.parts, job.newEntries, job.position, job.chunks) });
+  const written = writeSnapshotFile(job.dir, job.parts, job.newEntries, job.position, job.chunks);
+  // The journal's blocks go back to the engine for its next journal: memory already mapped.
+  const blocks = job.newEntries.map((entries) => entries.buffer as ArrayBuffer).filter((buffer) => buffer.byteLength === JOURNAL_BLOCK_BYTES);
+  parentPort?.postMessage({ ok: true, ...written, blocks }, blocks);
 } catch (error) {
   parentPort?.postMessage({ ok: false, message: (error as Error).message });
 }
