@@ -321,3 +321,19 @@ async function twoAccounts(funding?: string): Promise<[string, string]> {
   if (funding !== undefined) await deposit(server, alice, funding);
   return [alice, bob];
 }
+
+test('--protocol-port off: HTTP only, no binary listener; the service is ready and takes transfers', TEST_TIMEOUT, async () => {
+  const httpOnly = await WalletServer.start({ args: ['--protocol-port', 'off', '--no-fsync'] });
+  try {
+    const messages = httpOnly.logLines.map((line) => (JSON.parse(line) as { msg?: string }).msg);
+    assert.ok(messages.includes('protocol off: no binary protocol listener'), messages.join(' | '));
+    assert.ok(!messages.includes('protocol listening'));
+    const id = uniqueId('off');
+    await openAccount(httpOnly, id);
+    await deposit(httpOnly, id, '1.00');
+    assert.equal(await balanceOf(httpOnly, id), '1.00');
+  } finally {
+    assert.equal((await httpOnly.stop()).code, 0);
+    httpOnly.removeDataDir();
+  }
+});

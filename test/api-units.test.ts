@@ -65,6 +65,21 @@ test('flags beat environment, environment beats the config file', (t) => {
   assert.equal(configOf([], { WALLET_CONFIG: file }).port, 7000);
 });
 
+test("--protocol-port takes 'off' (flag, environment or file); no other setting does", (t) => {
+  assert.equal(configOf([]).protocolPort, 8081);
+  assert.equal(configOf(['--protocol-port', 'off']).protocolPort, 'off');
+  assert.equal(configOf([], { WALLET_PROTOCOL_PORT: 'off' }).protocolPort, 'off');
+  const dir = scratchDir(t, 'walletd-config-');
+  writeFileSync(join(dir, 'c.json'), JSON.stringify({ protocol_port: 'off' }));
+  assert.equal(configOf(['--config', join(dir, 'c.json')]).protocolPort, 'off');
+  for (const args of [['--port', 'off'], ['--protocol-port', 'OFF'], ['--protocol-port', 'none'], ['--max-accounts', 'off']]) {
+    const parsed = parseServeArgs(args, {});
+    assert.equal(parsed.kind, 'error', args.join(' '));
+  }
+  const refused = parseServeArgs(['--protocol-port', 'none'], {});
+  assert.match(refused.kind === 'error' ? refused.message : '', /or 'off'/);
+});
+
 test('bad settings are usage errors, never silently ignored', (t) => {
   for (const args of [['--port', '70000'], ['--port', 'x'], ['--nope'], ['--port'], ['stray'], ['--log-level', 'loud'], ['--fsync=maybe'], ['--config', '/no/such/file.json'], ['--expected-transactions', '400000000']]) {
     assert.equal(parseServeArgs(args, {}).kind, 'error', args.join(' '));

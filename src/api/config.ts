@@ -12,7 +12,8 @@ import { ACCOUNTS_MAX } from '../core/ledger-state.js';
 
 export type ServeConfig = Readonly<{
   port: number;
-  protocolPort: number;
+  /** 'off': no binary protocol listener (HTTP only). */
+  protocolPort: number | 'off';
   host: string;
   dataDir: string;
   adminToken: string | undefined;
@@ -44,7 +45,7 @@ type Setting = Readonly<
     help: string;
   } & (
     // Every integer setting states its bounds: none is unlimited by omission.
-    | { kind: 'integer'; min: number; max: number }
+    | { kind: 'integer'; min: number; max: number; offAllowed?: true }
     | { kind: 'string'; choices?: readonly string[] }
     | { kind: 'boolean' }
   )
@@ -55,7 +56,7 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 
 export const SETTINGS: readonly Setting[] = [
   { key: 'port', flag: 'port', env: 'WALLET_PORT', kind: 'integer', fallback: 8080, min: 0, max: 65535, help: 'HTTP port (0 picks a free port; the bound port is logged)' },
-  { key: 'protocolPort', flag: 'protocol-port', env: 'WALLET_PROTOCOL_PORT', kind: 'integer', fallback: 8081, min: 0, max: 65535, help: 'binary batch protocol port on the same host (0 picks a free port; logged as protocolPort)' },
+  { key: 'protocolPort', flag: 'protocol-port', env: 'WALLET_PROTOCOL_PORT', kind: 'integer', fallback: 8081, min: 0, max: 65535, offAllowed: true, help: "binary batch protocol port on the same host (0 picks a free port; logged as protocolPort); 'off' for none, HTTP only" },
   { key: 'host', flag: 'host', env: 'WALLET_HOST', kind: 'string', fallback: '127.0.0.1', help: 'address to bind' },
   { key: 'dataDir', flag: 'data-dir', env: 'WALLET_DATA_DIR', kind: 'string', fallback: './data', help: 'data directory (log, snapshots, auth files)' },
   { key: 'adminToken', flag: undefined, env: 'WALLET_ADMIN_TOKEN', kind: 'string', fallback: undefined, help: 'admin bearer token; generated on first start and stored in <data-dir>/auth/admin-token (0600) when unset' },
@@ -199,11 +200,13 @@ function convert(setting: Setting, value: unknown, source: string): number | str
   }
 }
 
-function convertInteger(setting: Extract<Setting, { kind: 'integer' }>, value: unknown, source: string): number {
+function convertInteger(setting: Extract<Setting, { kind: 'integer' }>, value: unknown, source: string): number | 'off' {
+  if (setting.offAllowed === true && value === 'off') return 'off';
   const number = typeof value === 'number' ? value : typeof value === 'string' && /^[0-9]+$/.test(value) ? Number(value) : NaN;
   const { min, max } = setting;
   if (!Number.isSafeInteger(number) || number < min || number > max) {
-    throw new ConfigError(`${source}: expected an integer from ${min} to ${max}, got '${String(value)}'`);
+    const choices = setting.offAllowed === true ? ` or 'off'` : '';
+    throw new ConfigError(`${source}: expected an integer from ${min} to ${max}${choices}, got '${String(value)}'`);
   }
   return number;
 }

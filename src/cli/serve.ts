@@ -108,11 +108,16 @@ function openLedgerLogged(config: ServeConfig, server: HttpServer, metrics: ApiM
   });
 }
 
-/** With the ledger open: the binary protocol listener, then /v1 and readiness. */
-async function startServing(config: ServeConfig, server: HttpServer, ledger: Ledger, authenticate: Authenticate): Promise<ProtocolServer> {
+/** With the ledger open: the binary protocol listener (unless off), then /v1 and readiness. */
+async function startServing(config: ServeConfig, server: HttpServer, ledger: Ledger, authenticate: Authenticate): Promise<ProtocolServer | undefined> {
   // The binary protocol (the high-throughput path) shares the ledger and the credentials.
-  const protocol = await startProtocolServer({ ledger, authenticate, host: config.host, port: config.protocolPort });
-  server.app.log.info({ protocolPort: protocol.port, host: config.host }, 'protocol listening');
+  let protocol: ProtocolServer | undefined;
+  if (config.protocolPort === 'off') {
+    server.app.log.info('protocol off: no binary protocol listener');
+  } else {
+    protocol = await startProtocolServer({ ledger, authenticate, host: config.host, port: config.protocolPort });
+    server.app.log.info({ protocolPort: protocol.port, host: config.host }, 'protocol listening');
+  }
   server.context.attachLedger(ledger);
   const stats = ledger.stats();
   server.app.log.info({ headSequence: stats.headSequence, accounts: stats.accounts, fsync: config.fsync, hugePages: hugePagesRequested() }, 'ready');
