@@ -4,7 +4,8 @@
 import { BATCH_RECORDS_MAX } from '../core/transfer-record.js';
 import { TXN_TABLE_ENTRIES_MAX } from '../core/txn-table.js';
 import { POSTGRES_CLIENTS_DEFAULT, POSTGRES_CLIENTS_MAX } from './peers/postgres-ledger.js';
-import { ACCOUNTS_MAX, DISTRIBUTIONS, TRANSFER_NUMBER_MAX, type Distribution } from './workload.js';
+import { ACCOUNTS_MAX } from '../core/ledger-state.js';
+import { DISTRIBUTIONS, TRANSFER_NUMBER_MAX, type Distribution } from './workload.js';
 
 export type BenchOptions = Readonly<{
   /** host:port of a running server's binary protocol; undefined: start one. */
@@ -47,7 +48,6 @@ const BENCH_DEFAULTS = {
 const CONNECTIONS_MAX = 64;
 const FRAMES_IN_FLIGHT_MAX = 64;
 const DURATION_SECONDS_MAX = 24 * 3600;
-/** The server's own limit for --expected-transactions. */
 
 export const BENCH_HELP = `Usage: walletd bench [options]
 

@@ -16,6 +16,7 @@ import { assert } from '../stdx/assert.js';
 import { Prng } from '../stdx/prng.js';
 import { BATCH_RECORDS_MAX, RECORD_BYTES, RECORD_OFFSET_TRANSACTION_ID, writeTransferRecord } from '../core/transfer-record.js';
 import { currencyByCode, type Currency } from '../core/currency.js';
+import { ACCOUNTS_MAX } from '../core/ledger-state.js';
 import { ZipfSampler } from './zipf.js';
 
 export const DISTRIBUTIONS = ['uniform', 'zipf', 'hot'] as const;
@@ -34,7 +35,6 @@ export const FUNDING_TOTAL_MINOR_MAX = 2_000_000_000_000_000_000n;
 const FUNDING_ACCOUNT_MINOR_MAX = 1_000_000_000_000n;
 /** The prebuilt pool holds at most this many records (208 MiB); longer runs cycle through it. */
 const POOL_RECORDS_MAX = 1 << 20;
-export const ACCOUNTS_MAX = 100_000_000;
 /** Transfer numbers are written as 12 hex digits. */
 export const TRANSFER_NUMBER_MAX = 2 ** 48 - 1;
 const TRANSFER_DIGITS = 12;
