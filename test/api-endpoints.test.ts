@@ -325,7 +325,7 @@ async function twoAccounts(funding?: string): Promise<[string, string]> {
 test('--protocol-port off: HTTP only, no binary listener; the service is ready and takes transfers', TEST_TIMEOUT, async () => {
   const httpOnly = await WalletServer.start({ args: ['--protocol-port', 'off', '--no-fsync'] });
   try {
-    const messages = httpOnly.logLines.map((line) => (JSON.parse(line) as { msg?: string }).msg);
+    const messages = httpOnly.logs().map((entry) => entry['msg']);
     assert.ok(messages.includes('protocol off: no binary protocol listener'), messages.join(' | '));
     assert.ok(!messages.includes('protocol listening'));
     const id = uniqueId('off');

@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ERRORS, type ErrorCode } from '../src/core/errors.js';
-import { WalletServer, balanceOf, createKey, deposit, openAccount, uniqueId, type Reply } from './support/http-server.js';
+import { WalletServer, balanceOf, createKey, deposit, minorOf, openAccount, uniqueId, type Reply } from './support/http-server.js';
 
 /** A hung request fails its test instead of stalling the run. */
 const TEST_TIMEOUT = { timeout: 60_000 };
@@ -171,8 +171,8 @@ test('malformed requests: right status and code, no balance changed, nothing rem
   assert.equal(reuse.status, 200, 'a transaction_id of a refused request stays free');
 });
 
-test('batch items with __proto__ or constructor keys are rejected alone; nothing is polluted or applied', TEST_TIMEOUT, async () => {
-  const cents = async (id: string): Promise<bigint> => BigInt((await balanceOf(server, id)).replace('.', ''));
+test('batch items with __proto__ or constructor keys are rejected alone; only the good item is applied', TEST_TIMEOUT, async () => {
+  const cents = async (id: string): Promise<bigint> => minorOf(await balanceOf(server, id));
   const [aBefore, bBefore] = [await cents(A), await cents(B)];
   const good = valid({ amount: '0.01' });
   const items = [
@@ -310,6 +310,8 @@ test('ledger_full: 507 beyond --max-transactions and --max-accounts; nothing log
     const first = { transaction_id: 'full-t1', from_account: 'full-a', to_account: 'full-b', amount: '1.00', currency: 'USD' };
     const accepted = await full.call('POST', TRANSFER, { json: first }); // remembered id 2
     assert.equal(accepted.status, 200, accepted.text);
+    const headSequence = async (): Promise<string | undefined> => /^walletd_head_sequence (\d+)$/m.exec((await full.call('GET', '/metrics')).text)?.[1];
+    const headBefore = await headSequence();
     const refused = await full.call('POST', TRANSFER, { json: { ...first, transaction_id: 'full-t2' } });
     expectError(refused, 507, 'ledger_full', 'a third transaction id');
     const batch = await full.call('POST', BATCH, { json: { transfers: [first, { ...first, transaction_id: 'full-t3' }] } });
@@ -322,9 +324,12 @@ test('ledger_full: 507 beyond --max-transactions and --max-accounts; nothing log
     assert.equal(batch.body.results[0].sequence, accepted.body.sequence);
     assert.equal(await balanceOf(full, 'full-b'), '1.00', 'moved once');
     expectError(await full.call('GET', '/v1/transfers/full-t2'), 404, 'transfer_not_found', 'a refused id is not remembered');
+    assert.ok(headBefore !== undefined);
+    assert.equal(await headSequence(), headBefore, 'the refused ids and the retry logged nothing');
     const metrics = (await full.call('GET', '/metrics')).text;
     assert.match(metrics, /^walletd_transactions_max 2$/m);
     assert.match(metrics, /^walletd_customer_accounts 2$/m);
+    assert.match(metrics, /^walletd_customer_accounts_max 2$/m);
   } finally {
     await full.stop();
     full.removeDataDir();

@@ -72,7 +72,9 @@ test("--protocol-port takes 'off' (flag, environment or file); no other setting 
   const dir = scratchDir(t, 'walletd-config-');
   writeFileSync(join(dir, 'c.json'), JSON.stringify({ protocol_port: 'off' }));
   assert.equal(configOf(['--config', join(dir, 'c.json')]).protocolPort, 'off');
-  for (const args of [['--port', 'off'], ['--protocol-port', 'OFF'], ['--protocol-port', 'none'], ['--max-accounts', 'off']]) {
+  const noOff = SETTINGS.filter((setting) => setting.kind === 'integer' && setting.offAllowed !== true && setting.flag !== undefined).map((setting) => [`--${setting.flag!}`, 'off']);
+  assert.ok(noOff.length >= 10, 'every other integer setting is tried');
+  for (const args of [...noOff, ['--protocol-port', 'OFF'], ['--protocol-port', 'none']]) {
     const parsed = parseServeArgs(args, {});
     assert.equal(parsed.kind, 'error', args.join(' '));
   }

@@ -49,6 +49,8 @@ test('a ledger writing its frames from the pool, many in flight, replays to the 
         }
         for (const results of await Promise.all(pending)) assert.ok(results.codes.every((code) => code === Wire.ok));
         assert.ok(ledger.stats().headSequence > 60 * 2500);
+        // The frames came from the pool and went back to it once written.
+        assert.ok((ledger as unknown as { framePool: FramePool }).framePool.keptBytes > 0, 'written frames were given back');
         assert.equal(stateDigest(recover(dir.path, { fromGenesis: true }).state), ledger.digest());
       },
       { fsync: true },

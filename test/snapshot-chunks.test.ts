@@ -18,7 +18,7 @@ import { listSnapshots, loadSnapshot, snapshotFileName, type SnapshotMeta } from
 import { addChunk, readChunk, type ChunkRef } from '../src/engine/txn-chunks.js';
 import type { Ledger } from '../src/engine/types.js';
 import { Prng } from '../src/stdx/prng.js';
-import { deposit, inTempDir, submit, tempDir, transfer, withLedger } from './support/ledger.js';
+import { deposit, inTempDir, submit, transfer, withLedger } from './support/ledger.js';
 
 const ENTRY_BYTES = 24;
 
@@ -176,8 +176,7 @@ test('addChunk merges like a binary counter up to a size; merged chunks hold the
     );
     assert.equal(table.count, sequence);
     // Chunks merge only up to a size: past it they are written once and left alone.
-    const capped = tempDir();
-    try {
+    await inTempDir(async (capped) => {
       let list: ChunkRef[] = [];
       const counts: number[][] = [];
       let at = 0;
@@ -188,9 +187,7 @@ test('addChunk merges like a binary counter up to a size; merged chunks hold the
         counts.push(list.map((chunk) => chunk.count));
       }
       assert.deepEqual(counts, [[8], [16], [16, 8], [16, 16], [16, 16, 4], [16, 16, 8]]);
-    } finally {
-      capped.remove();
-    }
+    });
     const first = chunks[0]!;
     assert.throws(() => readChunk(dir.path, { ...first, count: first.count - 1 }), /header does not match/);
     assert.throws(() => readChunk(dir.path, { ...first, fold: [0, 0, 0, 0] }), /fold does not match/);
@@ -228,9 +225,8 @@ test('a version 1 snapshot (every entry in the file) still loads, and the next s
 });
 
 test('snapshots take their new entries from the journal; after a replayed tail or a dropped journal they scan once', async () => {
-  const dir = tempDir();
   type Info = { newEntries: number; entriesFrom: string };
-  try {
+  await inTempDir(async (dir) => {
     const seen: Info[] = [];
     const observer = { onSnapshot: (info: Info) => seen.push({ newEntries: info.newEntries, entriesFrom: info.entriesFrom }) };
     await withLedger(
@@ -308,9 +304,7 @@ test('snapshots take their new entries from the journal; after a replayed tail o
       },
       { snapshotEveryRecords: 8_388_609, observer },
     );
-  } finally {
-    dir.remove();
-  }
+  });
 });
 
 function flipByte(path: string, offset: number): void {
