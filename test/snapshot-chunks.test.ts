@@ -44,6 +44,10 @@ test('each snapshot writes a chunk of only the entries logged since the previous
       dir.path,
       async (ledger) => {
         await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
+        // What a crash while writing leaves behind: removed by the next snapshot's pruning.
+        const { snapshotDir } = dataPaths(dir.path);
+        writeFileSync(join(snapshotDir, 'snapshot-00000000000000000001.wsnap.tmp'), 'half');
+        writeFileSync(join(snapshotDir, 'txns-00000000000000000000-00000000000000000001.wtxn.tmp'), 'half');
         let entriesBefore = 0;
         for (let round = 0; round < 12; round++) {
           const count = 50 + round * 7;
@@ -78,6 +82,7 @@ test('each snapshot writes a chunk of only the entries logged since the previous
           assert.ok(kept.length <= 2);
           const listed = new Set(kept.flatMap((snapshotMeta) => (snapshotMeta.txnChunks ?? []).map((chunk) => chunk.name)));
           assert.deepEqual(chunkFiles(dir.path), [...listed].sort());
+          assert.deepEqual(readdirSync(snapshotDir).filter((name) => name.endsWith('.tmp')), [], 'no temporary file left');
           entriesBefore = meta.txnCount;
         }
         // A second snapshot with nothing new logged keeps the chunks as they are.

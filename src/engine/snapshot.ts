@@ -31,6 +31,8 @@ import { addChunk, checkChunkList, pruneChunks, readChunk, sumFolds, type ChunkR
 
 const MAGIC = Buffer.from('WSNAP001', 'latin1');
 const SNAPSHOT_PATTERN = /^snapshot-(\d{20})\.wsnap$/;
+/** A snapshot left half-written by a crash (recovery never reads it). */
+const SNAPSHOT_TEMP_PATTERN = /^snapshot-\d{20}\.wsnap\.tmp$/;
 const META_BYTES_MAX = 1 << 20;
 /** Snapshots kept on disk: the newest, plus one older in case the newest is damaged. */
 export const SNAPSHOTS_KEPT = 2;
@@ -129,12 +131,14 @@ export function commitSnapshotFile(dir: string, tempPath: string, sequence: numb
 }
 
 /**
- * Keeps the newest SNAPSHOTS_KEPT snapshots and the chunks they list. When a kept snapshot's
- * meta cannot be read, no chunk is removed: which ones it needs is unknown.
+ * Keeps the newest SNAPSHOTS_KEPT snapshots and the chunks they list, and removes temporary
+ * files a crash left (runs right after a commit, when no snapshot is being written). When a
+ * kept snapshot's meta cannot be read, no chunk is removed: which ones it needs is unknown.
  */
 function pruneSnapshots(dir: string): void {
   const snapshots = listSnapshots(dir);
   for (const old of snapshots.slice(SNAPSHOTS_KEPT)) unlinkSync(old.path);
+  for (const name of readdirSync(dir)) if (SNAPSHOT_TEMP_PATTERN.test(name)) unlinkSync(join(dir, name));
   const referenced = new Set<string>();
   for (const kept of snapshots.slice(0, SNAPSHOTS_KEPT)) {
     let meta: SnapshotMeta;

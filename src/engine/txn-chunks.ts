@@ -32,17 +32,17 @@
 import { readdirSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { bytesOf } from '../core/digest.js';
-import { foldTxnWords } from '../core/txn-table.js';
+import { foldTxnWords, TXN_ENTRY_WORDS } from '../core/txn-table.js';
 import { fsyncDirectory } from '../log/segments.js';
 import { assert } from '../stdx/assert.js';
 import { readChecksummedFile, writeChecksummedFile } from './checked-file.js';
 
 const MAGIC = Buffer.from('WTXNCHK1', 'latin1');
 const HEADER_BYTES = 32;
-const ENTRY_WORDS = 6;
+const ENTRY_WORDS = TXN_ENTRY_WORDS;
 const CHUNK_PATTERN = /^txns-\d{20}-\d{20}\.wtxn(\.tmp)?$/;
 /** Chunks are merged only up to this many entries (96 MiB): larger ones are written once. */
-export const CHUNK_MERGE_ENTRIES_MAX = 1 << 22;
+const CHUNK_MERGE_ENTRIES_MAX = 1 << 22;
 
 /** A chunk as a snapshot's meta lists it. */
 export type ChunkRef = Readonly<{
@@ -54,7 +54,7 @@ export type ChunkRef = Readonly<{
   fold: readonly number[];
 }>;
 
-export function chunkFileName(afterSequence: number, toSequence: number): string {
+function chunkFileName(afterSequence: number, toSequence: number): string {
   return `txns-${String(afterSequence).padStart(20, '0')}-${String(toSequence).padStart(20, '0')}.wtxn`;
 }
 
@@ -67,14 +67,14 @@ export function sumFolds(folds: ReadonlyArray<ArrayLike<number>>): Uint32Array {
 
 /**
  * Entries logged in (afterSequence, toSequence], given in parts (journal blocks, or merged
- * chunks), written as one chunk file (fsynced, renamed into place).
+ * chunks), written as one chunk file (fsynced, renamed into place). `fold`: their fold, when the
+ * caller has it already (merged chunks carry theirs).
  */
-export function writeChunk(dir: string, afterSequence: number, toSequence: number, entries: readonly Uint32Array[]): ChunkRef {
+function writeChunk(dir: string, afterSequence: number, toSequence: number, entries: readonly Uint32Array[], fold = sumFolds(entries.map(foldTxnWords))): ChunkRef {
   assert(entries.every((part) => part.length % ENTRY_WORDS === 0) && afterSequence < toSequence, 'chunk entries or range malformed');
   const name = chunkFileName(afterSequence, toSequence);
   const tempPath = join(dir, `${name}.tmp`);
-  const count = entries.reduce((sum, part) => sum + part.length / ENTRY_WORDS, 0);
-  const fold = sumFolds(entries.map(foldTxnWords));
+  const count = entriesIn(entries);
   writeChecksummedFile(tempPath, (writer) => {
     const header = Buffer.alloc(HEADER_BYTES);
     MAGIC.copy(header, 0);
@@ -111,10 +111,11 @@ export function readChunk(dir: string, ref: ChunkRef): Uint32Array {
 }
 
 /**
- * The chunk list after adding the entries logged in (the last chunk's end, toSequence]: writes
- * the new chunk, then merges from the newest end while the older neighbour is no larger and
- * the two fit in `mergeEntriesMax`. The
- * files of chunks merged away stay until no kept snapshot lists them (pruneChunks).
+ * The chunk list after adding the entries logged in (the last chunk's end, toSequence]. The
+ * merge is decided from the counts alone, before anything is written: going back from the newest
+ * chunk, each one no larger than what it would join, while the two fit in `mergeEntriesMax`,
+ * joins; then one file holds the joined chunks (read once) and the new entries. The files of
+ * chunks merged away stay until no kept snapshot lists them (pruneChunks).
  */
 export function addChunk(dir: string, chunks: readonly ChunkRef[], toSequence: number, entries: readonly Uint32Array[], mergeEntriesMax = CHUNK_MERGE_ENTRIES_MAX): ChunkRef[] {
   const afterSequence = chunks.at(-1)?.toSequence ?? 0;
@@ -123,19 +124,22 @@ export function addChunk(dir: string, chunks: readonly ChunkRef[], toSequence: n
     assert(entries.every((part) => part.length === 0), 'entries logged at or before the last chunk');
     return [...chunks];
   }
-  const list = [...chunks, writeChunk(dir, afterSequence, toSequence, entries)];
-  while (list.length >= 2 && list.at(-2)!.count <= list.at(-1)!.count && list.at(-2)!.count + list.at(-1)!.count <= mergeEntriesMax) {
-    const newer = list.pop()!;
-    const older = list.pop()!;
-    list.push(mergeChunks(dir, older, newer));
+  const list = [...chunks];
+  const joined: ChunkRef[] = [];
+  let count = entriesIn(entries);
+  for (let older = list.at(-1); older !== undefined && older.count <= count && older.count + count <= mergeEntriesMax; older = list.at(-1)) {
+    joined.unshift(list.pop()!);
+    count += older.count;
   }
+  const fold = sumFolds([...joined.map((chunk) => chunk.fold), ...entries.map(foldTxnWords)]);
+  const parts = [...joined.map((chunk) => readChunk(dir, chunk)), ...entries];
+  list.push(writeChunk(dir, joined[0]?.afterSequence ?? afterSequence, toSequence, parts, fold));
   fsyncDirectory(dir);
   return list;
 }
 
-function mergeChunks(dir: string, older: ChunkRef, newer: ChunkRef): ChunkRef {
-  assert(older.toSequence === newer.afterSequence, 'merged chunks must be adjacent');
-  return writeChunk(dir, older.afterSequence, newer.toSequence, [readChunk(dir, older), readChunk(dir, newer)]);
+function entriesIn(parts: readonly Uint32Array[]): number {
+  return parts.reduce((sum, part) => sum + part.length / ENTRY_WORDS, 0);
 }
 
 /** Checks that a snapshot's chunks run contiguously from sequence 0 to its own sequence. */
