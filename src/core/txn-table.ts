@@ -37,6 +37,8 @@
 import { assert } from '../stdx/assert.js';
 
 const WORDS_PER_SLOT = 6;
+/** Words of one entry wherever entries leave the table (snapshot copies, journal, chunk files). */
+export const TXN_ENTRY_WORDS = WORDS_PER_SLOT;
 const SLOTS_INITIAL = 1 << 12;
 const LOAD_MAX_PERCENT = 70;
 /** From this load the next array is allocated and its pages touched (PREPARE_WORDS_PER_INSERT per insert). */
@@ -417,7 +419,7 @@ export class TxnTable {
  * With 1.5 MiB blocks the freed blocks stayed in malloc's heap: bench:memory's peak RSS went
  * from 1,861 to 2,340 MB.
  */
-const JOURNAL_BLOCK_ENTRIES = 1 << 21;
+export const JOURNAL_BLOCK_ENTRIES = 1 << 21;
 /** A journal block's size: what a spare block handed back must measure. */
 export const JOURNAL_BLOCK_BYTES = JOURNAL_BLOCK_ENTRIES * WORDS_PER_SLOT * 4;
 

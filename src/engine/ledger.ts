@@ -17,7 +17,7 @@ import { DecideScratch, executeTransferBatch, fingerprintTransactionId, Outcome,
 import { ID_BYTES_MAX, isValidId } from '../core/ids.js';
 import { IdTable } from '../core/id-table.js';
 import { ACCOUNTS_MAX, LedgerState } from '../core/ledger-state.js';
-import { JOURNAL_BLOCK_BYTES, TXN_TABLE_ENTRIES_MAX, type TxnEntriesCopy } from '../core/txn-table.js';
+import { JOURNAL_BLOCK_ENTRIES, TXN_TABLE_ENTRIES_MAX, type TxnEntriesCopy } from '../core/txn-table.js';
 import { BATCH_RECORDS_MAX, KIND_NAMES, RECORD_BYTES } from '../core/transfer-record.js';
 import { encodeFrame, FRAME_BODY_BYTES_MAX, FRAME_EVENTS_MAX } from '../log/frame.js';
 import { FramePool } from '../log/frame-pool.js';
@@ -304,7 +304,7 @@ class PartitionEngine implements Ledger {
    * engine thread while it decides.
    */
   private keepSpareBlocks(blocks: ArrayBuffer[]): void {
-    const kept = Math.ceil(this.snapshotEveryRecords / (JOURNAL_BLOCK_BYTES / 24));
+    const kept = Math.ceil(this.snapshotEveryRecords / JOURNAL_BLOCK_ENTRIES);
     for (const block of blocks) if (this.spareJournalBlocks.length < kept) this.spareJournalBlocks.push(new Uint32Array(block));
   }
 
@@ -686,15 +686,21 @@ class PartitionEngine implements Ledger {
     let journaled: Uint32Array[] | undefined;
     let scan: TxnEntriesCopy | undefined;
     let position: SnapshotPosition;
+    /** Entries logged since the last snapshot's chunks end: what the new chunk holds. */
+    let newCount: number;
     try {
       await this.writer.flushed();
       assert(this.writer.durableSequence === this.state.headSequence, 'snapshot capture with frames still queued');
       parts = copyAccountParts(this.state);
       const txns = this.state.txns;
       const after = this.chunksEnd();
+      newCount = txns.count - this.txnChunks.reduce((sum, chunk) => sum + chunk.count, 0);
       const journal = txns.takeJournal();
-      if (journal !== undefined && journal.afterSequence === after) journaled = journal.entries();
-      else scan = txns.beginEntriesCopy(after, this.state.headSequence, txns.count - this.txnChunks.reduce((sum, chunk) => sum + chunk.count, 0));
+      if (journal !== undefined && journal.afterSequence === after) {
+        assert(journal.count === newCount, 'the journal holds every entry logged since the chunks end');
+        journaled = journal.entries();
+      }
+      else scan = txns.beginEntriesCopy(after, this.state.headSequence, newCount);
       this.startJournal();
       position = {
         chainHash: this.chainHash.toString('hex'),
@@ -710,7 +716,6 @@ class PartitionEngine implements Ledger {
       while (!scan.step(this.snapshotCopySlotsPerTurn)) await new Promise<void>((resolve) => setImmediate(resolve));
     }
     const newEntries = journaled ?? [scan!.result()];
-    const entryCount = newEntries.reduce((sum, part) => sum + part.length / 6, 0);
     const written = await writeSnapshotInWorker(snapshotDir, parts, newEntries, position, this.txnChunks, (blocks) => this.keepSpareBlocks(blocks));
     commitSnapshotFile(snapshotDir, written.tempPath, parts.headSequence);
     this.txnChunks = written.chunks;
@@ -720,7 +725,7 @@ class PartitionEngine implements Ledger {
       sequence: parts.headSequence,
       bytes: written.bytes,
       ms: performance.now() - started,
-      newEntries: entryCount,
+      newEntries: newCount,
       entriesFrom: journaled === undefined ? 'scan' : 'journal',
     });
   }
