@@ -23,6 +23,12 @@ export type ToPrepareWorker =
 export const PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT = 512;
 /** Buffer pairs kept for reuse (each 2.12 MiB); more in flight are allocated and dropped. */
 const POOL_KEPT_MAX = 16;
+/**
+ * Most batches with the worker at once (136 MiB of buffer pairs). Without a bound, a full engine
+ * queue (1M records in batches of 512) held 2,048 pairs, 4.5 GB, for 213 MB of records; past it
+ * batches are prepared on the engine thread, as small ones are.
+ */
+export const PREPARE_IN_FLIGHT_MAX = 64;
 
 /** A batch copied into shared memory: its records (4-byte aligned) and, once prepared, the prepared words. */
 export class PreparedBatch {
@@ -56,9 +62,9 @@ export class BatchPreparer {
     private readonly workerUrl: URL = new URL('./prepare-worker.js', import.meta.url),
   ) {}
 
-  /** Whether batches can go to the worker (false once it has failed). */
+  /** Whether a batch can go to the worker now: it has not failed, and fewer than PREPARE_IN_FLIGHT_MAX are with it. */
   get available(): boolean {
-    return !this.lost;
+    return !this.lost && this.inFlight.length < PREPARE_IN_FLIGHT_MAX;
   }
 
   /**
