@@ -244,9 +244,10 @@ function resolveAccount(record: RecordView, offset: number, length: number, hash
 }
 
 /**
- * Reads, for every prepared record of a round, the slots its lookups will probe first (its
- * transaction id's and both accounts'; one pass, so the misses overlap), then the id bytes and
- * account records those account slots name.
+ * Reads, for every prepared record of a round, what its decision will read first, in one pass
+ * so the misses overlap: its transaction id's slot, and per account the record when the
+ * preparer found it, else the first slot its lookup probes; then, for those not found, the id
+ * bytes and account records the slots name.
  */
 function prefetchRound(state: LedgerState, scratch: DecideScratch, prepared: Int32Array, first: number, records: number): void {
   const accounts = state.accounts;

@@ -26,32 +26,25 @@ export type AccountParts = Readonly<{
   txnSlots: number;
 }>;
 
-export type StateParts = AccountParts &
-  Readonly<{
-    /** Transaction table words: the live slots, or only the occupied ones (a copy). */
-    txnWords: Uint32Array;
-  }>;
-
 /** The bytes under a typed array view (no copy). */
 export function bytesOf(view: ArrayBufferView): Uint8Array {
   return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
 }
 
-/** The state's parts as views of its live arrays (no copy, except the transaction table's entries while it grows). */
-function partsOf(state: LedgerState): StateParts {
+/** The account side as views of the state's live arrays (no copy). */
+function accountPartsOf(state: LedgerState): AccountParts {
   const accounts = state.accounts.exportParts();
   const owners = state.owners.exportParts();
   return {
     headSequence: state.headSequence,
     accountCount: state.accountCount,
     txnCount: state.txns.count,
+    txnSlots: state.txns.capacitySlots,
     accountIdLengths: accounts.lengths,
     accountIdArena: accounts.arena,
     ownerIdLengths: owners.lengths,
     ownerIdArena: owners.arena,
     accountRecords: state.accountRecords(),
-    txnWords: state.txns.digestWords(),
-    txnSlots: state.txns.capacitySlots,
   };
 }
 
@@ -61,27 +54,15 @@ function partsOf(state: LedgerState): StateParts {
  * separately: the new ones only (TxnTable.takeJournal or beginEntriesCopy).
  */
 export function copyAccountParts(state: LedgerState): AccountParts {
-  const accounts = state.accounts.exportParts();
-  const owners = state.owners.exportParts();
+  const parts = accountPartsOf(state);
   return {
-    headSequence: state.headSequence,
-    accountCount: state.accountCount,
-    txnCount: state.txns.count,
-    txnSlots: state.txns.capacitySlots,
-    accountIdLengths: accounts.lengths.slice(),
-    accountIdArena: accounts.arena.slice(),
-    ownerIdLengths: owners.lengths.slice(),
-    ownerIdArena: owners.arena.slice(),
-    accountRecords: state.accountRecords().slice(),
+    ...parts,
+    accountIdLengths: parts.accountIdLengths.slice(),
+    accountIdArena: parts.accountIdArena.slice(),
+    ownerIdLengths: parts.ownerIdLengths.slice(),
+    ownerIdArena: parts.ownerIdArena.slice(),
+    accountRecords: parts.accountRecords.slice(),
   };
-}
-
-/**
- * The whole state's parts copied into fresh buffers; the transaction table compactly (occupied
- * slots only), which digests the same.
- */
-export function copyParts(state: LedgerState): StateParts {
-  return { ...copyAccountParts(state), txnWords: state.txns.compactEntries() };
 }
 
 /** `txnFold`: foldTxnWords of every remembered entry (a snapshot sums its chunks' folds). */
@@ -100,7 +81,7 @@ export function digestOfParts(parts: AccountParts, txnFold: Uint32Array): string
   return hash.digest('hex');
 }
 
+/** The live state's digest: its account side and the fold of its transaction table's slots (a compact copy while it grows). */
 export function stateDigest(state: LedgerState): string {
-  const parts = partsOf(state);
-  return digestOfParts(parts, foldTxnWords(parts.txnWords));
+  return digestOfParts(accountPartsOf(state), foldTxnWords(state.txns.digestWords()));
 }
