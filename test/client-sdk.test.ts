@@ -203,6 +203,16 @@ describe('client SDK', () => {
     await client.close();
   });
 
+  it('counts lookups toward queuedRecordsMax, sharing the bound with transfers', async () => {
+    const client = await WalletClient.connect({ port: server.port, token: 'admin-token', queuedRecordsMax: 5 });
+    const transactionId = nextTx();
+    const transfer = client.transfer({ transactionId, fromAccount: 'alice', toAccount: 'bob', amount: 1n, currency: 'USD' });
+    const lookups = await Promise.all(Array.from({ length: 6 }, () => client.account('alice')));
+    assert.deepEqual(lookups.map((result) => (result.ok ? 'found' : result.code)), ['found', 'found', 'found', 'found', 'overloaded', 'overloaded']);
+    assert.equal((await transfer).ok, true);
+    await client.close();
+  });
+
   it('refuses option values with no bound before dialling: NaN, negative, fractional, forever', async () => {
     let dialled = 0;
     const dial = async (): Promise<never> => {

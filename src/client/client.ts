@@ -44,7 +44,10 @@ export type ConnectOptions = Readonly<{
   token: string;
   /** Frames sent and not yet answered; the server's own limit caps it. Default 8. */
   framesInFlightMax?: number;
-  /** Records waiting to be sent; a call beyond it is answered `overloaded`. Default 64 full frames. */
+  /**
+   * Calls waiting to be sent, counted in records (a lookup or an account opening counts as one);
+   * a call beyond it is answered `overloaded`. Default 64 full frames.
+   */
   queuedRecordsMax?: number;
   /** Time to connect and complete the handshake. Default 5 s. */
   connectTimeoutMs?: number;
@@ -72,7 +75,7 @@ type Request = {
   readonly count: number;
   readonly head: Buffer;
   readonly body: Buffer;
-  /** Records this request adds to the queue (0 for lookups). */
+  /** Places this request holds in the queue: its records (1 for a lookup). */
   readonly records: number;
   /** Receives the answer, or (status, 0, empty) when there will be none. */
   readonly settle: (status: number, count: number, body: Buffer) => void;
@@ -302,11 +305,12 @@ export class WalletClient {
   // -------------------------------------------------------------------------------------------
   // Requests
 
+  /** A one-item request; it holds one place of queuedRecordsMax while it waits to be sent. */
   private lookup<T>(op: number, body: Buffer, decode: (bytes: Buffer) => T | Failure): Promise<T | Failure> {
-    const refusal = this.refusalFor(0);
+    const refusal = this.refusalFor(1);
     if (refusal !== undefined) return Promise.resolve(failure(refusal));
     return new Promise((resolve) => {
-      this.enqueue(op, 1, body, 0, (status, count, bytes) => {
+      this.enqueue(op, 1, body, 1, (status, count, bytes) => {
         if (status !== 0) resolve(failure(codeOfWire(status) ?? 'internal_error'));
         else resolve(count === 1 ? decode(bytes) : failure('protocol_error'));
       });
