@@ -229,6 +229,35 @@ test('a version 1 snapshot (every entry in the file) still loads, and the next s
   });
 });
 
+test('a snapshot of an unknown version, or with a malformed meta, is refused by name and recovery falls back', async () => {
+  await inTempDir(async (dir) => {
+    let digest = '';
+    await withLedger(dir.path, async (ledger) => {
+      await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
+      await deposits(ledger, 'd', 20);
+      digest = ledger.digest();
+    });
+    const { snapshotDir } = dataPaths(dir.path);
+    const newest = listSnapshots(snapshotDir)[0]!;
+    const original = readFileSync(newest.path);
+    const edits: Array<[string, (meta: Record<string, unknown>) => void, RegExp]> = [
+      ['a newer version', (meta) => (meta.version = 3), /version 3 is not one this walletd reads \(1 or 2\)/],
+      ['a chunk name outside the directory', (meta) => ((meta.txnChunks as Array<Record<string, unknown>>)[0]!.name = '../escape.wtxn'), /meta \/txnChunks\/0\/name must match pattern/],
+      ['a fractional count', (meta) => (meta.txnCount = 1.5), /meta \/txnCount must be integer/],
+      ['an unknown field', (meta) => (meta.pruned = true), /must NOT have additional properties/],
+    ];
+    for (const [what, edit, message] of edits) {
+      rewriteSnapshotMeta(newest.path, original, edit);
+      assert.throws(() => loadSnapshot(newest.path), message, what);
+      const warnings: string[] = [];
+      const recovered = recover(dir.path, { warn: (warning) => warnings.push(warning) });
+      assert.match(warnings.join('\n'), message, what);
+      assert.notEqual(recovered.snapshot?.sequence, JSON.parse(original.subarray(12, 12 + original.readUInt32LE(8)).toString()).sequence, what);
+      assert.equal(stateDigest(recovered.state), digest, what);
+    }
+  });
+});
+
 test('snapshots take their new entries from the journal; after a replayed tail or a dropped journal they scan once', async () => {
   type Info = { newEntries: number; entriesFrom: string };
   await inTempDir(async (dir) => {
@@ -330,5 +359,18 @@ function writeVersion1Snapshot(path: string, meta: SnapshotMeta, entries: Uint32
   length.writeUInt32LE(metaBytes.length, 0);
   const writer = new ChecksummedWriter(path);
   for (const part of [Buffer.from('WSNAP001', 'latin1'), length, metaBytes, sections, bytesOf(entries)]) writer.write(part);
+  writer.finish();
+}
+
+/** Rewrites a snapshot's meta (from its original bytes) through `edit`, with a valid CRC-32: only the meta is wrong. */
+function rewriteSnapshotMeta(path: string, original: Buffer, edit: (meta: Record<string, unknown>) => void): void {
+  const metaLength = original.readUInt32LE(8);
+  const meta = JSON.parse(original.subarray(12, 12 + metaLength).toString('utf8')) as Record<string, unknown>;
+  edit(meta);
+  const metaBytes = Buffer.from(JSON.stringify(meta), 'utf8');
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(metaBytes.length, 0);
+  const writer = new ChecksummedWriter(path);
+  for (const part of [original.subarray(0, 8), length, metaBytes, original.subarray(12 + metaLength, original.length - 4)]) writer.write(part);
   writer.finish();
 }

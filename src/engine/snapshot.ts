@@ -20,6 +20,7 @@
  */
 import { readdirSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { Ajv, type JSONSchemaType } from 'ajv';
 import { assert } from '../stdx/assert.js';
 import { bytesOf, digestOfParts, stateDigest, type AccountParts } from '../core/digest.js';
 import { IdTable } from '../core/id-table.js';
@@ -160,7 +161,69 @@ function readMeta(reader: ChecksummedReader): SnapshotMeta {
   if (metaLength > META_BYTES_MAX) throw new Error(`snapshot ${reader.path}: meta too large`);
   const metaBytes = Buffer.alloc(metaLength);
   reader.read(metaBytes);
-  return JSON.parse(metaBytes.toString('utf8')) as SnapshotMeta;
+  return parseMeta(metaBytes, reader.path);
+}
+
+const COUNT = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
+const HEX_32 = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
+const U32 = { type: 'integer', minimum: 0, maximum: 0xffff_ffff } as const;
+
+/**
+ * What a meta must hold before anything in it is used: a version this code reads (a newer
+ * writer's file is refused, not misread), counts that are safe integers, and chunk names of
+ * the chunk pattern (they are joined to the directory).
+ */
+const META_SCHEMA: JSONSchemaType<SnapshotMeta> = {
+  type: 'object',
+  required: ['version', 'sequence', 'chainHash', 'digest', 'createdAtMs', 'logSegmentFirstSequence', 'logOffset', 'accountCount', 'txnCount', 'txnSlots', 'sections'],
+  properties: {
+    version: { type: 'integer', enum: [1, 2] },
+    sequence: COUNT,
+    chainHash: HEX_32,
+    digest: { type: 'string', pattern: '^[0-9a-f]+$' },
+    createdAtMs: COUNT,
+    logSegmentFirstSequence: COUNT,
+    logOffset: COUNT,
+    accountCount: COUNT,
+    txnCount: COUNT,
+    txnSlots: COUNT,
+    sections: {
+      type: 'array',
+      items: { type: 'object', required: ['name', 'bytes'], properties: { name: { type: 'string' }, bytes: COUNT }, additionalProperties: false },
+    },
+    txnChunks: {
+      type: 'array',
+      nullable: true,
+      items: {
+        type: 'object',
+        required: ['name', 'afterSequence', 'toSequence', 'count', 'fold'],
+        properties: {
+          name: { type: 'string', pattern: '^txns-\\d{20}-\\d{20}\\.wtxn$' },
+          afterSequence: COUNT,
+          toSequence: COUNT,
+          count: COUNT,
+          fold: { type: 'array', items: U32, minItems: 4, maxItems: 4 },
+        },
+        additionalProperties: false,
+      },
+    },
+  },
+  additionalProperties: false,
+};
+const validateMeta = new Ajv({ strict: true, allErrors: false }).compile(META_SCHEMA);
+
+function parseMeta(metaBytes: Buffer, path: string): SnapshotMeta {
+  let meta: unknown;
+  try {
+    meta = JSON.parse(metaBytes.toString('utf8'));
+  } catch {
+    throw new Error(`snapshot ${path}: meta is not JSON`);
+  }
+  if (validateMeta(meta)) return meta;
+  const error = validateMeta.errors?.[0];
+  const version = typeof meta === 'object' && meta !== null && 'version' in meta ? String(meta.version) : 'none';
+  if (error?.instancePath === '/version') throw new Error(`snapshot ${path}: version ${version} is not one this walletd reads (1 or 2)`);
+  throw new Error(`snapshot ${path}: meta ${error?.instancePath || '(root)'} ${error?.message ?? 'is malformed'}`);
 }
 
 /** A snapshot's meta alone (its sections and CRC unchecked): which chunks it lists. */
