@@ -4,7 +4,8 @@
 // concurrent submit loops (transfers, some rejected; deposits; withdrawals; retries; a record
 // twice in one batch), printing every outcome the moment its promise resolves. The parent kills
 // it with SIGKILL at moments drawn from a seeded PRNG (src/stdx/prng.ts): KILLS_UNDER_LOAD times
-// while it is under load, and EARLY_KILLS times during its start (recovery, checks, setup). The
+// while it is under load (each after the run's first snapshot, which prints a line), and
+// EARLY_KILLS times during its start (recovery, checks, setup). The
 // same data directory accumulates across all kills, and snapshots are taken every 400 records.
 //
 // After every kill, before the restart, the parent checks the directory:
@@ -67,13 +68,16 @@ const RECHECK_SAMPLE = 200;
 type RunResult = { acks: Ack[]; started: { head: number; digest: string } | undefined; verified: boolean; reachedReady: boolean; rolloversSeen: number; signal: string | null; stderr: string; bad: string[] };
 
 /**
- * When to kill: `afterMs` after spawn ('start'), after `ready` ('load'), or after the child has
- * created its `rollovers`-th new segment file since `ready` ('rollover'; seen by watching the log
- * directory, so the kill lands while the new segment is still empty or just written to).
+ * When to kill: `afterMs` after spawn ('start'); after `ready` and the run's first committed
+ * snapshot ('load': so the restart recovers from a snapshot taken under load however slow the
+ * machine, where a kill timed from `ready` alone often came before any snapshot was written); or
+ * after the child has created its `rollovers`-th new segment file since `ready` ('rollover'; seen
+ * by watching the log directory, so the kill lands while the new segment is still empty or just
+ * written to).
  */
 type KillPlan = Readonly<{ at: 'start' | 'load' | 'rollover'; afterMs: number; rollovers: number }>;
 
-/** A rollover-timed kill happens anyway this long after `ready` if no segment file appears. */
+/** A rollover- or snapshot-timed kill happens anyway this long after `ready` if the event does not come. */
 const ROLLOVER_WAIT_MS = 10_000;
 
 /** Starts the child and kills it with SIGKILL as `kill` says. */
@@ -84,6 +88,7 @@ function runChild(dataDir: string, run: number, seed: number, checkFile: string,
   let pending = '';
   let watcher: FSWatcher | undefined;
   let rolloverWait: NodeJS.Timeout | undefined;
+  let killScheduled = false;
   const killNow = (): void => void child.kill('SIGKILL');
   const guard = setTimeout(killNow, CHILD_RUN_TIMEOUT_MS);
   if (kill.at === 'start') setTimeout(killNow, kill.afterMs);
@@ -111,8 +116,13 @@ function runChild(dataDir: string, run: number, seed: number, checkFile: string,
       } else if (line.startsWith('verified ')) result.verified = true;
       else if (line === 'ready') {
         result.reachedReady = true;
-        if (kill.at === 'load') setTimeout(killNow, kill.afterMs);
+        if (kill.at === 'load') rolloverWait = setTimeout(killNow, ROLLOVER_WAIT_MS);
         else if (kill.at === 'rollover') killAfterRollovers();
+      } else if (line.startsWith('snapshot ')) {
+        if (kill.at === 'load' && result.reachedReady && !killScheduled) {
+          killScheduled = true;
+          setTimeout(killNow, kill.afterMs);
+        }
       } else if (line.startsWith('bad ')) result.bad.push(line);
     }
   });

@@ -75,6 +75,8 @@ async function main(): Promise<void> {
     // Snapshots copy the transaction table a few hundred slots per turn, so kills land while a
     // copy spans many drains.
     snapshotCopySlotsPerTurn: 256,
+    // The parent times kills under load from the first committed snapshot of the run.
+    observer: { onSnapshot: (info) => out(`snapshot ${info.sequence}\n`) },
     ...(segmentBytesText === undefined ? {} : { segmentBytesMax: Number(segmentBytesText) }),
     onFatal: (error) => {
       out(`bad fatal ${String(error)}\n`);
