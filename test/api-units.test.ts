@@ -65,13 +65,20 @@ test('flags beat environment, environment beats the config file', (t) => {
   assert.equal(configOf([], { WALLET_CONFIG: file }).port, 7000);
 });
 
-test("--protocol-port takes 'off' (flag, environment or file); no other setting does", (t) => {
+test("--protocol-port and --log-scrub-rate take 'off' (flag, environment or file); no other setting does", (t) => {
   assert.equal(configOf([]).protocolPort, 8081);
   assert.equal(configOf(['--protocol-port', 'off']).protocolPort, 'off');
   assert.equal(configOf([], { WALLET_PROTOCOL_PORT: 'off' }).protocolPort, 'off');
   const dir = scratchDir(t, 'walletd-config-');
   writeFileSync(join(dir, 'c.json'), JSON.stringify({ protocol_port: 'off' }));
   assert.equal(configOf(['--config', join(dir, 'c.json')]).protocolPort, 'off');
+  assert.equal(configOf([]).logScrubMiBPerSecond, 64);
+  assert.equal(configOf(['--log-scrub-rate', 'off']).logScrubMiBPerSecond, 'off');
+  assert.equal(configOf([], { WALLET_LOG_SCRUB_RATE: '200' }).logScrubMiBPerSecond, 200);
+  assert.deepEqual(
+    SETTINGS.filter((setting) => setting.kind === 'integer' && setting.offAllowed === true).map((setting) => setting.flag),
+    ['protocol-port', 'log-scrub-rate'],
+  );
   const noOff = SETTINGS.filter((setting) => setting.kind === 'integer' && setting.offAllowed !== true && setting.flag !== undefined).map((setting) => [`--${setting.flag!}`, 'off']);
   assert.ok(noOff.length >= 10, 'every other integer setting is tried');
   for (const args of [...noOff, ['--protocol-port', 'OFF'], ['--protocol-port', 'none']]) {

@@ -11,7 +11,8 @@
 //   replayed at start. `walletd verify` exits non-zero naming the segment file and the frame's
 //   byte offset; `openLedger` rejects with a CorruptLogError naming both; `walletd serve`
 //   exits non-zero with both in its log. Damage before the newest snapshot's position is not
-//   read at start (recovery stays short) but `verify` still finds it.
+//   read at start (recovery stays short), but the log scrub that runs after start reports it
+//   (file and offset), and `verify` finds it.
 // - snapshots: a damaged newest snapshot is skipped for the older one, or for a replay from
 //   the first frame, with the same digest; undamaged snapshots with empty sections load; a log
 //   cut shorter than the newest snapshot's position is corruption, not a torn tail (the
@@ -29,7 +30,9 @@ import { FRAME_HEADER_BYTES } from '../src/log/frame.js';
 import { CorruptLogError } from '../src/log/scan.js';
 import { listSegments } from '../src/log/segments.js';
 import { Prng } from '../src/stdx/prng.js';
-import { deposit, logFrames, runWalletd, submit, tempDir, transfer, WALLETD_BIN, withLedger, type FrameLocation } from './support/ledger.js';
+import type { LogScrubStatus } from '../src/engine/types.js';
+import { sleep, WalletServer } from './support/http-server.js';
+import { deposit, logFrames, runWalletd, scrubEnded, submit, tempDir, transfer, WALLETD_BIN, withLedger, type FrameLocation } from './support/ledger.js';
 
 const SEED = Number(process.env['WALLETD_DAMAGE_SEED'] ?? 20_261_125);
 const FRAMES_WRITTEN = 40;
@@ -270,10 +273,44 @@ describe('corruption', () => {
     const before = copyOf(built, 'flip-before-snapshot', { snapshots: 'older' });
     const early = flipInFrame(logFrames(before), prng, (candidates) => candidates.filter((frame) => frame.offset + frame.bytes <= position), 'any');
     const whereEarly = `byte ${early.at} in the frame at ${early.frame.offset}, snapshot position ${position}`;
-    await withLedger(before, async (ledger) => {
-      assert.equal(ledger.digest(), built.digest, `${whereEarly}: start from the snapshot reads only the log after it`);
-    });
+    const ended: LogScrubStatus[] = [];
+    await withLedger(
+      before,
+      async (ledger) => {
+        assert.equal(ledger.digest(), built.digest, `${whereEarly}: start from the snapshot reads only the log after it`);
+        // ...and the log scrub, after start, finds what start did not read.
+        const scrub = await scrubEnded(ledger);
+        assert.equal(scrub.state, 'failed', whereEarly);
+        assert.equal(scrub.failure?.path, early.frame.path, whereEarly);
+        assert.equal(scrub.failure?.offset, early.frame.offset, whereEarly);
+        assert.ok(scrub.failure?.message.includes(`${early.frame.path} at byte offset ${early.frame.offset} `), `${whereEarly}: ${scrub.failure?.message}`);
+      },
+      { observer: { onLogScrubEnd: (status) => ended.push(status) } },
+    );
+    assert.deepEqual(ended.map((status) => status.state), ['failed'], `${whereEarly}: the observer hears the end once`);
     assertVerifyNames(before, early.frame, whereEarly);
+  });
+
+  test('walletd serve starts on damage before the snapshot, and its log scrub reports it: error line, metric, still ready', async () => {
+    const dir = copyOf(built, 'flip-serve-scrub', { snapshots: 'older' });
+    const position = built.midSnapshot.logOffset;
+    const { frame } = flipInFrame(logFrames(dir), prng, (candidates) => candidates.filter((candidate) => candidate.offset + candidate.bytes <= position), 'body');
+    const server = await WalletServer.start({ dataDir: dir });
+    try {
+      const deadline = Date.now() + 20_000;
+      let line: Record<string, unknown> | undefined;
+      while ((line = server.logs().find((entry) => String(entry['msg']).startsWith('log scrub failed'))) === undefined && Date.now() < deadline) await sleep(20);
+      assert.ok(line !== undefined, `no scrub failure logged: ${server.logLines.join('\n')}`);
+      assert.equal(line['level'], 50, 'logged at error level');
+      assert.equal(line['path'], frame.path);
+      assert.equal(line['offset'], frame.offset);
+      assert.ok(server.logs().some((entry) => entry['msg'] === 'log scrub started'), 'the start of the scrub is logged');
+      const metrics = await server.call('GET', '/metrics');
+      assert.match(metrics.text, /^walletd_log_scrub_failed 1$/m);
+      assert.equal((await server.call('GET', '/readyz')).status, 200, 'the service goes on: the state came from a checked snapshot');
+    } finally {
+      await server.stop();
+    }
   });
 
   test('walletd serve refuses to start on a corrupt log and names file and offset', async () => {

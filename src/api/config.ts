@@ -32,6 +32,8 @@ export type ServeConfig = Readonly<{
   expectedTransactions: number | undefined;
   maxTransactions: number | undefined;
   maxAccounts: number | undefined;
+  /** MiB/s read by the log scrub after start; 'off' for none. */
+  logScrubMiBPerSecond: number | 'off';
 }>;
 
 type Setting = Readonly<
@@ -74,6 +76,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'expectedTransactions', flag: 'expected-transactions', env: 'WALLET_EXPECTED_TRANSACTIONS', kind: 'integer', fallback: undefined, min: 0, max: TXN_TABLE_ENTRIES_MAX, help: 'size the transaction-id table for this many ids when the ledger starts empty (no growth: no copying, no second array)' },
   { key: 'maxTransactions', flag: 'max-transactions', env: 'WALLET_MAX_TRANSACTIONS', kind: 'integer', fallback: undefined, min: 1, max: TXN_TABLE_ENTRIES_MAX, help: `most remembered transaction ids; new ones beyond it get 507 ledger_full (default and bound ${TXN_TABLE_ENTRIES_MAX})` },
   { key: 'maxAccounts', flag: 'max-accounts', env: 'WALLET_MAX_ACCOUNTS', kind: 'integer', fallback: undefined, min: 1, max: ACCOUNTS_MAX, help: `most customer accounts; openings beyond it get 507 ledger_full (default and bound ${ACCOUNTS_MAX})` },
+  { key: 'logScrubMiBPerSecond', flag: 'log-scrub-rate', env: 'WALLET_LOG_SCRUB_RATE', kind: 'integer', fallback: 64, min: 1, max: 65_536, offAllowed: true, help: "MiB/s read by the background check (at low priority) of the log frames the start's snapshot covers, which recovery does not read; 'off' for none" },
   { key: 'queueRecordsMax', flag: 'queue-records-max', env: 'WALLET_QUEUE_RECORDS_MAX', kind: 'integer', fallback: undefined, min: 1, max: 100_000_000, help: 'most records waiting in the engine queue before 503 overloaded (engine default when unset)' },
 ];
 

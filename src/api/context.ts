@@ -56,6 +56,7 @@ export class ApiContext {
       metrics: this.metrics,
     });
     this.metrics.attachStats(() => ledger.stats());
+    this.metrics.attachLogScrub(() => ledger.logScrub());
     if (this.currentPhase === 'recovering') this.setPhase('ready');
   }
 

@@ -8,7 +8,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { codeOfWire } from '../core/errors.js';
-import type { EngineObserver, EngineStats } from '../engine/types.js';
+import type { EngineObserver, EngineStats, LogScrubStatus } from '../engine/types.js';
 
 const LATENCY_BUCKETS_SECONDS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
 const FSYNC_BUCKETS_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1];
@@ -27,6 +27,7 @@ export class ApiMetrics {
   private readonly requestSecondsByLabels = new Map<string, { observe(value: number): void }>();
   /** Set once the ledger is open; read at scrape time. */
   private statsSource: (() => EngineStats) | undefined;
+  private logScrubSource: (() => LogScrubStatus) | undefined;
 
   constructor() {
     const registers = [this.registry];
@@ -57,6 +58,25 @@ export class ApiMetrics {
     });
     this.ready = new Gauge({ name: 'walletd_ready', help: '1 when the ledger is open and accepting writes', registers });
     this.registerStatsGauges(registers);
+    this.registerLogScrubGauges(registers);
+  }
+
+  private registerLogScrubGauges(registers: Registry[]): void {
+    const fromScrub = (name: string, help: string, read: (status: LogScrubStatus) => number): void => {
+      const source = (): LogScrubStatus | undefined => this.logScrubSource?.();
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const status = source();
+          if (status !== undefined) this.set(read(status));
+        },
+      });
+    };
+    fromScrub('walletd_log_scrub_checked_bytes', "Log bytes the scrub has checked (the frames the start's snapshot covers)", (s) => s.bytesChecked);
+    fromScrub('walletd_log_scrub_total_bytes', 'Log bytes the scrub checks in all (0 when it is off or not needed)', (s) => s.bytesTotal);
+    fromScrub('walletd_log_scrub_failed', '1 when the log scrub found a damaged frame or a broken hash chain (logged with file and offset)', (s) => (s.state === 'failed' ? 1 : 0));
   }
 
   private registerStatsGauges(registers: Registry[]): void {
@@ -104,6 +124,10 @@ export class ApiMetrics {
 
   attachStats(source: () => EngineStats): void {
     this.statsSource = source;
+  }
+
+  attachLogScrub(source: () => LogScrubStatus): void {
+    this.logScrubSource = source;
   }
 
   setReady(ready: boolean): void {

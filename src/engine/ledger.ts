@@ -29,6 +29,7 @@ import type { ChunkRef } from './txn-chunks.js';
 import { Worker } from 'node:worker_threads';
 import { lockDataDir } from './lock.js';
 import { BatchPreparer, PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT, type PreparedBatch } from './preparer.js';
+import { LOG_SCRUB_BYTES_PER_SECOND_DEFAULT, LogScrub } from './scrub.js';
 import type {
   AccountView,
   BalanceQuery,
@@ -36,6 +37,7 @@ import type {
   HistoricalBalance,
   Ledger,
   LedgerOptions,
+  LogScrubStatus,
   OpenAccountOutcome,
   OpenAccountRequest,
   OwnedAccounts,
@@ -98,6 +100,7 @@ function checkOptions(options: LedgerOptions): void {
     expectedTransactions: { value: options.expectedTransactions, min: 0, max: TXN_TABLE_ENTRIES_MAX },
     maxTransactions: { value: options.maxTransactions, min: 1, max: TXN_TABLE_ENTRIES_MAX },
     maxAccounts: { value: options.maxAccounts, min: 1, max: ACCOUNTS_MAX },
+    logScrubBytesPerSecond: { value: options.logScrubBytesPerSecond === 'off' ? undefined : options.logScrubBytesPerSecond, min: 1 },
   };
   for (const [name, { value, min, max = Number.MAX_SAFE_INTEGER }] of Object.entries(counts) as Array<[string, { value: number | undefined; min: number; max?: number }]>) {
     assert(value === undefined || (Number.isSafeInteger(value) && value >= min && value <= max), `${name} must be an integer from ${min} to ${max}`);
@@ -253,6 +256,9 @@ class PartitionEngine implements Ledger {
   private position = { segmentFirstSequence: 1, offset: 0 };
   private lastSnapshotSequence = 0;
   private lastSnapshotAtMs = 0;
+  private scrub: LogScrub | undefined;
+  /** The status when no scrub runs: off until attach finds a snapshot to scrub behind. */
+  private logScrubStatus: LogScrubStatus = { state: 'off', bytesChecked: 0, bytesTotal: 0, framesChecked: 0 };
   /** Log frames' memory, reused once the writer has written them (fewer full GCs). */
   readonly framePool = new FramePool();
   private readonly takeFrameBuffer = (bytes: number): Buffer => this.framePool.take(bytes);
@@ -287,9 +293,30 @@ class PartitionEngine implements Ledger {
     this.lastSnapshotAtMs = snapshot?.createdAtMs ?? 0;
     // A version 1 snapshot lists no chunks: the next snapshot writes every entry as one.
     this.txnChunks = snapshot?.txnChunks ?? [];
+    this.startLogScrub(snapshot);
     // Nothing replayed after the chunks' end: the journal can hold the next snapshot's entries
     // from the start. Otherwise the first snapshot scans for them (and starts the journal).
     if (this.chunksEnd() === this.state.headSequence) this.startJournal();
+  }
+
+  /** Checks the frames the snapshot covers (recovery did not read them) on a worker, unless off. */
+  private startLogScrub(snapshot: SnapshotMeta | undefined): void {
+    const rate = this.options.logScrubBytesPerSecond ?? LOG_SCRUB_BYTES_PER_SECOND_DEFAULT;
+    if (rate === 'off') return;
+    if (snapshot === undefined || snapshot.sequence === 0) {
+      this.logScrubStatus = { ...this.logScrubStatus, state: 'not_needed' };
+      return;
+    }
+    const end = { segmentFirstSequence: snapshot.logSegmentFirstSequence, offset: snapshot.logOffset, sequence: snapshot.sequence, chainHash: snapshot.chainHash };
+    this.scrub = new LogScrub({ logDir: dataPaths(this.options.dataDir).logDir, end, bytesPerSecond: rate }, (status) => {
+      if (status.failure !== undefined) process.emitWarning(`log scrub failed: ${status.failure.message}`);
+      this.options.observer?.onLogScrubEnd?.(status);
+    });
+    this.options.observer?.onLogScrubStart?.(snapshot.sequence);
+  }
+
+  logScrub(): LogScrubStatus {
+    return this.scrub?.status() ?? this.logScrubStatus;
   }
 
   /** Journals new entries for the next snapshot, unless the interval is too long for one. */
@@ -738,6 +765,7 @@ class PartitionEngine implements Ledger {
     if (this.failure === undefined && this.state.headSequence > this.lastSnapshotSequence) await this.snapshot();
     await this.writer.close();
     await this.preparer.close();
+    await this.scrub?.stop();
     this.readIndex.close();
     this.unlock();
     this.closed = true;

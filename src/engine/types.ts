@@ -64,8 +64,27 @@ export type HistoricalBalance =
   | Readonly<{ status: 'account_not_found' }>
   | Readonly<{ status: 'beyond_head' }>;
 
+/**
+ * The background check of the log a start's snapshot covers (src/engine/scrub.ts): every frame
+ * from the first to the snapshot's position, checksums and hash chain, ending at the
+ * snapshot's chain hash.
+ */
+export type LogScrubStatus = Readonly<{
+  /** 'off': disabled; 'not_needed': started without a snapshot, so recovery read every frame. */
+  state: 'off' | 'not_needed' | 'running' | 'passed' | 'failed';
+  bytesChecked: number;
+  bytesTotal: number;
+  framesChecked: number;
+  /** When failed: the first problem (a corrupt-log message names file, offset and sequence). */
+  failure?: Readonly<{ path: string; offset: number; sequence: number; reason: string; message: string }>;
+}>;
+
 /** Observations for metrics; called synchronously on the engine's loop, must be cheap. */
 export interface EngineObserver {
+  /** The log scrub started, to check the frames up to the start's snapshot at `upToSequence`. */
+  onLogScrubStart?(upToSequence: number): void;
+  /** The log scrub ended: passed, or failed with the first problem it found. */
+  onLogScrubEnd?(status: LogScrubStatus): void;
   /** One group commit: log events and frames it made durable, bytes written, fsync time. */
   onFlush?(info: Readonly<{ events: number; frames: number; bytes: number; fsyncMs: number }>): void;
   onOutcome?(wireCode: number, count: number): void;
@@ -133,6 +152,8 @@ export interface Ledger {
   /** Newest first; `beforeSequence` continues a previous page. */
   statement(accountId: string, limit: number, beforeSequence?: number): Promise<Statement | undefined>;
   stats(): EngineStats;
+  /** Where the background check of the history the start's snapshot covers stands. */
+  logScrub(): LogScrubStatus;
   /** State digest (hex SHA-256) of the current state, identical for the same log anywhere. */
   digest(): string;
   snapshot(): Promise<void>;
@@ -169,6 +190,12 @@ export type LedgerOptions = Readonly<{
   maxTransactions?: number;
   /** Most customer accounts (default and bound ACCOUNTS_MAX, 100,000,000); then `ledger_full`. */
   maxAccounts?: number;
+  /**
+   * Read rate of the log scrub (default LOG_SCRUB_BYTES_PER_SECOND_DEFAULT, 64 MiB/s), or 'off'.
+   * After a start from a snapshot, a low-priority worker checks the frames the snapshot covers,
+   * which recovery does not read (see src/engine/scrub.ts).
+   */
+  logScrubBytesPerSecond?: number | 'off';
   /** Most records waiting in the engine queue before submit answers `overloaded`. */
   queueRecordsMax?: number;
   /**

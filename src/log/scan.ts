@@ -71,12 +71,13 @@ export class FileWindow {
 /**
  * Scans frames of one segment from `startOffset`, checking each and calling `visit`. Throws
  * CorruptLogError on corruption; returns where the valid data ends and whether a torn tail
- * follows (only possible when `isLastSegment`).
+ * follows (only possible when `isLastSegment`). `endOffset`: read nothing at or past it (a
+ * frame must end by it), for a segment the writer is still appending to.
  */
-export function scanSegment(path: string, startOffset: number, isLastSegment: boolean, context: ScanContext, visit: FrameVisitor): ScanEnd {
+export function scanSegment(path: string, startOffset: number, isLastSegment: boolean, context: ScanContext, visit: FrameVisitor, endOffset = Infinity): ScanEnd {
   const fd = openSync(path, 'r');
   try {
-    const window = new FileWindow(fd, fstatSync(fd).size);
+    const window = new FileWindow(fd, Math.min(fstatSync(fd).size, endOffset));
     let offset = startOffset;
     while (offset < window.size) {
       const problem = checkFrameAt(window, offset, context);

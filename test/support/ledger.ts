@@ -9,7 +9,7 @@ import { openLedger } from '../../src/engine/ledger.js';
 import { dataPaths } from '../../src/engine/recovery.js';
 import { decodeFrameHeader, FRAME_HEADER_BYTES } from '../../src/log/frame.js';
 import { listSegments } from '../../src/log/segments.js';
-import type { Ledger, LedgerOptions, TransferResults } from '../../src/engine/types.js';
+import type { Ledger, LedgerOptions, LogScrubStatus, TransferResults } from '../../src/engine/types.js';
 
 export function tempDir(prefix = 'walletd-test-'): { path: string; remove: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
@@ -59,6 +59,17 @@ export async function withLedger<T>(dataDir: string, run: (ledger: Ledger) => Pr
     return await run(ledger);
   } finally {
     await ledger.close();
+  }
+}
+
+/** The ledger's log scrub once it is no longer running (polled; fails the test after `timeoutMs`). */
+export async function scrubEnded(ledger: Ledger, timeoutMs = 20_000): Promise<LogScrubStatus> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = ledger.logScrub();
+    if (status.state !== 'running') return status;
+    if (Date.now() > deadline) throw new Error(`the log scrub still runs after ${timeoutMs} ms: ${JSON.stringify(status)}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 

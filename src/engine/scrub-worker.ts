@@ -1,0 +1,28 @@
+/**
+ * Worker thread that scrubs the log a snapshot covers (scrub.ts), at nice 10 and a bounded read
+ * rate, posting progress about once a second and then whether it passed.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { CorruptLogError } from '../log/scan.js';
+import { lowerThisThreadPriority } from '../stdx/thread-priority.js';
+import { scrubLog, type ScrubJob, type ToScrubParent } from './scrub.js';
+
+/** As the snapshot worker: under full load the scrub waits, deciding and preparing do not. */
+const SCRUB_THREAD_NICE = 10;
+
+const job = workerData as ScrubJob;
+const post = (message: ToScrubParent): void => parentPort?.postMessage(message);
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+lowerThisThreadPriority(SCRUB_THREAD_NICE);
+try {
+  const progress = scrubLog(
+    job.logDir,
+    job.end,
+    { bytesPerSecond: job.bytesPerSecond, nowMs: () => performance.now(), sleepMs: (ms) => Atomics.wait(sleeper, 0, 0, ms) },
+    (progress) => post({ kind: 'progress', progress }),
+  );
+  post({ kind: 'passed', progress });
+} catch (error) {
+  if (!(error instanceof CorruptLogError)) throw error;
+  post({ kind: 'failed', failure: { path: error.path, offset: error.offset, sequence: error.sequence, reason: error.reason, message: error.message } });
+}

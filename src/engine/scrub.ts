@@ -1,0 +1,131 @@
+/**
+ * Log scrub: the check that start leaves out. Recovery reads only the newest snapshot and the
+ * frames after it (its time must not grow with history), so a byte flipped in a frame the
+ * snapshot covers would go unseen until someone ran `walletd verify`. After start, a worker
+ * thread (scrub-worker.ts, at low priority and a bounded read rate) reads every frame from the
+ * first one to the snapshot's position and checks what recovery checks (header and body CRC,
+ * sequence continuity, the hash chain), then that the chain it computed ends at the snapshot's
+ * own chain hash and sequence: the covered history is then exactly the history the snapshot's
+ * state was built from.
+ *
+ * It does not replay (the snapshot's digest already vouches for the state), so it costs a read
+ * and a hash per byte. Only durable, immutable bytes are read: whole older segments and the
+ * snapshot's segment up to the snapshot's offset, while the writer appends beyond it.
+ */
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { CorruptLogError, scanSegment, type ScanContext } from '../log/scan.js';
+import { listSegments } from '../log/segments.js';
+import { FRAME_HEADER_BYTES, GENESIS_CHAIN_HASH } from '../log/frame.js';
+import type { LogScrubStatus } from './types.js';
+
+/** Where the covered log ends: a snapshot's position, sequence and chain hash. */
+export type ScrubEnd = Readonly<{ segmentFirstSequence: number; offset: number; sequence: number; chainHash: string }>;
+
+export type ScrubProgress = Readonly<{ bytesChecked: number; bytesTotal: number; framesChecked: number }>;
+
+export type ScrubPacing = Readonly<{
+  /** Most bytes read per second (reads are spread so the log's own fsyncs are not starved). */
+  bytesPerSecond: number;
+  nowMs: () => number;
+  sleepMs: (ms: number) => void;
+}>;
+
+export const LOG_SCRUB_BYTES_PER_SECOND_DEFAULT = 64 * 1024 * 1024;
+
+/** How often the read rate is checked, and the least progress reported. */
+const PACE_EVERY_BYTES = 1 << 20;
+const PROGRESS_EVERY_MS = 1000;
+
+/**
+ * Checks every frame in (0, end] of the log in `logDir`. Returns what it read; throws
+ * CorruptLogError naming the file and offset of the first problem.
+ */
+export function scrubLog(logDir: string, end: ScrubEnd, pacing: ScrubPacing, onProgress: (progress: ScrubProgress) => void): ScrubProgress {
+  const segments = listSegments(logDir).filter((segment) => segment.firstSequence <= end.segmentFirstSequence);
+  const last = segments.at(-1);
+  if (last === undefined || last.firstSequence !== end.segmentFirstSequence) {
+    throw new CorruptLogError(join(logDir, `segment starting at sequence ${end.segmentFirstSequence}`), 0, end.sequence, 'the segment holding the snapshot position is missing');
+  }
+  const bytesTotal = segments.reduce((sum, segment) => sum + (segment === last ? end.offset : statSync(segment.path).size), 0);
+  const context: ScanContext = { chainHash: GENESIS_CHAIN_HASH, nextSequence: 1 };
+  const startedMs = pacing.nowMs();
+  let progress = { bytesChecked: 0, bytesTotal, framesChecked: 0 };
+  let bytesSincePace = 0;
+  let lastReportMs = startedMs;
+  for (const segment of segments) {
+    if (segment.firstSequence !== context.nextSequence) {
+      throw new CorruptLogError(segment.path, 0, context.nextSequence, `the segment is named for sequence ${segment.firstSequence} but the log continues at sequence ${context.nextSequence}`);
+    }
+    const endOffset = segment === last ? end.offset : Infinity;
+    const scanned = scanSegment(segment.path, 0, false, context, (header) => {
+      const bytes = FRAME_HEADER_BYTES + header.bodyBytes;
+      progress = { bytesChecked: progress.bytesChecked + bytes, bytesTotal, framesChecked: progress.framesChecked + 1 };
+      bytesSincePace += bytes;
+      if (bytesSincePace < PACE_EVERY_BYTES) return;
+      bytesSincePace = 0;
+      const aheadMs = (progress.bytesChecked / pacing.bytesPerSecond) * 1000 - (pacing.nowMs() - startedMs);
+      if (aheadMs >= 1) pacing.sleepMs(aheadMs); // less is not worth a wait
+      if (pacing.nowMs() - lastReportMs >= PROGRESS_EVERY_MS) {
+        lastReportMs = pacing.nowMs();
+        onProgress(progress);
+      }
+    }, endOffset);
+    if (scanned.endOffset === 0 && segment !== last) throw new CorruptLogError(segment.path, 0, context.nextSequence, 'a segment with no frame before the newest segment');
+    if (segment === last && scanned.endOffset !== end.offset) {
+      throw new CorruptLogError(segment.path, scanned.endOffset, context.nextSequence, `the frames end at byte offset ${scanned.endOffset}, not at the snapshot's position ${end.offset}`);
+    }
+  }
+  if (context.nextSequence !== end.sequence + 1 || context.chainHash.toString('hex') !== end.chainHash) {
+    throw new CorruptLogError(last.path, end.offset, context.nextSequence, `the log up to the snapshot's position does not end at the snapshot's sequence ${end.sequence} and chain hash`);
+  }
+  onProgress(progress);
+  return progress;
+}
+
+export type ToScrubParent =
+  | Readonly<{ kind: 'progress'; progress: ScrubProgress }>
+  | Readonly<{ kind: 'passed'; progress: ScrubProgress }>
+  | Readonly<{ kind: 'failed'; failure: NonNullable<LogScrubStatus['failure']> }>;
+
+export type ScrubJob = Readonly<{ logDir: string; end: ScrubEnd; bytesPerSecond: number }>;
+
+/** A scrub on its worker thread; `onEnd` is called once, when it passed or failed (not when stopped). */
+export class LogScrub {
+  private current: LogScrubStatus;
+  private readonly worker: Worker;
+
+  constructor(job: ScrubJob, onEnd: (status: LogScrubStatus) => void) {
+    this.current = { state: 'running', bytesChecked: 0, bytesTotal: 0, framesChecked: 0 };
+    this.worker = new Worker(new URL('./scrub-worker.js', import.meta.url), { workerData: job });
+    this.worker.unref(); // a scrub never keeps the process alive
+    this.worker.on('message', (message: ToScrubParent) => {
+      if (message.kind === 'progress') {
+        this.current = { state: 'running', ...message.progress };
+        return;
+      }
+      this.current = message.kind === 'passed' ? { state: 'passed', ...message.progress } : { ...this.current, state: 'failed', failure: message.failure };
+      onEnd(this.current);
+    });
+    this.worker.on('error', (error) => this.failUnexpectedly(`the scrub worker failed: ${error.message}`, onEnd));
+    this.worker.on('exit', (code) => {
+      if (this.current.state === 'running' && code !== 0) this.failUnexpectedly(`the scrub worker exited with code ${code}`, onEnd);
+    });
+  }
+
+  status(): LogScrubStatus {
+    return this.current;
+  }
+
+  async stop(): Promise<void> {
+    await this.worker.terminate();
+  }
+
+  /** Not a finding about the log: reported as failed with no file, so it is not mistaken for a pass. */
+  private failUnexpectedly(reason: string, onEnd: (status: LogScrubStatus) => void): void {
+    if (this.current.state !== 'running') return;
+    this.current = { ...this.current, state: 'failed', failure: { path: '', offset: 0, sequence: 0, reason, message: reason } };
+    onEnd(this.current);
+  }
+}

@@ -1,0 +1,169 @@
+// The log scrub (src/engine/scrub.ts): after a start from a snapshot, every frame the snapshot
+// covers is checked in the background, ending at the snapshot's chain hash. Here: a clean log
+// over several segments passes and every covered byte and frame is counted; each kind of damage
+// recovery would not see (a flipped byte in an older segment, a missing segment, an end that is
+// not the snapshot's chain hash or not a frame boundary) fails naming file and offset; the read
+// rate is held (an injected clock); 'off', no snapshot, and a close mid-scrub.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dataPaths } from '../src/engine/recovery.js';
+import { scrubLog, type ScrubEnd } from '../src/engine/scrub.js';
+import { listSnapshots, loadSnapshot } from '../src/engine/snapshot.js';
+import { CorruptLogError } from '../src/log/scan.js';
+import { listSegments } from '../src/log/segments.js';
+import { deposit, inTempDir, logFrames, scrubEnded, submit, withLedger } from './support/ledger.js';
+
+const SEGMENT_BYTES = 512 * 1024;
+const BATCHES = 30;
+const BATCH_RECORDS = 2000;
+
+/** A ledger in `dir` with several segments and a snapshot mid-log (the newest one is removed). */
+async function buildLog(dir: string): Promise<ScrubEnd> {
+  await withLedger(
+    dir,
+    async (ledger) => {
+      await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
+      for (let batch = 0; batch < BATCHES; batch++) {
+        await submit(ledger, Array.from({ length: BATCH_RECORDS }, (_, index) => deposit(`d-${batch}-${index}`, 'a', 1n)));
+        if (batch === BATCHES - 5) await ledger.snapshot();
+      }
+    },
+    { segmentBytesMax: SEGMENT_BYTES, logScrubBytesPerSecond: 'off' },
+  );
+  const snapshots = listSnapshots(dataPaths(dir).snapshotDir);
+  rmSync(snapshots[0]!.path); // keep the mid-log one: frames after it are replayed, not scrubbed
+  const meta = loadSnapshot(snapshots[1]!.path).meta;
+  return { segmentFirstSequence: meta.logSegmentFirstSequence, offset: meta.logOffset, sequence: meta.sequence, chainHash: meta.chainHash };
+}
+
+/** The frames at or before the snapshot's position, and their bytes. */
+function covered(dir: string, end: ScrubEnd): { frames: number; bytes: number } {
+  const frames = logFrames(dir).filter((frame) => frame.firstSequence + frame.eventCount - 1 <= end.sequence);
+  return { frames: frames.length, bytes: frames.reduce((sum, frame) => sum + frame.bytes, 0) };
+}
+
+const unpaced = { bytesPerSecond: Number.MAX_SAFE_INTEGER, nowMs: () => 0, sleepMs: () => assert.fail('an unpaced scrub must not sleep') };
+
+test('a clean log over several segments passes; every covered frame and byte is counted, nothing after the position', async () => {
+  await inTempDir(async ({ path }) => {
+    const end = await buildLog(path);
+    const segments = listSegments(dataPaths(path).logDir);
+    assert.ok(segments.filter((segment) => segment.firstSequence < end.segmentFirstSequence).length >= 2, 'the snapshot sits beyond two whole segments');
+    assert.ok(end.offset < statSync(segments.find((segment) => segment.firstSequence === end.segmentFirstSequence)!.path).size, 'frames follow the snapshot in its segment');
+    const expected = covered(path, end);
+    const progress = scrubLog(dataPaths(path).logDir, end, unpaced, () => undefined);
+    assert.deepEqual(progress, { bytesChecked: expected.bytes, bytesTotal: expected.bytes, framesChecked: expected.frames });
+
+    const heard: string[] = [];
+    const observer = { onLogScrubStart: (upTo: number) => heard.push(`start ${upTo}`), onLogScrubEnd: (status: { state: string }) => heard.push(status.state) };
+    await withLedger(
+      path,
+      async (ledger) => {
+        const status = await scrubEnded(ledger);
+        assert.deepEqual(status, { state: 'passed', ...progress });
+      },
+      { observer },
+    );
+    assert.deepEqual(heard, [`start ${end.sequence}`, 'passed']);
+  });
+});
+
+test('damage recovery does not read fails the scrub, naming file and offset', async () => {
+  await inTempDir(async ({ path }) => {
+    const end = await buildLog(path);
+    const { logDir } = dataPaths(path);
+    const scrub = (at: ScrubEnd = end): unknown => {
+      try {
+        scrubLog(logDir, at, unpaced, () => undefined);
+      } catch (error) {
+        return error;
+      }
+      return undefined;
+    };
+    const failure = (at?: ScrubEnd): CorruptLogError => {
+      const error = scrub(at);
+      assert.ok(error instanceof CorruptLogError, String(error));
+      return error;
+    };
+
+    // An end that is not the snapshot's: another chain hash, a sequence short, a position mid-frame.
+    assert.match(failure({ ...end, chainHash: '00'.repeat(32) }).reason, /does not end at the snapshot's sequence/);
+    assert.match(failure({ ...end, sequence: end.sequence - 1 }).reason, /does not end at the snapshot's sequence/);
+    const midFrame = failure({ ...end, offset: end.offset - 1 });
+    assert.match(midFrame.reason, /truncated frame body/);
+    assert.equal(scrub(), undefined, 'the true end still passes');
+
+    // A flipped byte in the second frame of the oldest segment.
+    const second = logFrames(path)[1]!;
+    const original = readFileSync(second.path);
+    const damaged = Buffer.from(original);
+    const at = second.offset + second.bytes - 1;
+    damaged[at] = damaged[at]! ^ 0x20;
+    writeFileSync(second.path, damaged);
+    const flipped = failure();
+    assert.equal(flipped.path, second.path);
+    assert.equal(flipped.offset, second.offset);
+    assert.match(flipped.message, new RegExp(`${second.path} at byte offset ${second.offset} `));
+    writeFileSync(second.path, original);
+
+    // A whole older segment gone: the next one is not where the log continues.
+    const segments = listSegments(logDir);
+    rmSync(segments[1]!.path);
+    const missing = failure();
+    assert.equal(missing.path, segments[2]!.path);
+    assert.match(missing.reason, /named for sequence \d+ but the log continues at sequence \d+/);
+  });
+});
+
+test('the read rate is held: with a 256 KiB/s limit the scrub sleeps until its bytes fit the time', async () => {
+  await inTempDir(async ({ path }) => {
+    const end = await buildLog(path);
+    const bytesPerSecond = 256 * 1024;
+    let clockMs = 0;
+    let sleeps = 0;
+    const reports: number[] = [];
+    const progress = scrubLog(
+      dataPaths(path).logDir,
+      end,
+      { bytesPerSecond, nowMs: () => clockMs, sleepMs: (ms) => ((clockMs += ms), sleeps++) },
+      (report) => reports.push(report.bytesChecked),
+    );
+    const paceStep = 1 << 20;
+    assert.ok(progress.bytesChecked > 2 * paceStep, `the log is long enough to pace: ${progress.bytesChecked} bytes`);
+    // Paced every MiB: the clock stands where the paced bytes take at the rate (the bytes after the last pace are free).
+    const pacedMs = ((progress.bytesChecked - paceStep) / bytesPerSecond) * 1000;
+    assert.ok(clockMs >= pacedMs && clockMs <= (progress.bytesChecked / bytesPerSecond) * 1000, `clock ${clockMs} ms for ${progress.bytesChecked} bytes`);
+    assert.ok(sleeps >= 2, `slept ${sleeps} times`);
+    assert.ok(reports.length >= 2 && reports.at(-1) === progress.bytesChecked, `progress ${reports.join(', ')}`);
+    assert.deepEqual([...reports].sort((a, b) => a - b), reports, 'progress only grows');
+  });
+});
+
+test("'off' runs no scrub; a start without a snapshot needs none; close stops a scrub mid-way", async () => {
+  await inTempDir(async ({ path }) => {
+    await withLedger(path, async (ledger) => {
+      assert.equal(ledger.logScrub().state, 'not_needed', 'an empty data directory has no snapshot');
+    });
+    await buildLog(path);
+    await withLedger(path, async (ledger) => assert.equal(ledger.logScrub().state, 'off'), { logScrubBytesPerSecond: 'off' });
+    const started = performance.now();
+    await withLedger(
+      path,
+      async (ledger) => {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        assert.equal(ledger.logScrub().state, 'running', 'at one byte a second the scrub is still on its first MiB');
+      },
+      { logScrubBytesPerSecond: 1 },
+    );
+    assert.ok(performance.now() - started < 10_000, 'close did not wait for the scrub');
+  });
+});
+
+test('a read rate that is not a positive integer is refused before the data directory is touched', async () => {
+  await inTempDir(async ({ path }) => {
+    for (const bad of [0, -1, 1.5, Number.NaN]) {
+      await assert.rejects(withLedger(path, async () => undefined, { logScrubBytesPerSecond: bad }), /logScrubBytesPerSecond must be an integer/, String(bad));
+    }
+  });
+});
