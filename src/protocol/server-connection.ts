@@ -288,9 +288,11 @@ export class ServerConnection {
     const subset = Buffer.allocUnsafe(allowed.length * RECORD_BYTES);
     allowed.forEach((index, position) => body.copy(subset, position * RECORD_BYTES, index * RECORD_BYTES, (index + 1) * RECORD_BYTES));
     const results = await this.context.ledger.submitTransfers({ bytes: subset, count: allowed.length });
+    // The engine answers every record it was given: a missing answer is a bug, not a code to send.
+    assert(results.codes.length >= allowed.length && results.sequences.length >= allowed.length, 'the engine answered fewer records than it was given');
     allowed.forEach((index, position) => {
-      codes[index] = results.codes[position] ?? ERRORS.internal_error.wire;
-      sequences[index] = results.sequences[position] ?? 0;
+      codes[index] = results.codes[position]!;
+      sequences[index] = results.sequences[position]!;
     });
     return { codes, sequences };
   }
