@@ -254,6 +254,31 @@ test('the state digest does not depend on capacity or copy progress', () => {
   }
 });
 
+test('a copy of the account side digests as at its capture, whatever the state does after (shared id arenas included)', () => {
+  const state = new LedgerState();
+  let sequence = 0;
+  const open = (count: number, prefix: string): void => {
+    for (let i = 0; i < count; i++) state.applyAccountOpened(++sequence, `${prefix}-${i}-${'x'.repeat(i % 40)}`, 840, `owner-${prefix}-${i}`);
+    state.headSequence = sequence;
+  };
+  open(300, 'before');
+  const captured = copyAccountParts(state);
+  const fold = foldTxnWords(state.txns.compactEntries());
+  const digest = stateDigest(state);
+  assert.ok(captured.accountIdArena.buffer instanceof SharedArrayBuffer, 'the id arena is shared, not copied');
+  // Later: balances move in place, ids are appended within the arena's capacity, then enough
+  // to replace its buffer.
+  const arenaBefore = captured.accountIdArena.buffer;
+  state.applyTransferSucceeded(++sequence, 0, 1, 0n, 5n);
+  state.headSequence = sequence;
+  open(1, 'within');
+  assert.equal(state.accounts.exportParts().arena.buffer, arenaBefore, 'an id appended within capacity, same buffer');
+  open(20_000, 'after');
+  assert.notEqual(state.accounts.exportParts().arena.buffer, arenaBefore, 'the arena grew into a new buffer');
+  assert.notEqual(stateDigest(state), digest);
+  assert.equal(digestOfParts(captured, fold), digest, 'the copy still digests as at its capture');
+});
+
 test('one growth at a time; the per-insert copy bound holds at every size up to 2^20 slots', () => {
   // Cheap keys (no model): count what each insert copies and when each copy ends.
   const table = new TxnTable();

@@ -175,9 +175,10 @@ function writeSnapshotInWorker(
   chunks: readonly ChunkRef[],
   onBlocksBack: (blocks: ArrayBuffer[]) => void,
 ): Promise<WrittenSnapshot> {
-  const transfer = [parts.accountIdLengths, parts.accountIdArena, parts.ownerIdLengths, parts.ownerIdArena, parts.accountRecords, ...newEntries].map(
-    (view) => view.buffer as ArrayBuffer,
-  );
+  // Shared arenas (copyAccountParts) go by reference; the copies are moved, not cloned.
+  const transfer = [parts.accountIdLengths, parts.accountIdArena, parts.ownerIdLengths, parts.ownerIdArena, parts.accountRecords, ...newEntries]
+    .map((view) => view.buffer)
+    .filter((buffer): buffer is ArrayBuffer => !(buffer instanceof SharedArrayBuffer));
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./snapshot-worker.js', import.meta.url), { workerData: { dir, parts, newEntries, position, chunks }, transferList: transfer });
     worker.once('message', (message: ({ ok: true; blocks: ArrayBuffer[] } & WrittenSnapshot) | { ok: false; message: string }) => {
