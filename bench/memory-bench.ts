@@ -2,8 +2,11 @@
  * Memory benchmark (`npm run bench:memory`): fills one ledger with N accounts and M remembered
  * transaction ids (one deposit per account, then transfers until M ids) and prints the process
  * RSS (peak and final) and the bytes the state's structures take per account and per id.
- * Durable settings (fsync on) unless --no-fsync. Options: --accounts N, --ids M.
- * Records are generated batch by batch, so the generator itself holds little memory.
+ * Durable settings (fsync on) unless --no-fsync. Options: --accounts N, --ids M,
+ * --snapshot-every N|off (default: the engine's interval, as `walletd serve` runs, so the peak
+ * includes what snapshots hold while they are written: the account side's copy and the journal;
+ * `off` measures the state alone). Records are generated batch by batch, so the generator itself
+ * holds little memory.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +23,7 @@ const { values } = parseArgs({
     accounts: { type: 'string', default: '10000000' },
     ids: { type: 'string', default: '20000000' },
     'no-fsync': { type: 'boolean', default: false },
+    'snapshot-every': { type: 'string', default: '' },
   },
 });
 /** An integer option of at least `min`: a typo must stop the run, not fill NaN accounts. */
@@ -31,6 +35,16 @@ function count(name: 'accounts' | 'ids', min: number): number {
 /** A transfer needs two distinct accounts. */
 const accounts = count('accounts', 2);
 const ids = count('ids', 0);
+/** undefined: the engine's default interval. */
+const snapshotEvery = ((): number | undefined => {
+  const text = values['snapshot-every'] ?? '';
+  if (text === '') return undefined;
+  if (text === 'off') return Number.MAX_SAFE_INTEGER;
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 1) throw new Error('--snapshot-every must be a positive integer or off');
+  return value;
+})();
+let snapshots = 0;
 const USD = currencyByCode('USD')!.numeric;
 const INFLIGHT = 8;
 let peakRssBytes = 0;
@@ -71,8 +85,16 @@ async function stream(ledger: Ledger, total: number, fill: (bytes: Buffer, slot:
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'walletd-memory-'));
   const started = performance.now();
-  console.log(`memory bench: ${accounts.toLocaleString('en-US')} accounts, ${ids.toLocaleString('en-US')} remembered ids, fsync ${values['no-fsync'] ? 'off' : 'on'}`);
-  const ledger = await openLedger({ dataDir, fsync: !values['no-fsync'], expectedTransactions: ids, snapshotEveryRecords: Number.MAX_SAFE_INTEGER });
+  const interval = snapshotEvery === undefined ? 'the engine default' : snapshotEvery === Number.MAX_SAFE_INTEGER ? 'off' : snapshotEvery.toLocaleString('en-US');
+  console.log(`memory bench: ${accounts.toLocaleString('en-US')} accounts, ${ids.toLocaleString('en-US')} remembered ids, fsync ${values['no-fsync'] ? 'off' : 'on'}, snapshots every ${interval} records`);
+  const ledger = await openLedger({
+    dataDir,
+    fsync: !values['no-fsync'],
+    expectedTransactions: ids,
+    logScrubBytesPerSecond: 'off',
+    ...(snapshotEvery === undefined ? {} : { snapshotEveryRecords: snapshotEvery }),
+    observer: { onSnapshot: () => snapshots++ },
+  });
   try {
     const baseline = process.memoryUsage().rss;
     await openAccounts(ledger);
@@ -89,7 +111,7 @@ async function main(): Promise<void> {
     global.gc?.();
     const stats = ledger.stats();
     const usage = process.memoryUsage();
-    console.log(`filled in ${((performance.now() - started) / 1000).toFixed(0)} s: ${stats.accounts.toLocaleString('en-US')} accounts, ${stats.transactions.toLocaleString('en-US')} ids`);
+    console.log(`filled in ${((performance.now() - started) / 1000).toFixed(0)} s: ${stats.accounts.toLocaleString('en-US')} accounts, ${stats.transactions.toLocaleString('en-US')} ids, ${snapshots} snapshots written meanwhile`);
     console.log(`rss now ${mb(usage.rss)}, peak ${mb(Math.max(peakRssBytes, usage.rss))} (process at start ${mb(baseline)}); JS heap ${mb(usage.heapUsed)}, array buffers ${mb(usage.arrayBuffers)}`);
     const detail = ledger.memoryDetail();
     console.log(`accounts: ${mb(detail.accountBytes)} = ${(detail.accountBytes / stats.accounts).toFixed(1)} bytes per account (id table + record + owners)`);
