@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { AccountParts } from '../core/digest.js';
-import { writeSnapshotFile, type SnapshotPosition } from './snapshot.js';
+import { writeSnapshotFile, type SnapshotPosition } from './snapshot-write.js';
 import type { ChunkRef } from './txn-chunks.js';
 import { lowerThisThreadPriority } from '../stdx/thread-priority.js';
 import { JOURNAL_BLOCK_BYTES } from '../core/txn-table.js';

@@ -22,15 +22,17 @@ import { readdirSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv, type JSONSchemaType } from 'ajv';
 import { assert } from '../stdx/assert.js';
-import { bytesOf, digestOfParts, stateDigest, type AccountParts } from '../core/digest.js';
+import { bytesOf, stateDigest } from '../core/digest.js';
 import { IdTable } from '../core/id-table.js';
 import { ACCOUNT_WORDS, LedgerState } from '../core/ledger-state.js';
 import { TxnTable } from '../core/txn-table.js';
 import { fsyncDirectory } from '../log/segments.js';
-import { ChecksummedReader, readChecksummedFile, writeChecksummedFile } from './checked-file.js';
-import { addChunk, checkChunkList, pruneChunks, readChunk, sumFolds, type ChunkRef } from './txn-chunks.js';
+import { ChecksummedReader, readChecksummedFile } from './checked-file.js';
+import { SNAPSHOT_MAGIC, snapshotFileName } from './snapshot-write.js';
+import { checkChunkList, pruneChunks, readChunk, type ChunkRef } from './txn-chunks.js';
 
-const MAGIC = Buffer.from('WSNAP001', 'latin1');
+export { snapshotFileName, writeSnapshotFile, type SnapshotPosition, type WrittenSnapshot } from './snapshot-write.js';
+
 const SNAPSHOT_PATTERN = /^snapshot-(\d{20})\.wsnap$/;
 /** A snapshot left half-written by a crash (recovery never reads it). */
 const SNAPSHOT_TEMP_PATTERN = /^snapshot-\d{20}\.wsnap\.tmp$/;
@@ -56,70 +58,12 @@ export type SnapshotMeta = Readonly<{
 
 export type LoadedSnapshot = Readonly<{ meta: SnapshotMeta; state: LedgerState; path: string }>;
 
-type Section = Readonly<{ name: string; data: ArrayBufferView }>;
-
-/** The sections a snapshot file holds: the accounts (the transaction entries go to chunks). */
-function sectionsOf(parts: AccountParts): Section[] {
-  return [
-    { name: 'account_id_lengths', data: parts.accountIdLengths },
-    { name: 'account_id_arena', data: parts.accountIdArena },
-    { name: 'owner_id_lengths', data: parts.ownerIdLengths },
-    { name: 'owner_id_arena', data: parts.ownerIdArena },
-    { name: 'account_records', data: parts.accountRecords },
-  ];
-}
-
-export function snapshotFileName(sequence: number): string {
-  return `snapshot-${String(sequence).padStart(20, '0')}.wsnap`;
-}
-
 export function listSnapshots(dir: string): Array<{ sequence: number; path: string }> {
   return readdirSync(dir)
     .map((name) => ({ match: SNAPSHOT_PATTERN.exec(name), name }))
     .filter((entry) => entry.match !== null)
     .map((entry) => ({ sequence: Number(entry.match![1]), path: join(dir, entry.name) }))
     .sort((a, b) => b.sequence - a.sequence);
-}
-
-export type SnapshotPosition = Readonly<{ chainHash: string; logSegmentFirstSequence: number; logOffset: number; nowMs: number }>;
-
-export type WrittenSnapshot = Readonly<{ tempPath: string; bytes: number; chunks: ChunkRef[] }>;
-
-/**
- * Writes the chunk of `newEntries`, those logged since `chunksBefore` end, merging chunks as
- * txn-chunks.ts says, then digests the state (the chunks' folds summed) and writes the account
- * side to a temporary snapshot file, fsynced. Runs on any thread (the engine hands copies to a
- * worker). Returns the temp path, its size and the snapshot's chunk list.
- */
-export function writeSnapshotFile(dir: string, parts: AccountParts, newEntries: readonly Uint32Array[], position: SnapshotPosition, chunksBefore: readonly ChunkRef[]): WrittenSnapshot {
-  const chunks = addChunk(dir, chunksBefore, parts.headSequence, newEntries);
-  const sections = sectionsOf(parts);
-  const meta: SnapshotMeta = {
-    version: 2,
-    sequence: parts.headSequence,
-    chainHash: position.chainHash,
-    digest: digestOfParts(parts, sumFolds(chunks.map((chunk) => chunk.fold))),
-    createdAtMs: position.nowMs,
-    logSegmentFirstSequence: position.logSegmentFirstSequence,
-    logOffset: position.logOffset,
-    accountCount: parts.accountCount,
-    txnCount: parts.txnCount,
-    txnSlots: parts.txnSlots,
-    sections: sections.map((section) => ({ name: section.name, bytes: section.data.byteLength })),
-    txnChunks: chunks,
-  };
-  checkChunkList(chunks, meta.sequence, meta.txnCount);
-  const tempPath = join(dir, `${snapshotFileName(meta.sequence)}.tmp`);
-  const bytes = writeChecksummedFile(tempPath, (writer) => {
-    const metaBytes = Buffer.from(JSON.stringify(meta), 'utf8');
-    const length = Buffer.alloc(4);
-    length.writeUInt32LE(metaBytes.length, 0);
-    writer.write(MAGIC);
-    writer.write(length);
-    writer.write(metaBytes);
-    for (const section of sections) writer.write(bytesOf(section.data));
-  });
-  return { tempPath, bytes, chunks };
 }
 
 /** Renames a written temporary snapshot into place (atomically) and prunes old snapshots and chunks. */
@@ -156,7 +100,7 @@ function pruneSnapshots(dir: string): void {
 function readMeta(reader: ChecksummedReader): SnapshotMeta {
   const head = Buffer.alloc(12);
   reader.read(head);
-  if (!head.subarray(0, 8).equals(MAGIC)) throw new Error(`snapshot ${reader.path}: bad magic`);
+  if (!head.subarray(0, 8).equals(SNAPSHOT_MAGIC)) throw new Error(`snapshot ${reader.path}: bad magic`);
   const metaLength = head.readUInt32LE(8);
   if (metaLength > META_BYTES_MAX) throw new Error(`snapshot ${reader.path}: meta too large`);
   const metaBytes = Buffer.alloc(metaLength);
