@@ -223,3 +223,39 @@ test('log backlog bound: above logBacklogBytesMax the engine waits for the group
   const unbounded = await frameCounts();
   assert.ok(unbounded.some((frames) => frames > 1), `several frames per group without the bound: ${unbounded.join(',')}`);
 });
+
+test('reads show only durable positions: a view read while its frame is being fsynced is answered once it is durable', async () => {
+  await withLedger(
+    tempDir().path,
+    async (ledger) => {
+      await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
+      await submit(ledger, [deposit('d0', 'a', 1_000n)]);
+      let racing = 0;
+      for (let round = 0; round < 50; round++) {
+        // Queue a deposit, let the engine decide it (one setImmediate turn), and read before its fsync returns.
+        const pending = submit(ledger, [deposit(`d${round + 1}`, 'a', 1n)]);
+        await new Promise((resolve) => setImmediate(resolve));
+        await new Promise((resolve) => setImmediate(resolve));
+        const view = ledger.account('a')!;
+        const statementRead = ledger.statement('a', 1);
+        const balanceRead = ledger.balanceAt('a', {});
+        // A second deposit is decided while those reads wait for the first one's fsync.
+        const later = submit(ledger, [deposit(`late${round}`, 'a', 1n)]);
+        if (view.sequence > ledger.stats().durableSequence) racing++;
+        await ledger.durable(view.sequence);
+        assert.ok(ledger.stats().durableSequence >= view.sequence, `round ${round}: durable() resolved before ${view.sequence} was durable`);
+        const [statement, balance] = [await statementRead, await balanceRead];
+        const durableNow = ledger.stats().durableSequence;
+        assert.ok(statement !== undefined && statement.entries[0]!.sequence <= durableNow, `round ${round}: statement entry beyond the durable log`);
+        assert.ok(balance.status === 'ok' && balance.sequence <= durableNow, `round ${round}: balance position beyond the durable log`);
+        // The balance answered is the one at the position it names (not a later one).
+        const at = await ledger.balanceAt('a', { sequence: balance.sequence });
+        assert.deepEqual(at.status === 'ok' ? at.balance : undefined, balance.balance, `round ${round}`);
+        await pending;
+        await later;
+      }
+      assert.ok(racing > 0, 'no read ever raced an fsync: the test did not exercise the window');
+    },
+    { fsync: true },
+  );
+});

@@ -9,7 +9,7 @@ import type { Ledger } from '../engine/types.js';
 import { assert } from '../stdx/assert.js';
 import type { ServeConfig } from './config.js';
 import type { ApiMetrics } from './metrics.js';
-import { TransferSubmitter, withTimeout } from './transfer-submitter.js';
+import { TransferSubmitter } from './transfer-submitter.js';
 
 export type Phase = 'recovering' | 'ready' | 'closing' | 'failed';
 
@@ -69,16 +69,6 @@ export class ApiContext {
   get ledger(): Ledger {
     assert(this.openLedger !== undefined, 'route ran before the ledger was open');
     return this.openLedger;
-  }
-
-  /**
-   * The ledger after everything applied so far is durable: reads never show a balance that a
-   * crash could still take back, and a client reads its own acknowledged writes.
-   */
-  async syncedLedger(): Promise<Ledger> {
-    const ledger = this.ledger;
-    await withTimeout(ledger.sync(), this.config.requestTimeoutMs);
-    return ledger;
   }
 
   get submitter(): TransferSubmitter {

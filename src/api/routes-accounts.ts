@@ -107,20 +107,22 @@ export function registerAccountRoutes(app: FastifyInstance, context: ApiContext)
 }
 
 /**
- * The path's account, read after a sync (so it shows only durable state), when the caller may
- * read it; otherwise answers 404 or 403 and returns undefined.
+ * The path's account once everything it shows is durable (read, then wait for its position:
+ * waiting first would let frames decided meanwhile into the read), when the caller may read
+ * it; otherwise answers 404 or 403 and returns undefined.
  */
 async function readableAccount(
   context: ApiContext,
   request: FastifyRequest<{ Params: AccountParams }>,
   reply: FastifyReply,
 ): Promise<{ ledger: Ledger; account: AccountView } | undefined> {
-  const ledger = await context.syncedLedger();
+  const ledger = context.ledger;
   const account = ledger.account(request.params.account_id);
   if (account === undefined) {
     sendAccountNotFound(reply);
     return undefined;
   }
+  await withTimeout(ledger.durable(account.sequence), context.config.requestTimeoutMs);
   if (!mayReadAccount(principalOf(request), account)) {
     sendError(reply, 'forbidden', 'this API key may read only its own accounts');
     return undefined;

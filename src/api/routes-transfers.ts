@@ -94,7 +94,8 @@ export function registerTransferRoutes(app: FastifyInstance, context: ApiContext
       errors: [403, 404],
     }),
     async (request, reply) => {
-      const ledger = await context.syncedLedger();
+      const ledger = context.ledger;
+      // transfer() answers only once the outcome it found is durable.
       const view = await withTimeout(ledger.transfer(request.params.transaction_id), context.config.requestTimeoutMs);
       if (view === undefined) return sendError(reply, 'transfer_not_found');
       if (!mayReadTransfer(principalOf(request), ledger, view)) {

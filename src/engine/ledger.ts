@@ -509,6 +509,14 @@ class PartitionEngine implements Ledger {
     await this.writer.flushed();
   }
 
+  durable(sequence: number): Promise<void> {
+    assert(sequence <= this.state.headSequence, 'durable() of a position not applied yet');
+    if (sequence <= this.writer.durableSequence) return Promise.resolve();
+    // An applied event's frame was appended in the drain that applied it, so the frames
+    // appended so far include it.
+    return this.writer.flushed();
+  }
+
   account(accountId: string): AccountView | undefined {
     const index = this.state.accounts.findString(accountId);
     return index < 0 ? undefined : this.viewOf(index);
@@ -577,19 +585,22 @@ class PartitionEngine implements Ledger {
   async balanceAt(accountId: string, query: BalanceQuery): Promise<HistoricalBalance> {
     const index = this.state.accounts.findString(accountId);
     if (index < 0) return { status: 'account_not_found' };
+    // Read now, answer once durable: frames decided while the sync waits are in the state after
+    // it, and neither their balance nor their position may be shown before they are durable.
+    const now = { balance: this.state.balanceOf(index), sequence: this.state.headSequence };
     await this.sync();
     const currency = currencyByNumeric(this.state.currencyOf(index))!;
-    const head = this.writer.durableSequence;
+    const durable = this.writer.durableSequence;
     if ('sequence' in query && typeof query.sequence === 'number') {
-      if (query.sequence > head || query.sequence < 0) return { status: 'beyond_head' };
+      if (query.sequence > durable || query.sequence < 0) return { status: 'beyond_head' };
       const entry = this.walkBack(index, (read) => read.sequence <= query.sequence);
       return { status: 'ok', accountId, currency, balance: entry?.balance ?? 0n, sequence: query.sequence };
     }
     if ('atMs' in query && typeof query.atMs === 'number') {
-      const entry = this.walkBack(index, (read) => read.atMs <= query.atMs);
+      const entry = this.walkBack(index, (read) => read.sequence <= durable && read.atMs <= query.atMs);
       return { status: 'ok', accountId, currency, balance: entry?.balance ?? 0n, sequence: entry?.sequence ?? 0 };
     }
-    return { status: 'ok', accountId, currency, balance: this.state.balanceOf(index), sequence: head };
+    return { status: 'ok', accountId, currency, balance: now.balance, sequence: now.sequence };
   }
 
   /** The account's statement entry at `sequence`, and the sequence of the entry before it. */
@@ -622,8 +633,11 @@ class PartitionEngine implements Ledger {
     assert(Number.isInteger(limit) && limit >= 1 && limit <= STATEMENT_LIMIT_MAX, 'statement limit out of range');
     const index = this.state.accounts.findString(accountId);
     if (index < 0) return undefined;
+    // The newest entry now; after the sync it is durable, and entries decided meanwhile are skipped.
+    const newest = this.state.lastEntrySequenceOf(index);
     await this.sync();
-    let sequence = beforeSequence === undefined ? this.state.lastEntrySequenceOf(index) : this.entryBefore(index, beforeSequence);
+    let sequence = beforeSequence === undefined ? newest : this.entryBefore(index, beforeSequence);
+    while (sequence > newest) sequence = this.entryAt(index, sequence).previous;
     const entries: StatementEntry[] = [];
     while (sequence > 0 && entries.length < limit) {
       const entry = this.entryAt(index, sequence);

@@ -139,8 +139,19 @@ export interface Ledger {
    */
   submitTransfers(batch: TransferBatch): Promise<TransferResults>;
   openAccount(request: OpenAccountRequest): Promise<OpenAccountOutcome>;
-  /** Resolves once everything applied so far is durable: call before reads for read-your-writes. */
+  /**
+   * Resolves once everything applied so far is durable. What was read before the call is then
+   * durable; state read after it may already include frames decided meanwhile, so a read shown
+   * to a client waits after reading (durable), not before.
+   */
   sync(): Promise<void>;
+  /**
+   * Resolves once the log is durable up to `sequence`, a position the state has applied (an
+   * AccountView's `sequence`). Show a view only then: until its fsync returns, a crash could
+   * still take back an effect it includes. The async reads here (transfer, balanceAt,
+   * statement) wait by themselves.
+   */
+  durable(sequence: number): Promise<void>;
   account(accountId: string): AccountView | undefined;
   /** Whether the account (customer or external) exists, without building its view. */
   hasAccount(accountId: string): boolean;

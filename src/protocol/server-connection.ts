@@ -317,11 +317,11 @@ export class ServerConnection {
     const accountId = decodeIdQuery(body);
     const principal = this.authenticated();
     if (!isValidId(accountId) && !(principal.kind === 'admin' && isExternalId(accountId))) return { status: WIRE_INVALID_REQUEST, count: 0 };
-    // Reads show durable state only: wait for what is already applied to reach the disk.
-    await this.context.ledger.sync();
     const account = this.context.ledger.account(accountId);
     if (account === undefined) return { status: ERRORS.account_not_found.wire, count: 0 };
     if (!mayReadAccount(principal, account)) return { status: WIRE_FORBIDDEN, count: 0 };
+    // Reads show durable state only: read, then wait for the view's position to be durable.
+    await this.context.ledger.durable(account.sequence);
     return { status: 0, count: 1, body: encodeAccountView(accountViewBody(account, OpenedFlag.none)) };
   }
 
