@@ -62,36 +62,16 @@ export class ApiMetrics {
   }
 
   private registerLogScrubGauges(registers: Registry[]): void {
-    const fromScrub = (name: string, help: string, read: (status: LogScrubStatus) => number): void => {
-      const source = (): LogScrubStatus | undefined => this.logScrubSource?.();
-      new Gauge({
-        name,
-        help,
-        registers,
-        collect() {
-          const status = source();
-          if (status !== undefined) this.set(read(status));
-        },
-      });
-    };
+    const fromScrub = (name: string, help: string, read: (status: LogScrubStatus) => number): void =>
+      scrapedGauge(registers, name, help, () => this.logScrubSource?.(), read);
     fromScrub('walletd_log_scrub_checked_bytes', "Log bytes the scrub has checked (the frames the start's snapshot covers)", (s) => s.bytesChecked);
     fromScrub('walletd_log_scrub_total_bytes', 'Log bytes the scrub checks in all (0 when it is off or not needed)', (s) => s.bytesTotal);
     fromScrub('walletd_log_scrub_failed', '1 when the log scrub found a damaged frame or a broken hash chain (logged with file and offset)', (s) => (s.state === 'failed' ? 1 : 0));
   }
 
   private registerStatsGauges(registers: Registry[]): void {
-    const fromStats = (name: string, help: string, read: (stats: EngineStats) => number): void => {
-      const source = (): EngineStats | undefined => this.statsSource?.();
-      new Gauge({
-        name,
-        help,
-        registers,
-        collect() {
-          const stats = source();
-          if (stats !== undefined) this.set(read(stats));
-        },
-      });
-    };
+    const fromStats = (name: string, help: string, read: (stats: EngineStats) => number): void =>
+      scrapedGauge(registers, name, help, () => this.statsSource?.(), read);
     fromStats('walletd_log_bytes', 'Size of the log on disk', (s) => s.logBytes);
     fromStats('walletd_head_sequence', 'Newest log position', (s) => s.headSequence);
     fromStats('walletd_durable_sequence', 'Newest fsynced log position', (s) => s.durableSequence);
@@ -157,4 +137,17 @@ export class ApiMetrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+/** A gauge read at scrape time from `source` (undefined until the ledger is open: then it keeps its last value). */
+function scrapedGauge<T>(registers: Registry[], name: string, help: string, source: () => T | undefined, read: (value: T) => number): void {
+  new Gauge({
+    name,
+    help,
+    registers,
+    collect() {
+      const value = source();
+      if (value !== undefined) this.set(read(value));
+    },
+  });
 }
