@@ -3,12 +3,13 @@
 // over several segments passes and every covered byte and frame is counted; each kind of damage
 // recovery would not see (a flipped byte in an older segment, a missing segment, an end that is
 // not the snapshot's chain hash or not a frame boundary) fails naming file and offset; the read
-// rate is held (an injected clock); 'off', no snapshot, and a close mid-scrub.
+// rate is held (an injected clock), and a starved scrub makes up at most a second; 'off', no
+// snapshot, and a close mid-scrub (no verdict, nothing reported).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dataPaths } from '../src/engine/recovery.js';
-import { scrubLog, type ScrubEnd } from '../src/engine/scrub.js';
+import { ScrubFailure, scrubLog, type ScrubEnd } from '../src/engine/scrub.js';
 import { listSnapshots, loadSnapshot } from '../src/engine/snapshot.js';
 import { CorruptLogError } from '../src/log/scan.js';
 import { listSegments } from '../src/log/segments.js';
@@ -81,9 +82,10 @@ test('damage recovery does not read fails the scrub, naming file and offset', as
       }
       return undefined;
     };
-    const failure = (at?: ScrubEnd): CorruptLogError => {
+    const failure = (at?: ScrubEnd): CorruptLogError => failed(at).corrupt;
+    const failed = (at?: ScrubEnd): ScrubFailure => {
       const error = scrub(at);
-      assert.ok(error instanceof CorruptLogError, String(error));
+      assert.ok(error instanceof ScrubFailure && error.corrupt instanceof CorruptLogError, String(error));
       return error;
     };
 
@@ -101,7 +103,9 @@ test('damage recovery does not read fails the scrub, naming file and offset', as
     const at = second.offset + second.bytes - 1;
     damaged[at] = damaged[at]! ^ 0x20;
     writeFileSync(second.path, damaged);
-    const flipped = failure();
+    const flippedScrub = failed();
+    assert.deepEqual(flippedScrub.progress, { bytesChecked: logFrames(path)[0]!.bytes, bytesTotal: covered(path, end).bytes, framesChecked: 1 }, 'the counts stop at the frame before the damage');
+    const flipped = flippedScrub.corrupt;
     assert.equal(flipped.path, second.path);
     assert.equal(flipped.offset, second.offset);
     assert.match(flipped.message, new RegExp(`${second.path} at byte offset ${second.offset} `));
@@ -140,6 +144,36 @@ test('the read rate is held: with a 256 KiB/s limit the scrub sleeps until its b
   });
 });
 
+test('a scrub starved of CPU makes up at most a second of reading, then keeps the rate again', async () => {
+  await inTempDir(async ({ path }) => {
+    const end = await buildLog(path);
+    const bytesPerSecond = 256 * 1024;
+    const starvedMs = 10_000;
+    let clockMs = 0;
+    let reads = 0;
+    let bytesAtStarvation = 0;
+    const progress = scrubLog(
+      dataPaths(path).logDir,
+      end,
+      {
+        bytesPerSecond,
+        // The clock jumps 10 s at the first pace check: the worker got no CPU for that long.
+        nowMs: () => (reads++ === 1 ? (clockMs += starvedMs) : clockMs),
+        sleepMs: (ms) => (clockMs += ms),
+      },
+      (report) => (bytesAtStarvation ||= report.bytesChecked),
+    );
+    const msOf = (bytes: number): number => (bytes / bytesPerSecond) * 1000;
+    const readingMs = msOf(progress.bytesChecked);
+    // The starved 10 s paid for the bytes read before it plus one second; the rest is forgotten,
+    // so every later byte is paced again. Without the bound the clock would end near 13.5 s.
+    const forgottenMs = starvedMs - msOf(bytesAtStarvation) - 1000;
+    assert.ok(forgottenMs > 3000 && readingMs > forgottenMs, `the log is long enough: ${readingMs} ms of reading, ${forgottenMs} ms forgotten`);
+    const paceMs = msOf(1 << 20); // the bytes after the last pace check are not waited for
+    assert.ok(clockMs >= readingMs + forgottenMs - paceMs && clockMs <= readingMs + forgottenMs, `clock ${clockMs} ms: not ${readingMs} + ${forgottenMs} ms`);
+  });
+});
+
 test("'off' runs no scrub; a start without a snapshot needs none; close stops a scrub mid-way", async () => {
   await inTempDir(async ({ path }) => {
     await withLedger(path, async (ledger) => {
@@ -148,15 +182,32 @@ test("'off' runs no scrub; a start without a snapshot needs none; close stops a 
     await buildLog(path);
     await withLedger(path, async (ledger) => assert.equal(ledger.logScrub().state, 'off'), { logScrubBytesPerSecond: 'off' });
     const started = performance.now();
-    await withLedger(
-      path,
-      async (ledger) => {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        assert.equal(ledger.logScrub().state, 'running', 'at one byte a second the scrub is still on its first MiB');
-      },
-      { logScrubBytesPerSecond: 1 },
-    );
+    const ended: string[] = [];
+    const warnings: string[] = [];
+    const onWarning = (warning: Error): number => warnings.push(warning.message);
+    process.on('warning', onWarning);
+    let stopped: unknown;
+    try {
+      await withLedger(
+        path,
+        async (ledger) => {
+          const deadline = Date.now() + 10_000;
+          while (ledger.logScrub().bytesTotal === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+          const running = ledger.logScrub();
+          assert.equal(running.state, 'running', 'at one byte a second the scrub is still on its first MiB');
+          assert.ok(running.bytesTotal > 0, 'the total is known from the start, not after the first second of reading');
+          stopped = ledger;
+        },
+        { logScrubBytesPerSecond: 1, observer: { onLogScrubEnd: (status) => ended.push(status.state) } },
+      );
+      await new Promise((resolve) => setTimeout(resolve, 50)); // a late exit event would land here
+    } finally {
+      process.off('warning', onWarning);
+    }
     assert.ok(performance.now() - started < 10_000, 'close did not wait for the scrub');
+    assert.equal((stopped as { logScrub(): { state: string } }).logScrub().state, 'stopped', 'a scrub ended by close has no verdict');
+    assert.deepEqual(ended, [], 'no end is reported for a stopped scrub');
+    assert.deepEqual(warnings.filter((message) => message.includes('scrub')), []);
   });
 });
 

@@ -115,8 +115,8 @@ function openLedgerLogged(config: ServeConfig, server: HttpServer, metrics: ApiM
 
 /**
  * A failed scrub is logged at error level and counted (walletd_log_scrub_failed) but does not
- * stop the service: the state was rebuilt from a snapshot whose digest checked, and new frames
- * are checked as they are written; what is damaged is history (verify, replays, statements
+ * stop the service: the state was rebuilt from a snapshot whose digest checked, and the frames
+ * after it were checked by recovery; what is damaged is history (verify, replays, statements
  * reaching into it), which the operator restores from a copy of the log.
  */
 function logScrubEnd(server: HttpServer, status: LogScrubStatus): void {

@@ -309,9 +309,11 @@ class PartitionEngine implements Ledger {
       return;
     }
     const end = { segmentFirstSequence: snapshot.logSegmentFirstSequence, offset: snapshot.logOffset, sequence: snapshot.sequence, chainHash: snapshot.chainHash };
+    const observer = this.options.observer;
     this.scrub = new LogScrub({ logDir: dataPaths(this.options.dataDir).logDir, end, bytesPerSecond: rate }, (status) => {
-      if (status.failure !== undefined) process.emitWarning(`log scrub failed: ${status.failure.message}`);
-      this.options.observer?.onLogScrubEnd?.(status);
+      // Said once: to the observer when there is one (serve logs it), else as a process warning.
+      if (observer?.onLogScrubEnd !== undefined) observer.onLogScrubEnd(status);
+      else if (status.failure !== undefined) process.emitWarning(`log scrub failed: ${status.failure.message}`);
     });
     this.options.observer?.onLogScrubStart?.(snapshot.sequence);
   }
@@ -775,12 +777,12 @@ class PartitionEngine implements Ledger {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closing = true;
+    await this.scrub?.stop(); // first: it would only compete with the final snapshot
     while (this.queueHead < this.queue.length || this.drainScheduled) await new Promise((resolve) => setImmediate(resolve));
     await this.writer.flushed().catch(() => undefined);
     if (this.failure === undefined && this.state.headSequence > this.lastSnapshotSequence) await this.snapshot();
     await this.writer.close();
     await this.preparer.close();
-    await this.scrub?.stop();
     this.readIndex.close();
     this.unlock();
     this.closed = true;

@@ -10,7 +10,7 @@ import { LedgerState } from '../core/ledger-state.js';
 import { TxnTable } from '../core/txn-table.js';
 import { applyFrameBody, ReplayScratch } from '../core/replay.js';
 import { GENESIS_CHAIN_HASH } from '../log/frame.js';
-import { CorruptLogError, scanSegment, type ScanContext } from '../log/scan.js';
+import { checkFramesBeforeNewest, checkSegmentName, CorruptLogError, scanSegment, type ScanContext } from '../log/scan.js';
 import { listSegments, type SegmentFile } from '../log/segments.js';
 import { listSnapshots, loadSnapshot, type SnapshotMeta } from './snapshot.js';
 
@@ -94,17 +94,6 @@ function startPosition(segments: SegmentFile[], sizes: readonly number[], meta: 
   return { index, offset: meta.logOffset };
 }
 
-/**
- * History reads find an event's segment by the file names alone, so a segment read from its
- * start must be named for the sequence the log continues at (its first frame's, or for a
- * frameless newest segment the next one's); a file that breaks this is corruption, even when
- * the frames themselves follow on.
- */
-function checkSegmentName(segment: SegmentFile, nextSequence: number): void {
-  if (segment.firstSequence === nextSequence) return;
-  throw new CorruptLogError(segment.path, 0, nextSequence, `the segment is named for sequence ${segment.firstSequence} but the log continues at sequence ${nextSequence}`);
-}
-
 function replaySegments(
   segments: SegmentFile[],
   sizes: readonly number[],
@@ -140,9 +129,7 @@ function replaySegments(
         options.onProgress(bytesBefore + frameOffset - offset, bytesTotal);
       }
     });
-    // A segment with no whole frame is what a crash right after the writer created it leaves (or
-    // a torn first frame): only ever the newest one. The writer never rolls over from an empty segment.
-    if (offset === 0 && end.endOffset === 0 && !isLast) throw new CorruptLogError(segment.path, 0, context.nextSequence, 'a segment with no frame before the newest segment');
+    if (offset === 0) checkFramesBeforeNewest(segment, end.endOffset, isLast, context.nextSequence);
     bytesBefore += sizes[index]! - offset;
     if (end.kind === 'torn') result.tornTail = { path: segment.path, offset: end.endOffset, reason: end.reason };
     if (isLast) result.tail = { firstSequence: segment.firstSequence, bytes: end.endOffset };

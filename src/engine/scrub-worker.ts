@@ -3,9 +3,8 @@
  * rate, posting progress about once a second and then whether it passed.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { CorruptLogError } from '../log/scan.js';
 import { lowerThisThreadPriority } from '../stdx/thread-priority.js';
-import { scrubLog, type ScrubJob, type ToScrubParent } from './scrub.js';
+import { ScrubFailure, scrubLog, type ScrubJob, type ToScrubParent } from './scrub.js';
 
 /** As the snapshot worker: under full load the scrub waits, deciding and preparing do not. */
 const SCRUB_THREAD_NICE = 10;
@@ -23,6 +22,7 @@ try {
   );
   post({ kind: 'passed', progress });
 } catch (error) {
-  if (!(error instanceof CorruptLogError)) throw error;
-  post({ kind: 'failed', failure: { path: error.path, offset: error.offset, sequence: error.sequence, reason: error.reason, message: error.message } });
+  if (!(error instanceof ScrubFailure)) throw error;
+  const { corrupt, progress } = error;
+  post({ kind: 'failed', progress, failure: { path: corrupt.path, offset: corrupt.offset, sequence: corrupt.sequence, reason: corrupt.reason, message: corrupt.message } });
 }

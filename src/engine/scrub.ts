@@ -15,8 +15,8 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { CorruptLogError, scanSegment, type ScanContext } from '../log/scan.js';
-import { listSegments } from '../log/segments.js';
+import { checkFramesBeforeNewest, checkSegmentName, CorruptLogError, scanSegment, type ScanContext } from '../log/scan.js';
+import { listSegments, segmentFileName } from '../log/segments.js';
 import { FRAME_HEADER_BYTES, GENESIS_CHAIN_HASH } from '../log/frame.js';
 import type { LogScrubStatus } from './types.js';
 
@@ -37,42 +37,72 @@ export const LOG_SCRUB_BYTES_PER_SECOND_DEFAULT = 64 * 1024 * 1024;
 /** How often the read rate is checked, and the least progress reported. */
 const PACE_EVERY_BYTES = 1 << 20;
 const PROGRESS_EVERY_MS = 1000;
+/**
+ * Reading time a starved scrub may make up for: without a bound, a scrub held back for a minute
+ * by a busy core would then read a minute's worth at full disk speed, beside the log's fsyncs.
+ */
+const CATCH_UP_MS_MAX = 1000;
 
 /**
  * Checks every frame in (0, end] of the log in `logDir`. Returns what it read; throws
  * CorruptLogError naming the file and offset of the first problem.
  */
 export function scrubLog(logDir: string, end: ScrubEnd, pacing: ScrubPacing, onProgress: (progress: ScrubProgress) => void): ScrubProgress {
+  const tally = { progress: { bytesChecked: 0, bytesTotal: 0, framesChecked: 0 } };
+  try {
+    return scrubFrames(logDir, end, pacing, onProgress, tally);
+  } catch (error) {
+    if (error instanceof CorruptLogError) throw new ScrubFailure(error, tally.progress);
+    throw error;
+  }
+}
+
+/** A scrub's finding, with how far it got (the counts up to the frame before the problem). */
+export class ScrubFailure extends Error {
+  override readonly name = 'ScrubFailure';
+  constructor(
+    readonly corrupt: CorruptLogError,
+    readonly progress: ScrubProgress,
+  ) {
+    super(corrupt.message);
+  }
+}
+
+/** `tally.progress` follows every frame checked, for the counts a failure reports. */
+function scrubFrames(logDir: string, end: ScrubEnd, pacing: ScrubPacing, onProgress: (progress: ScrubProgress) => void, tally: { progress: ScrubProgress }): ScrubProgress {
   const segments = listSegments(logDir).filter((segment) => segment.firstSequence <= end.segmentFirstSequence);
   const last = segments.at(-1);
   if (last === undefined || last.firstSequence !== end.segmentFirstSequence) {
-    throw new CorruptLogError(join(logDir, `segment starting at sequence ${end.segmentFirstSequence}`), 0, end.sequence, 'the segment holding the snapshot position is missing');
+    throw new CorruptLogError(join(logDir, segmentFileName(end.segmentFirstSequence)), 0, end.sequence, 'the segment holding the snapshot position is missing');
   }
   const bytesTotal = segments.reduce((sum, segment) => sum + (segment === last ? end.offset : statSync(segment.path).size), 0);
   const context: ScanContext = { chainHash: GENESIS_CHAIN_HASH, nextSequence: 1 };
-  const startedMs = pacing.nowMs();
-  let progress = { bytesChecked: 0, bytesTotal, framesChecked: 0 };
+  /** The clock the read rate is held against; moved forward when a starved scrub has too much to make up. */
+  let paceFromMs = pacing.nowMs();
+  let progress: ScrubProgress = { bytesChecked: 0, bytesTotal, framesChecked: 0 };
+  tally.progress = progress;
   let bytesSincePace = 0;
-  let lastReportMs = startedMs;
+  let lastReportMs = paceFromMs;
+  onProgress(progress);
   for (const segment of segments) {
-    if (segment.firstSequence !== context.nextSequence) {
-      throw new CorruptLogError(segment.path, 0, context.nextSequence, `the segment is named for sequence ${segment.firstSequence} but the log continues at sequence ${context.nextSequence}`);
-    }
+    checkSegmentName(segment, context.nextSequence);
     const endOffset = segment === last ? end.offset : Infinity;
     const scanned = scanSegment(segment.path, 0, false, context, (header) => {
       const bytes = FRAME_HEADER_BYTES + header.bodyBytes;
       progress = { bytesChecked: progress.bytesChecked + bytes, bytesTotal, framesChecked: progress.framesChecked + 1 };
+      tally.progress = progress;
       bytesSincePace += bytes;
       if (bytesSincePace < PACE_EVERY_BYTES) return;
       bytesSincePace = 0;
-      const aheadMs = (progress.bytesChecked / pacing.bytesPerSecond) * 1000 - (pacing.nowMs() - startedMs);
+      const aheadMs = (progress.bytesChecked / pacing.bytesPerSecond) * 1000 - (pacing.nowMs() - paceFromMs);
       if (aheadMs >= 1) pacing.sleepMs(aheadMs); // less is not worth a wait
+      else if (aheadMs < -CATCH_UP_MS_MAX) paceFromMs -= aheadMs + CATCH_UP_MS_MAX;
       if (pacing.nowMs() - lastReportMs >= PROGRESS_EVERY_MS) {
         lastReportMs = pacing.nowMs();
         onProgress(progress);
       }
     }, endOffset);
-    if (scanned.endOffset === 0 && segment !== last) throw new CorruptLogError(segment.path, 0, context.nextSequence, 'a segment with no frame before the newest segment');
+    checkFramesBeforeNewest(segment, scanned.endOffset, segment === last, context.nextSequence);
     if (segment === last && scanned.endOffset !== end.offset) {
       throw new CorruptLogError(segment.path, scanned.endOffset, context.nextSequence, `the frames end at byte offset ${scanned.endOffset}, not at the snapshot's position ${end.offset}`);
     }
@@ -87,7 +117,7 @@ export function scrubLog(logDir: string, end: ScrubEnd, pacing: ScrubPacing, onP
 export type ToScrubParent =
   | Readonly<{ kind: 'progress'; progress: ScrubProgress }>
   | Readonly<{ kind: 'passed'; progress: ScrubProgress }>
-  | Readonly<{ kind: 'failed'; failure: NonNullable<LogScrubStatus['failure']> }>;
+  | Readonly<{ kind: 'failed'; progress: ScrubProgress; failure: NonNullable<LogScrubStatus['failure']> }>;
 
 export type ScrubJob = Readonly<{ logDir: string; end: ScrubEnd; bytesPerSecond: number }>;
 
@@ -95,17 +125,20 @@ export type ScrubJob = Readonly<{ logDir: string; end: ScrubEnd; bytesPerSecond:
 export class LogScrub {
   private current: LogScrubStatus;
   private readonly worker: Worker;
+  /** Set by stop(): the worker's end after terminate() is ours, not a failure. */
+  private stopping = false;
 
   constructor(job: ScrubJob, onEnd: (status: LogScrubStatus) => void) {
     this.current = { state: 'running', bytesChecked: 0, bytesTotal: 0, framesChecked: 0 };
     this.worker = new Worker(new URL('./scrub-worker.js', import.meta.url), { workerData: job });
     this.worker.unref(); // a scrub never keeps the process alive
     this.worker.on('message', (message: ToScrubParent) => {
+      if (this.stopping) return;
       if (message.kind === 'progress') {
         this.current = { state: 'running', ...message.progress };
         return;
       }
-      this.current = message.kind === 'passed' ? { state: 'passed', ...message.progress } : { ...this.current, state: 'failed', failure: message.failure };
+      this.current = message.kind === 'passed' ? { state: 'passed', ...message.progress } : { state: 'failed', ...message.progress, failure: message.failure };
       onEnd(this.current);
     });
     this.worker.on('error', (error) => this.failUnexpectedly(`the scrub worker failed: ${error.message}`, onEnd));
@@ -118,13 +151,16 @@ export class LogScrub {
     return this.current;
   }
 
+  /** Ends a running scrub without a verdict: its status becomes 'stopped', and `onEnd` is not called. */
   async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.current.state === 'running') this.current = { ...this.current, state: 'stopped' };
     await this.worker.terminate();
   }
 
   /** Not a finding about the log: reported as failed with no file, so it is not mistaken for a pass. */
   private failUnexpectedly(reason: string, onEnd: (status: LogScrubStatus) => void): void {
-    if (this.current.state !== 'running') return;
+    if (this.stopping || this.current.state !== 'running') return;
     this.current = { ...this.current, state: 'failed', failure: { path: '', offset: 0, sequence: 0, reason, message: reason } };
     onEnd(this.current);
   }

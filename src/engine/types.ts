@@ -70,8 +70,11 @@ export type HistoricalBalance =
  * snapshot's chain hash.
  */
 export type LogScrubStatus = Readonly<{
-  /** 'off': disabled; 'not_needed': started without a snapshot, so recovery read every frame. */
-  state: 'off' | 'not_needed' | 'running' | 'passed' | 'failed';
+  /**
+   * 'off': disabled; 'not_needed': started without a snapshot, so recovery read every frame;
+   * 'stopped': the ledger closed before the scrub ended (no verdict).
+   */
+  state: 'off' | 'not_needed' | 'running' | 'stopped' | 'passed' | 'failed';
   bytesChecked: number;
   bytesTotal: number;
   framesChecked: number;

@@ -9,6 +9,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { assert } from '../stdx/assert.js';
 import { bodyCrcMatches, chainHashOf, decodeFrameHeader, FRAME_HEADER_BYTES, FRAME_MAGIC, type FrameHeader } from './frame.js';
+import type { SegmentFile } from './segments.js';
 
 const READ_CHUNK_BYTES = 16 * 1024 * 1024;
 
@@ -146,4 +147,23 @@ function validHeaderFollows(window: FileWindow, from: number): boolean {
     if (decodeFrameHeader(window.read(offset, FRAME_HEADER_BYTES)!, 0).ok) return true;
   }
   return false;
+}
+
+/**
+ * History reads find an event's segment by the file names alone, so a segment read from its
+ * start must be named for the sequence the log continues at (its first frame's, or for a
+ * frameless newest segment the next one's); a file that breaks this is corruption, even when
+ * the frames themselves follow on.
+ */
+export function checkSegmentName(segment: SegmentFile, nextSequence: number): void {
+  if (segment.firstSequence === nextSequence) return;
+  throw new CorruptLogError(segment.path, 0, nextSequence, `the segment is named for sequence ${segment.firstSequence} but the log continues at sequence ${nextSequence}`);
+}
+
+/**
+ * A segment with no whole frame is what a crash right after the writer created it leaves (or a
+ * torn first frame): only ever the newest one. The writer never rolls over from an empty segment.
+ */
+export function checkFramesBeforeNewest(segment: SegmentFile, scannedEnd: number, isNewest: boolean, nextSequence: number): void {
+  if (scannedEnd === 0 && !isNewest) throw new CorruptLogError(segment.path, 0, nextSequence, 'a segment with no frame before the newest segment');
 }
