@@ -224,33 +224,53 @@ test('log backlog bound: above logBacklogBytesMax the engine waits for the group
   assert.ok(unbounded.some((frames) => frames > 1), `several frames per group without the bound: ${unbounded.join(',')}`);
 });
 
-test('reads show only durable positions: a view read while its frame is being fsynced is answered once it is durable', async () => {
+test('reads show only durable state: views, openings, balances and statements read during an fsync are answered once durable', async () => {
+  const turn = (): Promise<unknown> => new Promise((resolve) => setImmediate(resolve));
   await withLedger(
     tempDir().path,
     async (ledger) => {
       await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
       await submit(ledger, [deposit('d0', 'a', 1_000n)]);
       let racing = 0;
-      for (let round = 0; round < 50; round++) {
-        // Queue a deposit, let the engine decide it (one setImmediate turn), and read before its fsync returns.
+      for (let round = 0; round < 40; round++) {
+        // Queue a deposit and a new account, let the engine decide them, and read before their fsync returns.
         const pending = submit(ledger, [deposit(`d${round + 1}`, 'a', 1n)]);
-        await new Promise((resolve) => setImmediate(resolve));
-        await new Promise((resolve) => setImmediate(resolve));
-        const view = ledger.account('a')!;
-        const statementRead = ledger.statement('a', 1);
-        const balanceRead = ledger.balanceAt('a', {});
-        // A second deposit is decided while those reads wait for the first one's fsync.
-        const later = submit(ledger, [deposit(`late${round}`, 'a', 1n)]);
-        if (view.sequence > ledger.stats().durableSequence) racing++;
-        await ledger.durable(view.sequence);
-        assert.ok(ledger.stats().durableSequence >= view.sequence, `round ${round}: durable() resolved before ${view.sequence} was durable`);
-        const [statement, balance] = [await statementRead, await balanceRead];
-        const durableNow = ledger.stats().durableSequence;
-        assert.ok(statement !== undefined && statement.entries[0]!.sequence <= durableNow, `round ${round}: statement entry beyond the durable log`);
-        assert.ok(balance.status === 'ok' && balance.sequence <= durableNow, `round ${round}: balance position beyond the durable log`);
-        // The balance answered is the one at the position it names (not a later one).
-        const at = await ledger.balanceAt('a', { sequence: balance.sequence });
-        assert.deepEqual(at.status === 'ok' ? at.balance : undefined, balance.balance, `round ${round}`);
+        const opening = ledger.openAccount({ accountId: `n${round}`, currencyCode: 'USD', owner: 'n' });
+        await turn();
+        await turn();
+        const headAtRead = ledger.stats().headSequence;
+        if (headAtRead > ledger.stats().durableSequence) racing++;
+        const reads = {
+          view: ledger.durableAccount('a'),
+          opened: ledger.durableAccount(`n${round}`),
+          now: ledger.balanceAt('a', {}),
+          atSequence: ledger.balanceAt('a', { sequence: headAtRead }),
+          atTime: ledger.balanceAt('a', { atMs: Date.now() + 60_000 }),
+          statement: ledger.statement('a', 2),
+          pastCursor: ledger.statement('a', 2, 1e12),
+        };
+        // A large batch (its frame over 64 KiB, written on the thread pool) is decided while those reads wait.
+        const later = submit(ledger, Array.from({ length: 2000 }, (_, index) => deposit(`late${round}-${index}`, 'a', 1n)));
+        const view = (await reads.view)!;
+        assert.ok(ledger.stats().durableSequence >= view.sequence, `round ${round}: a view answered before ${view.sequence} was durable`);
+        assert.ok((await reads.opened) !== undefined && ledger.stats().durableSequence >= headAtRead, `round ${round}: a new account answered before its opening was durable`);
+        const now = await reads.now;
+        const atSequence = await reads.atSequence;
+        const atTime = await reads.atTime;
+        const statement = (await reads.statement)!;
+        const pastCursor = (await reads.pastCursor)!;
+        const durable = ledger.stats().durableSequence;
+        assert.ok(now.status === 'ok' && now.sequence <= durable && now.sequence === headAtRead, `round ${round}: now`);
+        assert.ok(atTime.status === 'ok' && atTime.sequence <= headAtRead, `round ${round}: a time query found an entry decided after the read`);
+        assert.ok(statement.entries[0]!.sequence <= headAtRead && pastCursor.entries[0]!.sequence === statement.entries[0]!.sequence, `round ${round}: statement`);
+        // Each balance answered is the one at the position it names.
+        for (const answer of [now, atSequence, atTime]) {
+          assert.ok(answer.status === 'ok');
+          const at = await ledger.balanceAt('a', { sequence: answer.sequence });
+          assert.deepEqual(at.status === 'ok' ? at.balance : undefined, answer.balance, `round ${round}: balance at ${answer.sequence}`);
+        }
+        const opened = await opening;
+        assert.ok(opened.status === 'created' && opened.account.sequence <= ledger.stats().durableSequence, `round ${round}: opening answered with a later view`);
         await pending;
         await later;
       }

@@ -242,6 +242,8 @@ test('a snapshot of an unknown version, or with a malformed meta, is refused by 
     const original = readFileSync(newest.path);
     const edits: Array<[string, (meta: Record<string, unknown>) => void, RegExp]> = [
       ['a newer version', (meta) => (meta.version = 3), /version 3 is not one this walletd reads \(1 or 2\)/],
+      ['a newer version with a new field', (meta) => ((meta.version = 3), (meta.shards = 4)), /version 3 is not one this walletd reads/],
+      ['a version as text', (meta) => (meta.version = '2'), /version "2" is not one this walletd reads/],
       ['a chunk name outside the directory', (meta) => ((meta.txnChunks as Array<Record<string, unknown>>)[0]!.name = '../escape.wtxn'), /meta \/txnChunks\/0\/name must match pattern/],
       ['a fractional count', (meta) => (meta.txnCount = 1.5), /meta \/txnCount must be integer/],
       ['an unknown field', (meta) => (meta.pruned = true), /must NOT have additional properties/],

@@ -117,12 +117,11 @@ async function readableAccount(
   reply: FastifyReply,
 ): Promise<{ ledger: Ledger; account: AccountView } | undefined> {
   const ledger = context.ledger;
-  const account = ledger.account(request.params.account_id);
+  const account = await withTimeout(ledger.durableAccount(request.params.account_id), context.config.requestTimeoutMs);
   if (account === undefined) {
     sendAccountNotFound(reply);
     return undefined;
   }
-  await withTimeout(ledger.durable(account.sequence), context.config.requestTimeoutMs);
   if (!mayReadAccount(principalOf(request), account)) {
     sendError(reply, 'forbidden', 'this API key may read only its own accounts');
     return undefined;

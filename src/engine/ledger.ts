@@ -477,7 +477,10 @@ class PartitionEngine implements Ledger {
 
   private executeOpen(command: OpenCommand): Completion {
     const outcome = this.decideOpen(command.request);
-    return () => command.resolve(outcome.status === 'rejected' ? outcome : { status: outcome.status, account: this.viewOf(outcome.index)! });
+    // The view as decided: once this frame is durable, so is everything it shows. Built at the
+    // completion instead, it would include entries decided meanwhile and not durable yet.
+    const answer: OpenAccountOutcome = outcome.status === 'rejected' ? outcome : { status: outcome.status, account: this.viewOf(outcome.index)! };
+    return () => command.resolve(answer);
   }
 
   private decideOpen(request: OpenAccountRequest): { status: 'created' | 'exists'; index: number } | Extract<OpenAccountOutcome, { status: 'rejected' }> {
@@ -511,12 +514,24 @@ class PartitionEngine implements Ledger {
     await this.writer.flushed();
   }
 
+  /** Resolves once the log is durable up to `sequence`, a position the state has applied. */
   durable(sequence: number): Promise<void> {
     assert(sequence <= this.state.headSequence, 'durable() of a position not applied yet');
     if (sequence <= this.writer.durableSequence) return Promise.resolve();
     // An applied event's frame was appended in the drain that applied it, so the frames
     // appended so far include it.
     return this.writer.flushed();
+  }
+
+  async durableAccount(accountId: string): Promise<AccountView | undefined> {
+    const index = this.state.accounts.findString(accountId);
+    if (index < 0) return undefined;
+    const view = this.viewOf(index);
+    // An account with no entry yet shows only its opening, whose position the state does not
+    // keep: then everything applied so far must be durable. With entries, the newest one's
+    // position covers the opening too (the log is durable as a prefix).
+    await this.durable(view === undefined || view.sequence === 0 ? this.state.headSequence : view.sequence);
+    return view;
   }
 
   account(accountId: string): AccountView | undefined {
@@ -588,18 +603,18 @@ class PartitionEngine implements Ledger {
     const index = this.state.accounts.findString(accountId);
     if (index < 0) return { status: 'account_not_found' };
     // Read now, answer once durable: frames decided while the sync waits are in the state after
-    // it, and neither their balance nor their position may be shown before they are durable.
-    const now = { balance: this.state.balanceOf(index), sequence: this.state.headSequence };
+    // it, and neither their balance nor their position may be shown before they are durable;
+    // nor may a walk start at their entries (their frames may not even be written yet).
+    const now = { balance: this.state.balanceOf(index), sequence: this.state.headSequence, newestEntry: this.state.lastEntrySequenceOf(index) };
     await this.sync();
     const currency = currencyByNumeric(this.state.currencyOf(index))!;
-    const durable = this.writer.durableSequence;
     if ('sequence' in query && typeof query.sequence === 'number') {
-      if (query.sequence > durable || query.sequence < 0) return { status: 'beyond_head' };
-      const entry = this.walkBack(index, (read) => read.sequence <= query.sequence);
+      if (query.sequence > now.sequence || query.sequence < 0) return { status: 'beyond_head' };
+      const entry = this.walkBack(index, now.newestEntry, (read) => read.sequence <= query.sequence);
       return { status: 'ok', accountId, currency, balance: entry?.balance ?? 0n, sequence: query.sequence };
     }
     if ('atMs' in query && typeof query.atMs === 'number') {
-      const entry = this.walkBack(index, (read) => read.sequence <= durable && read.atMs <= query.atMs);
+      const entry = this.walkBack(index, now.newestEntry, (read) => read.atMs <= query.atMs);
       return { status: 'ok', accountId, currency, balance: entry?.balance ?? 0n, sequence: entry?.sequence ?? 0 };
     }
     return { status: 'ok', accountId, currency, balance: now.balance, sequence: now.sequence };
@@ -621,9 +636,9 @@ class PartitionEngine implements Ledger {
     };
   }
 
-  /** Follows the account's entry chain from newest to oldest until `accept` holds. */
-  private walkBack(index: number, accept: (read: { sequence: number; atMs: number }) => boolean): { sequence: number; balance: bigint } | undefined {
-    for (let sequence = this.state.lastEntrySequenceOf(index); sequence > 0; ) {
+  /** Follows the account's entry chain from `newest` (an entry read before a sync) to the oldest until `accept` holds. */
+  private walkBack(index: number, newest: number, accept: (read: { sequence: number; atMs: number }) => boolean): { sequence: number; balance: bigint } | undefined {
+    for (let sequence = newest; sequence > 0; ) {
       const entry = this.entryAt(index, sequence);
       if (accept({ sequence, atMs: entry.atMs })) return { sequence, balance: entry.balanceAfter };
       sequence = entry.previous;
@@ -635,11 +650,11 @@ class PartitionEngine implements Ledger {
     assert(Number.isInteger(limit) && limit >= 1 && limit <= STATEMENT_LIMIT_MAX, 'statement limit out of range');
     const index = this.state.accounts.findString(accountId);
     if (index < 0) return undefined;
-    // The newest entry now; after the sync it is durable, and entries decided meanwhile are skipped.
+    // The newest entry now: after the sync it is durable, and the walk never starts above it
+    // (entries decided meanwhile may not even be written yet).
     const newest = this.state.lastEntrySequenceOf(index);
     await this.sync();
-    let sequence = beforeSequence === undefined ? newest : this.entryBefore(index, beforeSequence);
-    while (sequence > newest) sequence = this.entryAt(index, sequence).previous;
+    let sequence = beforeSequence === undefined || beforeSequence > newest ? newest : this.entryBefore(index, beforeSequence, newest);
     const entries: StatementEntry[] = [];
     while (sequence > 0 && entries.length < limit) {
       const entry = this.entryAt(index, sequence);
@@ -657,13 +672,13 @@ class PartitionEngine implements Ledger {
     return { entries, nextBeforeSequence: sequence > 0 && last !== undefined ? last.sequence : null };
   }
 
-  /** The newest entry of the account older than `beforeSequence` (a page cursor). */
-  private entryBefore(index: number, beforeSequence: number): number {
+  /** The newest entry of the account older than `beforeSequence` (a page cursor, at most `newest`). */
+  private entryBefore(index: number, beforeSequence: number, newest: number): number {
     const read = this.readIndex.read(beforeSequence);
     if (read !== undefined && read.event.type === 2 && (read.event.fromIndex === index || read.event.toIndex === index)) {
       return this.entryAt(index, beforeSequence).previous;
     }
-    let sequence = this.state.lastEntrySequenceOf(index);
+    let sequence = newest;
     while (sequence >= beforeSequence && sequence > 0) sequence = this.entryAt(index, sequence).previous;
     return sequence;
   }

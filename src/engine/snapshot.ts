@@ -124,7 +124,7 @@ const META_SCHEMA: JSONSchemaType<SnapshotMeta> = {
     version: { type: 'integer', enum: [1, 2] },
     sequence: COUNT,
     chainHash: HEX_32,
-    digest: { type: 'string', pattern: '^[0-9a-f]+$' },
+    digest: HEX_32,
     createdAtMs: COUNT,
     logSegmentFirstSequence: COUNT,
     logOffset: COUNT,
@@ -163,10 +163,11 @@ function parseMeta(metaBytes: Buffer, path: string): SnapshotMeta {
   } catch {
     throw new Error(`snapshot ${path}: meta is not JSON`);
   }
+  // The version first: a newer writer's meta may differ in any field, and must be refused as such.
+  const version: unknown = typeof meta === 'object' && meta !== null && 'version' in meta ? meta.version : undefined;
+  if (version !== 1 && version !== 2) throw new Error(`snapshot ${path}: version ${JSON.stringify(version) ?? 'none'} is not one this walletd reads (1 or 2)`);
   if (validateMeta(meta)) return meta;
   const error = validateMeta.errors?.[0];
-  const version = typeof meta === 'object' && meta !== null && 'version' in meta ? String(meta.version) : 'none';
-  if (error?.instancePath === '/version') throw new Error(`snapshot ${path}: version ${version} is not one this walletd reads (1 or 2)`);
   throw new Error(`snapshot ${path}: meta ${error?.instancePath || '(root)'} ${error?.message ?? 'is malformed'}`);
 }
 

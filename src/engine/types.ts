@@ -145,16 +145,17 @@ export interface Ledger {
   /**
    * Resolves once everything applied so far is durable. What was read before the call is then
    * durable; state read after it may already include frames decided meanwhile, so a read shown
-   * to a client waits after reading (durable), not before.
+   * to a client waits after reading (durableAccount), not before.
    */
   sync(): Promise<void>;
   /**
-   * Resolves once the log is durable up to `sequence`, a position the state has applied (an
-   * AccountView's `sequence`). Show a view only then: until its fsync returns, a crash could
-   * still take back an effect it includes. The async reads here (transfer, balanceAt,
+   * The account as of now, answered once the log is durable up to everything the view shows:
+   * until that fsync returns, a crash could still take back an effect (or the opening) it
+   * shows. What a client is shown comes from here; `account()` is for checks (existence,
+   * owner) made before a command is queued. The other async reads (transfer, balanceAt,
    * statement) wait by themselves.
    */
-  durable(sequence: number): Promise<void>;
+  durableAccount(accountId: string): Promise<AccountView | undefined>;
   account(accountId: string): AccountView | undefined;
   /** Whether the account (customer or external) exists, without building its view. */
   hasAccount(accountId: string): boolean;

@@ -317,11 +317,10 @@ export class ServerConnection {
     const accountId = decodeIdQuery(body);
     const principal = this.authenticated();
     if (!isValidId(accountId) && !(principal.kind === 'admin' && isExternalId(accountId))) return { status: WIRE_INVALID_REQUEST, count: 0 };
-    const account = this.context.ledger.account(accountId);
+    // Reads show durable state only (forbidden included: it would tell a new account exists).
+    const account = await this.context.ledger.durableAccount(accountId);
     if (account === undefined) return { status: ERRORS.account_not_found.wire, count: 0 };
     if (!mayReadAccount(principal, account)) return { status: WIRE_FORBIDDEN, count: 0 };
-    // Reads show durable state only: read, then wait for the view's position to be durable.
-    await this.context.ledger.durable(account.sequence);
     return { status: 0, count: 1, body: encodeAccountView(accountViewBody(account, OpenedFlag.none)) };
   }
 
