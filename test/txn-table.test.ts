@@ -12,7 +12,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { copyAccountParts, digestOfParts, stateDigest } from '../src/core/digest.js';
+import { captureBuffersOf, copyAccountParts, digestOfParts, stateDigest } from '../src/core/digest.js';
 import { Wire } from '../src/core/errors.js';
 import { LedgerState } from '../src/core/ledger-state.js';
 import { foldTxnWords, JOURNAL_BLOCK_BYTES, MIGRATE_SLOTS_PER_INSERT, SEQUENCE_MAX, TXN_TABLE_ENTRIES_MAX, TxnTable } from '../src/core/txn-table.js';
@@ -277,6 +277,25 @@ test('a copy of the account side digests as at its capture, whatever the state d
   assert.notEqual(state.accounts.exportParts().arena.buffer, arenaBefore, 'the arena grew into a new buffer');
   assert.notEqual(stateDigest(state), digest);
   assert.equal(digestOfParts(captured, fold), digest, 'the copy still digests as at its capture');
+});
+
+test("a capture into the previous capture's buffers (larger, holding stale bytes) digests as a fresh copy; too small ones are not used", () => {
+  const state = new LedgerState();
+  for (let i = 0; i < 500; i++) state.applyAccountOpened(i + 1, `acct-${i}`, 840, `owner-${i % 7}`);
+  state.headSequence = 500;
+  const fold = foldTxnWords(state.txns.compactEntries());
+  const digest = stateDigest(state);
+  const stale = (bytes: number): ArrayBuffer => new Uint8Array(bytes).fill(0xa5).buffer;
+  const roomy = { accountIdLengths: stale(4096), ownerIdLengths: stale(4096), accountRecords: stale(1 << 20) };
+  const reused = copyAccountParts(state, roomy);
+  assert.equal(reused.accountRecords.buffer, roomy.accountRecords, 'the spare records buffer is used');
+  assert.equal(reused.accountIdLengths.buffer, roomy.accountIdLengths);
+  assert.equal(digestOfParts(reused, fold), digest);
+  assert.deepEqual(captureBuffersOf(reused), roomy, 'the buffers to hand back are the ones used');
+  const cramped = { accountIdLengths: stale(10), ownerIdLengths: stale(10), accountRecords: stale(64) };
+  const fresh = copyAccountParts(state, cramped);
+  assert.notEqual(fresh.accountRecords.buffer, cramped.accountRecords, 'a spare too small is not used');
+  assert.equal(digestOfParts(fresh, fold), digest);
 });
 
 test('one growth at a time; the per-insert copy bound holds at every size up to 2^20 slots', () => {

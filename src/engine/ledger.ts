@@ -9,7 +9,7 @@
  */
 import { assert } from '../stdx/assert.js';
 import { currencyByCode, currencyByNumeric, type Currency } from '../core/currency.js';
-import { copyAccountParts, stateDigest, type AccountParts } from '../core/digest.js';
+import { copyAccountParts, stateDigest, type AccountParts, type CaptureBuffers } from '../core/digest.js';
 import { codeOfWire, WalletError, Wire } from '../core/errors.js';
 import { EventBuffer } from '../core/event-buffer.js';
 import { ACCOUNT_OPENED_FIXED_BYTES, encodeAccountOpened, NO_INDEX, type TransferRecordedEvent } from '../core/events.js';
@@ -166,14 +166,14 @@ function alignedRecords(batch: TransferBatch): Buffer {
   return copy;
 }
 
-/** Runs snapshot-worker.ts on a copy of the state; resolves with the written temp file; journal blocks come back through `onBlocksBack`. */
+/** Runs snapshot-worker.ts on a copy of the state; resolves with the written temp file; journal blocks and the copy's buffers come back through `onBuffersBack`. */
 function writeSnapshotInWorker(
   dir: string,
   parts: AccountParts,
   newEntries: readonly Uint32Array[],
   position: SnapshotPosition,
   chunks: readonly ChunkRef[],
-  onBlocksBack: (blocks: ArrayBuffer[]) => void,
+  onBuffersBack: (blocks: ArrayBuffer[], capture: CaptureBuffers) => void,
 ): Promise<WrittenSnapshot> {
   // Shared arenas (copyAccountParts) go by reference; the copies are moved, not cloned.
   const transfer = [parts.accountIdLengths, parts.accountIdArena, parts.ownerIdLengths, parts.ownerIdArena, parts.accountRecords, ...newEntries]
@@ -181,9 +181,9 @@ function writeSnapshotInWorker(
     .filter((buffer): buffer is ArrayBuffer => !(buffer instanceof SharedArrayBuffer));
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./snapshot-worker.js', import.meta.url), { workerData: { dir, parts, newEntries, position, chunks }, transferList: transfer });
-    worker.once('message', (message: ({ ok: true; blocks: ArrayBuffer[] } & WrittenSnapshot) | { ok: false; message: string }) => {
+    worker.once('message', (message: ({ ok: true; blocks: ArrayBuffer[]; capture: CaptureBuffers } & WrittenSnapshot) | { ok: false; message: string }) => {
       if (message.ok) {
-        onBlocksBack(message.blocks);
+        onBuffersBack(message.blocks, message.capture);
         resolve({ tempPath: message.tempPath, bytes: message.bytes, chunks: message.chunks });
       }
       else reject(new Error(`snapshot worker: ${message.message}`));
@@ -265,6 +265,8 @@ class PartitionEngine implements Ledger {
   private readonly takeFrameBuffer = (bytes: number): Buffer => this.framePool.take(bytes);
   /** Journal blocks back from a snapshot's worker, for the next journal (keepSpareBlocks). */
   private readonly spareJournalBlocks: Uint32Array[] = [];
+  /** The previous capture's copy buffers, back from its worker (copyAccountParts reuses them). */
+  private spareCapture: CaptureBuffers | undefined;
   /** The newest snapshot's transaction chunks: the next snapshot writes only entries logged after them. */
   private txnChunks: readonly ChunkRef[] = [];
   private snapshotRunning: Promise<void> | undefined;
@@ -750,7 +752,8 @@ class PartitionEngine implements Ledger {
     try {
       await this.writer.flushed();
       assert(this.writer.durableSequence === this.state.headSequence, 'snapshot capture with frames still queued');
-      parts = copyAccountParts(this.state);
+      parts = copyAccountParts(this.state, this.spareCapture);
+      this.spareCapture = undefined; // moved to the worker with the parts
       const txns = this.state.txns;
       const after = this.chunksEnd();
       newCount = txns.count - this.txnChunks.reduce((sum, chunk) => sum + chunk.count, 0);
@@ -775,7 +778,10 @@ class PartitionEngine implements Ledger {
       while (!scan.step(this.snapshotCopySlotsPerTurn)) await new Promise<void>((resolve) => setImmediate(resolve));
     }
     const newEntries = journaled ?? [scan!.result()];
-    const written = await writeSnapshotInWorker(snapshotDir, parts, newEntries, position, this.txnChunks, (blocks) => this.keepSpareBlocks(blocks));
+    const written = await writeSnapshotInWorker(snapshotDir, parts, newEntries, position, this.txnChunks, (blocks, capture) => {
+      this.keepSpareBlocks(blocks);
+      this.spareCapture = capture;
+    });
     commitSnapshotFile(snapshotDir, written.tempPath, parts.headSequence);
     this.txnChunks = written.chunks;
     this.lastSnapshotSequence = parts.headSequence;

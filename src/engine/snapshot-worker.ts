@@ -1,10 +1,11 @@
 /**
  * Worker thread that writes a snapshot's new transaction chunk (merging older ones), digests
  * and writes the rest from a copy of the state's parts, so the engine only pauses for the copy
- * (a memcpy), not for hashing and writing hundreds of MB.
+ * (a memcpy), not for hashing and writing hundreds of MB. The copy's buffers and the journal's
+ * blocks go back to the engine afterwards, for reuse.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { AccountParts } from '../core/digest.js';
+import { captureBuffersOf, type AccountParts } from '../core/digest.js';
 import { writeSnapshotFile, type SnapshotPosition } from './snapshot-write.js';
 import type { ChunkRef } from './txn-chunks.js';
 import { lowerThisThreadPriority } from '../stdx/thread-priority.js';
@@ -24,7 +25,9 @@ try {
   const written = writeSnapshotFile(job.dir, job.parts, job.newEntries, job.position, job.chunks);
   // The journal's blocks go back to the engine for its next journal: memory already mapped.
   const blocks = job.newEntries.map((entries) => entries.buffer as ArrayBuffer).filter((buffer) => buffer.byteLength === JOURNAL_BLOCK_BYTES);
-  parentPort?.postMessage({ ok: true, ...written, blocks }, blocks);
+  // So do the buffers the capture was copied into, for the next capture.
+  const capture = captureBuffersOf(job.parts);
+  parentPort?.postMessage({ ok: true, ...written, blocks, capture }, [...blocks, capture.accountIdLengths, capture.ownerIdLengths, capture.accountRecords]);
 } catch (error) {
   parentPort?.postMessage({ ok: false, message: (error as Error).message });
 }
