@@ -526,10 +526,9 @@ class PartitionEngine implements Ledger {
   /** Resolves once the log is durable up to `sequence`, a position the state has applied. */
   durable(sequence: number): Promise<void> {
     assert(sequence <= this.state.headSequence, 'durable() of a position not applied yet');
-    if (sequence <= this.writer.durableSequence) return Promise.resolve();
-    // An applied event's frame was appended in the drain that applied it, so the frames
-    // appended so far include it.
-    return this.writer.flushed();
+    // An applied event's frame was appended in the drain that applied it, so a group commit
+    // will cover it.
+    return this.writer.durableThrough(sequence);
   }
 
   async durableAccount(accountId: string): Promise<AccountView | undefined> {

@@ -44,6 +44,8 @@ export class LogWriter {
   private flushing = false;
   private failed: unknown = undefined;
   private lastAppended: Promise<void> = Promise.resolve();
+  /** durableThrough callers, in no order (a group commit settles every one it covers). */
+  private durableWaiters: Array<{ sequence: number; resolve: () => void; reject: (error: unknown) => void }> = [];
   durableSequence: number;
   totalBytes = 0;
   /** Bytes of frames appended and not yet durable: the engine stops deciding above a bound. */
@@ -86,6 +88,17 @@ export class LogWriter {
   /** Resolves when every frame appended so far is durable. */
   flushed(): Promise<void> {
     return this.lastAppended;
+  }
+
+  /**
+   * Resolves once the log is durable up to `sequence`, which an appended frame holds: at the
+   * group commit that covers it, not at the end of every frame appended so far (under load
+   * that is a group later). Rejects if the log fails first.
+   */
+  durableThrough(sequence: number): Promise<void> {
+    if (sequence <= this.durableSequence) return Promise.resolve();
+    if (this.failed !== undefined) return Promise.reject(this.failed);
+    return new Promise((resolve, reject) => this.durableWaiters.push({ sequence, resolve, reject }));
   }
 
   async close(): Promise<void> {
@@ -136,6 +149,16 @@ export class LogWriter {
     this.pendingBytes -= offset - startOffset;
     this.options.onGroupCommitted?.(group.length, events, offset - startOffset, syncMs);
     for (const item of group) item.resolve();
+    if (this.durableWaiters.length > 0) this.settleDurableWaiters();
+  }
+
+  private settleDurableWaiters(): void {
+    const waiting: typeof this.durableWaiters = [];
+    for (const waiter of this.durableWaiters) {
+      if (waiter.sequence <= this.durableSequence) waiter.resolve();
+      else waiting.push(waiter);
+    }
+    this.durableWaiters = waiting;
   }
 
   private async rollSegment(firstSequence: number): Promise<void> {
@@ -149,6 +172,7 @@ export class LogWriter {
   private fail(error: unknown): void {
     this.failed = error;
     for (const item of this.pending.splice(0)) item.reject(error);
+    for (const waiter of this.durableWaiters.splice(0)) waiter.reject(error);
     this.options.onFatal(error);
   }
 }

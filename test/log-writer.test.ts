@@ -1,0 +1,48 @@
+// LogWriter.durableThrough: a wait for one position settles at the group commit that covers it,
+// not at the end of everything appended (later frames still pending), and rejects if the log
+// fails first. The frames here are opaque bytes: the writer does not read them.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { segmentFileName } from '../src/log/segments.js';
+import { LogWriter } from '../src/log/writer.js';
+import { inTempDir } from './support/ledger.js';
+
+const turn = (): Promise<unknown> => new Promise((resolve) => setImmediate(resolve));
+
+test('durableThrough settles at the group commit that covers the position, before later groups', { timeout: 20_000 }, async () => {
+  await inTempDir(async ({ path }) => {
+    const failures: unknown[] = [];
+    const writer = await LogWriter.open({ logDir: path, fsync: true, onFatal: (error) => failures.push(error) }, undefined, 1);
+    const first = writer.append(Buffer.alloc(4096, 1), 1, 10);
+    await turn(); // the first group is being written
+    const second = writer.append(Buffer.alloc(4096, 2), 11, 10);
+    assert.equal(writer.durableSequence, 0);
+    let durableWhenSettled = -1;
+    const waited = writer.durableThrough(5).then(() => (durableWhenSettled = writer.durableSequence));
+    await Promise.all([first, waited]);
+    assert.equal(durableWhenSettled, 10, 'settled by the commit of the first group, before the second');
+    await second;
+    assert.equal(writer.durableSequence, 20);
+    await writer.durableThrough(20); // already durable: at once
+    await writer.close();
+    assert.deepEqual(failures, []);
+  });
+});
+
+test('durableThrough rejects when the log fails before the position is durable', { timeout: 20_000 }, async () => {
+  await inTempDir(async ({ path }) => {
+    const failures: unknown[] = [];
+    const writer = await LogWriter.open({ logDir: path, fsync: true, segmentBytesMax: 1024, onFatal: (error) => failures.push(error) }, undefined, 1);
+    await writer.append(Buffer.alloc(800, 1), 1, 1);
+    // The next frame rolls over to a new segment, whose file is already there (created exclusively: the roll fails).
+    writeFileSync(join(path, segmentFileName(2)), 'in the way');
+    const appended = writer.append(Buffer.alloc(800, 2), 2, 1);
+    const waited = writer.durableThrough(2);
+    await assert.rejects(appended);
+    await assert.rejects(waited);
+    assert.equal(failures.length, 1);
+    await assert.rejects(writer.durableThrough(2), 'a wait after the failure rejects at once');
+  });
+});
