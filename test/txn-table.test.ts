@@ -279,7 +279,7 @@ test('a copy of the account side digests as at its capture, whatever the state d
   assert.equal(digestOfParts(captured, fold), digest, 'the copy still digests as at its capture');
 });
 
-test("a capture into the previous capture's buffers (larger, holding stale bytes) digests as a fresh copy; too small ones are not used", () => {
+test("a capture into the previous capture's buffers (larger, holding stale bytes) digests as a fresh copy; too small ones are not used; a fresh copy leaves room for openings", () => {
   const state = new LedgerState();
   for (let i = 0; i < 500; i++) state.applyAccountOpened(i + 1, `acct-${i}`, 840, `owner-${i % 7}`);
   state.headSequence = 500;
@@ -296,6 +296,14 @@ test("a capture into the previous capture's buffers (larger, holding stale bytes
   const fresh = copyAccountParts(state, cramped);
   assert.notEqual(fresh.accountRecords.buffer, cramped.accountRecords, 'a spare too small is not used');
   assert.equal(digestOfParts(fresh, fold), digest);
+  // A fresh copy takes the live array's capacity, so the next capture fits after an opening.
+  const first = copyAccountParts(state);
+  state.applyAccountOpened(501, 'acct-late', 840, 'owner-late');
+  state.headSequence = 501;
+  const next = copyAccountParts(state, captureBuffersOf(first));
+  assert.equal(next.accountRecords.buffer, first.accountRecords.buffer, 'reused after one more account was opened');
+  assert.equal(next.ownerIdLengths.buffer, first.ownerIdLengths.buffer);
+  assert.equal(digestOfParts(next, foldTxnWords(state.txns.compactEntries())), stateDigest(state));
 });
 
 test('one growth at a time; the per-insert copy bound holds at every size up to 2^20 slots', () => {

@@ -9,6 +9,7 @@
  * the engine's thread) digests exactly like the live state.
  */
 import { createHash } from 'node:crypto';
+import { assert } from '../stdx/assert.js';
 import { LedgerState } from './ledger-state.js';
 import { foldTxnWords } from './txn-table.js';
 
@@ -82,17 +83,22 @@ export function captureBuffersOf(parts: AccountParts): CaptureBuffers {
   return { accountIdLengths: parts.accountIdLengths.buffer as ArrayBuffer, ownerIdLengths: parts.ownerIdLengths.buffer as ArrayBuffer, accountRecords: parts.accountRecords.buffer as ArrayBuffer };
 }
 
-/** A copy of `source` at the start of `spare` when it is large enough, else in a new buffer. */
+/**
+ * A copy of `source` at the start of `spare` when it is large enough, else in a new buffer as
+ * large as the live array's (its capacity: the next captures fit in it while accounts are
+ * opened, where an exact-size copy would be too small after one opening).
+ */
 function copyInto<T extends Uint8Array | Int32Array>(source: T, spare: ArrayBuffer | undefined, view: (buffer: ArrayBuffer, length: number) => T): T {
-  if (spare === undefined || spare.byteLength < source.byteLength) return source.slice() as T;
-  const copy = view(spare, source.length);
+  const buffer = spare !== undefined && spare.byteLength >= source.byteLength ? spare : new ArrayBuffer(source.buffer.byteLength);
+  const copy = view(buffer, source.length);
   copy.set(source);
   return copy;
 }
 
-/** An append-only arena's view as it is: shared as is when in shared memory, else copied. */
+/** An append-only arena's view as it is (IdTable keeps its arena in shared memory). */
 function frozenPrefix(arena: Int32Array): Int32Array {
-  return arena.buffer instanceof SharedArrayBuffer ? arena : arena.slice();
+  assert(arena.buffer instanceof SharedArrayBuffer, 'an id arena lives in shared memory');
+  return arena;
 }
 
 /** `txnFold`: foldTxnWords of every remembered entry (a snapshot sums its chunks' folds). */

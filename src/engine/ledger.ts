@@ -62,10 +62,11 @@ export const SNAPSHOT_EVERY_RECORDS_DEFAULT = 5_000_000;
 /** Transaction-table slots a snapshot scans per event-loop turn, when it must scan: about 8 ms (1M slots, 24 MB). */
 const SNAPSHOT_COPY_SLOTS_PER_TURN_DEFAULT = 1 << 20;
 /**
- * Most entries the transaction journal keeps for the next snapshot (16M: 384 MiB). The bound is
- * twice the snapshot interval; an interval above half of this keeps no journal at all (it would
- * fill and be dropped before the snapshot came), and past its bound (snapshots failing) a
- * journal is dropped: the next snapshot scans the table instead.
+ * Most entries the transaction journal may hold (16M: 384 MiB). A journal is bounded by twice
+ * the snapshot interval (room for a snapshot that comes late); an interval above half of this
+ * keeps no journal at all, since its journal could then hold more than 384 MiB, and snapshots
+ * scan the table instead. Past its bound (snapshots failing) a journal is dropped: the next
+ * snapshot scans.
  */
 const JOURNAL_ENTRIES_MAX = 1 << 24;
 /** Events one command may add beyond its records: an external account opened per currency. */
@@ -180,7 +181,7 @@ function writeSnapshotInWorker(
   newEntries: readonly Uint32Array[],
   position: SnapshotPosition,
   chunks: readonly ChunkRef[],
-  onBuffersBack: (blocks: ArrayBuffer[], capture: CaptureBuffers) => void,
+  onBuffersBack: (entryBuffers: ArrayBuffer[], capture: CaptureBuffers) => void,
 ): Promise<WrittenSnapshot> {
   // Shared arenas (copyAccountParts) go by reference; the copies are moved, not cloned.
   const transfer = [parts.accountIdLengths, parts.accountIdArena, parts.ownerIdLengths, parts.ownerIdArena, parts.accountRecords, ...newEntries]
@@ -188,9 +189,9 @@ function writeSnapshotInWorker(
     .filter((buffer): buffer is ArrayBuffer => !(buffer instanceof SharedArrayBuffer));
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./snapshot-worker.js', import.meta.url), { workerData: { dir, parts, newEntries, position, chunks }, transferList: transfer });
-    worker.once('message', (message: ({ ok: true; blocks: ArrayBuffer[]; capture: CaptureBuffers } & WrittenSnapshot) | { ok: false; message: string }) => {
+    worker.once('message', (message: ({ ok: true; entryBuffers: ArrayBuffer[]; capture: CaptureBuffers } & WrittenSnapshot) | { ok: false; message: string }) => {
       if (message.ok) {
-        onBuffersBack(message.blocks, message.capture);
+        onBuffersBack(message.entryBuffers, message.capture);
         resolve({ tempPath: message.tempPath, bytes: message.bytes, chunks: message.chunks });
       }
       else reject(new Error(`snapshot worker: ${message.message}`));
@@ -579,7 +580,7 @@ class PartitionEngine implements Ledger {
     const slot = this.state.txns.find(key[0]!, key[1]!, key[2]!);
     if (slot < 0) return undefined;
     const sequence = this.state.txns.sequenceAt(slot);
-    await this.sync();
+    await this.durable(sequence);
     const read = this.readIndex.read(sequence);
     if (read === undefined || read.event.type !== 2) return undefined;
     // The fingerprint matched; the full id from the log settles it.
@@ -614,7 +615,7 @@ class PartitionEngine implements Ledger {
     // it, and neither their balance nor their position may be shown before they are durable;
     // nor may a walk start at their entries (their frames may not even be written yet).
     const now = { balance: this.state.balanceOf(index), sequence: this.state.headSequence, newestEntry: this.state.lastEntrySequenceOf(index) };
-    await this.sync();
+    await this.durable(now.sequence);
     const currency = currencyByNumeric(this.state.currencyOf(index))!;
     if ('sequence' in query && typeof query.sequence === 'number') {
       if (query.sequence > now.sequence || query.sequence < 0) return { status: 'beyond_head' };
@@ -661,7 +662,7 @@ class PartitionEngine implements Ledger {
     // The newest entry now: after the sync it is durable, and the walk never starts above it
     // (entries decided meanwhile may not even be written yet).
     const newest = this.state.lastEntrySequenceOf(index);
-    await this.sync();
+    await this.durable(newest);
     let sequence = beforeSequence === undefined || beforeSequence > newest ? newest : this.entryBefore(index, beforeSequence, newest);
     const entries: StatementEntry[] = [];
     while (sequence > 0 && entries.length < limit) {
@@ -784,8 +785,8 @@ class PartitionEngine implements Ledger {
       while (!scan.step(this.snapshotCopySlotsPerTurn)) await new Promise<void>((resolve) => setImmediate(resolve));
     }
     const newEntries = journaled ?? [scan!.result()];
-    const written = await writeSnapshotInWorker(snapshotDir, parts, newEntries, position, this.txnChunks, (blocks, capture) => {
-      this.keepSpareBlocks(blocks);
+    const written = await writeSnapshotInWorker(snapshotDir, parts, newEntries, position, this.txnChunks, (entryBuffers, capture) => {
+      if (journaled !== undefined) this.keepSpareBlocks(entryBuffers); // a scan's result is no journal block
       const bytes = capture.accountRecords.byteLength + capture.accountIdLengths.byteLength + capture.ownerIdLengths.byteLength;
       this.spareCapture = bytes <= CAPTURE_SPARE_BYTES_MAX ? capture : undefined;
     });

@@ -21,14 +21,17 @@ export type ToPrepareWorker =
 
 /** Batches from this many records go to the worker; smaller ones are not worth the thread hop. */
 export const PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT = 512;
-/** Buffer pairs kept for reuse (each 2.12 MiB); more in flight are allocated and dropped. */
-const POOL_KEPT_MAX = 16;
 /**
  * Most batches with the worker at once (136 MiB of buffer pairs). Without a bound, a full engine
  * queue (1M records in batches of 512) held 2,048 pairs, 4.5 GB, for 213 MB of records; past it
  * batches are prepared on the engine thread, as small ones are.
  */
 export const PREPARE_IN_FLIGHT_MAX = 64;
+/**
+ * Buffer pairs kept for reuse: as many as may be in flight, so a steady load of small batches
+ * allocates none on the engine thread (136 MiB held at most, only once that many were in use).
+ */
+const POOL_KEPT_MAX = PREPARE_IN_FLIGHT_MAX;
 
 /** A batch copied into shared memory: its records (4-byte aligned) and, once prepared, the prepared words. */
 export class PreparedBatch {

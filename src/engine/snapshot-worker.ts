@@ -9,7 +9,6 @@ import { captureBuffersOf, type AccountParts } from '../core/digest.js';
 import { writeSnapshotFile, type SnapshotPosition } from './snapshot-write.js';
 import type { ChunkRef } from './txn-chunks.js';
 import { lowerThisThreadPriority } from '../stdx/thread-priority.js';
-import { JOURNAL_BLOCK_BYTES } from '../core/txn-table.js';
 
 type Job = Readonly<{ dir: string; parts: AccountParts; newEntries: readonly Uint32Array[]; position: SnapshotPosition; chunks: readonly ChunkRef[] }>;
 
@@ -23,11 +22,11 @@ const job = workerData as Job;
 lowerThisThreadPriority(SNAPSHOT_THREAD_NICE);
 try {
   const written = writeSnapshotFile(job.dir, job.parts, job.newEntries, job.position, job.chunks);
-  // The journal's blocks go back to the engine for its next journal: memory already mapped.
-  const blocks = job.newEntries.map((entries) => entries.buffer as ArrayBuffer).filter((buffer) => buffer.byteLength === JOURNAL_BLOCK_BYTES);
-  // So do the buffers the capture was copied into, for the next capture.
+  // The entries' buffers (journal blocks, when they came from the journal) and the capture's go
+  // back to the engine for reuse: memory already mapped.
+  const entryBuffers = job.newEntries.map((entries) => entries.buffer as ArrayBuffer);
   const capture = captureBuffersOf(job.parts);
-  parentPort?.postMessage({ ok: true, ...written, blocks, capture }, [...blocks, capture.accountIdLengths, capture.ownerIdLengths, capture.accountRecords]);
+  parentPort?.postMessage({ ok: true, ...written, entryBuffers, capture }, [...entryBuffers, capture.accountIdLengths, capture.ownerIdLengths, capture.accountRecords]);
 } catch (error) {
   parentPort?.postMessage({ ok: false, message: (error as Error).message });
 }

@@ -11,6 +11,9 @@ import type { SnapshotMeta } from './snapshot.js';
 import { addChunk, checkChunkList, sumFolds, type ChunkRef } from './txn-chunks.js';
 
 export const SNAPSHOT_MAGIC = Buffer.from('WSNAP001', 'latin1');
+/** The version this code writes; it reads this one and every older one listed. */
+export const SNAPSHOT_VERSION = 2;
+export const SNAPSHOT_VERSIONS_READ = [1, SNAPSHOT_VERSION] as const;
 
 type Section = Readonly<{ name: string; data: ArrayBufferView }>;
 
@@ -43,7 +46,7 @@ export function writeSnapshotFile(dir: string, parts: AccountParts, newEntries: 
   const chunks = addChunk(dir, chunksBefore, parts.headSequence, newEntries);
   const sections = sectionsOf(parts);
   const meta: SnapshotMeta = {
-    version: 2,
+    version: SNAPSHOT_VERSION,
     sequence: parts.headSequence,
     chainHash: position.chainHash,
     digest: digestOfParts(parts, sumFolds(chunks.map((chunk) => chunk.fold))),

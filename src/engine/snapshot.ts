@@ -28,10 +28,10 @@ import { ACCOUNT_WORDS, LedgerState } from '../core/ledger-state.js';
 import { TxnTable } from '../core/txn-table.js';
 import { fsyncDirectory } from '../log/segments.js';
 import { ChecksummedReader, readChecksummedFile } from './checked-file.js';
-import { SNAPSHOT_MAGIC, snapshotFileName } from './snapshot-write.js';
-import { checkChunkList, pruneChunks, readChunk, type ChunkRef } from './txn-chunks.js';
+import { SNAPSHOT_MAGIC, SNAPSHOT_VERSIONS_READ, snapshotFileName } from './snapshot-write.js';
+import { CHUNK_NAME_PATTERN, checkChunkList, pruneChunks, readChunk, type ChunkRef } from './txn-chunks.js';
 
-export { snapshotFileName, writeSnapshotFile, type SnapshotPosition, type WrittenSnapshot } from './snapshot-write.js';
+export { snapshotFileName, type SnapshotPosition, type WrittenSnapshot } from './snapshot-write.js';
 
 const SNAPSHOT_PATTERN = /^snapshot-(\d{20})\.wsnap$/;
 /** A snapshot left half-written by a crash (recovery never reads it). */
@@ -121,7 +121,7 @@ const META_SCHEMA: JSONSchemaType<SnapshotMeta> = {
   type: 'object',
   required: ['version', 'sequence', 'chainHash', 'digest', 'createdAtMs', 'logSegmentFirstSequence', 'logOffset', 'accountCount', 'txnCount', 'txnSlots', 'sections'],
   properties: {
-    version: { type: 'integer', enum: [1, 2] },
+    version: { type: 'integer', enum: [...SNAPSHOT_VERSIONS_READ] },
     sequence: COUNT,
     chainHash: HEX_32,
     digest: HEX_32,
@@ -142,7 +142,7 @@ const META_SCHEMA: JSONSchemaType<SnapshotMeta> = {
         type: 'object',
         required: ['name', 'afterSequence', 'toSequence', 'count', 'fold'],
         properties: {
-          name: { type: 'string', pattern: '^txns-\\d{20}-\\d{20}\\.wtxn$' },
+          name: { type: 'string', pattern: CHUNK_NAME_PATTERN.source },
           afterSequence: COUNT,
           toSequence: COUNT,
           count: COUNT,
@@ -165,7 +165,9 @@ function parseMeta(metaBytes: Buffer, path: string): SnapshotMeta {
   }
   // The version first: a newer writer's meta may differ in any field, and must be refused as such.
   const version: unknown = typeof meta === 'object' && meta !== null && 'version' in meta ? meta.version : undefined;
-  if (version !== 1 && version !== 2) throw new Error(`snapshot ${path}: version ${JSON.stringify(version) ?? 'none'} is not one this walletd reads (1 or 2)`);
+  if (!SNAPSHOT_VERSIONS_READ.some((known) => known === version)) {
+    throw new Error(`snapshot ${path}: version ${JSON.stringify(version) ?? 'none'} is not one this walletd reads (${SNAPSHOT_VERSIONS_READ.join(' or ')})`);
+  }
   if (validateMeta(meta)) return meta;
   const error = validateMeta.errors?.[0];
   throw new Error(`snapshot ${path}: meta ${error?.instancePath || '(root)'} ${error?.message ?? 'is malformed'}`);

@@ -39,7 +39,9 @@ import { readChecksummedFile, writeChecksummedFile } from './checked-file.js';
 
 const MAGIC = Buffer.from('WTXNCHK1', 'latin1');
 const HEADER_BYTES = 32;
-const ENTRY_WORDS = TXN_ENTRY_WORDS;
+/** A chunk file's name (chunkFileName); snapshot metas are checked against it too. */
+export const CHUNK_NAME_PATTERN = /^txns-\d{20}-\d{20}\.wtxn$/;
+/** Chunk files and the temporaries a crash may leave of them. */
 const CHUNK_PATTERN = /^txns-\d{20}-\d{20}\.wtxn(\.tmp)?$/;
 /** Chunks are merged only up to this many entries (96 MiB): larger ones are written once. */
 const CHUNK_MERGE_ENTRIES_MAX = 1 << 22;
@@ -67,11 +69,11 @@ export function sumFolds(folds: ReadonlyArray<ArrayLike<number>>): Uint32Array {
 
 /**
  * Entries logged in (afterSequence, toSequence], given in parts (journal blocks, or merged
- * chunks), written as one chunk file (fsynced, renamed into place). `fold`: their fold, when the
- * caller has it already (merged chunks carry theirs).
+ * chunks), written as one chunk file (fsynced, renamed into place). `fold`: their fold (merged
+ * chunks carry theirs, so only the new entries are folded).
  */
-function writeChunk(dir: string, afterSequence: number, toSequence: number, entries: readonly Uint32Array[], fold = sumFolds(entries.map(foldTxnWords))): ChunkRef {
-  assert(entries.every((part) => part.length % ENTRY_WORDS === 0) && afterSequence < toSequence, 'chunk entries or range malformed');
+function writeChunk(dir: string, afterSequence: number, toSequence: number, entries: readonly Uint32Array[], fold: Uint32Array): ChunkRef {
+  assert(entries.every((part) => part.length % TXN_ENTRY_WORDS === 0) && afterSequence < toSequence, 'chunk entries or range malformed');
   const name = chunkFileName(afterSequence, toSequence);
   const tempPath = join(dir, `${name}.tmp`);
   const count = entriesIn(entries);
@@ -101,7 +103,7 @@ export function readChunk(dir: string, ref: ChunkRef): Uint32Array {
       Number(header.readBigUInt64LE(16)) === ref.toSequence &&
       header.readUInt32LE(24) === ref.count;
     if (!matches) throw new Error(`${path}: header does not match the snapshot's chunk list`);
-    const entries = new Uint32Array(ref.count * ENTRY_WORDS);
+    const entries = new Uint32Array(ref.count * TXN_ENTRY_WORDS);
     reader.read(bytesOf(entries));
     const fold = new Uint32Array(4);
     reader.read(bytesOf(fold));
@@ -139,7 +141,7 @@ export function addChunk(dir: string, chunks: readonly ChunkRef[], toSequence: n
 }
 
 function entriesIn(parts: readonly Uint32Array[]): number {
-  return parts.reduce((sum, part) => sum + part.length / ENTRY_WORDS, 0);
+  return parts.reduce((sum, part) => sum + part.length / TXN_ENTRY_WORDS, 0);
 }
 
 /** Checks that a snapshot's chunks run contiguously from sequence 0 to its own sequence. */
@@ -148,6 +150,7 @@ export function checkChunkList(chunks: readonly ChunkRef[], sequence: number, tx
   let count = 0;
   for (const chunk of chunks) {
     if (chunk.afterSequence !== next || chunk.toSequence <= chunk.afterSequence) throw new Error(`chunk ${chunk.name} does not continue at sequence ${next}`);
+    if (chunk.name !== chunkFileName(chunk.afterSequence, chunk.toSequence)) throw new Error(`chunk ${chunk.name} is not named for its range`);
     next = chunk.toSequence;
     count += chunk.count;
   }
