@@ -65,7 +65,7 @@ const CHILD_RUN_TIMEOUT_MS = 30_000;
 /** Older acknowledged outcomes the child re-checks through the API on each start, besides the new ones. */
 const RECHECK_SAMPLE = 200;
 
-type RunResult = { acks: Ack[]; started: { head: number; digest: string } | undefined; verified: boolean; reachedReady: boolean; rolloversSeen: number; signal: string | null; stderr: string; bad: string[] };
+type RunResult = { acks: Ack[]; started: { head: number; digest: string } | undefined; verified: boolean; reachedReady: boolean; killedAfterSnapshot: boolean; rolloversSeen: number; signal: string | null; stderr: string; bad: string[] };
 
 /**
  * When to kill: `afterMs` after spawn ('start'); after `ready` and the run's first committed
@@ -78,16 +78,16 @@ type RunResult = { acks: Ack[]; started: { head: number; digest: string } | unde
 type KillPlan = Readonly<{ at: 'start' | 'load' | 'rollover'; afterMs: number; rollovers: number }>;
 
 /** A rollover- or snapshot-timed kill happens anyway this long after `ready` if the event does not come. */
-const ROLLOVER_WAIT_MS = 10_000;
+const EVENT_WAIT_MS = 10_000;
 
 /** Starts the child and kills it with SIGKILL as `kill` says. */
 function runChild(dataDir: string, run: number, seed: number, checkFile: string, segmentBytesMax: number | undefined, kill: KillPlan): Promise<RunResult> {
   const args = [CHILD, dataDir, String(run), String(seed), checkFile, ...(segmentBytesMax === undefined ? [] : [String(segmentBytesMax)])];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const result: RunResult = { acks: [], started: undefined, verified: false, reachedReady: false, rolloversSeen: 0, signal: null, stderr: '', bad: [] };
+  const result: RunResult = { acks: [], started: undefined, verified: false, reachedReady: false, killedAfterSnapshot: false, rolloversSeen: 0, signal: null, stderr: '', bad: [] };
   let pending = '';
   let watcher: FSWatcher | undefined;
-  let rolloverWait: NodeJS.Timeout | undefined;
+  let fallbackKill: NodeJS.Timeout | undefined;
   let killScheduled = false;
   const killNow = (): void => void child.kill('SIGKILL');
   const guard = setTimeout(killNow, CHILD_RUN_TIMEOUT_MS);
@@ -95,7 +95,7 @@ function runChild(dataDir: string, run: number, seed: number, checkFile: string,
   const killAfterRollovers = (): void => {
     const logDir = dataPaths(dataDir).logDir;
     const known = new Set(readdirSync(logDir));
-    rolloverWait = setTimeout(killNow, ROLLOVER_WAIT_MS);
+    fallbackKill = setTimeout(killNow, EVENT_WAIT_MS);
     watcher = watch(logDir, (_event, name) => {
       if (name === null || known.has(name) || !/^segment-\d{20}\.wlog$/.test(name)) return;
       known.add(name);
@@ -116,12 +116,16 @@ function runChild(dataDir: string, run: number, seed: number, checkFile: string,
       } else if (line.startsWith('verified ')) result.verified = true;
       else if (line === 'ready') {
         result.reachedReady = true;
-        if (kill.at === 'load') rolloverWait = setTimeout(killNow, ROLLOVER_WAIT_MS);
+        if (kill.at === 'load') fallbackKill = setTimeout(killNow, EVENT_WAIT_MS);
         else if (kill.at === 'rollover') killAfterRollovers();
       } else if (line.startsWith('snapshot ')) {
         if (kill.at === 'load' && result.reachedReady && !killScheduled) {
           killScheduled = true;
-          setTimeout(killNow, kill.afterMs);
+          clearTimeout(fallbackKill);
+          setTimeout(() => {
+            result.killedAfterSnapshot = true;
+            killNow();
+          }, kill.afterMs);
         }
       } else if (line.startsWith('bad ')) result.bad.push(line);
     }
@@ -130,7 +134,7 @@ function runChild(dataDir: string, run: number, seed: number, checkFile: string,
   return new Promise((resolve) => {
     child.on('close', (_code, signal) => {
       clearTimeout(guard);
-      clearTimeout(rolloverWait);
+      clearTimeout(fallbackKill);
       watcher?.close();
       result.signal = signal;
       resolve(result);
@@ -321,8 +325,10 @@ async function crashRun(config: CrashConfig): Promise<string> {
       else {
         assert.ok(result.reachedReady, `${where}: the child never got ready: ${result.stderr}`);
         if (atRollover) {
-          assert.ok(result.rolloversSeen >= kill.rollovers, `${where}: killed after ${ROLLOVER_WAIT_MS} ms without seeing rollover ${kill.rollovers} (saw ${result.rolloversSeen})`);
+          assert.ok(result.rolloversSeen >= kill.rollovers, `${where}: killed after ${EVENT_WAIT_MS} ms without seeing rollover ${kill.rollovers} (saw ${result.rolloversSeen})`);
           rolloverKills++;
+        } else {
+          assert.ok(result.killedAfterSnapshot, `${where}: killed after ${EVENT_WAIT_MS} ms without a snapshot committed in the run`);
         }
         underLoad++;
       }

@@ -13,7 +13,7 @@ import { dataPaths, recover } from '../src/engine/recovery.js';
 import { listSnapshots, loadSnapshot } from '../src/engine/snapshot.js';
 import { mayDebit } from '../src/auth/access.js';
 import { encodeTransferBatch, RECORD_OFFSET_FROM } from '../src/core/transfer-record.js';
-import { deposit, submit, tempDir, transfer, withdrawal, withLedger } from './support/ledger.js';
+import { deposit, inTempDir, submit, tempDir, transfer, turn, withdrawal, withLedger } from './support/ledger.js';
 
 test('deposit, transfer, reject, retry, and restart with the same digest', async () => {
   const dir = tempDir();
@@ -225,9 +225,9 @@ test('log backlog bound: above logBacklogBytesMax the engine waits for the group
 });
 
 test('reads show only durable state: views, openings, balances and statements read during an fsync are answered once durable', async () => {
-  const turn = (): Promise<unknown> => new Promise((resolve) => setImmediate(resolve));
+  await inTempDir(async (dir) => {
   await withLedger(
-    tempDir().path,
+    dir.path,
     async (ledger) => {
       await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
       await submit(ledger, [deposit('d0', 'a', 1_000n)]);
@@ -240,37 +240,42 @@ test('reads show only durable state: views, openings, balances and statements re
         await turn();
         const headAtRead = ledger.stats().headSequence;
         if (headAtRead > ledger.stats().durableSequence) racing++;
+        // Each read records the durable position at the moment it settles: that is what it may show.
+        const settled = <T>(read: Promise<T>): Promise<{ value: T; durable: number }> => read.then((value) => ({ value, durable: ledger.stats().durableSequence }));
         const reads = {
-          view: ledger.durableAccount('a'),
-          opened: ledger.durableAccount(`n${round}`),
-          now: ledger.balanceAt('a', {}),
-          atSequence: ledger.balanceAt('a', { sequence: headAtRead }),
-          atTime: ledger.balanceAt('a', { atMs: Date.now() + 60_000 }),
-          statement: ledger.statement('a', 2),
-          pastCursor: ledger.statement('a', 2, 1e12),
+          view: settled(ledger.durableAccount('a')),
+          opened: settled(ledger.durableAccount(`n${round}`)),
+          now: settled(ledger.balanceAt('a', {})),
+          atSequence: settled(ledger.balanceAt('a', { sequence: headAtRead })),
+          atTime: settled(ledger.balanceAt('a', { atMs: Date.now() + 60_000 })),
+          statement: settled(ledger.statement('a', 2)),
+          pastCursor: settled(ledger.statement('a', 2, 1e12)),
         };
         // A large batch (its frame over 64 KiB, written on the thread pool) is decided while those reads wait.
         const later = submit(ledger, Array.from({ length: 2000 }, (_, index) => deposit(`late${round}-${index}`, 'a', 1n)));
-        const view = (await reads.view)!;
-        assert.ok(ledger.stats().durableSequence >= view.sequence, `round ${round}: a view answered before ${view.sequence} was durable`);
-        assert.ok((await reads.opened) !== undefined && ledger.stats().durableSequence >= headAtRead, `round ${round}: a new account answered before its opening was durable`);
-        const now = await reads.now;
-        const atSequence = await reads.atSequence;
-        const atTime = await reads.atTime;
-        const statement = (await reads.statement)!;
-        const pastCursor = (await reads.pastCursor)!;
-        const durable = ledger.stats().durableSequence;
-        assert.ok(now.status === 'ok' && now.sequence <= durable && now.sequence === headAtRead, `round ${round}: now`);
-        assert.ok(atTime.status === 'ok' && atTime.sequence <= headAtRead, `round ${round}: a time query found an entry decided after the read`);
-        assert.ok(statement.entries[0]!.sequence <= headAtRead && pastCursor.entries[0]!.sequence === statement.entries[0]!.sequence, `round ${round}: statement`);
+        const view = await reads.view;
+        assert.ok(view.value !== undefined && view.durable >= view.value.sequence, `round ${round}: a view answered before ${view.value?.sequence} was durable`);
+        const opened = await reads.opened;
+        assert.ok(opened.value !== undefined && opened.durable >= headAtRead, `round ${round}: a new account answered before its opening was durable`);
+        const { value: now, durable: nowDurable } = await reads.now;
+        const { value: atSequence, durable: atSequenceDurable } = await reads.atSequence;
+        const { value: atTime, durable: atTimeDurable } = await reads.atTime;
+        const statementRead = await reads.statement;
+        const statement = statementRead.value!;
+        const pastCursor = (await reads.pastCursor).value!;
+        assert.ok(now.status === 'ok' && now.sequence <= nowDurable && now.sequence === headAtRead, `round ${round}: now`);
+        assert.ok(atSequence.status === 'ok' && atSequence.sequence <= atSequenceDurable, `round ${round}: at a sequence`);
+        assert.ok(atTime.status === 'ok' && atTime.sequence <= headAtRead && atTime.sequence <= atTimeDurable, `round ${round}: a time query found an entry decided after the read`);
+        assert.ok(statement.entries[0]!.sequence <= headAtRead && statement.entries[0]!.sequence <= statementRead.durable, `round ${round}: statement`);
+        assert.equal(pastCursor.entries[0]!.sequence, statement.entries[0]!.sequence, `round ${round}: a cursor past the newest entry starts at it`);
         // Each balance answered is the one at the position it names.
         for (const answer of [now, atSequence, atTime]) {
           assert.ok(answer.status === 'ok');
           const at = await ledger.balanceAt('a', { sequence: answer.sequence });
           assert.deepEqual(at.status === 'ok' ? at.balance : undefined, answer.balance, `round ${round}: balance at ${answer.sequence}`);
         }
-        const opened = await opening;
-        assert.ok(opened.status === 'created' && opened.account.sequence <= ledger.stats().durableSequence, `round ${round}: opening answered with a later view`);
+        const openedAnswer = await settled(opening);
+        assert.ok(openedAnswer.value.status === 'created' && openedAnswer.value.account.sequence <= openedAnswer.durable, `round ${round}: opening answered with a later view`);
         await pending;
         await later;
       }
@@ -278,4 +283,5 @@ test('reads show only durable state: views, openings, balances and statements re
     },
     { fsync: true },
   );
+  });
 });

@@ -7,16 +7,14 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { segmentFileName } from '../src/log/segments.js';
 import { LogWriter } from '../src/log/writer.js';
-import { inTempDir } from './support/ledger.js';
-
-const turn = (): Promise<unknown> => new Promise((resolve) => setImmediate(resolve));
+import { inTempDir, turn } from './support/ledger.js';
 
 test('durableThrough settles at the group commit that covers the position, before later groups', { timeout: 20_000 }, async () => {
   await inTempDir(async ({ path }) => {
     const failures: unknown[] = [];
     const writer = await LogWriter.open({ logDir: path, fsync: true, onFatal: (error) => failures.push(error) }, undefined, 1);
     const first = writer.append(Buffer.alloc(4096, 1), 1, 10);
-    await turn(); // the first group is being written
+    await turn(); // the first frame's group is under way: the second goes in a group of its own
     const second = writer.append(Buffer.alloc(4096, 2), 11, 10);
     assert.equal(writer.durableSequence, 0);
     let durableWhenSettled = -1;

@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Agent, request } from 'undici';
 import { SERVE_NODE_FLAGS, withServeEnv } from '../../src/stdx/node-flags.js';
+import { sleep } from './ledger.js';
 
 const REPO_ROOT = resolve(import.meta.dirname, '..', '..', '..');
 const BIN = join(REPO_ROOT, 'bin', 'walletd.js');
@@ -216,9 +217,7 @@ function parseJson(text: string): any {
   }
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((done) => setTimeout(done, ms));
-}
+export { sleep };
 
 /** A short random id for test data, unique across runs. */
 export function uniqueId(prefix: string): string {

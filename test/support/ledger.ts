@@ -62,6 +62,15 @@ export async function withLedger<T>(dataDir: string, run: (ledger: Ledger) => Pr
   }
 }
 
+/** One event-loop turn (setImmediate): lets the engine take a drain. */
+export function turn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 /** The ledger's log scrub once it is no longer running (polled; fails the test after `timeoutMs`). */
 export async function scrubEnded(ledger: Ledger, timeoutMs = 20_000): Promise<LogScrubStatus> {
   const deadline = Date.now() + timeoutMs;
@@ -69,7 +78,7 @@ export async function scrubEnded(ledger: Ledger, timeoutMs = 20_000): Promise<Lo
     const status = ledger.logScrub();
     if (status.state !== 'running') return status;
     if (Date.now() > deadline) throw new Error(`the log scrub still runs after ${timeoutMs} ms: ${JSON.stringify(status)}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await sleep(10);
   }
 }
 
