@@ -287,20 +287,20 @@ test("a capture into the previous capture's buffers (larger, holding stale bytes
   const digest = stateDigest(state);
   const stale = (bytes: number): ArrayBuffer => new Uint8Array(bytes).fill(0xa5).buffer;
   const roomy = { accountIdLengths: stale(4096), ownerIdLengths: stale(4096), accountRecords: stale(1 << 20) };
-  const reused = copyAccountParts(state, roomy);
+  const reused = copyAccountParts(state, { spare: roomy });
   assert.equal(reused.accountRecords.buffer, roomy.accountRecords, 'the spare records buffer is used');
   assert.equal(reused.accountIdLengths.buffer, roomy.accountIdLengths);
   assert.equal(digestOfParts(reused, fold), digest);
   assert.deepEqual(captureBuffersOf(reused), roomy, 'the buffers to hand back are the ones used');
   const cramped = { accountIdLengths: stale(10), ownerIdLengths: stale(10), accountRecords: stale(64) };
-  const fresh = copyAccountParts(state, cramped);
+  const fresh = copyAccountParts(state, { spare: cramped });
   assert.notEqual(fresh.accountRecords.buffer, cramped.accountRecords, 'a spare too small is not used');
   assert.equal(digestOfParts(fresh, fold), digest);
-  // A fresh copy takes the live array's capacity, so the next capture fits after an opening.
-  const first = copyAccountParts(state);
+  // A fresh copy with headroom takes the live array's capacity, so the next capture fits after an opening.
+  const first = copyAccountParts(state, { headroom: true });
   state.applyAccountOpened(501, 'acct-late', 840, 'owner-late');
   state.headSequence = 501;
-  const next = copyAccountParts(state, captureBuffersOf(first));
+  const next = copyAccountParts(state, { spare: captureBuffersOf(first) });
   assert.equal(next.accountRecords.buffer, first.accountRecords.buffer, 'reused after one more account was opened');
   assert.equal(next.ownerIdLengths.buffer, first.ownerIdLengths.buffer);
   assert.equal(digestOfParts(next, foldTxnWords(state.txns.compactEntries())), stateDigest(state));

@@ -59,16 +59,30 @@ function accountPartsOf(state: LedgerState): AccountParts {
  * The transaction entries go separately: the new ones only (TxnTable.takeJournal or
  * beginEntriesCopy).
  */
-export function copyAccountParts(state: LedgerState, spare?: CaptureBuffers): AccountParts {
+export function copyAccountParts(state: LedgerState, reuse: CaptureReuse = {}): AccountParts {
   const parts = accountPartsOf(state);
+  const { spare, headroom = false } = reuse;
   return {
     ...parts,
-    accountIdLengths: copyInto(parts.accountIdLengths, spare?.accountIdLengths, (buffer, length) => new Uint8Array(buffer, 0, length)),
+    accountIdLengths: copyInto(parts.accountIdLengths, spare?.accountIdLengths, headroom, (buffer, length) => new Uint8Array(buffer, 0, length)),
     accountIdArena: frozenPrefix(parts.accountIdArena),
-    ownerIdLengths: copyInto(parts.ownerIdLengths, spare?.ownerIdLengths, (buffer, length) => new Uint8Array(buffer, 0, length)),
+    ownerIdLengths: copyInto(parts.ownerIdLengths, spare?.ownerIdLengths, headroom, (buffer, length) => new Uint8Array(buffer, 0, length)),
     ownerIdArena: frozenPrefix(parts.ownerIdArena),
-    accountRecords: copyInto(parts.accountRecords, spare?.accountRecords, (buffer, length) => new Int32Array(buffer, 0, length)),
+    accountRecords: copyInto(parts.accountRecords, spare?.accountRecords, headroom, (buffer, length) => new Int32Array(buffer, 0, length)),
   };
+}
+
+/**
+ * `spare`: a previous capture's buffers, copied into when large enough. `headroom`: a fresh copy
+ * takes the live arrays' capacity, so the next capture fits in it while accounts are opened
+ * (an exact-size copy is too small after one opening); only worth it when the copy is kept.
+ */
+export type CaptureReuse = Readonly<{ spare?: CaptureBuffers | undefined; headroom?: boolean }>;
+
+/** Bytes of the live arrays a capture with headroom allocates (their capacity). */
+export function captureCapacityBytes(state: LedgerState): number {
+  const parts = accountPartsOf(state);
+  return parts.accountIdLengths.buffer.byteLength + parts.ownerIdLengths.buffer.byteLength + parts.accountRecords.buffer.byteLength;
 }
 
 /**
@@ -83,13 +97,10 @@ export function captureBuffersOf(parts: AccountParts): CaptureBuffers {
   return { accountIdLengths: parts.accountIdLengths.buffer as ArrayBuffer, ownerIdLengths: parts.ownerIdLengths.buffer as ArrayBuffer, accountRecords: parts.accountRecords.buffer as ArrayBuffer };
 }
 
-/**
- * A copy of `source` at the start of `spare` when it is large enough, else in a new buffer as
- * large as the live array's (its capacity: the next captures fit in it while accounts are
- * opened, where an exact-size copy would be too small after one opening).
- */
-function copyInto<T extends Uint8Array | Int32Array>(source: T, spare: ArrayBuffer | undefined, view: (buffer: ArrayBuffer, length: number) => T): T {
-  const buffer = spare !== undefined && spare.byteLength >= source.byteLength ? spare : new ArrayBuffer(source.buffer.byteLength);
+/** A copy of `source` at the start of `spare` when it is large enough, else in a new buffer (as large as the live array's, with `headroom`). */
+function copyInto<T extends Uint8Array | Int32Array>(source: T, spare: ArrayBuffer | undefined, headroom: boolean, view: (buffer: ArrayBuffer, length: number) => T): T {
+  const fits = spare !== undefined && spare.byteLength >= source.byteLength;
+  const buffer = fits ? spare : new ArrayBuffer(headroom ? source.buffer.byteLength : source.byteLength);
   const copy = view(buffer, source.length);
   copy.set(source);
   return copy;

@@ -9,7 +9,7 @@
  */
 import { assert } from '../stdx/assert.js';
 import { currencyByCode, currencyByNumeric, type Currency } from '../core/currency.js';
-import { copyAccountParts, stateDigest, type AccountParts, type CaptureBuffers } from '../core/digest.js';
+import { captureCapacityBytes, copyAccountParts, stateDigest, type AccountParts, type CaptureBuffers } from '../core/digest.js';
 import { codeOfWire, WalletError, Wire } from '../core/errors.js';
 import { EventBuffer } from '../core/event-buffer.js';
 import { ACCOUNT_OPENED_FIXED_BYTES, encodeAccountOpened, NO_INDEX, type TransferRecordedEvent } from '../core/events.js';
@@ -759,7 +759,7 @@ class PartitionEngine implements Ledger {
     try {
       await this.writer.flushed();
       assert(this.writer.durableSequence === this.state.headSequence, 'snapshot capture with frames still queued');
-      parts = copyAccountParts(this.state, this.spareCapture);
+      parts = copyAccountParts(this.state, { spare: this.spareCapture, headroom: captureCapacityBytes(this.state) <= CAPTURE_SPARE_BYTES_MAX });
       this.spareCapture = undefined; // moved to the worker with the parts
       const txns = this.state.txns;
       const after = this.chunksEnd();
