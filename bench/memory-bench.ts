@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { currencyByCode } from '../src/core/currency.js';
 import { BATCH_RECORDS_MAX, RECORD_BYTES, writeTransferRecord } from '../src/core/transfer-record.js';
-import { openLedger } from '../src/engine/ledger.js';
+import { openLedger, SNAPSHOT_EVERY_RECORDS_DEFAULT } from '../src/engine/ledger.js';
 import type { Ledger } from '../src/engine/types.js';
 import { Prng } from '../src/stdx/prng.js';
 
@@ -27,7 +27,7 @@ const { values } = parseArgs({
   },
 });
 /** An integer option of at least `min`: a typo must stop the run, not fill NaN accounts. */
-function count(name: 'accounts' | 'ids', min: number): number {
+function count(name: 'accounts' | 'ids' | 'snapshot-every', min: number): number {
   const value = Number(values[name]);
   if (!Number.isSafeInteger(value) || value < min) throw new Error(`--${name} must be an integer ≥ ${min}`);
   return value;
@@ -35,15 +35,9 @@ function count(name: 'accounts' | 'ids', min: number): number {
 /** A transfer needs two distinct accounts. */
 const accounts = count('accounts', 2);
 const ids = count('ids', 0);
-/** undefined: the engine's default interval. */
-const snapshotEvery = ((): number | undefined => {
-  const text = values['snapshot-every'] ?? '';
-  if (text === '') return undefined;
-  if (text === 'off') return Number.MAX_SAFE_INTEGER;
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 1) throw new Error('--snapshot-every must be a positive integer or off');
-  return value;
-})();
+/** 'off': never; unset: the engine's default, as `walletd serve` runs. */
+const snapshotEveryText = values['snapshot-every'] ?? '';
+const snapshotEvery = snapshotEveryText === 'off' ? 'off' : snapshotEveryText === '' ? SNAPSHOT_EVERY_RECORDS_DEFAULT : count('snapshot-every', 1);
 let snapshots = 0;
 const USD = currencyByCode('USD')!.numeric;
 const INFLIGHT = 8;
@@ -85,14 +79,14 @@ async function stream(ledger: Ledger, total: number, fill: (bytes: Buffer, slot:
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'walletd-memory-'));
   const started = performance.now();
-  const interval = snapshotEvery === undefined ? 'the engine default' : snapshotEvery === Number.MAX_SAFE_INTEGER ? 'off' : snapshotEvery.toLocaleString('en-US');
-  console.log(`memory bench: ${accounts.toLocaleString('en-US')} accounts, ${ids.toLocaleString('en-US')} remembered ids, fsync ${values['no-fsync'] ? 'off' : 'on'}, snapshots every ${interval} records`);
+  const interval = snapshotEvery === 'off' ? 'never' : `every ${snapshotEvery.toLocaleString('en-US')} records`;
+  console.log(`memory bench: ${accounts.toLocaleString('en-US')} accounts, ${ids.toLocaleString('en-US')} remembered ids, fsync ${values['no-fsync'] ? 'off' : 'on'}, snapshots ${interval}`);
   const ledger = await openLedger({
     dataDir,
     fsync: !values['no-fsync'],
     expectedTransactions: ids,
     logScrubBytesPerSecond: 'off',
-    ...(snapshotEvery === undefined ? {} : { snapshotEveryRecords: snapshotEvery }),
+    snapshotEveryRecords: snapshotEvery === 'off' ? Number.MAX_SAFE_INTEGER : snapshotEvery,
     observer: { onSnapshot: () => snapshots++ },
   });
   try {

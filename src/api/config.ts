@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { TXN_TABLE_ENTRIES_MAX } from '../core/txn-table.js';
 import { ACCOUNTS_MAX } from '../core/ledger-state.js';
+import { LOG_SCRUB_BYTES_PER_SECOND_DEFAULT } from '../engine/scrub.js';
 
 export type ServeConfig = Readonly<{
   port: number;
@@ -53,7 +54,7 @@ type Setting = Readonly<
   )
 >;
 
-const MIB = 1024 * 1024;
+export const MIB = 1024 * 1024;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const SETTINGS: readonly Setting[] = [
@@ -76,7 +77,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'expectedTransactions', flag: 'expected-transactions', env: 'WALLET_EXPECTED_TRANSACTIONS', kind: 'integer', fallback: undefined, min: 0, max: TXN_TABLE_ENTRIES_MAX, help: 'size the transaction-id table for this many ids when the ledger starts empty (no growth: no copying, no second array)' },
   { key: 'maxTransactions', flag: 'max-transactions', env: 'WALLET_MAX_TRANSACTIONS', kind: 'integer', fallback: undefined, min: 1, max: TXN_TABLE_ENTRIES_MAX, help: `most remembered transaction ids; new ones beyond it get 507 ledger_full (default and bound ${TXN_TABLE_ENTRIES_MAX})` },
   { key: 'maxAccounts', flag: 'max-accounts', env: 'WALLET_MAX_ACCOUNTS', kind: 'integer', fallback: undefined, min: 1, max: ACCOUNTS_MAX, help: `most customer accounts; openings beyond it get 507 ledger_full (default and bound ${ACCOUNTS_MAX})` },
-  { key: 'logScrubMiBPerSecond', flag: 'log-scrub-rate', env: 'WALLET_LOG_SCRUB_RATE', kind: 'integer', fallback: 64, min: 1, max: 65_536, offAllowed: true, help: "MiB/s read by the background check (at low priority) of the log frames the start's snapshot covers, which recovery does not read; 'off' for none" },
+  { key: 'logScrubMiBPerSecond', flag: 'log-scrub-rate', env: 'WALLET_LOG_SCRUB_RATE', kind: 'integer', fallback: LOG_SCRUB_BYTES_PER_SECOND_DEFAULT / MIB, min: 1, max: 65_536, offAllowed: true, help: "MiB/s read by the background check (at low priority) of the log frames the start's snapshot covers, which recovery does not read; 'off' for none" },
   { key: 'queueRecordsMax', flag: 'queue-records-max', env: 'WALLET_QUEUE_RECORDS_MAX', kind: 'integer', fallback: undefined, min: 1, max: 100_000_000, help: 'most records waiting in the engine queue before 503 overloaded (engine default when unset)' },
 ];
 

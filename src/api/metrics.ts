@@ -66,7 +66,7 @@ export class ApiMetrics {
       scrapedGauge(registers, name, help, () => this.logScrubSource?.(), read);
     fromScrub('walletd_log_scrub_checked_bytes', "Log bytes the scrub has checked (the frames the start's snapshot covers)", (s) => s.bytesChecked);
     fromScrub('walletd_log_scrub_total_bytes', 'Log bytes the scrub checks in all (0 when it is off or not needed)', (s) => s.bytesTotal);
-    fromScrub('walletd_log_scrub_failed', '1 when the log scrub found a damaged frame or a broken hash chain (logged with file and offset)', (s) => (s.state === 'failed' ? 1 : 0));
+    fromScrub('walletd_log_scrub_failed', '1 when the log scrub found a damaged frame or a broken hash chain (logged with file and offset), or its worker failed (logged without a file)', (s) => (s.state === 'failed' ? 1 : 0));
   }
 
   private registerStatsGauges(registers: Registry[]): void {

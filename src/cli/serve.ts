@@ -10,7 +10,7 @@ import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { buildHttpServer, type HttpServer } from '../api/server.js';
-import { parseServeArgs, serveHelpText, type ServeConfig } from '../api/config.js';
+import { MIB, parseServeArgs, serveHelpText, type ServeConfig } from '../api/config.js';
 import { ApiMetrics } from '../api/metrics.js';
 import { KeyStore, type KeyStoreOpened } from '../auth/keys.js';
 import type { Authenticate } from '../auth/principal.js';
@@ -99,7 +99,7 @@ function openLedgerLogged(config: ServeConfig, server: HttpServer, metrics: ApiM
       onLogScrubEnd: (status) => logScrubEnd(server, status),
     },
     onRecoveryProgress: recoveryLogger(server),
-    logScrubBytesPerSecond: config.logScrubMiBPerSecond === 'off' ? 'off' : config.logScrubMiBPerSecond * 1024 * 1024,
+    logScrubBytesPerSecond: config.logScrubMiBPerSecond === 'off' ? 'off' : config.logScrubMiBPerSecond * MIB,
     onFatal: (error) => {
       // The in-memory state is ahead of the disk: only a restart (recovery from the log) is safe.
       server.app.log.fatal({ err: error }, 'log write failed; exiting for recovery');

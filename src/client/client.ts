@@ -75,8 +75,6 @@ type Request = {
   readonly count: number;
   readonly head: Buffer;
   readonly body: Buffer;
-  /** Places this request holds in the queue: its records (1 for a lookup). */
-  readonly records: number;
   /** Receives the answer, or (status, 0, empty) when there will be none. */
   readonly settle: (status: number, count: number, body: Buffer) => void;
 };
@@ -199,7 +197,7 @@ export class WalletClient {
     if (refusal !== undefined) return Promise.resolve(refusedColumns(wireOf(refusal), count));
     return new Promise((resolve) => {
       const body = records.subarray(0, count * RECORD_BYTES);
-      this.enqueue(Op.submit_transfers, count, body, count, (status, answered, bytes) => {
+      this.enqueue(Op.submit_transfers, count, body, (status, answered, bytes) => {
         resolve(answeredColumns(status, answered, bytes, count));
       });
     });
@@ -287,7 +285,7 @@ export class WalletClient {
     const resolvers = this.batchResolvers;
     this.batchRecords = this.takeBatchBuffer();
     this.batchResolvers = [];
-    this.enqueue(Op.submit_transfers, count, records.subarray(0, count * RECORD_BYTES), count, (status, answered, bytes) => {
+    this.enqueue(Op.submit_transfers, count, records.subarray(0, count * RECORD_BYTES), (status, answered, bytes) => {
       const results = answeredColumns(status, answered, bytes, count);
       this.returnBatchBuffer(records);
       for (let index = 0; index < count; index++) (resolvers[index] as (result: TransferResult) => void)(transferResult(results, index));
@@ -310,19 +308,20 @@ export class WalletClient {
     const refusal = this.refusalFor(1);
     if (refusal !== undefined) return Promise.resolve(failure(refusal));
     return new Promise((resolve) => {
-      this.enqueue(op, 1, body, 1, (status, count, bytes) => {
+      this.enqueue(op, 1, body, (status, count, bytes) => {
         if (status !== 0) resolve(failure(codeOfWire(status) ?? 'internal_error'));
         else resolve(count === 1 ? decode(bytes) : failure('protocol_error'));
       });
     });
   }
 
-  private enqueue(op: number, count: number, body: Buffer, records: number, settle: Request['settle']): void {
+  /** Queues a request; it holds `count` places of queuedRecordsMax (its records, or 1 for a lookup) until sent. */
+  private enqueue(op: number, count: number, body: Buffer, settle: Request['settle']): void {
     const id = this.requestIdNext;
     this.requestIdNext = id === 0xffff_ffff ? 1 : id + 1;
     const head = encodeFrameHeader(id, op, 0, count, body);
-    this.waiting.push({ id, op, count, head, body, records, settle });
-    this.recordsQueued += records;
+    this.waiting.push({ id, op, count, head, body, settle });
+    this.recordsQueued += count;
     if (this.state === 'idle') this.startReconnect();
     this.scheduleFlush();
   }
@@ -335,7 +334,7 @@ export class WalletClient {
         if (this.waiting.length === 0 && this.batchResolvers.length > 0) this.sealBatch();
         const request = this.waiting.shift();
         if (request === undefined) break;
-        this.recordsQueued -= request.records;
+        this.recordsQueued -= request.count;
         this.inFlight.set(request.id, request);
         if (!connection.send(request.head, request.body)) this.writeBlocked = true;
       }
@@ -398,7 +397,7 @@ export class WalletClient {
     const unanswered = [...this.inFlight.values()];
     this.inFlight.clear();
     this.waiting.unshift(...unanswered);
-    for (const request of unanswered) this.recordsQueued += request.records;
+    for (const request of unanswered) this.recordsQueued += request.count;
     if (this.state === 'closed') return;
     if (this.hasWork()) this.startReconnect();
     else if (this.state === 'open') this.state = 'idle';

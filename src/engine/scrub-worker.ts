@@ -3,16 +3,13 @@
  * rate, posting progress about once a second and then whether it passed.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { lowerThisThreadPriority } from '../stdx/thread-priority.js';
+import { BACKGROUND_THREAD_NICE, lowerThisThreadPriority } from '../stdx/thread-priority.js';
 import { ScrubFailure, scrubLog, type ScrubJob, type ToScrubParent } from './scrub.js';
-
-/** As the snapshot worker: under full load the scrub waits, deciding and preparing do not. */
-const SCRUB_THREAD_NICE = 10;
 
 const job = workerData as ScrubJob;
 const post = (message: ToScrubParent): void => parentPort?.postMessage(message);
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
-lowerThisThreadPriority(SCRUB_THREAD_NICE);
+lowerThisThreadPriority(BACKGROUND_THREAD_NICE);
 try {
   const progress = scrubLog(
     job.logDir,

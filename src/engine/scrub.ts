@@ -43,20 +43,6 @@ const PROGRESS_EVERY_MS = 1000;
  */
 const CATCH_UP_MS_MAX = 1000;
 
-/**
- * Checks every frame in (0, end] of the log in `logDir`. Returns what it read; throws
- * CorruptLogError naming the file and offset of the first problem.
- */
-export function scrubLog(logDir: string, end: ScrubEnd, pacing: ScrubPacing, onProgress: (progress: ScrubProgress) => void): ScrubProgress {
-  const tally = { progress: { bytesChecked: 0, bytesTotal: 0, framesChecked: 0 } };
-  try {
-    return scrubFrames(logDir, end, pacing, onProgress, tally);
-  } catch (error) {
-    if (error instanceof CorruptLogError) throw new ScrubFailure(error, tally.progress);
-    throw error;
-  }
-}
-
 /** A scrub's finding, with how far it got (the counts up to the frame before the problem). */
 export class ScrubFailure extends Error {
   override readonly name = 'ScrubFailure';
@@ -68,50 +54,60 @@ export class ScrubFailure extends Error {
   }
 }
 
-/** `tally.progress` follows every frame checked, for the counts a failure reports. */
-function scrubFrames(logDir: string, end: ScrubEnd, pacing: ScrubPacing, onProgress: (progress: ScrubProgress) => void, tally: { progress: ScrubProgress }): ScrubProgress {
-  const segments = listSegments(logDir).filter((segment) => segment.firstSequence <= end.segmentFirstSequence);
-  const last = segments.at(-1);
-  if (last === undefined || last.firstSequence !== end.segmentFirstSequence) {
-    throw new CorruptLogError(join(logDir, segmentFileName(end.segmentFirstSequence)), 0, end.sequence, 'the segment holding the snapshot position is missing');
-  }
-  const bytesTotal = segments.reduce((sum, segment) => sum + (segment === last ? end.offset : statSync(segment.path).size), 0);
-  const context: ScanContext = { chainHash: GENESIS_CHAIN_HASH, nextSequence: 1 };
-  /** The clock the read rate is held against; moved forward when a starved scrub has too much to make up. */
-  let paceFromMs = pacing.nowMs();
-  let progress: ScrubProgress = { bytesChecked: 0, bytesTotal, framesChecked: 0 };
-  tally.progress = progress;
-  let bytesSincePace = 0;
-  let lastReportMs = paceFromMs;
-  onProgress(progress);
-  for (const segment of segments) {
-    checkSegmentName(segment, context.nextSequence);
-    const endOffset = segment === last ? end.offset : Infinity;
-    const scanned = scanSegment(segment.path, 0, false, context, (header) => {
-      const bytes = FRAME_HEADER_BYTES + header.bodyBytes;
-      progress = { bytesChecked: progress.bytesChecked + bytes, bytesTotal, framesChecked: progress.framesChecked + 1 };
-      tally.progress = progress;
-      bytesSincePace += bytes;
-      if (bytesSincePace < PACE_EVERY_BYTES) return;
-      bytesSincePace = 0;
-      const aheadMs = (progress.bytesChecked / pacing.bytesPerSecond) * 1000 - (pacing.nowMs() - paceFromMs);
-      if (aheadMs >= 1) pacing.sleepMs(aheadMs); // less is not worth a wait
-      else if (aheadMs < -CATCH_UP_MS_MAX) paceFromMs -= aheadMs + CATCH_UP_MS_MAX;
-      if (pacing.nowMs() - lastReportMs >= PROGRESS_EVERY_MS) {
-        lastReportMs = pacing.nowMs();
-        onProgress(progress);
-      }
-    }, endOffset);
-    checkFramesBeforeNewest(segment, scanned.endOffset, segment === last, context.nextSequence);
-    if (segment === last && scanned.endOffset !== end.offset) {
-      throw new CorruptLogError(segment.path, scanned.endOffset, context.nextSequence, `the frames end at byte offset ${scanned.endOffset}, not at the snapshot's position ${end.offset}`);
+/**
+ * Checks every frame in (0, end] of the log in `logDir`. Returns what it read; throws
+ * ScrubFailure naming the file and offset of the first problem, with the counts so far.
+ */
+export function scrubLog(logDir: string, end: ScrubEnd, pacing: ScrubPacing, onProgress: (progress: ScrubProgress) => void): ScrubProgress {
+  // Counted in place per frame; a ScrubProgress is made only to report.
+  const counts = { bytesChecked: 0, bytesTotal: 0, framesChecked: 0 };
+  const report = (): ScrubProgress => ({ ...counts });
+  try {
+    const segments = listSegments(logDir).filter((segment) => segment.firstSequence <= end.segmentFirstSequence);
+    const last = segments.at(-1);
+    if (last === undefined || last.firstSequence !== end.segmentFirstSequence) {
+      throw new CorruptLogError(join(logDir, segmentFileName(end.segmentFirstSequence)), 0, end.sequence, 'the segment holding the snapshot position is missing');
     }
+    counts.bytesTotal = segments.reduce((sum, segment) => sum + (segment === last ? end.offset : statSync(segment.path).size), 0);
+    const context: ScanContext = { chainHash: GENESIS_CHAIN_HASH, nextSequence: 1 };
+    /** The clock the read rate is held against; moved forward when a starved scrub has too much to make up. */
+    let paceFromMs = pacing.nowMs();
+    let bytesSincePace = 0;
+    let lastReportMs = paceFromMs;
+    onProgress(report());
+    for (const segment of segments) {
+      checkSegmentName(segment, context.nextSequence);
+      const endOffset = segment === last ? end.offset : Infinity;
+      const scanned = scanSegment(segment.path, 0, false, context, (header) => {
+        const bytes = FRAME_HEADER_BYTES + header.bodyBytes;
+        counts.bytesChecked += bytes;
+        counts.framesChecked++;
+        bytesSincePace += bytes;
+        if (bytesSincePace < PACE_EVERY_BYTES) return;
+        bytesSincePace = 0;
+        const aheadMs = (counts.bytesChecked / pacing.bytesPerSecond) * 1000 - (pacing.nowMs() - paceFromMs);
+        if (aheadMs >= 1) pacing.sleepMs(aheadMs); // less is not worth a wait
+        else if (aheadMs < -CATCH_UP_MS_MAX) paceFromMs -= aheadMs + CATCH_UP_MS_MAX;
+        if (pacing.nowMs() - lastReportMs >= PROGRESS_EVERY_MS) {
+          lastReportMs = pacing.nowMs();
+          onProgress(report());
+        }
+      }, endOffset);
+      checkFramesBeforeNewest(segment, scanned.endOffset, segment === last, context.nextSequence);
+      if (segment === last && scanned.endOffset !== end.offset) {
+        throw new CorruptLogError(segment.path, scanned.endOffset, context.nextSequence, `the frames end at byte offset ${scanned.endOffset}, not at the snapshot's position ${end.offset}`);
+      }
+    }
+    if (context.nextSequence !== end.sequence + 1 || context.chainHash.toString('hex') !== end.chainHash) {
+      throw new CorruptLogError(last.path, end.offset, context.nextSequence, `the log up to the snapshot's position does not end at the snapshot's sequence ${end.sequence} and chain hash`);
+    }
+  } catch (error) {
+    if (error instanceof CorruptLogError) throw new ScrubFailure(error, report());
+    throw error;
   }
-  if (context.nextSequence !== end.sequence + 1 || context.chainHash.toString('hex') !== end.chainHash) {
-    throw new CorruptLogError(last.path, end.offset, context.nextSequence, `the log up to the snapshot's position does not end at the snapshot's sequence ${end.sequence} and chain hash`);
-  }
-  onProgress(progress);
-  return progress;
+  const done = report();
+  onProgress(done);
+  return done;
 }
 
 export type ToScrubParent =

@@ -8,18 +8,12 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { captureBuffersOf, type AccountParts } from '../core/digest.js';
 import { writeSnapshotFile, type SnapshotPosition } from './snapshot-write.js';
 import type { ChunkRef } from './txn-chunks.js';
-import { lowerThisThreadPriority } from '../stdx/thread-priority.js';
+import { BACKGROUND_THREAD_NICE, lowerThisThreadPriority } from '../stdx/thread-priority.js';
 
 type Job = Readonly<{ dir: string; parts: AccountParts; newEntries: readonly Uint32Array[]; position: SnapshotPosition; chunks: readonly ChunkRef[] }>;
 
-/**
- * Nice 10 (a tenth of the weight of a normal thread when the cores are contended): a snapshot
- * then takes longer under full load instead of taking CPU from deciding and preparing.
- */
-const SNAPSHOT_THREAD_NICE = 10;
-
 const job = workerData as Job;
-lowerThisThreadPriority(SNAPSHOT_THREAD_NICE);
+lowerThisThreadPriority(BACKGROUND_THREAD_NICE);
 try {
   const written = writeSnapshotFile(job.dir, job.parts, job.newEntries, job.position, job.chunks);
   // The entries' buffers (journal blocks, when they came from the journal) and the capture's go

@@ -11,6 +11,13 @@
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 
+/**
+ * Nice 10 (a tenth of the weight of a normal thread when the cores are contended): background
+ * work (snapshots, the log scrub) then takes longer under full load instead of taking CPU from
+ * deciding and preparing.
+ */
+export const BACKGROUND_THREAD_NICE = 10;
+
 export function lowerThisThreadPriority(nice: number): boolean {
   try {
     const threadId = Number(readlinkSync('/proc/thread-self').split('/').pop());
