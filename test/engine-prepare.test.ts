@@ -14,7 +14,7 @@ import { BATCH_RECORDS_MAX, encodeTransferBatch, type TransferCommand } from '..
 import { openLedger } from '../src/engine/ledger.js';
 import { BatchPreparer, PREPARE_IN_FLIGHT_MAX } from '../src/engine/preparer.js';
 import type { TransferResults } from '../src/engine/types.js';
-import { deposit, inTempDir, submit, tempDir, transfer, withLedger } from './support/ledger.js';
+import { deposit, submit, tempDir, transfer, withTempLedger } from './support/ledger.js';
 
 const ROUNDS = 6;
 const OPENED_PER_ROUND = 700;
@@ -133,26 +133,23 @@ test('a small command submitted after a batch in preparation is decided after it
 });
 
 test('at most PREPARE_IN_FLIGHT_MAX batches are with the worker; the rest are prepared on the engine thread, in order', async () => {
-  await inTempDir(async (dir) => {
-    await withLedger(
-      dir.path,
-      async (ledger) => {
-        await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
-        // Submitted in one turn, before the worker can answer any: the first 64 go to it.
-        const batches = Array.from({ length: PREPARE_IN_FLIGHT_MAX + 36 }, (_, index) => submit(ledger, [deposit(`d${index}-1`, 'a', 1n), deposit(`d${index}-2`, 'a', 1n)]));
-        const results = await Promise.all(batches);
-        assert.ok(results.every((result) => result.codes.every((code) => code === Wire.ok)));
-        assert.deepEqual(
-          results.map((result) => result.sequences[0]),
-          results.map((_, index) => 3 + 2 * index),
-          'decided in submission order',
-        );
-        assert.equal(ledger.stats().batchesPreparedInWorker, PREPARE_IN_FLIGHT_MAX);
-        assert.equal(ledger.account('a')?.balance, BigInt(2 * (PREPARE_IN_FLIGHT_MAX + 36)));
-      },
-      { prepareInWorkerMinRecords: 2 },
-    );
-  });
+  await withTempLedger(
+    async (ledger) => {
+      await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
+      // Submitted in one turn, before the worker can answer any: the first 64 go to it.
+      const batches = Array.from({ length: PREPARE_IN_FLIGHT_MAX + 36 }, (_, index) => submit(ledger, [deposit(`d${index}-1`, 'a', 1n), deposit(`d${index}-2`, 'a', 1n)]));
+      const results = await Promise.all(batches);
+      assert.ok(results.every((result) => result.codes.every((code) => code === Wire.ok)));
+      assert.deepEqual(
+        results.map((result) => result.sequences[0]),
+        results.map((_, index) => 3 + 2 * index),
+        'decided in submission order',
+      );
+      assert.equal(ledger.stats().batchesPreparedInWorker, PREPARE_IN_FLIGHT_MAX);
+      assert.equal(ledger.account('a')?.balance, BigInt(2 * (PREPARE_IN_FLIGHT_MAX + 36)));
+    },
+    { prepareInWorkerMinRecords: 2 },
+  );
 });
 
 test('a reader with buffers from before a growth finds older ids, never a wrong index', () => {

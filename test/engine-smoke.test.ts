@@ -13,7 +13,7 @@ import { dataPaths, recover } from '../src/engine/recovery.js';
 import { listSnapshots, loadSnapshot } from '../src/engine/snapshot.js';
 import { mayDebit } from '../src/auth/access.js';
 import { encodeTransferBatch, RECORD_OFFSET_FROM } from '../src/core/transfer-record.js';
-import { deposit, inTempDir, submit, tempDir, transfer, turn, withdrawal, withLedger } from './support/ledger.js';
+import { deposit, submit, tempDir, transfer, turn, withdrawal, withLedger, withTempLedger } from './support/ledger.js';
 
 test('deposit, transfer, reject, retry, and restart with the same digest', async () => {
   const dir = tempDir();
@@ -225,9 +225,7 @@ test('log backlog bound: above logBacklogBytesMax the engine waits for the group
 });
 
 test('reads show only durable state: views, openings, balances and statements read during an fsync are answered once durable', async () => {
-  await inTempDir(async (dir) => {
-  await withLedger(
-    dir.path,
+  await withTempLedger(
     async (ledger) => {
       await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
       await submit(ledger, [deposit('d0', 'a', 1_000n)]);
@@ -283,5 +281,4 @@ test('reads show only durable state: views, openings, balances and statements re
     },
     { fsync: true },
   );
-  });
 });

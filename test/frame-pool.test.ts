@@ -7,7 +7,7 @@ import { stateDigest } from '../src/core/digest.js';
 import { Wire } from '../src/core/errors.js';
 import { recover } from '../src/engine/recovery.js';
 import { FramePool } from '../src/log/frame-pool.js';
-import { deposit, inTempDir, submit, turn, withLedger } from './support/ledger.js';
+import { deposit, submit, turn, withTempLedger } from './support/ledger.js';
 
 test('frames reuse pooled memory by size class; small and foreign buffers are not pooled; each class is bounded', () => {
   const pool = new FramePool();
@@ -32,32 +32,29 @@ test('frames reuse pooled memory by size class; small and foreign buffers are no
 });
 
 test('a ledger writing its frames from the pool, many in flight, replays to the same digest', async () => {
-  await inTempDir(async (dir) => {
-    await withLedger(
-      dir.path,
-      async (ledger) => {
-        await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
-        // Every frame given back is wiped at once, so memory given back before its frame is
-        // written (even while its write is in flight) writes zeros, and the replay below fails.
-        const pool = (ledger as unknown as { framePool: FramePool }).framePool;
-        const give = pool.give.bind(pool);
-        pool.give = (frame) => give(frame.fill(0));
-        // One batch an event-loop turn, not awaited: each is decided into its own frame while
-        // earlier frames wait for a write and an fsync, so frames of one size class are taken
-        // while others are pending.
-        const pending: Array<ReturnType<typeof submit>> = [];
-        for (let round = 0; round < 60; round++) {
-          const count = 2500 + ((round * 37) % 200); // frames of about 200 KiB: all in one size class
-          pending.push(submit(ledger, Array.from({ length: count }, (_, index) => deposit(`r${round}-${index}`, 'a', 1n))));
-          await turn();
-        }
-        for (const results of await Promise.all(pending)) assert.ok(results.codes.every((code) => code === Wire.ok));
-        assert.ok(ledger.stats().headSequence > 60 * 2500);
-        // The frames came from the pool and went back to it once written.
-        assert.ok(pool.keptBytes > 0, 'written frames were given back');
-        assert.equal(stateDigest(recover(dir.path, { fromGenesis: true }).state), ledger.digest());
-      },
-      { fsync: true },
-    );
-  });
+  await withTempLedger(
+    async (ledger, dir) => {
+      await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
+      // Every frame given back is wiped at once, so memory given back before its frame is
+      // written (even while its write is in flight) writes zeros, and the replay below fails.
+      const pool = (ledger as unknown as { framePool: FramePool }).framePool;
+      const give = pool.give.bind(pool);
+      pool.give = (frame) => give(frame.fill(0));
+      // One batch an event-loop turn, not awaited: each is decided into its own frame while
+      // earlier frames wait for a write and an fsync, so frames of one size class are taken
+      // while others are pending.
+      const pending: Array<ReturnType<typeof submit>> = [];
+      for (let round = 0; round < 60; round++) {
+        const count = 2500 + ((round * 37) % 200); // frames of about 200 KiB: all in one size class
+        pending.push(submit(ledger, Array.from({ length: count }, (_, index) => deposit(`r${round}-${index}`, 'a', 1n))));
+        await turn();
+      }
+      for (const results of await Promise.all(pending)) assert.ok(results.codes.every((code) => code === Wire.ok));
+      assert.ok(ledger.stats().headSequence > 60 * 2500);
+      // The frames came from the pool and went back to it once written.
+      assert.ok(pool.keptBytes > 0, 'written frames were given back');
+      assert.equal(stateDigest(recover(dir.path, { fromGenesis: true }).state), ledger.digest());
+    },
+    { fsync: true },
+  );
 });

@@ -18,7 +18,7 @@ import { listSnapshots, loadSnapshot, snapshotFileName, type SnapshotMeta } from
 import { addChunk, readChunk, type ChunkRef } from '../src/engine/txn-chunks.js';
 import type { Ledger } from '../src/engine/types.js';
 import { Prng } from '../src/stdx/prng.js';
-import { deposit, inTempDir, submit, transfer, withLedger } from './support/ledger.js';
+import { deposit, inTempDir, submit, transfer, withLedger, withTempLedger } from './support/ledger.js';
 
 const ENTRY_BYTES = 24;
 
@@ -39,63 +39,60 @@ async function deposits(ledger: Ledger, prefix: string, count: number): Promise<
 }
 
 test('each snapshot writes a chunk of only the entries logged since the previous one; the list stays contiguous, short and pruned', async () => {
-  await inTempDir(async (dir) => {
-    await withLedger(
-      dir.path,
-      async (ledger) => {
-        await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
-        // What a crash while writing leaves behind: removed by the next snapshot's pruning.
-        const { snapshotDir } = dataPaths(dir.path);
-        writeFileSync(join(snapshotDir, 'snapshot-00000000000000000001.wsnap.tmp'), 'half');
-        writeFileSync(join(snapshotDir, 'txns-00000000000000000000-00000000000000000001.wtxn.tmp'), 'half');
-        let entriesBefore = 0;
-        for (let round = 0; round < 12; round++) {
-          const count = 50 + round * 7;
-          await deposits(ledger, `r${round}`, count);
-          await ledger.snapshot();
-          const meta = newestMeta(dir.path);
-          const chunks = meta.txnChunks!;
-          assert.equal(meta.version, 2);
-          assert.equal(meta.txnCount, entriesBefore + count);
-          assert.deepEqual(
-            meta.sections.map((section) => section.name),
-            ['account_id_lengths', 'account_id_arena', 'owner_id_lengths', 'owner_id_arena', 'account_records'],
-            'no transaction entry in the snapshot file itself',
-          );
-          // Contiguous from 0 to the snapshot's sequence, counts summing to every entry.
-          assert.equal(chunks[0]!.afterSequence, 0);
-          for (let i = 1; i < chunks.length; i++) assert.equal(chunks[i]!.afterSequence, chunks[i - 1]!.toSequence);
-          assert.equal(chunks.at(-1)!.toSequence, meta.sequence);
-          assert.equal(
-            chunks.reduce((sum, chunk) => sum + chunk.count, 0),
-            meta.txnCount,
-          );
-          // A binary counter: each chunk holds more entries than the next newer one.
-          for (let i = 1; i < chunks.length; i++) assert.ok(chunks[i - 1]!.count > chunks[i]!.count, `chunk ${i} is smaller than the one before`);
-          assert.ok(chunks.length <= Math.log2(meta.txnCount / 50) + 2, `${chunks.length} chunks for ${meta.txnCount} entries`);
-          // The newest chunk, unless merged, holds exactly this round's entries.
-          const newest = chunks.at(-1)!;
-          if (newest.afterSequence === meta.sequence - count) assert.equal(newest.count, count);
-          for (const chunk of chunks) assert.equal(statSync(join(dataPaths(dir.path).snapshotDir, chunk.name)).size, 52 + chunk.count * ENTRY_BYTES);
-          // Exactly the chunks the two kept snapshots list are on disk.
-          const kept = listSnapshots(dataPaths(dir.path).snapshotDir).map((snapshot) => loadSnapshot(snapshot.path).meta);
-          assert.ok(kept.length <= 2);
-          const listed = new Set(kept.flatMap((snapshotMeta) => (snapshotMeta.txnChunks ?? []).map((chunk) => chunk.name)));
-          assert.deepEqual(chunkFiles(dir.path), [...listed].sort());
-          assert.deepEqual(readdirSync(snapshotDir).filter((name) => name.endsWith('.tmp')), [], 'no temporary file left');
-          entriesBefore = meta.txnCount;
-        }
-        // A second snapshot with nothing new logged keeps the chunks as they are.
-        const before = newestMeta(dir.path).txnChunks;
+  await withTempLedger(
+    async (ledger, dir) => {
+      await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
+      // What a crash while writing leaves behind: removed by the next snapshot's pruning.
+      const { snapshotDir } = dataPaths(dir.path);
+      writeFileSync(join(snapshotDir, 'snapshot-00000000000000000001.wsnap.tmp'), 'half');
+      writeFileSync(join(snapshotDir, 'txns-00000000000000000000-00000000000000000001.wtxn.tmp'), 'half');
+      let entriesBefore = 0;
+      for (let round = 0; round < 12; round++) {
+        const count = 50 + round * 7;
+        await deposits(ledger, `r${round}`, count);
         await ledger.snapshot();
-        assert.deepEqual(newestMeta(dir.path).txnChunks, before);
-        // Snapshot plus chunks, and the whole log, give the live state.
-        assert.equal(stateDigest(loadSnapshot(listSnapshots(dataPaths(dir.path).snapshotDir)[0]!.path).state), ledger.digest());
-        assert.equal(stateDigest(recover(dir.path, { fromGenesis: true }).state), ledger.digest());
-      },
-      { snapshotEveryRecords: Number.MAX_SAFE_INTEGER },
-    );
-  });
+        const meta = newestMeta(dir.path);
+        const chunks = meta.txnChunks!;
+        assert.equal(meta.version, 2);
+        assert.equal(meta.txnCount, entriesBefore + count);
+        assert.deepEqual(
+          meta.sections.map((section) => section.name),
+          ['account_id_lengths', 'account_id_arena', 'owner_id_lengths', 'owner_id_arena', 'account_records'],
+          'no transaction entry in the snapshot file itself',
+        );
+        // Contiguous from 0 to the snapshot's sequence, counts summing to every entry.
+        assert.equal(chunks[0]!.afterSequence, 0);
+        for (let i = 1; i < chunks.length; i++) assert.equal(chunks[i]!.afterSequence, chunks[i - 1]!.toSequence);
+        assert.equal(chunks.at(-1)!.toSequence, meta.sequence);
+        assert.equal(
+          chunks.reduce((sum, chunk) => sum + chunk.count, 0),
+          meta.txnCount,
+        );
+        // A binary counter: each chunk holds more entries than the next newer one.
+        for (let i = 1; i < chunks.length; i++) assert.ok(chunks[i - 1]!.count > chunks[i]!.count, `chunk ${i} is smaller than the one before`);
+        assert.ok(chunks.length <= Math.log2(meta.txnCount / 50) + 2, `${chunks.length} chunks for ${meta.txnCount} entries`);
+        // The newest chunk, unless merged, holds exactly this round's entries.
+        const newest = chunks.at(-1)!;
+        if (newest.afterSequence === meta.sequence - count) assert.equal(newest.count, count);
+        for (const chunk of chunks) assert.equal(statSync(join(dataPaths(dir.path).snapshotDir, chunk.name)).size, 52 + chunk.count * ENTRY_BYTES);
+        // Exactly the chunks the two kept snapshots list are on disk.
+        const kept = listSnapshots(dataPaths(dir.path).snapshotDir).map((snapshot) => loadSnapshot(snapshot.path).meta);
+        assert.ok(kept.length <= 2);
+        const listed = new Set(kept.flatMap((snapshotMeta) => (snapshotMeta.txnChunks ?? []).map((chunk) => chunk.name)));
+        assert.deepEqual(chunkFiles(dir.path), [...listed].sort());
+        assert.deepEqual(readdirSync(snapshotDir).filter((name) => name.endsWith('.tmp')), [], 'no temporary file left');
+        entriesBefore = meta.txnCount;
+      }
+      // A second snapshot with nothing new logged keeps the chunks as they are.
+      const before = newestMeta(dir.path).txnChunks;
+      await ledger.snapshot();
+      assert.deepEqual(newestMeta(dir.path).txnChunks, before);
+      // Snapshot plus chunks, and the whole log, give the live state.
+      assert.equal(stateDigest(loadSnapshot(listSnapshots(dataPaths(dir.path).snapshotDir)[0]!.path).state), ledger.digest());
+      assert.equal(stateDigest(recover(dir.path, { fromGenesis: true }).state), ledger.digest());
+    },
+    { snapshotEveryRecords: Number.MAX_SAFE_INTEGER },
+  );
 });
 
 test('a damaged chunk makes the snapshots listing it unusable: recovery falls back and reaches the same state', async () => {

@@ -82,6 +82,11 @@ export async function scrubEnded(ledger: Ledger, timeoutMs = 20_000): Promise<Lo
   }
 }
 
+/** withLedger on a fresh temporary data directory, removed afterwards. */
+export async function withTempLedger<T>(run: (ledger: Ledger, dir: { path: string }) => Promise<T>, options: Partial<LedgerOptions> = {}): Promise<T> {
+  return inTempDir((dir) => withLedger(dir.path, (ledger) => run(ledger, dir), options));
+}
+
 /** Where one log frame sits on disk (from walking the segment's frame headers). */
 export type FrameLocation = Readonly<{ path: string; offset: number; bytes: number; firstSequence: number; eventCount: number }>;
 
