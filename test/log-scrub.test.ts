@@ -38,6 +38,11 @@ async function buildLog(dir: string): Promise<ScrubEnd> {
   return { segmentFirstSequence: meta.logSegmentFirstSequence, offset: meta.logOffset, sequence: meta.sequence, chainHash: meta.chainHash };
 }
 
+/** Runs `run` on a log built by buildLog in a fresh temporary directory (removed afterwards). */
+function withBuiltLog(run: (path: string, end: ScrubEnd) => Promise<void>): Promise<void> {
+  return inTempDir(async ({ path }) => run(path, await buildLog(path)));
+}
+
 /** The frames at or before the snapshot's position, and their bytes. */
 function covered(dir: string, end: ScrubEnd): { frames: number; bytes: number } {
   const frames = logFrames(dir).filter((frame) => frame.firstSequence + frame.eventCount - 1 <= end.sequence);
@@ -47,8 +52,7 @@ function covered(dir: string, end: ScrubEnd): { frames: number; bytes: number } 
 const unpaced = { bytesPerSecond: Number.MAX_SAFE_INTEGER, nowMs: () => 0, sleepMs: () => assert.fail('an unpaced scrub must not sleep') };
 
 test('a clean log over several segments passes; every covered frame and byte is counted, nothing after the position', async () => {
-  await inTempDir(async ({ path }) => {
-    const end = await buildLog(path);
+  await withBuiltLog(async (path, end) => {
     const segments = listSegments(dataPaths(path).logDir);
     assert.ok(segments.filter((segment) => segment.firstSequence < end.segmentFirstSequence).length >= 2, 'the snapshot sits beyond two whole segments');
     assert.ok(end.offset < statSync(segments.find((segment) => segment.firstSequence === end.segmentFirstSequence)!.path).size, 'frames follow the snapshot in its segment');
@@ -71,8 +75,7 @@ test('a clean log over several segments passes; every covered frame and byte is 
 });
 
 test('damage recovery does not read fails the scrub, naming file and offset', async () => {
-  await inTempDir(async ({ path }) => {
-    const end = await buildLog(path);
+  await withBuiltLog(async (path, end) => {
     const { logDir } = dataPaths(path);
     const scrub = (at: ScrubEnd = end): unknown => {
       try {
@@ -121,8 +124,7 @@ test('damage recovery does not read fails the scrub, naming file and offset', as
 });
 
 test('the read rate is held: with a 256 KiB/s limit the scrub sleeps until its bytes fit the time', async () => {
-  await inTempDir(async ({ path }) => {
-    const end = await buildLog(path);
+  await withBuiltLog(async (path, end) => {
     const bytesPerSecond = 256 * 1024;
     let clockMs = 0;
     let sleeps = 0;
@@ -145,8 +147,7 @@ test('the read rate is held: with a 256 KiB/s limit the scrub sleeps until its b
 });
 
 test('a scrub starved of CPU makes up at most a second of reading, then keeps the rate again', async () => {
-  await inTempDir(async ({ path }) => {
-    const end = await buildLog(path);
+  await withBuiltLog(async (path, end) => {
     const bytesPerSecond = 256 * 1024;
     const starvedMs = 10_000;
     let clockMs = 0;
