@@ -1,15 +1,16 @@
 // The log frame pool: a frame's memory is reused once given back, by size class; small frames
-// and foreign buffers are never pooled; a class keeps a bounded number of buffers; and a ledger
+// and foreign buffers are never pooled; a class keeps a bounded number of buffers and the pool a
+// bounded number of bytes; and a ledger
 // whose frames come from the pool writes a log that replays to the same state.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { stateDigest } from '../src/core/digest.js';
 import { Wire } from '../src/core/errors.js';
 import { recover } from '../src/engine/recovery.js';
-import { FramePool } from '../src/log/frame-pool.js';
+import { FRAME_POOL_KEPT_BYTES_MAX, FramePool } from '../src/log/frame-pool.js';
 import { deposit, submit, turn, withTempLedger } from './support/ledger.js';
 
-test('frames reuse pooled memory by size class; small and foreign buffers are not pooled; each class is bounded', () => {
+test('frames reuse pooled memory by size class; small and foreign buffers are not pooled; each class and the whole pool are bounded', () => {
   const pool = new FramePool();
   const first = pool.take(100_000);
   assert.equal(first.length, 100_000);
@@ -29,6 +30,14 @@ test('frames reuse pooled memory by size class; small and foreign buffers are no
   const many = Array.from({ length: 10 }, () => pool.take(131_072));
   for (const frame of many) pool.give(frame);
   assert.equal(pool.keptBytes, 4 * 131_072, 'at most four per class');
+  // All classes together keep at most FRAME_POOL_KEPT_BYTES_MAX: huge frames are dropped past it.
+  const huge = Array.from({ length: 4 }, () => pool.take(FRAME_POOL_KEPT_BYTES_MAX / 2 + 1));
+  for (const frame of huge) pool.give(frame);
+  assert.equal(pool.keptBytes, 4 * 131_072, 'a class of FRAME_POOL_KEPT_BYTES_MAX does not fit beside the small ones');
+  for (const frame of many.slice(0, 4)) pool.take(frame.length);
+  assert.equal(pool.keptBytes, 0, 'taking counts down');
+  for (const frame of huge) pool.give(frame);
+  assert.equal(pool.keptBytes, FRAME_POOL_KEPT_BYTES_MAX, 'one huge frame fills the bound');
 });
 
 test('a ledger writing its frames from the pool, many in flight, replays to the same digest', async () => {

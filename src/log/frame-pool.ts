@@ -7,10 +7,18 @@
 const CLASS_BYTES_MIN = 64 * 1024;
 /** Buffers kept per size class; more given back are dropped (collected as before). */
 const KEPT_PER_CLASS = 4;
+/**
+ * Bytes kept in all classes together. The largest frame is about 33 MB (its class 64 MiB), so
+ * four per class alone would allow about 500 MiB held at rest; this bound keeps the classes
+ * in use (a full batch's frame is about 1 MB) and drops what a rare huge frame leaves.
+ */
+export const FRAME_POOL_KEPT_BYTES_MAX = 64 * 1024 * 1024;
 
 export class FramePool {
   private readonly free = new Map<number, ArrayBuffer[]>();
   private readonly owned = new WeakSet<ArrayBuffer>();
+  /** Bytes held for reuse. */
+  keptBytes = 0;
 
   /** A buffer of exactly `bytes` bytes (uninitialized), pooled when at least CLASS_BYTES_MIN. */
   take(bytes: number): Buffer {
@@ -19,6 +27,7 @@ export class FramePool {
     const reused = this.free.get(capacity)?.pop();
     const memory = reused ?? new ArrayBuffer(capacity);
     if (reused === undefined) this.owned.add(memory);
+    else this.keptBytes -= capacity;
     return Buffer.from(memory, 0, bytes);
   }
 
@@ -31,14 +40,9 @@ export class FramePool {
       list = [];
       this.free.set(memory.byteLength, list);
     }
-    if (list.length < KEPT_PER_CLASS && !list.includes(memory)) list.push(memory);
-  }
-
-  /** Bytes held for reuse (tests). */
-  get keptBytes(): number {
-    let total = 0;
-    for (const list of this.free.values()) for (const memory of list) total += memory.byteLength;
-    return total;
+    if (list.length >= KEPT_PER_CLASS || this.keptBytes + memory.byteLength > FRAME_POOL_KEPT_BYTES_MAX || list.includes(memory)) return;
+    list.push(memory);
+    this.keptBytes += memory.byteLength;
   }
 }
 
