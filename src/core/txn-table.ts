@@ -235,7 +235,9 @@ export class TxnTable {
    * takeJournal: the entries logged after `afterSequence`, the head now. A snapshot takes them
    * instead of scanning the whole table for them. Past `entriesMax` entries the journal is
    * dropped (its memory is 24 bytes an entry): takeJournal then answers undefined.
-   * `spareBlocks` (JOURNAL_BLOCK_BYTES each) are filled before new ones are allocated.
+   * `spareBlocks` (JOURNAL_BLOCK_BYTES each) are filled before new ones are allocated. The
+   * journal keeps this array, not a copy: blocks the caller pushes to it later (a snapshot
+   * worker handing them back) are used too.
    */
   startJournal(afterSequence: number, entriesMax: number, spareBlocks: Uint32Array[] = []): void {
     this.journal = new TxnJournal(afterSequence, entriesMax, spareBlocks);
