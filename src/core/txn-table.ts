@@ -66,6 +66,15 @@ const TXN_TABLE_SLOTS_MAX = 2 ** 29;
 export const TXN_TABLE_ENTRIES_MAX = Math.floor((TXN_TABLE_SLOTS_MAX * LOAD_PREPARE_PERCENT) / 100);
 const NO_WORDS = new Uint32Array(0);
 
+/**
+ * Slot arrays live in shared memory so that a snapshot's worker can read the entries a journal
+ * names (gatherJournalEntries) while the engine goes on inserting: an occupied slot never
+ * changes, and inserts only fill empty ones.
+ */
+function sharedWords(length: number): Uint32Array {
+  return new Uint32Array(new SharedArrayBuffer(length * 4));
+}
+
 export class TxnTable {
   count = 0;
   private slotsTotal: number;
@@ -99,7 +108,7 @@ export class TxnTable {
     let slots = SLOTS_INITIAL;
     while (expectedEntries * 100 > slots * LOAD_MAX_PERCENT) slots *= 2;
     this.slotsTotal = slots;
-    this.words = new Uint32Array(slots * WORDS_PER_SLOT);
+    this.words = sharedWords(slots * WORDS_PER_SLOT);
     this.workAbove = prepareAbove(slots);
   }
 
@@ -231,16 +240,14 @@ export class TxnTable {
   }
 
   /**
-   * From now on, keeps a copy of every new entry, in insertion (= sequence) order, until
-   * takeJournal: the entries logged after `afterSequence`, the head now. A snapshot takes them
-   * instead of scanning the whole table for them. Past `entriesMax` entries the journal is
-   * dropped (its memory is 24 bytes an entry): takeJournal then answers undefined.
-   * `spareBlocks` (JOURNAL_BLOCK_BYTES each) are filled before new ones are allocated. The
-   * journal keeps this array, not a copy: blocks the caller pushes to it later (a snapshot
-   * worker handing them back) are used too.
+   * From now on, notes the slot of every new entry, in insertion (= sequence) order, until
+   * takeJournal: the entries logged after `afterSequence`, the head now. A snapshot's worker
+   * reads them from those slots (gatherJournalEntries) instead of scanning the whole table. A
+   * journal costs 4 bytes an entry. It is dropped past `entriesMax` entries, and by a growth
+   * (entries then move to other slots): takeJournal then answers undefined.
    */
-  startJournal(afterSequence: number, entriesMax: number, spareBlocks: Uint32Array[] = []): void {
-    this.journal = new TxnJournal(afterSequence, entriesMax, spareBlocks);
+  startJournal(afterSequence: number, entriesMax: number): void {
+    this.journal = new TxnJournal(afterSequence, entriesMax, this.words);
   }
 
   /** The journal started last (and not dropped), which stops; undefined when there is none. */
@@ -282,7 +289,7 @@ export class TxnTable {
     assert(count * 100 <= slotsTotal * LOAD_MAX_PERCENT, 'txn table too small for its entries');
     const table = new TxnTable();
     table.slotsTotal = slotsTotal;
-    table.words = new Uint32Array(slotsTotal * WORDS_PER_SLOT);
+    table.words = sharedWords(slotsTotal * WORDS_PER_SLOT);
     table.count = count;
     table.workAbove = prepareAbove(slotsTotal);
     for (const part of parts) {
@@ -327,9 +334,9 @@ export class TxnTable {
     return slot * WORDS_PER_SLOT;
   }
 
-  /** Copies a new entry into the journal; drops the journal past its bound. */
+  /** Notes a new entry's slot in the journal; drops the journal past its bound. */
   private journalAppend(base: number): void {
-    if (!this.journal!.append(this.words, base)) this.journal = undefined;
+    if (!this.journal!.append(base / WORDS_PER_SLOT)) this.journal = undefined;
   }
 
   /** Places the 6 words at `source[at]` (an occupied slot) into the live array. */
@@ -364,7 +371,7 @@ export class TxnTable {
 
   /** Between 60% and 70% load: allocates the next array, then touches its next 512 bytes. */
   private prepareSome(): void {
-    if (this.next.length === 0) this.next = new Uint32Array(this.slotsTotal * 2 * WORDS_PER_SLOT);
+    if (this.next.length === 0) this.next = sharedWords(this.slotsTotal * 2 * WORDS_PER_SLOT);
     // Writing (not reading) makes the kernel map a page now rather than on a later insert.
     if (this.nextTouched < this.next.length) this.next[this.nextTouched] = 0;
     this.nextTouched += PREPARE_WORDS_PER_INSERT;
@@ -377,13 +384,15 @@ export class TxnTable {
     // inserts that fill the new array to its own limit, unless a snapshot's copy held it back
     // that long: then the rest is copied now.
     while (this.oldSlots !== 0) this.copySome();
+    // The journal names slots of the array that stops taking inserts; the next snapshot scans.
+    this.journal = undefined;
     this.oldWords = this.words;
     this.oldSlots = this.slotsTotal;
     this.oldCopied = 0;
     this.oldClear = 0;
     this.slotsTotal *= 2;
     // Prepared from 60% load, unless the table started (presized or restored) above it.
-    this.words = this.next.length === this.slotsTotal * WORDS_PER_SLOT ? this.next : new Uint32Array(this.slotsTotal * WORDS_PER_SLOT);
+    this.words = this.next.length === this.slotsTotal * WORDS_PER_SLOT ? this.next : sharedWords(this.slotsTotal * WORDS_PER_SLOT);
     this.next = NO_WORDS;
     this.nextTouched = 0;
     this.workAbove = -1;
@@ -414,60 +423,56 @@ export class TxnTable {
   }
 }
 
-/**
- * Entries per journal block (48 MiB): the journal grows a block at a time, copying nothing.
- * Blocks this large are their own mappings (glibc maps anything above 32 MiB separately), so a
- * dropped journal's memory goes back to the system at once, and pages count only once written.
- * With 1.5 MiB blocks the freed blocks stayed in malloc's heap: bench:memory's peak RSS went
- * from 1,861 to 2,340 MB.
- */
-export const JOURNAL_BLOCK_ENTRIES = 1 << 21;
-/** A journal block's size: what a spare block handed back must measure. */
-export const JOURNAL_BLOCK_BYTES = JOURNAL_BLOCK_ENTRIES * WORDS_PER_SLOT * 4;
+/** Slots a journal has room for when it starts: it doubles from there, up to its bound. */
+const JOURNAL_SLOTS_INITIAL = 1 << 16;
 
 /**
- * The entries inserted into a TxnTable after `afterSequence`, in insertion order, six words
- * each, in blocks (so that growing copies nothing and the blocks can be handed to a worker).
+ * The slots of the entries inserted into a TxnTable after `afterSequence`, in insertion order,
+ * all in `words` (the table's slot array while the journal runs: a growth drops the journal).
  */
 export class TxnJournal {
-  private readonly full: Uint32Array[] = [];
-  private block: Uint32Array;
-  private used = 0;
+  private slotList = new Uint32Array(JOURNAL_SLOTS_INITIAL);
   count = 0;
 
-  /** `spare`: blocks of an earlier journal to fill first (already mapped); taken from the array. */
   constructor(
     readonly afterSequence: number,
     private readonly entriesMax: number,
-    private readonly spare: Uint32Array[] = [],
-  ) {
-    this.block = this.nextBlock();
-  }
+    readonly words: Uint32Array,
+  ) {}
 
-  private nextBlock(): Uint32Array {
-    return this.spare.pop() ?? new Uint32Array(JOURNAL_BLOCK_ENTRIES * WORDS_PER_SLOT);
-  }
-
-  /** Copies the entry at `words[base]`; false when that would pass entriesMax (nothing kept then). */
-  append(words: Uint32Array, base: number): boolean {
+  /** Notes `slot`; false when that would pass entriesMax (nothing kept then). */
+  append(slot: number): boolean {
     if (this.count >= this.entriesMax) return false;
-    if (this.used === this.block.length) {
-      this.full.push(this.block);
-      this.block = this.nextBlock();
-      this.used = 0;
+    if (this.count === this.slotList.length) {
+      const grown = new Uint32Array(Math.min(this.slotList.length * 2, this.entriesMax));
+      grown.set(this.slotList);
+      this.slotList = grown;
     }
-    const block = this.block;
-    const at = this.used;
-    for (let i = 0; i < WORDS_PER_SLOT; i++) block[at + i] = words[base + i]!;
-    this.used = at + WORDS_PER_SLOT;
-    this.count++;
+    this.slotList[this.count++] = slot;
     return true;
   }
 
-  /** The entries, oldest first, as views of the blocks (no copy). */
-  entries(): Uint32Array[] {
-    return [...this.full, this.block.subarray(0, this.used)];
+  /** The slots noted, oldest first (a view, no copy). */
+  slots(): Uint32Array {
+    return this.slotList.subarray(0, this.count);
   }
+}
+
+/**
+ * The entries at `slots` of `words` (compactEntries() layout, in the order given), each checked
+ * to be logged in (afterSequence, toSequence]: what a journal names. Runs on a snapshot's worker
+ * while the engine inserts into `words`; the slots named hold entries that no longer change.
+ */
+export function gatherJournalEntries(words: Uint32Array, slots: Uint32Array, afterSequence: number, toSequence: number): Uint32Array {
+  const entries = new Uint32Array(slots.length * WORDS_PER_SLOT);
+  for (let i = 0; i < slots.length; i++) {
+    const base = slots[i]! * WORDS_PER_SLOT;
+    const at = i * WORDS_PER_SLOT;
+    for (let word = 0; word < WORDS_PER_SLOT; word++) entries[at + word] = words[base + word]!;
+    const sequence = (entries[at + 5]! & 0xffff) * 2 ** 32 + entries[at + 4]!;
+    assert(sequence > afterSequence && sequence <= toSequence, 'a journal slot holds an entry outside its range');
+  }
+  return entries;
 }
 
 /**

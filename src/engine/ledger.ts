@@ -17,7 +17,7 @@ import { DecideScratch, executeTransferBatch, fingerprintTransactionId, Outcome,
 import { ID_BYTES_MAX, isValidId } from '../core/ids.js';
 import { IdTable } from '../core/id-table.js';
 import { ACCOUNTS_MAX, LedgerState } from '../core/ledger-state.js';
-import { JOURNAL_BLOCK_ENTRIES, TXN_TABLE_ENTRIES_MAX, type TxnEntriesCopy } from '../core/txn-table.js';
+import { TXN_TABLE_ENTRIES_MAX, type TxnEntriesCopy } from '../core/txn-table.js';
 import { BATCH_RECORDS_MAX, KIND_NAMES, RECORD_BYTES } from '../core/transfer-record.js';
 import { encodeFrame, FRAME_BODY_BYTES_MAX, FRAME_EVENTS_MAX } from '../log/frame.js';
 import { FramePool } from '../log/frame-pool.js';
@@ -25,6 +25,7 @@ import { LogReadIndex } from '../log/read-index.js';
 import { LogWriter } from '../log/writer.js';
 import { dataPaths, ensureDataDirs, recover } from './recovery.js';
 import { commitSnapshotFile, type SnapshotMeta, type SnapshotPosition, type WrittenSnapshot } from './snapshot.js';
+import type { NewEntries } from './snapshot-write.js';
 import type { ChunkRef } from './txn-chunks.js';
 import { Worker } from 'node:worker_threads';
 import { lockDataDir } from './lock.js';
@@ -62,11 +63,10 @@ export const SNAPSHOT_EVERY_RECORDS_DEFAULT = 5_000_000;
 /** Transaction-table slots a snapshot scans per event-loop turn, when it must scan: about 8 ms (1M slots, 24 MB). */
 const SNAPSHOT_COPY_SLOTS_PER_TURN_DEFAULT = 1 << 20;
 /**
- * Most entries the transaction journal may hold (16M: 384 MiB). A journal is bounded by twice
- * the snapshot interval (room for a snapshot that comes late); an interval above half of this
- * keeps no journal at all, since its journal could then hold more than 384 MiB, and snapshots
- * scan the table instead. Past its bound (snapshots failing) a journal is dropped: the next
- * snapshot scans.
+ * Most entries the transaction journal may note (16M: 64 MiB of slot numbers). A journal is
+ * bounded by twice the snapshot interval (room for a snapshot that comes late); an interval
+ * above half of this keeps no journal at all, and snapshots scan the table instead. Past its
+ * bound (snapshots failing) a journal is dropped: the next snapshot scans.
  */
 const JOURNAL_ENTRIES_MAX = 1 << 24;
 /** Events one command may add beyond its records: an external account opened per currency. */
@@ -174,24 +174,25 @@ function alignedRecords(batch: TransferBatch): Buffer {
   return copy;
 }
 
-/** Runs snapshot-worker.ts on a copy of the state; resolves with the written temp file; journal blocks and the copy's buffers come back through `onBuffersBack`. */
+/** Runs snapshot-worker.ts on a copy of the state; resolves with the written temp file; the copy's buffers come back through `onBuffersBack`. */
 function writeSnapshotInWorker(
   dir: string,
   parts: AccountParts,
-  newEntries: readonly Uint32Array[],
+  newEntries: NewEntries,
   position: SnapshotPosition,
   chunks: readonly ChunkRef[],
-  onBuffersBack: (entryBuffers: ArrayBuffer[], capture: CaptureBuffers) => void,
+  onBuffersBack: (capture: CaptureBuffers) => void,
 ): Promise<WrittenSnapshot> {
   // Shared arenas (copyAccountParts) go by reference; the copies are moved, not cloned.
-  const transfer = [parts.accountIdLengths, parts.accountIdArena, parts.ownerIdLengths, parts.ownerIdArena, parts.accountRecords, ...newEntries]
+  const entryViews = 'entries' in newEntries ? [newEntries.entries] : [newEntries.words, newEntries.slots];
+  const transfer = [parts.accountIdLengths, parts.accountIdArena, parts.ownerIdLengths, parts.ownerIdArena, parts.accountRecords, ...entryViews]
     .map((view) => view.buffer)
     .filter((buffer): buffer is ArrayBuffer => !(buffer instanceof SharedArrayBuffer));
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./snapshot-worker.js', import.meta.url), { workerData: { dir, parts, newEntries, position, chunks }, transferList: transfer });
-    worker.once('message', (message: ({ ok: true; entryBuffers: ArrayBuffer[]; capture: CaptureBuffers } & WrittenSnapshot) | { ok: false; message: string }) => {
+    worker.once('message', (message: ({ ok: true; capture: CaptureBuffers } & WrittenSnapshot) | { ok: false; message: string }) => {
       if (message.ok) {
-        onBuffersBack(message.entryBuffers, message.capture);
+        onBuffersBack(message.capture);
         resolve({ tempPath: message.tempPath, bytes: message.bytes, chunks: message.chunks });
       }
       else reject(new Error(`snapshot worker: ${message.message}`));
@@ -271,8 +272,6 @@ class PartitionEngine implements Ledger {
   /** Log frames' memory, reused once the writer has written them (fewer full GCs). */
   readonly framePool = new FramePool();
   private readonly takeFrameBuffer = (bytes: number): Buffer => this.framePool.take(bytes);
-  /** Journal blocks back from a snapshot's worker, for the next journal (keepSpareBlocks). */
-  private readonly spareJournalBlocks: Uint32Array[] = [];
   /** The previous capture's copy buffers, back from its worker (copyAccountParts reuses them). */
   private spareCapture: CaptureBuffers | undefined;
   /** The newest snapshot's transaction chunks: the next snapshot writes only entries logged after them. */
@@ -335,17 +334,7 @@ class PartitionEngine implements Ledger {
   /** Journals new entries for the next snapshot, unless the interval is too long for one. */
   private startJournal(): void {
     const entriesMax = 2 * this.snapshotEveryRecords;
-    if (entriesMax <= JOURNAL_ENTRIES_MAX) this.state.txns.startJournal(this.state.headSequence, entriesMax, this.spareJournalBlocks);
-  }
-
-  /**
-   * Keeps journal blocks a snapshot is done with for the next journal, up to what one interval
-   * fills: reused blocks are mapped already, where fresh ones fault their pages in on the
-   * engine thread while it decides.
-   */
-  private keepSpareBlocks(blocks: ArrayBuffer[]): void {
-    const kept = Math.ceil(this.snapshotEveryRecords / JOURNAL_BLOCK_ENTRIES);
-    for (const block of blocks) if (this.spareJournalBlocks.length < kept) this.spareJournalBlocks.push(new Uint32Array(block));
+    if (entriesMax <= JOURNAL_ENTRIES_MAX) this.state.txns.startJournal(this.state.headSequence, entriesMax);
   }
 
   /** The sequence the newest snapshot's chunks run to: the next chunk holds entries after it. */
@@ -751,7 +740,7 @@ class PartitionEngine implements Ledger {
     const { snapshotDir } = dataPaths(this.options.dataDir);
     this.drainPaused = true;
     let parts: AccountParts;
-    let journaled: Uint32Array[] | undefined;
+    let journaled: NewEntries | undefined;
     let scan: TxnEntriesCopy | undefined;
     let position: SnapshotPosition;
     /** Entries logged since the last snapshot's chunks end: what the new chunk holds. */
@@ -767,7 +756,7 @@ class PartitionEngine implements Ledger {
       const journal = txns.takeJournal();
       if (journal !== undefined && journal.afterSequence === after) {
         assert(journal.count === newCount, 'the journal holds every entry logged since the chunks end');
-        journaled = journal.entries();
+        journaled = { words: journal.words, slots: journal.slots(), afterSequence: after, toSequence: this.state.headSequence };
       }
       else scan = txns.beginEntriesCopy(after, this.state.headSequence, newCount);
       this.startJournal();
@@ -784,9 +773,8 @@ class PartitionEngine implements Ledger {
     if (scan !== undefined) {
       while (!scan.step(this.snapshotCopySlotsPerTurn)) await new Promise<void>((resolve) => setImmediate(resolve));
     }
-    const newEntries = journaled ?? [scan!.result()];
-    const written = await writeSnapshotInWorker(snapshotDir, parts, newEntries, position, this.txnChunks, (entryBuffers, capture) => {
-      if (journaled !== undefined) this.keepSpareBlocks(entryBuffers); // a scan's result is no journal block
+    const newEntries = journaled ?? { entries: scan!.result() };
+    const written = await writeSnapshotInWorker(snapshotDir, parts, newEntries, position, this.txnChunks, (capture) => {
       const bytes = capture.accountRecords.byteLength + capture.accountIdLengths.byteLength + capture.ownerIdLengths.byteLength;
       this.spareCapture = bytes <= CAPTURE_SPARE_BYTES_MAX ? capture : undefined;
     });

@@ -6,6 +6,7 @@
  */
 import { join } from 'node:path';
 import { bytesOf, digestOfParts, type AccountParts } from '../core/digest.js';
+import { gatherJournalEntries } from '../core/txn-table.js';
 import { writeChecksummedFile } from './checked-file.js';
 import type { SnapshotMeta } from './snapshot.js';
 import { addChunk, checkChunkList, sumFolds, type ChunkRef } from './txn-chunks.js';
@@ -34,6 +35,16 @@ export function snapshotFileName(sequence: number): string {
 
 export type SnapshotPosition = Readonly<{ chainHash: string; logSegmentFirstSequence: number; logOffset: number; nowMs: number }>;
 
+/**
+ * A snapshot's new transaction entries: copied already (a scan of the table), or named by a
+ * journal: slots of the table's shared slot array, read on the worker.
+ */
+export type NewEntries = Readonly<{ entries: Uint32Array } | { words: Uint32Array; slots: Uint32Array; afterSequence: number; toSequence: number }>;
+
+function entriesOf(source: NewEntries): Uint32Array {
+  return 'entries' in source ? source.entries : gatherJournalEntries(source.words, source.slots, source.afterSequence, source.toSequence);
+}
+
 export type WrittenSnapshot = Readonly<{ tempPath: string; bytes: number; chunks: ChunkRef[] }>;
 
 /**
@@ -42,8 +53,8 @@ export type WrittenSnapshot = Readonly<{ tempPath: string; bytes: number; chunks
  * side to a temporary snapshot file, fsynced. Runs on any thread (the engine hands copies to a
  * worker). Returns the temp path, its size and the snapshot's chunk list.
  */
-export function writeSnapshotFile(dir: string, parts: AccountParts, newEntries: readonly Uint32Array[], position: SnapshotPosition, chunksBefore: readonly ChunkRef[]): WrittenSnapshot {
-  const chunks = addChunk(dir, chunksBefore, parts.headSequence, newEntries);
+export function writeSnapshotFile(dir: string, parts: AccountParts, newEntries: NewEntries, position: SnapshotPosition, chunksBefore: readonly ChunkRef[]): WrittenSnapshot {
+  const chunks = addChunk(dir, chunksBefore, parts.headSequence, [entriesOf(newEntries)]);
   const sections = sectionsOf(parts);
   const meta: SnapshotMeta = {
     version: SNAPSHOT_VERSION,
