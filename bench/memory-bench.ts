@@ -4,7 +4,8 @@
  * RSS (peak and final) and the bytes the state's structures take per account and per id.
  * Durable settings (fsync on) unless --no-fsync. Options: --accounts N, --ids M,
  * --snapshot-every N|off (default: the engine's interval, as `walletd serve` runs, so the peak
- * includes what snapshots hold while they are written: the account side's copy and the journal;
+ * includes what snapshots hold while they are written: the records kept for the capture, the
+ * journal and the worker;
  * `off` measures the state alone). Records are generated batch by batch, so the generator itself
  * holds little memory.
  */
@@ -39,6 +40,8 @@ const ids = count('ids', 0);
 const snapshotEveryText = values['snapshot-every'] ?? '';
 const snapshotEvery = snapshotEveryText === 'off' ? 'off' : snapshotEveryText === '' ? SNAPSHOT_EVERY_RECORDS_DEFAULT : count('snapshot-every', 1);
 let snapshots = 0;
+/** The most account records a snapshot kept at once (changed before their piece was written). */
+let recordsKeptPeak = 0;
 const USD = currencyByCode('USD')!.numeric;
 const INFLIGHT = 8;
 let peakRssBytes = 0;
@@ -87,7 +90,12 @@ async function main(): Promise<void> {
     expectedTransactions: ids,
     logScrubBytesPerSecond: 'off',
     snapshotEveryRecords: snapshotEvery === 'off' ? Number.MAX_SAFE_INTEGER : snapshotEvery,
-    observer: { onSnapshot: () => snapshots++ },
+    observer: {
+      onSnapshot: (info) => {
+        snapshots++;
+        recordsKeptPeak = Math.max(recordsKeptPeak, info.recordsKeptPeak);
+      },
+    },
   });
   try {
     const baseline = process.memoryUsage().rss;
@@ -105,7 +113,7 @@ async function main(): Promise<void> {
     global.gc?.();
     const stats = ledger.stats();
     const usage = process.memoryUsage();
-    console.log(`filled in ${((performance.now() - started) / 1000).toFixed(0)} s: ${stats.accounts.toLocaleString('en-US')} accounts, ${stats.transactions.toLocaleString('en-US')} ids, ${snapshots} snapshots written meanwhile`);
+    console.log(`filled in ${((performance.now() - started) / 1000).toFixed(0)} s: ${stats.accounts.toLocaleString('en-US')} accounts, ${stats.transactions.toLocaleString('en-US')} ids, ${snapshots} snapshots written meanwhile (at most ${recordsKeptPeak.toLocaleString('en-US')} account records kept at once by one, ${mb(recordsKeptPeak * 36)})`);
     console.log(`rss now ${mb(usage.rss)}, peak ${mb(Math.max(peakRssBytes, usage.rss))} (process at start ${mb(baseline)}); JS heap ${mb(usage.heapUsed)}, array buffers ${mb(usage.arrayBuffers)}`);
     const detail = ledger.memoryDetail();
     console.log(`accounts: ${mb(detail.accountBytes)} = ${(detail.accountBytes / stats.accounts).toFixed(1)} bytes per account (id table + record + owners)`);

@@ -15,7 +15,8 @@ import { TxnTable } from '../src/core/txn-table.js';
 import { ChecksummedWriter } from '../src/engine/checked-file.js';
 import { dataPaths, recover } from '../src/engine/recovery.js';
 import { listSnapshots, loadSnapshot, snapshotFileName, type SnapshotMeta } from '../src/engine/snapshot.js';
-import { addChunk, readChunk, type ChunkRef } from '../src/engine/txn-chunks.js';
+import { SNAPSHOT_VERSION } from '../src/engine/snapshot-write.js';
+import { addChunk, entryPiecesOf, readChunk, type ChunkRef } from '../src/engine/txn-chunks.js';
 import type { Ledger } from '../src/engine/types.js';
 import { Prng } from '../src/stdx/prng.js';
 import { deposit, inTempDir, submit, transfer, withLedger, withTempLedger } from './support/ledger.js';
@@ -53,7 +54,7 @@ test('each snapshot writes a chunk of only the entries logged since the previous
         await ledger.snapshot();
         const meta = newestMeta(dir.path);
         const chunks = meta.txnChunks!;
-        assert.equal(meta.version, 2);
+        assert.equal(meta.version, SNAPSHOT_VERSION);
         assert.equal(meta.txnCount, entriesBefore + count);
         assert.deepEqual(
           meta.sections.map((section) => section.name),
@@ -163,7 +164,7 @@ test('addChunk merges like a binary counter up to a size; merged chunks hold the
         entries.set([prng.nextU32(), prng.nextU32(), prng.nextU32(), prng.nextU32(), sequence, 0], i * 6);
         all.push([...entries.subarray(i * 6, i * 6 + 6)]);
       }
-      chunks = addChunk(dir.path, chunks, sequence, [entries]);
+      chunks = addChunk(dir.path, chunks, sequence, entryPiecesOf([entries]));
       shapes.push(chunks.map((chunk) => chunk.count));
     }
     assert.deepEqual(shapes, [[8], [16], [16, 8], [32], [32, 3], [32, 3, 1], [32, 3, 2], [32, 25]]);
@@ -185,7 +186,7 @@ test('addChunk merges like a binary counter up to a size; merged chunks hold the
       for (const count of [8, 8, 8, 8, 4, 4]) {
         const entries = new Uint32Array(count * 6);
         for (let i = 0; i < count; i++) entries.set([prng.nextU32(), prng.nextU32(), prng.nextU32(), 0, ++at, 0], i * 6);
-        list = addChunk(capped.path, list, at, [entries.subarray(0, 12), entries.subarray(12)], 16);
+        list = addChunk(capped.path, list, at, entryPiecesOf([entries.subarray(0, 12), entries.subarray(12)]), 16);
         counts.push(list.map((chunk) => chunk.count));
       }
       assert.deepEqual(counts, [[8], [16], [16, 8], [16, 16], [16, 16, 4], [16, 16, 8]]);
@@ -226,6 +227,25 @@ test('a version 1 snapshot (every entry in the file) still loads, and the next s
   });
 });
 
+test('a version 2 snapshot (the meta before the sections) still loads; one claiming version 3 in that layout is refused', async () => {
+  await inTempDir(async (dir) => {
+    let digest = '';
+    await withLedger(dir.path, async (ledger) => {
+      await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
+      await deposits(ledger, 'old', 40);
+      digest = ledger.digest();
+    });
+    const newest = listSnapshots(dataPaths(dir.path).snapshotDir)[0]!;
+    const { sections, meta } = fileParts(readFileSync(newest.path));
+    writeMetaFirstSnapshot(newest.path, { ...meta, version: 2 }, [sections]);
+    const loaded = loadSnapshot(newest.path);
+    assert.equal(loaded.meta.version, 2);
+    assert.equal(stateDigest(loaded.state), digest);
+    writeMetaFirstSnapshot(newest.path, meta, [sections]);
+    assert.throws(() => loadSnapshot(newest.path), /version 3 in the layout of versions 1 and 2/);
+  });
+});
+
 test('a snapshot of an unknown version, or with a malformed meta, is refused by name and recovery falls back', async () => {
   await inTempDir(async (dir) => {
     let digest = '';
@@ -238,9 +258,10 @@ test('a snapshot of an unknown version, or with a malformed meta, is refused by 
     const newest = listSnapshots(snapshotDir)[0]!;
     const original = readFileSync(newest.path);
     const edits: Array<[string, (meta: Record<string, unknown>) => void, RegExp]> = [
-      ['a newer version', (meta) => (meta.version = 3), /version 3 is not one this walletd reads \(1 or 2\)/],
-      ['a newer version with a new field', (meta) => ((meta.version = 3), (meta.shards = 4)), /version 3 is not one this walletd reads/],
-      ['a version as text', (meta) => (meta.version = '2'), /version "2" is not one this walletd reads/],
+      ['a newer version', (meta) => (meta.version = 4), /version 4 is not one this walletd reads \(1 or 2 or 3\)/],
+      ['a newer version with a new field', (meta) => ((meta.version = 4), (meta.shards = 4)), /version 4 is not one this walletd reads/],
+      ['a version as text', (meta) => (meta.version = '3'), /version "3" is not one this walletd reads/],
+      ['an older version in the layout of version 3', (meta) => (meta.version = 2), /version 2 in the layout of version 3/],
       ['a chunk name outside the directory', (meta) => ((meta.txnChunks as Array<Record<string, unknown>>)[0]!.name = '../escape.wtxn'), /meta \/txnChunks\/0\/name must match pattern/],
       ['a fractional count', (meta) => (meta.txnCount = 1.5), /meta \/txnCount must be integer/],
       ['an unknown field', (meta) => (meta.pruned = true), /must NOT have additional properties/],
@@ -251,7 +272,7 @@ test('a snapshot of an unknown version, or with a malformed meta, is refused by 
       const warnings: string[] = [];
       const recovered = recover(dir.path, { warn: (warning) => warnings.push(warning) });
       assert.match(warnings.join('\n'), message, what);
-      assert.notEqual(recovered.snapshot?.sequence, JSON.parse(original.subarray(12, 12 + original.readUInt32LE(8)).toString()).sequence, what);
+      assert.notEqual(recovered.snapshot?.sequence, fileParts(original).meta.sequence, what);
       assert.equal(stateDigest(recovered.state), digest, what);
     }
   });
@@ -346,30 +367,40 @@ function flipByte(path: string, offset: number): void {
   writeFileSync(path, bytes);
 }
 
-/** The version 1 layout: magic, meta length, meta, the sections with txn_entries last, CRC-32. */
-function writeVersion1Snapshot(path: string, meta: SnapshotMeta, entries: Uint32Array, from: string): void {
-  const bytes = readFileSync(from);
-  const metaLength = bytes.readUInt32LE(8);
-  const sections = bytes.subarray(12 + metaLength, bytes.length - 4);
-  const { txnChunks: _dropped, ...rest } = meta;
-  const v1: SnapshotMeta = { ...rest, version: 1, sections: [...meta.sections, { name: 'txn_entries', bytes: entries.byteLength }] };
-  const metaBytes = Buffer.from(JSON.stringify(v1), 'utf8');
+/** A version 3 file's parts: the sections' bytes and the meta (found from the end). */
+function fileParts(bytes: Buffer): { sections: Buffer; meta: Record<string, unknown> } {
+  assert.equal(bytes.subarray(0, 8).toString('latin1'), 'WSNAP003');
+  const lengthAt = bytes.length - 8;
+  const metaLength = bytes.readUInt32LE(lengthAt);
+  return { sections: bytes.subarray(8, lengthAt - metaLength), meta: JSON.parse(bytes.subarray(lengthAt - metaLength, lengthAt).toString('utf8')) as Record<string, unknown> };
+}
+
+/** The layout of versions 1 and 2: magic "WSNAP001", meta length, meta, the sections, CRC-32. */
+function writeMetaFirstSnapshot(path: string, meta: unknown, sections: Uint8Array[]): void {
+  const metaBytes = Buffer.from(JSON.stringify(meta), 'utf8');
   const length = Buffer.alloc(4);
   length.writeUInt32LE(metaBytes.length, 0);
   const writer = new ChecksummedWriter(path);
-  for (const part of [Buffer.from('WSNAP001', 'latin1'), length, metaBytes, sections, bytesOf(entries)]) writer.write(part);
+  for (const part of [Buffer.from('WSNAP001', 'latin1'), length, metaBytes, ...sections]) writer.write(part);
   writer.finish();
+}
+
+/** Version 1: every entry in a txn_entries section after the others, no chunks. */
+function writeVersion1Snapshot(path: string, meta: SnapshotMeta, entries: Uint32Array, from: string): void {
+  const { sections } = fileParts(readFileSync(from));
+  const { txnChunks: _dropped, ...rest } = meta;
+  const v1: SnapshotMeta = { ...rest, version: 1, sections: [...meta.sections, { name: 'txn_entries', bytes: entries.byteLength }] };
+  writeMetaFirstSnapshot(path, v1, [sections, bytesOf(entries)]);
 }
 
 /** Rewrites a snapshot's meta (from its original bytes) through `edit`, with a valid CRC-32: only the meta is wrong. */
 function rewriteSnapshotMeta(path: string, original: Buffer, edit: (meta: Record<string, unknown>) => void): void {
-  const metaLength = original.readUInt32LE(8);
-  const meta = JSON.parse(original.subarray(12, 12 + metaLength).toString('utf8')) as Record<string, unknown>;
+  const { sections, meta } = fileParts(original);
   edit(meta);
   const metaBytes = Buffer.from(JSON.stringify(meta), 'utf8');
   const length = Buffer.alloc(4);
   length.writeUInt32LE(metaBytes.length, 0);
   const writer = new ChecksummedWriter(path);
-  for (const part of [original.subarray(0, 8), length, metaBytes, original.subarray(12 + metaLength, original.length - 4)]) writer.write(part);
+  for (const part of [original.subarray(0, 8), sections, metaBytes, length]) writer.write(part);
   writer.finish();
 }

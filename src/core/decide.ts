@@ -463,6 +463,8 @@ function decideAndRecord(
 
 /** The live evolve of a success: the same change as LedgerState.applyTransferSucceeded, on words. */
 function applySucceeded(state: LedgerState, sequence: number, fromIndex: number, toIndex: number, after: BalancesAfter): void {
+  state.beforeRecordChange(fromIndex);
+  state.beforeRecordChange(toIndex);
   const ints = state.ints;
   const from = fromIndex * ACCOUNT_WORDS;
   const to = toIndex * ACCOUNT_WORDS;

@@ -5,16 +5,16 @@
  * whether the state came from a snapshot plus a tail or a full replay, so the same log gives
  * the same digest on any (little-endian) machine.
  *
- * It is computed from the state's raw parts, so a copy of them (a snapshot being written off
- * the engine's thread) digests exactly like the live state.
+ * It is computed from the state's raw parts, streaming, so the parts a snapshot's worker gets
+ * (shared ids, the records a piece at a time) digest exactly like the live state.
  */
 import { createHash } from 'node:crypto';
 import { assert } from '../stdx/assert.js';
-import { LedgerState } from './ledger-state.js';
+import { ACCOUNT_WORDS, LedgerState } from './ledger-state.js';
 import { foldTxnWords } from './txn-table.js';
 
-/** Everything in the state but the transaction entries, with the counts and sizes. */
-export type AccountParts = Readonly<{
+/** The account side but its records, with the counts and sizes: what a snapshot shares with its worker. */
+export type AccountIdParts = Readonly<{
   headSequence: number;
   accountCount: number;
   txnCount: number;
@@ -22,10 +22,12 @@ export type AccountParts = Readonly<{
   accountIdArena: Int32Array;
   ownerIdLengths: Uint8Array;
   ownerIdArena: Int32Array;
-  accountRecords: Int32Array;
   /** The live table's capacity in slots, so a restored table has the same size. */
   txnSlots: number;
 }>;
+
+/** Everything in the state but the transaction entries. */
+export type AccountParts = AccountIdParts & Readonly<{ accountRecords: Int32Array }>;
 
 /** The bytes under a typed array view (no copy). */
 export function bytesOf(view: ArrayBufferView): Uint8Array {
@@ -50,82 +52,60 @@ function accountPartsOf(state: LedgerState): AccountParts {
 }
 
 /**
- * The account side of the state as of now, safe to hand to another thread while the engine
- * goes on: what a snapshot pauses the engine for. The records (balances change) and id lengths
- * are copied. The id arenas are not: they live in SharedArrayBuffers and only grow, an id's
- * words never change once written, and growth copies into a new buffer and leaves the old one
- * as it was, so a view of the first `arenaWords` stays exactly this moment's arena. That saves
- * the copy of every id's bytes (about 26 bytes an account with 12-character ids and owners).
- * The transaction entries go separately: the new ones only (TxnTable.takeJournal or
- * beginEntriesCopy).
+ * The ids and owners as of now, safe to hand to another thread while the engine goes on, with
+ * no copy: the id lengths and arenas live in SharedArrayBuffers and are only appended to, an
+ * id's bytes never change once written, and growth copies into a new buffer and leaves the old
+ * one as it was, so views of their first entries stay exactly this moment's. The records change
+ * in place: a snapshot takes them through a RecordsCapture. The transaction entries go
+ * separately: the new ones only (TxnTable.takeJournal or beginEntriesCopy).
  */
-export function copyAccountParts(state: LedgerState, reuse: CaptureReuse = {}): AccountParts {
-  const parts = accountPartsOf(state);
-  const { spare, headroom = false } = reuse;
-  return {
-    ...parts,
-    accountIdLengths: copyInto(parts.accountIdLengths, spare?.accountIdLengths, headroom, (buffer, length) => new Uint8Array(buffer, 0, length)),
-    accountIdArena: frozenPrefix(parts.accountIdArena),
-    ownerIdLengths: copyInto(parts.ownerIdLengths, spare?.ownerIdLengths, headroom, (buffer, length) => new Uint8Array(buffer, 0, length)),
-    ownerIdArena: frozenPrefix(parts.ownerIdArena),
-    accountRecords: copyInto(parts.accountRecords, spare?.accountRecords, headroom, (buffer, length) => new Int32Array(buffer, 0, length)),
-  };
+export function captureAccountIdParts(state: LedgerState): AccountIdParts {
+  const { accountRecords: _live, ...parts } = accountPartsOf(state);
+  for (const view of [parts.accountIdLengths, parts.accountIdArena, parts.ownerIdLengths, parts.ownerIdArena]) {
+    assert(view.buffer instanceof SharedArrayBuffer, 'id lengths and arenas live in shared memory');
+  }
+  return parts;
 }
 
 /**
- * `spare`: a previous capture's buffers, copied into when large enough. `headroom`: a fresh copy
- * takes the live arrays' capacity, so the next capture fits in it while accounts are opened
- * (an exact-size copy is too small after one opening); only worth it when the copy is kept.
+ * The state digest computed as it streams: the header and ids first, then the account records
+ * in index order, given whole or piece by piece (a snapshot's worker gets them a piece at a
+ * time), then the transaction fold.
  */
-export type CaptureReuse = Readonly<{ spare?: CaptureBuffers | undefined; headroom?: boolean }>;
+export class StateDigester {
+  private readonly hash = createHash('sha256');
+  private recordBytes = 0;
 
-/** Bytes of the live arrays a capture with headroom allocates (their capacity). */
-export function captureCapacityBytes(state: LedgerState): number {
-  const parts = accountPartsOf(state);
-  return parts.accountIdLengths.buffer.byteLength + parts.ownerIdLengths.buffer.byteLength + parts.accountRecords.buffer.byteLength;
-}
+  constructor(private readonly parts: AccountIdParts) {
+    const header = Buffer.alloc(32);
+    header.write('walletd-state-v1', 0, 'latin1');
+    header.writeBigUInt64LE(BigInt(parts.headSequence), 16);
+    header.writeUInt32LE(parts.accountCount, 24);
+    header.writeUInt32LE(parts.txnCount, 28);
+    this.hash.update(header);
+    this.hash.update(parts.accountIdLengths).update(parts.ownerIdLengths);
+    this.hash.update(bytesOf(parts.accountIdArena)).update(bytesOf(parts.ownerIdArena));
+  }
 
-/**
- * Buffers a previous capture was copied into, handed back once its snapshot is written: memory
- * already mapped. A fresh copy of tens of MB pays a page fault per 4 KiB page on the engine
- * thread, inside the capture pause.
- */
-export type CaptureBuffers = Readonly<{ accountIdLengths: ArrayBuffer; ownerIdLengths: ArrayBuffer; accountRecords: ArrayBuffer }>;
+  addRecords(bytes: Uint8Array): void {
+    this.recordBytes += bytes.length;
+    assert(this.recordBytes <= this.parts.accountCount * ACCOUNT_WORDS * 4, 'more account records than accounts');
+    this.hash.update(bytes);
+  }
 
-/** The buffers a capture's copies live in, to hand back as CaptureBuffers. */
-export function captureBuffersOf(parts: AccountParts): CaptureBuffers {
-  return { accountIdLengths: parts.accountIdLengths.buffer as ArrayBuffer, ownerIdLengths: parts.ownerIdLengths.buffer as ArrayBuffer, accountRecords: parts.accountRecords.buffer as ArrayBuffer };
-}
-
-/** A copy of `source` at the start of `spare` when it is large enough, else in a new buffer (as large as the live array's, with `headroom`). */
-function copyInto<T extends Uint8Array | Int32Array>(source: T, spare: ArrayBuffer | undefined, headroom: boolean, view: (buffer: ArrayBuffer, length: number) => T): T {
-  const fits = spare !== undefined && spare.byteLength >= source.byteLength;
-  const buffer = fits ? spare : new ArrayBuffer(headroom ? source.buffer.byteLength : source.byteLength);
-  const copy = view(buffer, source.length);
-  copy.set(source);
-  return copy;
-}
-
-/** An append-only arena's view as it is (IdTable keeps its arena in shared memory). */
-function frozenPrefix(arena: Int32Array): Int32Array {
-  assert(arena.buffer instanceof SharedArrayBuffer, 'an id arena lives in shared memory');
-  return arena;
+  /** `txnFold`: foldTxnWords of every remembered entry (a snapshot sums its chunks' folds). */
+  finish(txnFold: Uint32Array): string {
+    assert(this.recordBytes === this.parts.accountCount * ACCOUNT_WORDS * 4, 'account records missing from the digest');
+    this.hash.update(bytesOf(txnFold));
+    return this.hash.digest('hex');
+  }
 }
 
 /** `txnFold`: foldTxnWords of every remembered entry (a snapshot sums its chunks' folds). */
 export function digestOfParts(parts: AccountParts, txnFold: Uint32Array): string {
-  const hash = createHash('sha256');
-  const header = Buffer.alloc(32);
-  header.write('walletd-state-v1', 0, 'latin1');
-  header.writeBigUInt64LE(BigInt(parts.headSequence), 16);
-  header.writeUInt32LE(parts.accountCount, 24);
-  header.writeUInt32LE(parts.txnCount, 28);
-  hash.update(header);
-  hash.update(parts.accountIdLengths).update(parts.ownerIdLengths);
-  hash.update(bytesOf(parts.accountIdArena)).update(bytesOf(parts.ownerIdArena));
-  hash.update(bytesOf(parts.accountRecords));
-  hash.update(bytesOf(txnFold));
-  return hash.digest('hex');
+  const digester = new StateDigester(parts);
+  digester.addRecords(bytesOf(parts.accountRecords));
+  return digester.finish(txnFold);
 }
 
 /** The live state's digest: its account side and the fold of its transaction table's slots (a compact copy while it grows). */

@@ -19,6 +19,7 @@
 import { assert } from '../stdx/assert.js';
 import { grownCapacity } from '../stdx/capacity.js';
 import { hash32Words } from '../stdx/hash.js';
+import { sharedInt32, sharedUint8 } from '../stdx/shared-memory.js';
 import { ID_BYTES_MAX } from './ids.js';
 
 const SLOT_INTS = 4;
@@ -36,10 +37,6 @@ export const ID_TABLE_ENTRIES_MAX = 1 << 30;
 
 /** What a reader on another thread needs: the slots (`slotsTotal` of them) and the arena. */
 export type IdTableBuffers = Readonly<{ slots: Int32Array; slotsTotal: number; arena: Int32Array }>;
-
-function sharedInt32(length: number): Int32Array {
-  return new Int32Array(new SharedArrayBuffer(length * 4));
-}
 
 /** Index of the id held as zero-padded words at `wordOffset` in the given table buffers, or -1. */
 function findIn(slots: Int32Array, slotsTotal: number, arena: Int32Array, words: Int32Array, wordOffset: number, length: number, hash: number): number {
@@ -99,7 +96,8 @@ export class IdTable {
   private arena = sharedInt32(ARENA_WORDS_INITIAL);
   private arenaWords = 0;
   private wordOffsets = new Uint32Array(SLOTS_INITIAL / 2);
-  private lengths = new Uint8Array(SLOTS_INITIAL / 2);
+  /** Shared too, and only appended to: a snapshot's worker reads a prefix of it while ids are added. */
+  private lengths = sharedUint8(SLOTS_INITIAL / 2);
   /** A zeroed 64-byte scratch for ids given as strings or unpadded bytes. */
   private readonly scratchWords = new Int32Array(ID_WORDS_MAX);
   private readonly scratchBytes = new Uint8Array(this.scratchWords.buffer);
@@ -245,7 +243,7 @@ export class IdTable {
     const wordOffsets = new Uint32Array(capacity);
     wordOffsets.set(this.wordOffsets);
     this.wordOffsets = wordOffsets;
-    const lengths = new Uint8Array(capacity);
+    const lengths = sharedUint8(capacity);
     lengths.set(this.lengths);
     this.lengths = lengths;
   }

@@ -21,6 +21,7 @@
 import { assert } from '../stdx/assert.js';
 import { grownCapacity } from '../stdx/capacity.js';
 import { IdTable } from './id-table.js';
+import type { RecordsCapture } from './records-capture.js';
 import { BALANCE_MAX, BALANCE_MIN } from './money.js';
 import { TXN_TABLE_ENTRIES_MAX, TxnTable } from './txn-table.js';
 
@@ -54,6 +55,8 @@ export class LedgerState {
   private externalCount = 0;
   /** Sequence of the last applied event. */
   headSequence = 0;
+  /** A snapshot's capture of the records, while one is handed out (beforeRecordChange keeps it whole). */
+  recordsCapture: RecordsCapture | undefined = undefined;
   /**
    * Limits for new decisions (not for replay: a log written under a larger limit still
    * replays). At the limit, a new transaction id or customer account is refused as
@@ -152,6 +155,8 @@ export class LedgerState {
     assert(sequence === this.headSequence + 1, 'events must be applied in sequence order');
     assert(fromIndex !== toIndex, 'transfer within one account');
     assert(fromAfter >= BALANCE_MIN && toAfter <= BALANCE_MAX, 'balance out of range');
+    this.beforeRecordChange(fromIndex);
+    this.beforeRecordChange(toIndex);
     this.bigs[fromIndex * (ACCOUNT_WORDS / 2)] = fromAfter;
     this.bigs[toIndex * (ACCOUNT_WORDS / 2)] = toAfter;
     this.floats[fromIndex * (ACCOUNT_WORDS / 2) + 2] = sequence;
@@ -163,6 +168,11 @@ export class LedgerState {
   applyTransferRejected(sequence: number): void {
     assert(sequence === this.headSequence + 1, 'events must be applied in sequence order');
     this.headSequence = sequence;
+  }
+
+  /** Call before an existing account's record changes: a capture in progress keeps its old bytes. */
+  beforeRecordChange(index: number): void {
+    if (this.recordsCapture !== undefined) this.recordsCapture.beforeChange(this, index);
   }
 
   /** The per-account records of the first `accountCount` accounts (snapshots, digest). */

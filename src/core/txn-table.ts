@@ -33,8 +33,13 @@
  * Incrementally, the longest single insert was 2–10 ms (none at a growth: scheduler and JIT
  * noise) and the slowest 131,072-insert window 142–170 ms (preparing and copying the 805 MB
  * array); the 12M inserts took 6.0–6.7 s in all, against 5.9–7.4 s.
+ *
+ * Slot arrays live in shared memory so that a snapshot's worker can read the entries a journal
+ * names (gatherJournalEntries) while the engine goes on inserting: an occupied slot never
+ * changes, and inserts only fill empty ones.
  */
 import { assert } from '../stdx/assert.js';
+import { sharedUint32 } from '../stdx/shared-memory.js';
 
 const WORDS_PER_SLOT = 6;
 /** Words of one entry wherever entries leave the table (snapshot copies, journal, chunk files). */
@@ -65,15 +70,6 @@ const TXN_TABLE_SLOTS_MAX = 2 ** 29;
  */
 export const TXN_TABLE_ENTRIES_MAX = Math.floor((TXN_TABLE_SLOTS_MAX * LOAD_PREPARE_PERCENT) / 100);
 const NO_WORDS = new Uint32Array(0);
-
-/**
- * Slot arrays live in shared memory so that a snapshot's worker can read the entries a journal
- * names (gatherJournalEntries) while the engine goes on inserting: an occupied slot never
- * changes, and inserts only fill empty ones.
- */
-function sharedWords(length: number): Uint32Array {
-  return new Uint32Array(new SharedArrayBuffer(length * 4));
-}
 
 export class TxnTable {
   count = 0;
@@ -108,7 +104,7 @@ export class TxnTable {
     let slots = SLOTS_INITIAL;
     while (expectedEntries * 100 > slots * LOAD_MAX_PERCENT) slots *= 2;
     this.slotsTotal = slots;
-    this.words = sharedWords(slots * WORDS_PER_SLOT);
+    this.words = sharedUint32(slots * WORDS_PER_SLOT);
     this.workAbove = prepareAbove(slots);
   }
 
@@ -246,8 +242,8 @@ export class TxnTable {
    * journal costs 4 bytes an entry. It is dropped past `entriesMax` entries, and by a growth
    * (entries then move to other slots): takeJournal then answers undefined.
    */
-  startJournal(afterSequence: number, entriesMax: number): void {
-    this.journal = new TxnJournal(afterSequence, entriesMax, this.words);
+  startJournal(afterSequence: number, entriesMax: number, blockSlots = JOURNAL_BLOCK_SLOTS): void {
+    this.journal = new TxnJournal(afterSequence, entriesMax, this.words, blockSlots);
   }
 
   /** The journal started last (and not dropped), which stops; undefined when there is none. */
@@ -289,7 +285,7 @@ export class TxnTable {
     assert(count * 100 <= slotsTotal * LOAD_MAX_PERCENT, 'txn table too small for its entries');
     const table = new TxnTable();
     table.slotsTotal = slotsTotal;
-    table.words = sharedWords(slotsTotal * WORDS_PER_SLOT);
+    table.words = sharedUint32(slotsTotal * WORDS_PER_SLOT);
     table.count = count;
     table.workAbove = prepareAbove(slotsTotal);
     for (const part of parts) {
@@ -371,7 +367,7 @@ export class TxnTable {
 
   /** Between 60% and 70% load: allocates the next array, then touches its next 512 bytes. */
   private prepareSome(): void {
-    if (this.next.length === 0) this.next = sharedWords(this.slotsTotal * 2 * WORDS_PER_SLOT);
+    if (this.next.length === 0) this.next = sharedUint32(this.slotsTotal * 2 * WORDS_PER_SLOT);
     // Writing (not reading) makes the kernel map a page now rather than on a later insert.
     if (this.nextTouched < this.next.length) this.next[this.nextTouched] = 0;
     this.nextTouched += PREPARE_WORDS_PER_INSERT;
@@ -392,7 +388,7 @@ export class TxnTable {
     this.oldClear = 0;
     this.slotsTotal *= 2;
     // Prepared from 60% load, unless the table started (presized or restored) above it.
-    this.words = this.next.length === this.slotsTotal * WORDS_PER_SLOT ? this.next : sharedWords(this.slotsTotal * WORDS_PER_SLOT);
+    this.words = this.next.length === this.slotsTotal * WORDS_PER_SLOT ? this.next : sharedUint32(this.slotsTotal * WORDS_PER_SLOT);
     this.next = NO_WORDS;
     this.nextTouched = 0;
     this.workAbove = -1;
@@ -423,56 +419,69 @@ export class TxnTable {
   }
 }
 
-/** Slots a journal has room for when it starts: it doubles from there, up to its bound. */
-const JOURNAL_SLOTS_INITIAL = 1 << 16;
+/**
+ * Slots per journal block (32 MiB): the journal grows a block at a time, copying nothing. Blocks
+ * this large are their own mappings (glibc maps anything from 32 MiB separately), so a journal's
+ * memory goes back to the system once its snapshot is written, and its pages count only as they
+ * are written (20 MB for the default interval of 5M). Smaller blocks freed stay in malloc's heap:
+ * with 1.5 MiB blocks of whole entries, bench:memory's peak RSS once went from 1,861 to 2,340 MB.
+ */
+export const JOURNAL_BLOCK_SLOTS = 1 << 23;
 
 /**
  * The slots of the entries inserted into a TxnTable after `afterSequence`, in insertion order,
  * all in `words` (the table's slot array while the journal runs: a growth drops the journal).
  */
 export class TxnJournal {
-  private slotList = new Uint32Array(JOURNAL_SLOTS_INITIAL);
+  private readonly full: Uint32Array[] = [];
+  private block: Uint32Array;
+  private used = 0;
   count = 0;
 
   constructor(
     readonly afterSequence: number,
     private readonly entriesMax: number,
     readonly words: Uint32Array,
-  ) {}
+    private readonly blockSlots = JOURNAL_BLOCK_SLOTS,
+  ) {
+    this.block = new Uint32Array(blockSlots);
+  }
 
   /** Notes `slot`; false when that would pass entriesMax (nothing kept then). */
   append(slot: number): boolean {
     if (this.count >= this.entriesMax) return false;
-    if (this.count === this.slotList.length) {
-      const grown = new Uint32Array(Math.min(this.slotList.length * 2, this.entriesMax));
-      grown.set(this.slotList);
-      this.slotList = grown;
+    if (this.used === this.block.length) {
+      this.full.push(this.block);
+      this.block = new Uint32Array(this.blockSlots);
+      this.used = 0;
     }
-    this.slotList[this.count++] = slot;
+    this.block[this.used++] = slot;
+    this.count++;
     return true;
   }
 
-  /** The slots noted, oldest first (a view, no copy). */
-  slots(): Uint32Array {
-    return this.slotList.subarray(0, this.count);
+  /** The slots noted, oldest first, as views of the blocks (no copy). */
+  slots(): Uint32Array[] {
+    return [...this.full, this.block.subarray(0, this.used)];
   }
 }
 
 /**
- * The entries at `slots` of `words` (compactEntries() layout, in the order given), each checked
- * to be logged in (afterSequence, toSequence]: what a journal names. Runs on a snapshot's worker
- * while the engine inserts into `words`; the slots named hold entries that no longer change.
+ * Copies the entries at `slots` of `words` into `into` (compactEntries() layout, in the order
+ * given), checking each was logged in (afterSequence, toSequence]: what a journal names. Runs
+ * on a snapshot's worker while the engine inserts into `words`; the slots named hold entries
+ * that no longer change. Returns the entries written (a view of `into`).
  */
-export function gatherJournalEntries(words: Uint32Array, slots: Uint32Array, afterSequence: number, toSequence: number): Uint32Array {
-  const entries = new Uint32Array(slots.length * WORDS_PER_SLOT);
+export function gatherJournalEntries(words: Uint32Array, slots: Uint32Array, afterSequence: number, toSequence: number, into = new Uint32Array(slots.length * WORDS_PER_SLOT)): Uint32Array {
+  assert(into.length >= slots.length * WORDS_PER_SLOT, 'gathered entries do not fit');
   for (let i = 0; i < slots.length; i++) {
     const base = slots[i]! * WORDS_PER_SLOT;
     const at = i * WORDS_PER_SLOT;
-    for (let word = 0; word < WORDS_PER_SLOT; word++) entries[at + word] = words[base + word]!;
-    const sequence = (entries[at + 5]! & 0xffff) * 2 ** 32 + entries[at + 4]!;
+    for (let word = 0; word < WORDS_PER_SLOT; word++) into[at + word] = words[base + word]!;
+    const sequence = (into[at + 5]! & 0xffff) * 2 ** 32 + into[at + 4]!;
     assert(sequence > afterSequence && sequence <= toSequence, 'a journal slot holds an entry outside its range');
   }
-  return entries;
+  return into.subarray(0, slots.length * WORDS_PER_SLOT);
 }
 
 /**

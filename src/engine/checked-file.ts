@@ -87,7 +87,7 @@ export function writeChecksummedFile(path: string, fill: (writer: ChecksummedWri
 
 export class ChecksummedReader {
   private readonly fd: number;
-  private readonly size: number;
+  readonly size: number;
   private at = 0;
   private crc = 0;
 
@@ -110,6 +110,20 @@ export class ChecksummedReader {
     }
     this.crc = crcUpdate(target, this.crc);
     this.at += target.length;
+  }
+
+  /**
+   * Reads `target.length` bytes at `offset` (before the CRC-32 trailer) without moving on or
+   * counting them: to find what tells how to read the rest (a meta at the end), which must then
+   * be read again in order so that the CRC covers it.
+   */
+  readAt(target: Uint8Array, offset: number): void {
+    if (offset < 0 || offset + target.length > this.size - 4) throw new Error(`${this.path} is truncated`);
+    for (let got = 0; got < target.length; ) {
+      const n = readSync(this.fd, target, got, target.length - got, offset + got);
+      if (n === 0) throw new Error(`${this.path} is truncated`);
+      got += n;
+    }
   }
 
   /** Checks that everything was read and matches the trailer. */

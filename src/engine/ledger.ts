@@ -9,7 +9,8 @@
  */
 import { assert } from '../stdx/assert.js';
 import { currencyByCode, currencyByNumeric, type Currency } from '../core/currency.js';
-import { captureCapacityBytes, copyAccountParts, stateDigest, type AccountParts, type CaptureBuffers } from '../core/digest.js';
+import { captureAccountIdParts, stateDigest, type AccountIdParts } from '../core/digest.js';
+import { CAPTURE_PIECE_ACCOUNTS, RecordsCapture } from '../core/records-capture.js';
 import { codeOfWire, WalletError, Wire } from '../core/errors.js';
 import { EventBuffer } from '../core/event-buffer.js';
 import { ACCOUNT_OPENED_FIXED_BYTES, encodeAccountOpened, NO_INDEX, type TransferRecordedEvent } from '../core/events.js';
@@ -26,6 +27,7 @@ import { LogWriter } from '../log/writer.js';
 import { dataPaths, ensureDataDirs, recover } from './recovery.js';
 import { commitSnapshotFile, type SnapshotMeta, type SnapshotPosition, type WrittenSnapshot } from './snapshot.js';
 import type { NewEntries } from './snapshot-write.js';
+import type { FromSnapshotWorker, SnapshotJob, ToSnapshotWorker } from './snapshot-worker.js';
 import type { ChunkRef } from './txn-chunks.js';
 import { Worker } from 'node:worker_threads';
 import { lockDataDir } from './lock.js';
@@ -50,13 +52,8 @@ import type {
 } from './types.js';
 
 export const QUEUE_RECORDS_MAX_DEFAULT = 1 << 20;
-/**
- * Largest capture copy kept for the next capture (about 1.9M accounts at 34 bytes each). Kept,
- * it saves the copy's page faults in the capture pause (x1.06 end to end at 1M accounts,
- * measured); at 10M accounts it would hold 340 MB at rest for a pause that matters less there
- * (bench:memory: peak 2,479 -> 2,649 MB, at rest 2,138 -> 2,416 MB with no bound).
- */
-const CAPTURE_SPARE_BYTES_MAX = 64 * 1024 * 1024;
+/** Buffers of records in flight between the engine and a snapshot's worker (1 MiB each). */
+const CAPTURE_BUFFERS = 4;
 /** Decided-but-not-durable log bytes at which deciding waits (a few of the largest frames). */
 export const LOG_BACKLOG_BYTES_MAX_DEFAULT = 256 * 1024 * 1024;
 export const SNAPSHOT_EVERY_RECORDS_DEFAULT = 5_000_000;
@@ -101,6 +98,7 @@ function checkOptions(options: LedgerOptions): void {
   const counts = {
     snapshotEveryRecords: { value: options.snapshotEveryRecords, min: 1 },
     snapshotCopySlotsPerTurn: { value: options.snapshotCopySlotsPerTurn, min: 1 },
+    snapshotPieceAccounts: { value: options.snapshotPieceAccounts, min: 1, max: CAPTURE_PIECE_ACCOUNTS },
     queueRecordsMax: { value: options.queueRecordsMax, min: 1 },
     logBacklogBytesMax: { value: options.logBacklogBytesMax, min: 1 },
     segmentBytesMax: { value: options.segmentBytesMax, min: 1 },
@@ -174,34 +172,60 @@ function alignedRecords(batch: TransferBatch): Buffer {
   return copy;
 }
 
-/** Runs snapshot-worker.ts on a copy of the state; resolves with the written temp file; the copy's buffers come back through `onBuffersBack`. */
+/**
+ * Runs snapshot-worker.ts: shares the ids, hands it the captured records a piece at a time (the
+ * next piece is copied as a buffer comes back, between drains), then the new entries once
+ * `newEntries` settles. Resolves with the written temporary file.
+ */
 function writeSnapshotInWorker(
   dir: string,
-  parts: AccountParts,
-  newEntries: NewEntries,
+  parts: AccountIdParts,
   position: SnapshotPosition,
+  capture: RecordsCapture,
+  state: LedgerState,
+  newEntries: Promise<NewEntries>,
   chunks: readonly ChunkRef[],
-  onBuffersBack: (capture: CaptureBuffers) => void,
 ): Promise<WrittenSnapshot> {
-  // Shared arenas (copyAccountParts) go by reference; the copies are moved, not cloned.
-  const entryViews = 'entries' in newEntries ? [newEntries.entries] : [newEntries.words, newEntries.slots];
-  const transfer = [parts.accountIdLengths, parts.accountIdArena, parts.ownerIdLengths, parts.ownerIdArena, parts.accountRecords, ...entryViews]
-    .map((view) => view.buffer)
-    .filter((buffer): buffer is ArrayBuffer => !(buffer instanceof SharedArrayBuffer));
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./snapshot-worker.js', import.meta.url), { workerData: { dir, parts, newEntries, position, chunks }, transferList: transfer });
-    worker.once('message', (message: ({ ok: true; capture: CaptureBuffers } & WrittenSnapshot) | { ok: false; message: string }) => {
-      if (message.ok) {
-        onBuffersBack(message.capture);
-        resolve({ tempPath: message.tempPath, bytes: message.bytes, chunks: message.chunks });
-      }
-      else reject(new Error(`snapshot worker: ${message.message}`));
+    const job: SnapshotJob = { dir, parts, position };
+    const worker = new Worker(new URL('./snapshot-worker.js', import.meta.url), { workerData: job });
+    const fail = (error: unknown): void => {
+      reject(error);
       void worker.terminate();
+    };
+    const send = (message: ToSnapshotWorker, transfer: ArrayBuffer[] = []): void => worker.postMessage(message, transfer);
+    let buffersOut = 0;
+    let ended = false;
+    const end = (): void => {
+      if (ended || buffersOut > 0 || !capture.done) return;
+      ended = true;
+      newEntries.then((entries) => {
+        const transfer = 'entries' in entries ? [entries.entries.buffer] : entries.slots.map((block) => block.buffer);
+        send({ kind: 'end', newEntries: entries, chunks }, transfer.filter((buffer): buffer is ArrayBuffer => !(buffer instanceof SharedArrayBuffer)));
+      }, fail);
+    };
+    const pump = (buffer: ArrayBuffer): void => {
+      const words = capture.copyNextPiece(state, new Int32Array(buffer));
+      if (words > 0) {
+        buffersOut++;
+        send({ kind: 'records', buffer, bytes: words * 4 }, [buffer]);
+      }
+      end();
+    };
+    worker.on('message', (message: FromSnapshotWorker) => {
+      if (message.kind === 'buffer') {
+        buffersOut--;
+        pump(message.buffer);
+      } else if (message.kind === 'written') {
+        resolve(message.written);
+        void worker.terminate();
+      } else fail(new Error(`snapshot worker: ${message.message}`));
     });
-    worker.once('error', reject);
+    worker.once('error', fail);
     // A worker that ends without a message (out of memory, process.exit) would otherwise leave
     // the snapshot pending for good, and with it every later snapshot and close().
     worker.once('exit', (code) => reject(new Error(`snapshot worker exited with code ${code} before answering`)));
+    for (let i = 0; i < CAPTURE_BUFFERS; i++) pump(new ArrayBuffer(capture.pieceWords * 4));
   });
 }
 
@@ -272,8 +296,6 @@ class PartitionEngine implements Ledger {
   /** Log frames' memory, reused once the writer has written them (fewer full GCs). */
   readonly framePool = new FramePool();
   private readonly takeFrameBuffer = (bytes: number): Buffer => this.framePool.take(bytes);
-  /** The previous capture's copy buffers, back from its worker (copyAccountParts reuses them). */
-  private spareCapture: CaptureBuffers | undefined;
   /** The newest snapshot's transaction chunks: the next snapshot writes only entries logged after them. */
   private txnChunks: readonly ChunkRef[] = [];
   private snapshotRunning: Promise<void> | undefined;
@@ -728,18 +750,20 @@ class PartitionEngine implements Ledger {
 
   /**
    * Pauses deciding, waits until every appended frame is durable (so the state is exactly the
-   * log up to the head, at a frame boundary), copies the accounts, takes the transaction
-   * entries logged since the last snapshot's chunks from the journal (or, without a journal
-   * covering them, starts scanning the table for them), starts a new journal, resumes. A scan
-   * goes a slice per event-loop turn between drains. A worker thread then writes the entries
-   * as a chunk, digests and writes the rest; the file is renamed into place. The pause is the
-   * accounts' copy; their memory is needed twice while the worker runs.
+   * log up to the head, at a frame boundary), begins a capture of the account records, takes
+   * the transaction entries logged since the last snapshot's chunks from the journal (or,
+   * without a journal covering them, starts scanning the table for them), starts a new journal,
+   * resumes. Nothing is copied in the pause. A worker thread then writes the file: the ids
+   * shared, the records as the capture hands them out a piece at a time between drains (keeping
+   * the old bytes of records that change before their piece goes), the new entries as a chunk;
+   * the file is renamed into place.
    */
   private async snapshotOnce(): Promise<void> {
     const started = performance.now();
     const { snapshotDir } = dataPaths(this.options.dataDir);
     this.drainPaused = true;
-    let parts: AccountParts;
+    let parts: AccountIdParts;
+    let capture: RecordsCapture;
     let journaled: NewEntries | undefined;
     let scan: TxnEntriesCopy | undefined;
     let position: SnapshotPosition;
@@ -748,8 +772,9 @@ class PartitionEngine implements Ledger {
     try {
       await this.writer.flushed();
       assert(this.writer.durableSequence === this.state.headSequence, 'snapshot capture with frames still queued');
-      parts = copyAccountParts(this.state, { spare: this.spareCapture, headroom: captureCapacityBytes(this.state) <= CAPTURE_SPARE_BYTES_MAX });
-      this.spareCapture = undefined; // moved to the worker with the parts
+      parts = captureAccountIdParts(this.state);
+      capture = new RecordsCapture(this.state.headSequence, this.state.accountCount, this.options.snapshotPieceAccounts);
+      this.state.recordsCapture = capture;
       const txns = this.state.txns;
       const after = this.chunksEnd();
       newCount = txns.count - this.txnChunks.reduce((sum, chunk) => sum + chunk.count, 0);
@@ -770,14 +795,18 @@ class PartitionEngine implements Ledger {
       this.drainPaused = false;
       this.scheduleDrain();
     }
-    if (scan !== undefined) {
-      while (!scan.step(this.snapshotCopySlotsPerTurn)) await new Promise<void>((resolve) => setImmediate(resolve));
+    const scanned = async (): Promise<NewEntries> => {
+      while (!scan!.step(this.snapshotCopySlotsPerTurn)) await new Promise<void>((resolve) => setImmediate(resolve));
+      return { entries: scan!.result() };
+    };
+    let written: WrittenSnapshot;
+    try {
+      written = await writeSnapshotInWorker(snapshotDir, parts, position, capture, this.state, journaled === undefined ? scanned() : Promise.resolve(journaled), this.txnChunks);
+    } finally {
+      if (this.state.recordsCapture === capture) this.state.recordsCapture = undefined;
+      // A failed snapshot must not hold the table's growth back: finish the scan (it ends the hold).
+      if (scan !== undefined && !scan.done) scan.finish();
     }
-    const newEntries = journaled ?? { entries: scan!.result() };
-    const written = await writeSnapshotInWorker(snapshotDir, parts, newEntries, position, this.txnChunks, (capture) => {
-      const bytes = capture.accountRecords.byteLength + capture.accountIdLengths.byteLength + capture.ownerIdLengths.byteLength;
-      this.spareCapture = bytes <= CAPTURE_SPARE_BYTES_MAX ? capture : undefined;
-    });
     commitSnapshotFile(snapshotDir, written.tempPath, parts.headSequence);
     this.txnChunks = written.chunks;
     this.lastSnapshotSequence = parts.headSequence;
@@ -788,6 +817,7 @@ class PartitionEngine implements Ledger {
       ms: performance.now() - started,
       newEntries: newCount,
       entriesFrom: journaled === undefined ? 'scan' : 'journal',
+      recordsKeptPeak: capture.keptPeak,
     });
   }
 

@@ -1,24 +1,50 @@
 /**
- * Worker thread that writes a snapshot's new transaction chunk (merging older ones), digests
- * and writes the rest from a copy of the state's parts, so the engine only pauses for the copy
- * (a memcpy), not for hashing and writing hundreds of MB. The copy's buffers go back to the
- * engine afterwards, for reuse.
+ * Worker thread that writes a snapshot file while the engine goes on: the ids come shared at
+ * the start, the account records a piece at a time (each piece's buffer goes back to the engine
+ * for the next), then the new transaction entries; it writes their chunk, digests, and ends the
+ * file with its meta. The engine never pauses to copy the state, and holds no full copy of it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { captureBuffersOf, type AccountParts } from '../core/digest.js';
-import { writeSnapshotFile, type NewEntries, type SnapshotPosition } from './snapshot-write.js';
+import type { AccountIdParts } from '../core/digest.js';
+import { SnapshotFileWriter, type NewEntries, type SnapshotPosition, type WrittenSnapshot } from './snapshot-write.js';
 import type { ChunkRef } from './txn-chunks.js';
 import { BACKGROUND_THREAD_NICE, lowerThisThreadPriority } from '../stdx/thread-priority.js';
 
-type Job = Readonly<{ dir: string; parts: AccountParts; newEntries: NewEntries; position: SnapshotPosition; chunks: readonly ChunkRef[] }>;
+export type SnapshotJob = Readonly<{ dir: string; parts: AccountIdParts; position: SnapshotPosition }>;
+/** Engine to worker: a piece of records (in the first `bytes` of `buffer`), or the end with the new entries. */
+export type ToSnapshotWorker = Readonly<{ kind: 'records'; buffer: ArrayBuffer; bytes: number } | { kind: 'end'; newEntries: NewEntries; chunks: readonly ChunkRef[] }>;
+/** Worker to engine: a piece's buffer handed back, then the written file or the failure. */
+export type FromSnapshotWorker = Readonly<{ kind: 'buffer'; buffer: ArrayBuffer } | { kind: 'written'; written: WrittenSnapshot } | { kind: 'failed'; message: string }>;
 
-const job = workerData as Job;
+const port = parentPort!;
+const job = workerData as SnapshotJob;
 lowerThisThreadPriority(BACKGROUND_THREAD_NICE);
-try {
-  const written = writeSnapshotFile(job.dir, job.parts, job.newEntries, job.position, job.chunks);
-  // The capture's buffers go back to the engine for reuse: memory already mapped.
-  const capture = captureBuffersOf(job.parts);
-  parentPort?.postMessage({ ok: true, ...written, capture }, [capture.accountIdLengths, capture.ownerIdLengths, capture.accountRecords]);
-} catch (error) {
-  parentPort?.postMessage({ ok: false, message: (error as Error).message });
+
+function send(message: FromSnapshotWorker, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(message, transfer);
 }
+
+let file: SnapshotFileWriter | undefined;
+try {
+  file = new SnapshotFileWriter(job.dir, job.parts, job.position);
+} catch (error) {
+  send({ kind: 'failed', message: (error as Error).message });
+}
+
+port.on('message', (message: ToSnapshotWorker) => {
+  if (file === undefined) return; // failed already, and said so
+  try {
+    if (message.kind === 'records') {
+      file.addRecords(new Uint8Array(message.buffer, 0, message.bytes));
+      send({ kind: 'buffer', buffer: message.buffer }, [message.buffer]);
+      return;
+    }
+    const written = file.finish(message.newEntries, message.chunks);
+    file = undefined;
+    send({ kind: 'written', written });
+  } catch (error) {
+    file?.abandon();
+    file = undefined;
+    send({ kind: 'failed', message: (error as Error).message });
+  }
+});

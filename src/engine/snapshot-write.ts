@@ -3,29 +3,38 @@
  * reading, listing and committing (snapshot.ts) so that the worker, started for every snapshot,
  * loads no more than it needs (the meta schema's validator is not). Layout in snapshot.ts and
  * docs/LOG-FORMAT.md.
+ *
+ * The account records arrive a piece at a time while the file is written (RecordsCapture), so
+ * the digest is known only at the end: this layout (version 3) puts the meta after the
+ * sections. Versions 1 and 2 put it first; they still load.
  */
 import { join } from 'node:path';
-import { bytesOf, digestOfParts, type AccountParts } from '../core/digest.js';
-import { gatherJournalEntries } from '../core/txn-table.js';
-import { writeChecksummedFile } from './checked-file.js';
+import { bytesOf, StateDigester, type AccountIdParts, type AccountParts } from '../core/digest.js';
+import { ACCOUNT_WORDS } from '../core/ledger-state.js';
+import { gatherJournalEntries, TXN_ENTRY_WORDS } from '../core/txn-table.js';
+import { assert } from '../stdx/assert.js';
+import { ChecksummedWriter } from './checked-file.js';
 import type { SnapshotMeta } from './snapshot.js';
-import { addChunk, checkChunkList, sumFolds, type ChunkRef } from './txn-chunks.js';
+import { addChunk, checkChunkList, entryPiecesOf, sumFolds, type ChunkRef, type EntryPieces } from './txn-chunks.js';
 
-export const SNAPSHOT_MAGIC = Buffer.from('WSNAP001', 'latin1');
+/** Versions 1 and 2: magic, meta length, meta, sections, CRC-32. */
+export const SNAPSHOT_MAGIC_META_FIRST = Buffer.from('WSNAP001', 'latin1');
+/** Version 3: magic, sections, meta, meta length, CRC-32. */
+export const SNAPSHOT_MAGIC = Buffer.from('WSNAP003', 'latin1');
 /** The version this code writes; it reads this one and every older one listed. */
-export const SNAPSHOT_VERSION = 2;
-export const SNAPSHOT_VERSIONS_READ = [1, SNAPSHOT_VERSION] as const;
+export const SNAPSHOT_VERSION = 3;
+export const SNAPSHOT_VERSIONS_READ = [1, 2, SNAPSHOT_VERSION] as const;
 
-type Section = Readonly<{ name: string; data: ArrayBufferView }>;
+type Section = Readonly<{ name: string; bytes: number }>;
 
-/** The sections a snapshot file holds: the accounts (the transaction entries go to chunks). */
-function sectionsOf(parts: AccountParts): Section[] {
+/** The sections a snapshot file holds, in order: the accounts (the transaction entries go to chunks). */
+function sectionsOf(parts: AccountIdParts): Section[] {
   return [
-    { name: 'account_id_lengths', data: parts.accountIdLengths },
-    { name: 'account_id_arena', data: parts.accountIdArena },
-    { name: 'owner_id_lengths', data: parts.ownerIdLengths },
-    { name: 'owner_id_arena', data: parts.ownerIdArena },
-    { name: 'account_records', data: parts.accountRecords },
+    { name: 'account_id_lengths', bytes: parts.accountIdLengths.byteLength },
+    { name: 'account_id_arena', bytes: parts.accountIdArena.byteLength },
+    { name: 'owner_id_lengths', bytes: parts.ownerIdLengths.byteLength },
+    { name: 'owner_id_arena', bytes: parts.ownerIdArena.byteLength },
+    { name: 'account_records', bytes: parts.accountCount * ACCOUNT_WORDS * 4 },
   ];
 }
 
@@ -39,47 +48,109 @@ export type SnapshotPosition = Readonly<{ chainHash: string; logSegmentFirstSequ
  * A snapshot's new transaction entries: copied already (a scan of the table), or named by a
  * journal: slots of the table's shared slot array, read on the worker.
  */
-export type NewEntries = Readonly<{ entries: Uint32Array } | { words: Uint32Array; slots: Uint32Array; afterSequence: number; toSequence: number }>;
+export type NewEntries = Readonly<{ entries: Uint32Array } | { words: Uint32Array; slots: readonly Uint32Array[]; afterSequence: number; toSequence: number }>;
 
-function entriesOf(source: NewEntries): Uint32Array {
-  return 'entries' in source ? source.entries : gatherJournalEntries(source.words, source.slots, source.afterSequence, source.toSequence);
+/** Entries gathered from a journal's slots per piece of a chunk (1.5 MiB). */
+const GATHER_PIECE_ENTRIES = 1 << 16;
+
+/** The new entries as pieces: a journal's are gathered a piece at a time into one buffer, so they are never all in memory. */
+function entryPiecesFrom(source: NewEntries): EntryPieces {
+  if ('entries' in source) return entryPiecesOf([source.entries]);
+  const { words, slots, afterSequence, toSequence } = source;
+  return {
+    count: slots.reduce((sum, block) => sum + block.length, 0),
+    *pieces() {
+      const buffer = new Uint32Array(GATHER_PIECE_ENTRIES * TXN_ENTRY_WORDS);
+      for (const block of slots) {
+        for (let at = 0; at < block.length; at += GATHER_PIECE_ENTRIES) {
+          yield gatherJournalEntries(words, block.subarray(at, at + GATHER_PIECE_ENTRIES), afterSequence, toSequence, buffer);
+        }
+      }
+    },
+  };
 }
 
 export type WrittenSnapshot = Readonly<{ tempPath: string; bytes: number; chunks: ChunkRef[] }>;
 
 /**
- * Writes the chunk of `newEntries`, those logged since `chunksBefore` end, merging chunks as
- * txn-chunks.ts says, then digests the state (the chunks' folds summed) and writes the account
- * side to a temporary snapshot file, fsynced. Runs on any thread (the engine hands copies to a
- * worker). Returns the temp path, its size and the snapshot's chunk list.
+ * A snapshot file being written to its temporary name: the ids at once, then the account records
+ * as they come (addRecords), then `finish` writes the new transaction chunk (merging chunks as
+ * txn-chunks.ts says), digests the state (the chunks' folds summed) and ends the file with the
+ * meta, fsynced. Runs on any thread (the engine hands its parts to a worker).
  */
-export function writeSnapshotFile(dir: string, parts: AccountParts, newEntries: NewEntries, position: SnapshotPosition, chunksBefore: readonly ChunkRef[]): WrittenSnapshot {
-  const chunks = addChunk(dir, chunksBefore, parts.headSequence, [entriesOf(newEntries)]);
-  const sections = sectionsOf(parts);
-  const meta: SnapshotMeta = {
-    version: SNAPSHOT_VERSION,
-    sequence: parts.headSequence,
-    chainHash: position.chainHash,
-    digest: digestOfParts(parts, sumFolds(chunks.map((chunk) => chunk.fold))),
-    createdAtMs: position.nowMs,
-    logSegmentFirstSequence: position.logSegmentFirstSequence,
-    logOffset: position.logOffset,
-    accountCount: parts.accountCount,
-    txnCount: parts.txnCount,
-    txnSlots: parts.txnSlots,
-    sections: sections.map((section) => ({ name: section.name, bytes: section.data.byteLength })),
-    txnChunks: chunks,
-  };
-  checkChunkList(chunks, meta.sequence, meta.txnCount);
-  const tempPath = join(dir, `${snapshotFileName(meta.sequence)}.tmp`);
-  const bytes = writeChecksummedFile(tempPath, (writer) => {
+export class SnapshotFileWriter {
+  private readonly writer: ChecksummedWriter;
+  private readonly digester: StateDigester;
+  private readonly sections: Section[];
+  private recordBytes = 0;
+
+  constructor(
+    private readonly dir: string,
+    private readonly parts: AccountIdParts,
+    private readonly position: SnapshotPosition,
+  ) {
+    this.sections = sectionsOf(parts);
+    this.writer = new ChecksummedWriter(join(dir, `${snapshotFileName(parts.headSequence)}.tmp`));
+    try {
+      this.digester = new StateDigester(parts);
+      this.writer.write(SNAPSHOT_MAGIC);
+      for (const view of [parts.accountIdLengths, parts.accountIdArena, parts.ownerIdLengths, parts.ownerIdArena]) this.writer.write(bytesOf(view));
+    } catch (error) {
+      this.writer.abandon();
+      throw error;
+    }
+  }
+
+  /** The next account records, in index order. */
+  addRecords(bytes: Uint8Array): void {
+    this.recordBytes += bytes.length;
+    assert(this.recordBytes <= this.sections.at(-1)!.bytes, 'more account records than the snapshot has accounts');
+    this.digester.addRecords(bytes);
+    this.writer.write(bytes);
+  }
+
+  /** Writes the chunk of the entries logged since `chunksBefore` end, then the meta; returns the temp path, its size and the chunk list. */
+  finish(newEntries: NewEntries, chunksBefore: readonly ChunkRef[]): WrittenSnapshot {
+    const { parts, position } = this;
+    assert(this.recordBytes === this.sections.at(-1)!.bytes, 'account records missing from the snapshot');
+    const chunks = addChunk(this.dir, chunksBefore, parts.headSequence, entryPiecesFrom(newEntries));
+    const meta: SnapshotMeta = {
+      version: SNAPSHOT_VERSION,
+      sequence: parts.headSequence,
+      chainHash: position.chainHash,
+      digest: this.digester.finish(sumFolds(chunks.map((chunk) => chunk.fold))),
+      createdAtMs: position.nowMs,
+      logSegmentFirstSequence: position.logSegmentFirstSequence,
+      logOffset: position.logOffset,
+      accountCount: parts.accountCount,
+      txnCount: parts.txnCount,
+      txnSlots: parts.txnSlots,
+      sections: this.sections,
+      txnChunks: chunks,
+    };
+    checkChunkList(chunks, meta.sequence, meta.txnCount);
     const metaBytes = Buffer.from(JSON.stringify(meta), 'utf8');
     const length = Buffer.alloc(4);
     length.writeUInt32LE(metaBytes.length, 0);
-    writer.write(SNAPSHOT_MAGIC);
-    writer.write(length);
-    writer.write(metaBytes);
-    for (const section of sections) writer.write(bytesOf(section.data));
-  });
-  return { tempPath, bytes, chunks };
+    this.writer.write(metaBytes);
+    this.writer.write(length);
+    return { tempPath: this.writer.path, bytes: this.writer.finish(), chunks };
+  }
+
+  /** After a failure: closes and removes the temporary file. */
+  abandon(): void {
+    this.writer.abandon();
+  }
+}
+
+/** The whole snapshot in one call, from parts with every record (tests, and anything not streaming). */
+export function writeSnapshotFile(dir: string, parts: AccountParts, newEntries: NewEntries, position: SnapshotPosition, chunksBefore: readonly ChunkRef[]): WrittenSnapshot {
+  const file = new SnapshotFileWriter(dir, parts, position);
+  try {
+    file.addRecords(bytesOf(parts.accountRecords));
+    return file.finish(newEntries, chunksBefore);
+  } catch (error) {
+    file.abandon();
+    throw error;
+  }
 }

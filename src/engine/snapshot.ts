@@ -2,13 +2,17 @@
  * Snapshots: the whole state at one log position, so recovery reads the newest snapshot and
  * replays only the log after it. Byte table in docs/LOG-FORMAT.md.
  *
- * | off  | bytes | field                                                         |
- * |------|-------|---------------------------------------------------------------|
- * | 0    | 8     | magic "WSNAP001"                                              |
- * | 8    | 4     | meta length n (u32)                                           |
- * | 12   | n     | meta, JSON: sequence, chain hash, digest, log position, sizes, transaction chunks |
- * | 12+n | …     | sections in meta order (raw little-endian typed arrays)       |
- * | end-4| 4     | CRC-32 of every byte before it                                |
+ * | off      | bytes | field                                                         |
+ * |----------|-------|---------------------------------------------------------------|
+ * | 0        | 8     | magic "WSNAP003"                                              |
+ * | 8        | S     | sections in meta order (raw little-endian typed arrays)       |
+ * | 8+S      | n     | meta, JSON: sequence, chain hash, digest, log position, sizes, transaction chunks |
+ * | 8+S+n    | 4     | meta length n (u32)                                           |
+ * | end-4    | 4     | CRC-32 of every byte before it                                |
+ *
+ * The meta comes last because the digest in it is known only once every record is written
+ * (snapshot-write.ts); a reader finds it from the end, then reads the file in order. Versions 1
+ * and 2 (magic "WSNAP001") put the meta length and meta right after the magic.
  *
  * The accounts are in the file; the remembered transaction ids are in the chunk files its meta
  * lists (txn-chunks.ts), of which a snapshot writes only the newest: the entries logged since
@@ -28,7 +32,7 @@ import { ACCOUNT_WORDS, LedgerState } from '../core/ledger-state.js';
 import { TxnTable } from '../core/txn-table.js';
 import { fsyncDirectory } from '../log/segments.js';
 import { ChecksummedReader, readChecksummedFile } from './checked-file.js';
-import { SNAPSHOT_MAGIC, SNAPSHOT_VERSIONS_READ, snapshotFileName } from './snapshot-write.js';
+import { SNAPSHOT_MAGIC, SNAPSHOT_MAGIC_META_FIRST, SNAPSHOT_VERSION, SNAPSHOT_VERSIONS_READ, snapshotFileName } from './snapshot-write.js';
 import { CHUNK_NAME_PATTERN, checkChunkList, pruneChunks, readChunk, type ChunkRef } from './txn-chunks.js';
 
 export { snapshotFileName, type SnapshotPosition, type WrittenSnapshot } from './snapshot-write.js';
@@ -41,7 +45,7 @@ const META_BYTES_MAX = 1 << 20;
 export const SNAPSHOTS_KEPT = 2;
 
 export type SnapshotMeta = Readonly<{
-  version: 1 | 2;
+  version: (typeof SNAPSHOT_VERSIONS_READ)[number];
   sequence: number;
   chainHash: string;
   digest: string;
@@ -97,15 +101,38 @@ function pruneSnapshots(dir: string): void {
   pruneChunks(dir, referenced);
 }
 
-function readMeta(reader: ChecksummedReader): SnapshotMeta {
-  const head = Buffer.alloc(12);
-  reader.read(head);
-  if (!head.subarray(0, 8).equals(SNAPSHOT_MAGIC)) throw new Error(`snapshot ${reader.path}: bad magic`);
-  const metaLength = head.readUInt32LE(8);
-  if (metaLength > META_BYTES_MAX) throw new Error(`snapshot ${reader.path}: meta too large`);
-  const metaBytes = Buffer.alloc(metaLength);
-  reader.read(metaBytes);
-  return parseMeta(metaBytes, reader.path);
+/**
+ * Reads the magic and the meta, leaving the reader at the first section. For the meta-last
+ * layout, `trailer` holds the meta and its length as found at the end: the caller reads them
+ * again after the sections, so that the CRC covers them.
+ */
+function readHead(reader: ChecksummedReader): { meta: SnapshotMeta; trailer: Buffer | undefined } {
+  const magic = Buffer.alloc(8);
+  reader.read(magic);
+  if (magic.equals(SNAPSHOT_MAGIC_META_FIRST)) {
+    const length = Buffer.alloc(4);
+    reader.read(length);
+    const metaBytes = Buffer.alloc(checkedMetaLength(length.readUInt32LE(0), reader.remaining, reader.path));
+    reader.read(metaBytes);
+    const meta = parseMeta(metaBytes, reader.path);
+    if (meta.version === SNAPSHOT_VERSION) throw new Error(`snapshot ${reader.path}: version ${meta.version} in the layout of versions 1 and 2`);
+    return { meta, trailer: undefined };
+  }
+  if (!magic.equals(SNAPSHOT_MAGIC)) throw new Error(`snapshot ${reader.path}: bad magic`);
+  const lengthAt = reader.size - 8;
+  const length = Buffer.alloc(4);
+  reader.readAt(length, lengthAt);
+  const metaBytes = Buffer.alloc(checkedMetaLength(length.readUInt32LE(0), lengthAt - 8, reader.path));
+  reader.readAt(metaBytes, lengthAt - metaBytes.length);
+  const meta = parseMeta(metaBytes, reader.path);
+  if (meta.version !== SNAPSHOT_VERSION) throw new Error(`snapshot ${reader.path}: version ${meta.version} in the layout of version ${SNAPSHOT_VERSION}`);
+  return { meta, trailer: Buffer.concat([metaBytes, length]) };
+}
+
+function checkedMetaLength(length: number, room: number, path: string): number {
+  if (length > META_BYTES_MAX) throw new Error(`snapshot ${path}: meta too large`);
+  if (length > room) throw new Error(`snapshot ${path}: meta length ${length} passes the end of the file`);
+  return length;
 }
 
 const COUNT = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
@@ -177,7 +204,7 @@ function parseMeta(metaBytes: Buffer, path: string): SnapshotMeta {
 function readSnapshotMeta(path: string): SnapshotMeta {
   const reader = new ChecksummedReader(path);
   try {
-    return readMeta(reader);
+    return readHead(reader).meta;
   } finally {
     reader.close();
   }
@@ -186,8 +213,14 @@ function readSnapshotMeta(path: string): SnapshotMeta {
 /** Reads and fully checks a snapshot (CRC, chunks, then the state digest recomputed). Throws if bad. */
 export function loadSnapshot(path: string): LoadedSnapshot {
   const { meta, data } = readChecksummedFile(path, (reader) => {
-    const meta = readMeta(reader);
-    return { meta, data: readSections(meta, (target) => reader.read(target)) };
+    const { meta, trailer } = readHead(reader);
+    const data = readSections(meta, (target) => reader.read(target));
+    if (trailer !== undefined) {
+      const again = Buffer.alloc(trailer.length);
+      reader.read(again);
+      if (!again.equals(trailer)) throw new Error(`snapshot ${path}: the sections do not end where the meta begins`);
+    }
+    return { meta, data };
   });
   const chunks = meta.txnChunks ?? [];
   checkChunkList(chunks, meta.sequence, meta.txnCount);

@@ -68,15 +68,31 @@ export function sumFolds(folds: ReadonlyArray<ArrayLike<number>>): Uint32Array {
 }
 
 /**
- * Entries logged in (afterSequence, toSequence], given in parts (journal blocks, or merged
- * chunks), written as one chunk file (fsynced, renamed into place). `fold`: their fold (merged
- * chunks carry theirs, so only the new entries are folded).
+ * New entries for a chunk: how many, and a way through them a piece at a time, so that a large
+ * chunk is written without all its entries in memory at once (a snapshot's worker gathers them
+ * from the table's slots). A piece may be overwritten once the next is asked for.
  */
-function writeChunk(dir: string, afterSequence: number, toSequence: number, entries: readonly Uint32Array[], fold: Uint32Array): ChunkRef {
-  assert(entries.every((part) => part.length % TXN_ENTRY_WORDS === 0) && afterSequence < toSequence, 'chunk entries or range malformed');
+export type EntryPieces = Readonly<{ count: number; pieces: () => Iterable<Uint32Array> }>;
+
+/** Entries already in memory, as EntryPieces. */
+export function entryPiecesOf(parts: readonly Uint32Array[]): EntryPieces {
+  assert(parts.every((part) => part.length % TXN_ENTRY_WORDS === 0), 'chunk entries not a whole number of entries');
+  return { count: entriesIn(parts), pieces: () => parts };
+}
+
+/**
+ * Entries logged in (afterSequence, toSequence] written as one chunk file (fsynced, renamed into
+ * place): `merged`, whole older chunks with their folds, then the new entries, folded as they
+ * are written.
+ */
+function writeChunk(dir: string, afterSequence: number, toSequence: number, merged: ReadonlyArray<{ entries: Uint32Array; fold: readonly number[] }>, fresh: EntryPieces): ChunkRef {
+  assert(afterSequence < toSequence, 'chunk range malformed');
   const name = chunkFileName(afterSequence, toSequence);
   const tempPath = join(dir, `${name}.tmp`);
-  const count = entriesIn(entries);
+  const count = merged.reduce((sum, chunk) => sum + chunk.entries.length / TXN_ENTRY_WORDS, 0) + fresh.count;
+  const folds: ArrayLike<number>[] = merged.map((chunk) => chunk.fold);
+  let freshSeen = 0;
+  let fold: Uint32Array = new Uint32Array(4);
   writeChecksummedFile(tempPath, (writer) => {
     const header = Buffer.alloc(HEADER_BYTES);
     MAGIC.copy(header, 0);
@@ -84,7 +100,15 @@ function writeChunk(dir: string, afterSequence: number, toSequence: number, entr
     header.writeBigUInt64LE(BigInt(toSequence), 16);
     header.writeUInt32LE(count, 24);
     writer.write(header);
-    for (const part of entries) writer.write(bytesOf(part));
+    for (const chunk of merged) writer.write(bytesOf(chunk.entries));
+    for (const piece of fresh.pieces()) {
+      assert(piece.length % TXN_ENTRY_WORDS === 0, 'chunk entries not a whole number of entries');
+      freshSeen += piece.length / TXN_ENTRY_WORDS;
+      folds.push(foldTxnWords(piece));
+      writer.write(bytesOf(piece));
+    }
+    assert(freshSeen === fresh.count, 'a chunk got a different number of entries than it was told');
+    fold = sumFolds(folds);
     writer.write(bytesOf(fold));
   });
   renameSync(tempPath, join(dir, name));
@@ -119,23 +143,22 @@ export function readChunk(dir: string, ref: ChunkRef): Uint32Array {
  * joins; then one file holds the joined chunks (read once) and the new entries. The files of
  * chunks merged away stay until no kept snapshot lists them (pruneChunks).
  */
-export function addChunk(dir: string, chunks: readonly ChunkRef[], toSequence: number, entries: readonly Uint32Array[], mergeEntriesMax = CHUNK_MERGE_ENTRIES_MAX): ChunkRef[] {
+export function addChunk(dir: string, chunks: readonly ChunkRef[], toSequence: number, entries: EntryPieces, mergeEntriesMax = CHUNK_MERGE_ENTRIES_MAX): ChunkRef[] {
   const afterSequence = chunks.at(-1)?.toSequence ?? 0;
   if (afterSequence === toSequence) {
     // A second snapshot at the same position (walletd snapshot on an idle ledger): nothing new.
-    assert(entries.every((part) => part.length === 0), 'entries logged at or before the last chunk');
+    assert(entries.count === 0, 'entries logged at or before the last chunk');
     return [...chunks];
   }
   const list = [...chunks];
   const joined: ChunkRef[] = [];
-  let count = entriesIn(entries);
+  let count = entries.count;
   for (let older = list.at(-1); older !== undefined && older.count <= count && older.count + count <= mergeEntriesMax; older = list.at(-1)) {
     joined.unshift(list.pop()!);
     count += older.count;
   }
-  const fold = sumFolds([...joined.map((chunk) => chunk.fold), ...entries.map(foldTxnWords)]);
-  const parts = [...joined.map((chunk) => readChunk(dir, chunk)), ...entries];
-  list.push(writeChunk(dir, joined[0]?.afterSequence ?? afterSequence, toSequence, parts, fold));
+  const merged = joined.map((chunk) => ({ entries: readChunk(dir, chunk), fold: chunk.fold }));
+  list.push(writeChunk(dir, joined[0]?.afterSequence ?? afterSequence, toSequence, merged, entries));
   fsyncDirectory(dir);
   return list;
 }

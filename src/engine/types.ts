@@ -93,9 +93,11 @@ export interface EngineObserver {
   onOutcome?(wireCode: number, count: number): void;
   /**
    * A snapshot was committed: its sequence, the snapshot file's bytes, the time taken, and the
-   * transaction entries its new chunk holds, taken from the journal or found by a table scan.
+   * transaction entries its new chunk holds, taken from the journal or found by a table scan,
+   * and the most account records kept at once (36 bytes each) because they changed before
+   * their piece was handed to the writer.
    */
-  onSnapshot?(info: Readonly<{ sequence: number; bytes: number; ms: number; newEntries: number; entriesFrom: 'journal' | 'scan' }>): void;
+  onSnapshot?(info: Readonly<{ sequence: number; bytes: number; ms: number; newEntries: number; entriesFrom: 'journal' | 'scan'; recordsKeptPeak: number }>): void;
 }
 
 export type EngineStats = Readonly<{
@@ -191,6 +193,11 @@ export type LedgerOptions = Readonly<{
    * 1,048,576: about 10 ms). Tests set it small so that copies span many turns.
    */
   snapshotCopySlotsPerTurn?: number;
+  /**
+   * Accounts per piece of records a snapshot hands its worker (default and most 32,768: 1 MiB).
+   * Tests set it small so that transfers land between the pieces.
+   */
+  snapshotPieceAccounts?: number;
   /**
    * Transaction ids to size the id table for when the ledger starts empty (default 0: start
    * small and grow; growth is incremental, with no pause, but from 60% load until a growth is

@@ -1,0 +1,74 @@
+// Snapshots written while the engine goes on (src/core/records-capture.ts, snapshot-worker.ts):
+// with the records handed to the worker two accounts at a time, transfers are decided between
+// the pieces, and the snapshot still holds the state of its own sequence: its digest equals a
+// replay of the log from the first record to that sequence, and recovery from it plus the tail
+// equals the live state.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { captureAccountIdParts, stateDigest } from '../src/core/digest.js';
+import { LedgerState } from '../src/core/ledger-state.js';
+import { TxnTable } from '../src/core/txn-table.js';
+import { Wire } from '../src/core/errors.js';
+import { dataPaths, recover } from '../src/engine/recovery.js';
+import { listSnapshots, loadSnapshot } from '../src/engine/snapshot.js';
+import { writeSnapshotFile } from '../src/engine/snapshot-write.js';
+import { Prng } from '../src/stdx/prng.js';
+import { deposit, inTempDir, submit, transfer, withTempLedger } from './support/ledger.js';
+
+const ACCOUNTS = 300;
+
+test('transfers decided while a snapshot hands out its records leave the snapshot at its own sequence', async () => {
+  let keptPeak = 0;
+  await withTempLedger(
+    async (ledger, dir) => {
+      for (let i = 0; i < ACCOUNTS; i++) await ledger.openAccount({ accountId: `a${i}`, currencyCode: 'USD', owner: `a${i}` });
+      await submit(ledger, Array.from({ length: ACCOUNTS }, (_, i) => deposit(`d${i}`, `a${i}`, 1_000n)));
+      const prng = new Prng(11);
+      let settled = false;
+      const snapshot = ledger.snapshot().finally(() => (settled = true));
+      let batch = 0;
+      for (; !settled || batch < 5; batch++) {
+        const commands = Array.from({ length: 40 }, (_, i) => {
+          const from = prng.below(ACCOUNTS);
+          return transfer(`t${batch}-${i}`, `a${from}`, `a${(from + 1 + prng.below(ACCOUNTS - 1)) % ACCOUNTS}`, BigInt(1 + prng.below(50)));
+        });
+        const results = await submit(ledger, commands);
+        assert.ok(results.codes.every((code) => code === Wire.ok || code === Wire.insufficient_funds));
+      }
+      await snapshot;
+      assert.ok(keptPeak > 0, `records changed before their piece went (${batch} batches during the snapshot)`);
+      const meta = loadSnapshot(listSnapshots(dataPaths(dir.path).snapshotDir)[0]!.path).meta;
+      const replayed = recover(dir.path, { fromGenesis: true, toSequence: meta.sequence });
+      assert.equal(replayed.state.headSequence, meta.sequence);
+      assert.equal(stateDigest(replayed.state), meta.digest, 'the snapshot is the state at its sequence');
+      assert.ok(ledger.stats().headSequence > meta.sequence, 'transfers were decided after the capture');
+      const recovered = recover(dir.path);
+      assert.equal(recovered.snapshot?.sequence, meta.sequence);
+      assert.equal(stateDigest(recovered.state), ledger.digest(), 'snapshot plus tail is the live state');
+    },
+    { snapshotPieceAccounts: 2, snapshotEveryRecords: Number.MAX_SAFE_INTEGER, observer: { onSnapshot: (info) => (keptPeak = Math.max(keptPeak, info.recordsKeptPeak)) } },
+  );
+});
+
+test("a journal's entries reach the chunk a piece at a time, all of them, and the snapshot loads with its digest", async () => {
+  await inTempDir(async (dir) => {
+    const count = 140_000;
+    const state = new LedgerState(undefined, undefined, new TxnTable(count)); // presized: a growth would drop the journal
+    state.applyAccountOpened(1, 'a', 840, 'a');
+    state.txns.startJournal(1, 1 << 24, 50_000); // three blocks, and pieces across them
+    const prng = new Prng(5);
+    for (let i = 0; i < count; i++) state.txns.insert(prng.nextU32(), prng.nextU32(), prng.nextU32(), i, 0, i + 2, 0);
+    state.headSequence = count + 1;
+    const journal = state.txns.takeJournal()!;
+    const parts = { ...captureAccountIdParts(state), accountRecords: state.accountRecords() };
+    const position = { chainHash: '0'.repeat(64), logSegmentFirstSequence: 1, logOffset: 0, nowMs: 0 };
+    const written = writeSnapshotFile(dir.path, parts, { words: journal.words, slots: journal.slots(), afterSequence: 1, toSequence: count + 1 }, position, []);
+    assert.deepEqual(
+      written.chunks.map((chunk) => chunk.count),
+      [count],
+    );
+    const loaded = loadSnapshot(written.tempPath);
+    assert.equal(loaded.state.txns.count, count);
+    assert.equal(stateDigest(loaded.state), stateDigest(state));
+  });
+});
