@@ -466,21 +466,37 @@ export class TxnJournal {
   }
 }
 
+/** Slots a gather touches ahead of copying them (see gatherJournalEntries). */
+const GATHER_TOUCH_AHEAD = 64;
+/** Where the touched words go: a store the compiler cannot drop, so neither is the first pass. */
+let gatherTouchChecksum = 0;
+
 /**
  * Copies the entries at `slots` of `words` into `into` (compactEntries() layout, in the order
  * given), checking each was logged in (afterSequence, toSequence]: what a journal names. Runs
  * on a snapshot's worker while the engine inserts into `words`; the slots named hold entries
  * that no longer change. Returns the entries written (a view of `into`).
+ *
+ * The slots are random in a table of up to GBs: each is a cache miss. A first pass reads one
+ * word of the next 64 slots, loads that depend on nothing, so the misses overlap; the copy then
+ * finds them in cache. Measured on this 2-core machine (5M slots of a 2^26-slot table): 250 ms
+ * against 1.0-1.4 s copying directly.
  */
 export function gatherJournalEntries(words: Uint32Array, slots: Uint32Array, afterSequence: number, toSequence: number, into = new Uint32Array(slots.length * WORDS_PER_SLOT)): Uint32Array {
   assert(into.length >= slots.length * WORDS_PER_SLOT, 'gathered entries do not fit');
-  for (let i = 0; i < slots.length; i++) {
-    const base = slots[i]! * WORDS_PER_SLOT;
-    const at = i * WORDS_PER_SLOT;
-    for (let word = 0; word < WORDS_PER_SLOT; word++) into[at + word] = words[base + word]!;
-    const sequence = (into[at + 5]! & 0xffff) * 2 ** 32 + into[at + 4]!;
-    assert(sequence > afterSequence && sequence <= toSequence, 'a journal slot holds an entry outside its range');
+  let touched = 0;
+  for (let start = 0; start < slots.length; start += GATHER_TOUCH_AHEAD) {
+    const end = Math.min(slots.length, start + GATHER_TOUCH_AHEAD);
+    for (let i = start; i < end; i++) touched = (touched + words[slots[i]! * WORDS_PER_SLOT + 4]!) | 0;
+    for (let i = start; i < end; i++) {
+      const base = slots[i]! * WORDS_PER_SLOT;
+      const at = i * WORDS_PER_SLOT;
+      for (let word = 0; word < WORDS_PER_SLOT; word++) into[at + word] = words[base + word]!;
+      const sequence = (into[at + 5]! & 0xffff) * 2 ** 32 + into[at + 4]!;
+      assert(sequence > afterSequence && sequence <= toSequence, 'a journal slot holds an entry outside its range');
+    }
   }
+  gatherTouchChecksum ^= touched;
   return into.subarray(0, slots.length * WORDS_PER_SLOT);
 }
 

@@ -52,8 +52,13 @@ import type {
 } from './types.js';
 
 export const QUEUE_RECORDS_MAX_DEFAULT = 1 << 20;
-/** Buffers of records in flight between the engine and a snapshot's worker (1 MiB each). */
-const CAPTURE_BUFFERS = 4;
+/**
+ * Buffers of records in flight between the engine and a snapshot's worker (1 MiB each). The
+ * engine refills every buffer handed back in one turn, so more of them hand the records out
+ * faster and fewer change first: bench:memory (10M accounts) kept at most 1.97M records with 4
+ * buffers, 1.32-1.37M with 16 (71 and 48 MB).
+ */
+const CAPTURE_BUFFERS = 16;
 /** Decided-but-not-durable log bytes at which deciding waits (a few of the largest frames). */
 export const LOG_BACKLOG_BYTES_MAX_DEFAULT = 256 * 1024 * 1024;
 export const SNAPSHOT_EVERY_RECORDS_DEFAULT = 5_000_000;
