@@ -4,13 +4,15 @@
 // replay of the log from the first record to that sequence, and recovery from it plus the tail
 // equals the live state.
 import { test } from 'node:test';
+import { mkdirSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { captureAccountIdParts, stateDigest } from '../src/core/digest.js';
 import { LedgerState } from '../src/core/ledger-state.js';
 import { TxnTable } from '../src/core/txn-table.js';
 import { Wire } from '../src/core/errors.js';
 import { dataPaths, recover } from '../src/engine/recovery.js';
-import { listSnapshots, loadSnapshot } from '../src/engine/snapshot.js';
+import { listSnapshots, loadSnapshot, snapshotFileName } from '../src/engine/snapshot.js';
 import { writeSnapshotFile } from '../src/engine/snapshot-write.js';
 import { Prng } from '../src/stdx/prng.js';
 import { deposit, inTempDir, submit, transfer, withTempLedger } from './support/ledger.js';
@@ -71,4 +73,26 @@ test("a journal's entries reach the chunk a piece at a time, all of them, and th
     assert.equal(loaded.state.txns.count, count);
     assert.equal(stateDigest(loaded.state), stateDigest(state));
   });
+});
+
+test('a snapshot whose file cannot be written fails, leaves no capture behind, and the next one succeeds', async () => {
+  await withTempLedger(
+    async (ledger, dir) => {
+      for (let i = 0; i < 50; i++) await ledger.openAccount({ accountId: `a${i}`, currencyCode: 'USD', owner: `a${i}` });
+      await submit(ledger, Array.from({ length: 50 }, (_, i) => deposit(`d${i}`, `a${i}`, 100n)));
+      const { snapshotDir } = dataPaths(dir.path);
+      // A directory where the worker's temporary file goes: opening it for writing fails.
+      const blocked = join(snapshotDir, `${snapshotFileName(ledger.stats().headSequence)}.tmp`);
+      mkdirSync(blocked);
+      await assert.rejects(ledger.snapshot(), /snapshot worker: .*EISDIR/);
+      assert.equal((ledger as unknown as { state: LedgerState }).state.recordsCapture, undefined, 'the capture is gone');
+      rmdirSync(blocked);
+      await submit(ledger, [transfer('t1', 'a1', 'a2', 5n)]);
+      await ledger.snapshot();
+      const meta = loadSnapshot(listSnapshots(snapshotDir)[0]!.path).meta;
+      assert.equal(meta.sequence, ledger.stats().headSequence);
+      assert.equal(stateDigest(recover(dir.path, { fromGenesis: true }).state), meta.digest);
+    },
+    { snapshotPieceAccounts: 2, snapshotEveryRecords: Number.MAX_SAFE_INTEGER },
+  );
 });

@@ -796,6 +796,10 @@ class PartitionEngine implements Ledger {
         logOffset: this.position.offset,
         nowMs: this.nowMs(),
       };
+    } catch (error) {
+      // A capture left installed would keep every changed record's bytes for good.
+      this.state.recordsCapture = undefined;
+      throw error;
     } finally {
       this.drainPaused = false;
       this.scheduleDrain();
