@@ -265,6 +265,8 @@ test('a snapshot of an unknown version, or with a malformed meta, is refused by 
       ['a chunk name outside the directory', (meta) => ((meta.txnChunks as Array<Record<string, unknown>>)[0]!.name = '../escape.wtxn'), /meta \/txnChunks\/0\/name must match pattern/],
       ['a fractional count', (meta) => (meta.txnCount = 1.5), /meta \/txnCount must be integer/],
       ['an unknown field', (meta) => (meta.pruned = true), /must NOT have additional properties/],
+      ['a section larger than the file (nothing that size is allocated)', (meta) => ((meta.sections as Array<Record<string, unknown>>)[0]!.bytes = 2 ** 40), /is truncated/],
+      ['a transaction table larger than any', (meta) => (meta.txnSlots = 2 ** 40), /meta \/txnSlots must be <= 536870912/],
     ];
     for (const [what, edit, message] of edits) {
       rewriteSnapshotMeta(newest.path, original, edit);

@@ -62,7 +62,7 @@ export const SEQUENCE_MAX = 2 ** 48 - 1;
  * The most slots one array can have: a typed array holds at most 2^32 − 1 elements on Node 20,
  * and 6 words per slot puts the largest power of two at 2^29 slots (a 12 GiB array).
  */
-const TXN_TABLE_SLOTS_MAX = 2 ** 29;
+export const TXN_TABLE_SLOTS_MAX = 2 ** 29;
 /**
  * The most remembered ids (322,122,547): at this count a table of TXN_TABLE_SLOTS_MAX slots
  * would start preparing its next array, which cannot exist. Above it inserts are refused
@@ -511,6 +511,7 @@ export class TxnEntriesCopy {
   private source = 0;
   private position: number;
   private ended = false;
+  private cancelled = false;
 
   constructor(
     private readonly sources: ReadonlyArray<{ words: Uint32Array; start: number }>,
@@ -545,8 +546,16 @@ export class TxnEntriesCopy {
     this.step(Number.MAX_SAFE_INTEGER / WORDS_PER_SLOT);
   }
 
+  /** Ends the copy unfinished (its snapshot failed), so entries may move again; result() then throws. */
+  cancel(): void {
+    if (this.ended) return;
+    this.cancelled = true;
+    this.ended = true;
+    this.onEnd();
+  }
+
   result(): Uint32Array {
-    assert(this.ended, 'entries copy not finished');
+    assert(this.ended && !this.cancelled, 'entries copy not finished');
     return this.entries;
   }
 

@@ -177,10 +177,15 @@ function alignedRecords(batch: TransferBatch): Buffer {
   return copy;
 }
 
+/** How long a snapshot worker told to abort may take to remove its file and exit before it is terminated. */
+const SNAPSHOT_WORKER_ABORT_MS = 10_000;
+
 /**
  * Runs snapshot-worker.ts: shares the ids, hands it the captured records a piece at a time (the
  * next piece is copied as a buffer comes back, between drains), then the new entries once
- * `newEntries` settles. Resolves with the written temporary file.
+ * `newEntries` settles. Settles only once the worker has exited, so a failed snapshot's
+ * temporary file is gone (the worker removes it) before a retry may write the same name; a
+ * failure on the engine's side tells the worker to abort.
  */
 function writeSnapshotInWorker(
   dir: string,
@@ -194,9 +199,23 @@ function writeSnapshotInWorker(
   return new Promise((resolve, reject) => {
     const job: SnapshotJob = { dir, parts, position };
     const worker = new Worker(new URL('./snapshot-worker.js', import.meta.url), { workerData: job });
+    let outcome: { written: WrittenSnapshot } | { error: unknown } | undefined;
+    worker.once('exit', (code) => {
+      if (outcome !== undefined && 'written' in outcome) resolve(outcome.written);
+      // A worker that ends without a message (out of memory, process.exit) would otherwise leave
+      // the snapshot pending for good, and with it every later snapshot and close().
+      else reject(outcome?.error ?? new Error(`snapshot worker exited with code ${code} before answering`));
+    });
+    /** A failure on this side: the worker removes its file and exits (or is stopped). */
     const fail = (error: unknown): void => {
-      reject(error);
-      void worker.terminate();
+      if (outcome !== undefined) return;
+      outcome = { error };
+      try {
+        worker.postMessage({ kind: 'abort' } satisfies ToSnapshotWorker);
+      } catch {
+        // Gone already: its exit settles the promise.
+      }
+      setTimeout(() => void worker.terminate(), SNAPSHOT_WORKER_ABORT_MS).unref();
     };
     const send = (message: ToSnapshotWorker, transfer: ArrayBuffer[] = []): void => worker.postMessage(message, transfer);
     let buffersOut = 0;
@@ -204,32 +223,37 @@ function writeSnapshotInWorker(
     const end = (): void => {
       if (ended || buffersOut > 0 || !capture.done) return;
       ended = true;
-      newEntries.then((entries) => {
-        const transfer = 'entries' in entries ? [entries.entries.buffer] : entries.slots.map((block) => block.buffer);
-        send({ kind: 'end', newEntries: entries, chunks }, transfer.filter((buffer): buffer is ArrayBuffer => !(buffer instanceof SharedArrayBuffer)));
-      }, fail);
+      newEntries
+        .then((entries) => {
+          if (outcome !== undefined) return;
+          const transfer = 'entries' in entries ? [entries.entries.buffer] : entries.slots.map((block) => block.buffer);
+          send({ kind: 'end', newEntries: entries, chunks }, transfer.filter((buffer): buffer is ArrayBuffer => !(buffer instanceof SharedArrayBuffer)));
+        })
+        .catch(fail);
     };
     const pump = (buffer: ArrayBuffer): void => {
-      const words = capture.copyNextPiece(state, new Int32Array(buffer));
-      if (words > 0) {
-        buffersOut++;
-        send({ kind: 'records', buffer, bytes: words * 4 }, [buffer]);
+      if (outcome !== undefined) return;
+      try {
+        const words = capture.copyNextPiece(state, new Int32Array(buffer));
+        if (words > 0) {
+          buffersOut++;
+          send({ kind: 'records', buffer, bytes: words * 4 }, [buffer]);
+        }
+        end();
+      } catch (error) {
+        fail(error);
       }
-      end();
     };
     worker.on('message', (message: FromSnapshotWorker) => {
       if (message.kind === 'buffer') {
         buffersOut--;
         pump(message.buffer);
-      } else if (message.kind === 'written') {
-        resolve(message.written);
-        void worker.terminate();
-      } else fail(new Error(`snapshot worker: ${message.message}`));
+      } else if (outcome === undefined) {
+        // The worker exits after either; its exit settles the promise.
+        outcome = message.kind === 'written' ? { written: message.written } : { error: new Error(`snapshot worker: ${message.message}`) };
+      }
     });
     worker.once('error', fail);
-    // A worker that ends without a message (out of memory, process.exit) would otherwise leave
-    // the snapshot pending for good, and with it every later snapshot and close().
-    worker.once('exit', (code) => reject(new Error(`snapshot worker exited with code ${code} before answering`)));
     for (let i = 0; i < CAPTURE_BUFFERS; i++) pump(new ArrayBuffer(capture.pieceWords * 4));
   });
 }
@@ -797,8 +821,10 @@ class PartitionEngine implements Ledger {
         nowMs: this.nowMs(),
       };
     } catch (error) {
-      // A capture left installed would keep every changed record's bytes for good.
+      // A capture left installed would keep every changed record's bytes for good, and a scan
+      // left open would hold the table's growth back.
       this.state.recordsCapture = undefined;
+      scan?.cancel();
       throw error;
     } finally {
       this.drainPaused = false;
@@ -808,13 +834,16 @@ class PartitionEngine implements Ledger {
       while (!scan!.step(this.snapshotCopySlotsPerTurn)) await new Promise<void>((resolve) => setImmediate(resolve));
       return { entries: scan!.result() };
     };
+    const newEntries = journaled === undefined ? scanned() : Promise.resolve(journaled);
+    // Handled where the worker takes the entries; until then (or if it fails first) a rejection must not count as unhandled.
+    newEntries.catch(() => undefined);
     let written: WrittenSnapshot;
     try {
-      written = await writeSnapshotInWorker(snapshotDir, parts, position, capture, this.state, journaled === undefined ? scanned() : Promise.resolve(journaled), this.txnChunks);
+      written = await writeSnapshotInWorker(snapshotDir, parts, position, capture, this.state, newEntries, this.txnChunks);
     } finally {
       if (this.state.recordsCapture === capture) this.state.recordsCapture = undefined;
-      // A failed snapshot must not hold the table's growth back: finish the scan (it ends the hold).
-      if (scan !== undefined && !scan.done) scan.finish();
+      // A failed snapshot stops its scan where it is (it holds the table's growth back).
+      scan?.cancel();
     }
     commitSnapshotFile(snapshotDir, written.tempPath, parts.headSequence);
     this.txnChunks = written.chunks;
@@ -837,6 +866,8 @@ class PartitionEngine implements Ledger {
     while (this.queueHead < this.queue.length || this.drainScheduled) await new Promise((resolve) => setImmediate(resolve));
     await this.writer.flushed().catch(() => undefined);
     if (this.failure === undefined && this.state.headSequence > this.lastSnapshotSequence) await this.snapshot();
+    // After a failure no final snapshot is taken, but one already running must end before the log closes.
+    else await this.snapshotRunning?.catch(() => undefined);
     await this.writer.close();
     await this.preparer.close();
     this.readIndex.close();

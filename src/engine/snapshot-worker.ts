@@ -11,9 +11,12 @@ import type { ChunkRef } from './txn-chunks.js';
 import { BACKGROUND_THREAD_NICE, lowerThisThreadPriority } from '../stdx/thread-priority.js';
 
 export type SnapshotJob = Readonly<{ dir: string; parts: AccountIdParts; position: SnapshotPosition }>;
-/** Engine to worker: a piece of records (in the first `bytes` of `buffer`), or the end with the new entries. */
-export type ToSnapshotWorker = Readonly<{ kind: 'records'; buffer: ArrayBuffer; bytes: number } | { kind: 'end'; newEntries: NewEntries; chunks: readonly ChunkRef[] }>;
-/** Worker to engine: a piece's buffer handed back, then the written file or the failure. */
+/**
+ * Engine to worker: a piece of records (in the first `bytes` of `buffer`), the end with the new
+ * entries, or an abort (the engine failed): remove the file and exit.
+ */
+export type ToSnapshotWorker = Readonly<{ kind: 'records'; buffer: ArrayBuffer; bytes: number } | { kind: 'end'; newEntries: NewEntries; chunks: readonly ChunkRef[] } | { kind: 'abort' }>;
+/** Worker to engine: a piece's buffer handed back, then the written file or the failure; the worker exits after either. */
 export type FromSnapshotWorker = Readonly<{ kind: 'buffer'; buffer: ArrayBuffer } | { kind: 'written'; written: WrittenSnapshot } | { kind: 'failed'; message: string }>;
 
 const port = parentPort!;
@@ -32,6 +35,12 @@ try {
 }
 
 port.on('message', (message: ToSnapshotWorker) => {
+  if (message.kind === 'abort') {
+    file?.abandon();
+    file = undefined;
+    port.close(); // nothing keeps the thread alive then: it exits
+    return;
+  }
   if (file === undefined) return; // failed already, and said so
   try {
     if (message.kind === 'records') {
@@ -42,9 +51,12 @@ port.on('message', (message: ToSnapshotWorker) => {
     const written = file.finish(message.newEntries, message.chunks);
     file = undefined;
     send({ kind: 'written', written });
+    port.close();
   } catch (error) {
     file?.abandon();
     file = undefined;
     send({ kind: 'failed', message: (error as Error).message });
+    port.close();
   }
 });
+if (file === undefined) port.close();

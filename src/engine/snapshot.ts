@@ -29,7 +29,7 @@ import { assert } from '../stdx/assert.js';
 import { bytesOf, stateDigest } from '../core/digest.js';
 import { IdTable } from '../core/id-table.js';
 import { ACCOUNT_WORDS, LedgerState } from '../core/ledger-state.js';
-import { TxnTable } from '../core/txn-table.js';
+import { TXN_TABLE_SLOTS_MAX, TxnTable } from '../core/txn-table.js';
 import { fsyncDirectory } from '../log/segments.js';
 import { ChecksummedReader, readChecksummedFile } from './checked-file.js';
 import { SNAPSHOT_MAGIC, SNAPSHOT_MAGIC_META_FIRST, SNAPSHOT_VERSION, SNAPSHOT_VERSIONS_READ, snapshotFileName } from './snapshot-write.js';
@@ -157,7 +157,8 @@ const META_SCHEMA: JSONSchemaType<SnapshotMeta> = {
     logOffset: COUNT,
     accountCount: COUNT,
     txnCount: COUNT,
-    txnSlots: COUNT,
+    // Checked before a table of this many slots is allocated.
+    txnSlots: { type: 'integer', minimum: 0, maximum: TXN_TABLE_SLOTS_MAX },
     sections: {
       type: 'array',
       items: { type: 'object', required: ['name', 'bytes'], properties: { name: { type: 'string' }, bytes: COUNT }, additionalProperties: false },
@@ -214,7 +215,7 @@ function readSnapshotMeta(path: string): SnapshotMeta {
 export function loadSnapshot(path: string): LoadedSnapshot {
   const { meta, data } = readChecksummedFile(path, (reader) => {
     const { meta, trailer } = readHead(reader);
-    const data = readSections(meta, (target) => reader.read(target));
+    const data = readSections(meta, reader);
     if (trailer !== undefined) {
       const again = Buffer.alloc(trailer.length);
       reader.read(again);
@@ -241,13 +242,15 @@ const ELEMENT_TYPES: Record<string, (length: number) => ArrayBufferView> = {
   txn_entries: (n) => new Uint32Array(n / 4),
 };
 
-function readSections(meta: SnapshotMeta, read: (target: Uint8Array) => void): Map<string, ArrayBufferView> {
+/** The sections, each checked to fit in what is left of the file before anything is allocated for it (the meta is not CRC-checked yet). */
+function readSections(meta: SnapshotMeta, reader: ChecksummedReader): Map<string, ArrayBufferView> {
   const data = new Map<string, ArrayBufferView>();
   for (const section of meta.sections) {
     const make = ELEMENT_TYPES[section.name];
     if (make === undefined) throw new Error(`snapshot: unknown section ${section.name}`);
+    if (section.bytes > reader.remaining) throw new Error(`${reader.path} is truncated`);
     const view = make(section.bytes);
-    read(bytesOf(view));
+    reader.read(bytesOf(view));
     data.set(section.name, view);
   }
   return data;

@@ -127,6 +127,8 @@ export function readChunk(dir: string, ref: ChunkRef): Uint32Array {
       Number(header.readBigUInt64LE(16)) === ref.toSequence &&
       header.readUInt32LE(24) === ref.count;
     if (!matches) throw new Error(`${path}: header does not match the snapshot's chunk list`);
+    // The count comes from a meta not yet CRC-checked: it must fit the file before it sizes anything.
+    if (ref.count * TXN_ENTRY_WORDS * 4 + 16 !== reader.remaining) throw new Error(`${path}: size does not match the snapshot's chunk list`);
     const entries = new Uint32Array(ref.count * TXN_ENTRY_WORDS);
     reader.read(bytesOf(entries));
     const fold = new Uint32Array(4);
