@@ -2,9 +2,11 @@
 // with the records handed to the worker two accounts at a time, transfers are decided between
 // the pieces, and the snapshot still holds the state of its own sequence: its digest equals a
 // replay of the log from the first record to that sequence, and recovery from it plus the tail
-// equals the live state.
+// equals the live state. Also: a journal's entries reach the chunk a piece at a time; a
+// snapshot that cannot be written fails cleanly; a worker told to abort removes its file.
 import { test } from 'node:test';
-import { mkdirSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { captureAccountIdParts, stateDigest } from '../src/core/digest.js';
@@ -14,6 +16,7 @@ import { Wire } from '../src/core/errors.js';
 import { dataPaths, recover } from '../src/engine/recovery.js';
 import { listSnapshots, loadSnapshot, snapshotFileName } from '../src/engine/snapshot.js';
 import { writeSnapshotFile } from '../src/engine/snapshot-write.js';
+import type { FromSnapshotWorker, SnapshotJob, ToSnapshotWorker } from '../src/engine/snapshot-worker.js';
 import { Prng } from '../src/stdx/prng.js';
 import { deposit, inTempDir, submit, transfer, withTempLedger } from './support/ledger.js';
 
@@ -95,4 +98,23 @@ test('a snapshot whose file cannot be written fails, leaves no capture behind, a
     },
     { snapshotPieceAccounts: 2, snapshotEveryRecords: Number.MAX_SAFE_INTEGER },
   );
+});
+
+test('a snapshot worker told to abort removes its temporary file and exits', async () => {
+  await inTempDir(async (dir) => {
+    const state = new LedgerState();
+    for (let i = 0; i < 10; i++) state.applyAccountOpened(i + 1, `a${i}`, 840, `a${i}`);
+    const job: SnapshotJob = { dir: dir.path, parts: captureAccountIdParts(state), position: { chainHash: '0'.repeat(64), logSegmentFirstSequence: 1, logOffset: 0, nowMs: 0 } };
+    const worker = new Worker(new URL('../src/engine/snapshot-worker.js', import.meta.url), { workerData: job });
+    const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+    const piece = state.accountRecords().slice(0, 4 * 8);
+    const back = new Promise<FromSnapshotWorker>((resolve) => worker.once('message', resolve));
+    worker.postMessage({ kind: 'records', buffer: piece.buffer, bytes: piece.byteLength } satisfies ToSnapshotWorker, [piece.buffer]);
+    assert.equal((await back).kind, 'buffer', 'the piece was written and handed back');
+    const tempPath = join(dir.path, `${snapshotFileName(state.headSequence)}.tmp`);
+    assert.ok(existsSync(tempPath), 'the file is being written');
+    worker.postMessage({ kind: 'abort' } satisfies ToSnapshotWorker);
+    assert.equal(await exited, 0, 'it exits by itself');
+    assert.ok(!existsSync(tempPath), 'and its file is gone');
+  });
 });
