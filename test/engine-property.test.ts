@@ -12,7 +12,9 @@
 // `transfer(id)` with the model's single outcome (an id applied twice would move money twice
 // and leave balances off the model). At the end of each run the live digest equals the digest
 // of recovery from the newest snapshot, of a full replay from the first record, and of a
-// reopened ledger, with no snapshot skipped as unreadable; and every remembered id answers a
+// reopened ledger, with no snapshot skipped as unreadable; every kept snapshot's digest equals a
+// replay to its sequence (snapshots are not awaited, and hand out one account's record per
+// piece, so the steps after one run while it is written); and every remembered id answers a
 // retry with its first outcome.
 //
 // The seed is random unless WALLETD_PROPERTY_SEED is set; fast-check prints it on failure.
@@ -28,7 +30,8 @@ import { isValidId } from '../src/core/ids.js';
 import { AMOUNT_MAX } from '../src/core/money.js';
 import { BATCH_RECORDS_MAX, encodeTransferBatch, RECORD_OFFSET_AMOUNT, RECORD_OFFSET_CURRENCY, RECORD_OFFSET_FROM, RECORD_OFFSET_KIND, type TransferCommand } from '../src/core/transfer-record.js';
 import { openLedger } from '../src/engine/ledger.js';
-import { recover } from '../src/engine/recovery.js';
+import { dataPaths, recover } from '../src/engine/recovery.js';
+import { listSnapshots, loadSnapshot } from '../src/engine/snapshot.js';
 import type { Ledger } from '../src/engine/types.js';
 import { tempDir } from './support/ledger.js';
 
@@ -221,15 +224,18 @@ async function runSteps(steps: readonly Step[], prepareInWorker: boolean): Promi
   const onWarning = (warning: Error): void => void warnings.push(warning.message);
   process.on('warning', onWarning);
   const prepareInWorkerMinRecords = prepareInWorker ? 1 : BATCH_RECORDS_MAX + 1;
-  let ledger: Ledger | undefined = await openLedger({ dataDir: dir.path, fsync: false, snapshotEveryRecords: 1_000_000, prepareInWorkerMinRecords });
+  // One account per piece, one piece at a time: the steps after a snapshot are decided while it hands out its records.
+  let ledger: Ledger | undefined = await openLedger({ dataDir: dir.path, fsync: false, snapshotEveryRecords: 1_000_000, snapshotPieceAccounts: 1, snapshotPiecesInFlight: 1, prepareInWorkerMinRecords });
+  const snapshots: Array<Promise<void>> = [];
   try {
     const model = new Model();
     const sent: RecordSpec[] = [];
     for (const [index, step] of steps.entries()) {
       const where = `step ${index} ${JSON.stringify(step, (_, value: unknown) => (typeof value === 'bigint' ? `${value}n` : value))}`;
-      const touched = await runStep(ledger, model, sent, step, where);
+      const touched = await runStep(ledger, model, sent, step, where, snapshots);
       await checkInvariants(ledger, model, touched, where);
     }
+    await Promise.all(snapshots);
     await checkEnd(ledger, model, dir.path, sent);
     const live = ledger.digest();
     await ledger.close();
@@ -239,12 +245,14 @@ async function runSteps(steps: readonly Step[], prepareInWorker: boolean): Promi
     assert.deepEqual(warnings, [], 'warnings while recovering');
   } finally {
     process.off('warning', onWarning);
+    await Promise.allSettled(snapshots);
     await ledger?.close();
     dir.remove();
   }
 }
 
-async function runStep(ledger: Ledger, model: Model, sent: RecordSpec[], step: Step, where: string): Promise<string[]> {
+/** `snapshots`: the snapshots started (not awaited, so later steps run while they are written). */
+async function runStep(ledger: Ledger, model: Model, sent: RecordSpec[], step: Step, where: string, snapshots: Array<Promise<void>>): Promise<string[]> {
   switch (step.type) {
     case 'open': {
       const outcome = await ledger.openAccount({ accountId: step.accountId, currencyCode: step.currency, owner: step.owner });
@@ -261,8 +269,7 @@ async function runStep(ledger: Ledger, model: Model, sent: RecordSpec[], step: S
       return submitAndCompare(ledger, model, sent, [{ command, mutation: earlier.mutation }], where);
     }
     case 'snapshot':
-      await ledger.snapshot();
-      assert.equal(ledger.stats().lastSnapshotSequence, model.head, where);
+      snapshots.push(ledger.snapshot());
       return [];
     default: {
       const never: never = step;
@@ -317,6 +324,11 @@ async function checkEnd(ledger: Ledger, model: Model, dataDir: string, sent: rea
   await ledger.sync();
   const live = ledger.digest();
   assert.equal(stateDigest(recover(dataDir).state), live, 'newest snapshot + log tail gives the live digest');
+  for (const snapshot of listSnapshots(dataPaths(dataDir).snapshotDir)) {
+    const meta = loadSnapshot(snapshot.path).meta;
+    const replayed = recover(dataDir, { fromGenesis: true, toSequence: meta.sequence }).state;
+    assert.equal(stateDigest(replayed), meta.digest, `the snapshot at ${meta.sequence} is the state at its sequence`);
+  }
   assert.equal(stateDigest(recover(dataDir, { fromGenesis: true }).state), live, 'full replay from the first record gives the live digest');
   for (const transactionId of TXN_IDS) await checkTransfer(ledger, model, transactionId, 'end');
   await checkRetries(ledger, model, sent, 'end');

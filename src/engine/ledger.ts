@@ -59,6 +59,8 @@ export const QUEUE_RECORDS_MAX_DEFAULT = 1 << 20;
  * buffers, 1.32-1.37M with 16 (71 and 48 MB).
  */
 const CAPTURE_BUFFERS = 16;
+/** The most buffers of records a snapshot may have in flight (snapshotPiecesInFlight). */
+const CAPTURE_BUFFERS_MAX = 64;
 /** Decided-but-not-durable log bytes at which deciding waits (a few of the largest frames). */
 export const LOG_BACKLOG_BYTES_MAX_DEFAULT = 256 * 1024 * 1024;
 export const SNAPSHOT_EVERY_RECORDS_DEFAULT = 5_000_000;
@@ -104,6 +106,7 @@ function checkOptions(options: LedgerOptions): void {
     snapshotEveryRecords: { value: options.snapshotEveryRecords, min: 1 },
     snapshotCopySlotsPerTurn: { value: options.snapshotCopySlotsPerTurn, min: 1 },
     snapshotPieceAccounts: { value: options.snapshotPieceAccounts, min: 1, max: CAPTURE_PIECE_ACCOUNTS },
+    snapshotPiecesInFlight: { value: options.snapshotPiecesInFlight, min: 1, max: CAPTURE_BUFFERS_MAX },
     queueRecordsMax: { value: options.queueRecordsMax, min: 1 },
     logBacklogBytesMax: { value: options.logBacklogBytesMax, min: 1 },
     segmentBytesMax: { value: options.segmentBytesMax, min: 1 },
@@ -195,6 +198,7 @@ function writeSnapshotInWorker(
   state: LedgerState,
   newEntries: Promise<NewEntries>,
   chunks: readonly ChunkRef[],
+  buffers: number,
 ): Promise<WrittenSnapshot> {
   return new Promise((resolve, reject) => {
     const job: SnapshotJob = { dir, parts, position };
@@ -254,7 +258,7 @@ function writeSnapshotInWorker(
       }
     });
     worker.once('error', fail);
-    for (let i = 0; i < CAPTURE_BUFFERS; i++) pump(new ArrayBuffer(capture.pieceWords * 4));
+    for (let i = 0; i < buffers; i++) pump(new ArrayBuffer(capture.pieceWords * 4));
   });
 }
 
@@ -839,7 +843,7 @@ class PartitionEngine implements Ledger {
     newEntries.catch(() => undefined);
     let written: WrittenSnapshot;
     try {
-      written = await writeSnapshotInWorker(snapshotDir, parts, position, capture, this.state, newEntries, this.txnChunks);
+      written = await writeSnapshotInWorker(snapshotDir, parts, position, capture, this.state, newEntries, this.txnChunks, this.options.snapshotPiecesInFlight ?? CAPTURE_BUFFERS);
     } finally {
       if (this.state.recordsCapture === capture) this.state.recordsCapture = undefined;
       // A failed snapshot stops its scan where it is (it holds the table's growth back).

@@ -198,6 +198,8 @@ export type LedgerOptions = Readonly<{
    * Tests set it small so that transfers land between the pieces.
    */
   snapshotPieceAccounts?: number;
+  /** Pieces of records in flight to a snapshot's worker (default 16, at most 64). Tests set 1. */
+  snapshotPiecesInFlight?: number;
   /**
    * Transaction ids to size the id table for when the ledger starts empty (default 0: start
    * small and grow; growth is incremental, with no pause, but from 60% load until a growth is
