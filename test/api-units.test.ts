@@ -329,3 +329,10 @@ test('batch results rendered as text equal JSON.stringify of the result objects'
   }
   assert.equal((JSON.parse(batchItemJson('a', 255, 1)) as { error: { code: string } }).error.code, 'internal_error');
 });
+
+test("metrics: a snapshot's records kept at once show as walletd_snapshot_records_kept", async () => {
+  const metrics = new ApiMetrics();
+  assert.match(await metrics.render(), /^walletd_snapshot_records_kept 0$/m, 'before any snapshot');
+  metrics.engineObserver.onSnapshot?.({ sequence: 10, bytes: 100, ms: 5, newEntries: 3, entriesFrom: 'journal', recordsKeptPeak: 1234 });
+  assert.match(await metrics.render(), /^walletd_snapshot_records_kept 1234$/m);
+});

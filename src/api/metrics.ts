@@ -22,6 +22,7 @@ export class ApiMetrics {
   private readonly flushFrames: Histogram;
   private readonly fsyncSeconds: Histogram;
   private readonly snapshotSeconds: Histogram;
+  private readonly snapshotRecordsKept: Gauge;
   private readonly coalescedRecords: Histogram<'source'>;
   private readonly ready: Gauge;
   private readonly requestSecondsByLabels = new Map<string, { observe(value: number): void }>();
@@ -49,6 +50,11 @@ export class ApiMetrics {
     this.flushFrames = new Histogram({ name: 'walletd_engine_flush_frames', help: 'Log frames per group commit', buckets: BATCH_BUCKETS, registers });
     this.fsyncSeconds = new Histogram({ name: 'walletd_engine_fsync_seconds', help: 'fsync latency of a group commit', buckets: FSYNC_BUCKETS_SECONDS, registers });
     this.snapshotSeconds = new Histogram({ name: 'walletd_engine_snapshot_seconds', help: 'Time to write a snapshot', buckets: LATENCY_BUCKETS_SECONDS, registers });
+    this.snapshotRecordsKept = new Gauge({
+      name: 'walletd_snapshot_records_kept',
+      help: 'The most account records the newest snapshot kept at once (36 bytes each) because they changed before it wrote them',
+      registers,
+    });
     this.coalescedRecords = new Histogram({
       name: 'walletd_http_submit_records',
       help: 'Records per engine submit from HTTP: coalesced single transfers, or one batch request',
@@ -99,6 +105,7 @@ export class ApiMetrics {
     },
     onSnapshot: (info) => {
       this.snapshotSeconds.observe(info.ms / 1000);
+      this.snapshotRecordsKept.set(info.recordsKeptPeak);
     },
   };
 
