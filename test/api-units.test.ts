@@ -335,4 +335,6 @@ test("metrics: a snapshot's records kept at once show as walletd_snapshot_record
   assert.match(await metrics.render(), /^walletd_snapshot_records_kept 0$/m, 'before any snapshot');
   metrics.engineObserver.onSnapshot?.({ sequence: 10, bytes: 100, ms: 5, newEntries: 3, entriesFrom: 'journal', recordsKeptPeak: 1234 });
   assert.match(await metrics.render(), /^walletd_snapshot_records_kept 1234$/m);
+  metrics.engineObserver.onSnapshot?.({ sequence: 20, bytes: 100, ms: 5, newEntries: 3, entriesFrom: 'journal', recordsKeptPeak: 7 });
+  assert.match(await metrics.render(), /^walletd_snapshot_records_kept 7$/m, 'the newest snapshot, not a sum');
 });

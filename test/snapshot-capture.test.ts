@@ -24,6 +24,7 @@ const ACCOUNTS = 300;
 
 test('transfers decided while a snapshot hands out its records leave the snapshot at its own sequence', async () => {
   let keptPeak = 0;
+  let entriesFrom = '';
   await withTempLedger(
     async (ledger, dir) => {
       for (let i = 0; i < ACCOUNTS; i++) await ledger.openAccount({ accountId: `a${i}`, currencyCode: 'USD', owner: `a${i}` });
@@ -33,6 +34,8 @@ test('transfers decided while a snapshot hands out its records leave the snapsho
       const snapshot = ledger.snapshot().finally(() => (settled = true));
       let batch = 0;
       for (; !settled || batch < 5; batch++) {
+        // Openings too: past the capture's count, they must not reach the snapshot.
+        if (batch % 3 === 0) await ledger.openAccount({ accountId: `late${batch}`, currencyCode: 'USD', owner: `late${batch}` });
         const commands = Array.from({ length: 40 }, (_, i) => {
           const from = prng.below(ACCOUNTS);
           return transfer(`t${batch}-${i}`, `a${from}`, `a${(from + 1 + prng.below(ACCOUNTS - 1)) % ACCOUNTS}`, BigInt(1 + prng.below(50)));
@@ -42,6 +45,7 @@ test('transfers decided while a snapshot hands out its records leave the snapsho
       }
       await snapshot;
       assert.ok(keptPeak > 0, `records changed before their piece went (${batch} batches during the snapshot)`);
+      assert.equal(entriesFrom, 'journal');
       const meta = loadSnapshot(listSnapshots(dataPaths(dir.path).snapshotDir)[0]!.path).meta;
       const replayed = recover(dir.path, { fromGenesis: true, toSequence: meta.sequence });
       assert.equal(replayed.state.headSequence, meta.sequence);
@@ -51,7 +55,8 @@ test('transfers decided while a snapshot hands out its records leave the snapsho
       assert.equal(recovered.snapshot?.sequence, meta.sequence);
       assert.equal(stateDigest(recovered.state), ledger.digest(), 'snapshot plus tail is the live state');
     },
-    { snapshotPieceAccounts: 2, snapshotEveryRecords: Number.MAX_SAFE_INTEGER, observer: { onSnapshot: (info) => (keptPeak = Math.max(keptPeak, info.recordsKeptPeak)) } },
+    // An interval short enough for a journal (the new entries come from its slots), long enough that no snapshot starts by itself.
+    { snapshotPieceAccounts: 2, snapshotEveryRecords: 1_000_000, observer: { onSnapshot: (info) => ((keptPeak = Math.max(keptPeak, info.recordsKeptPeak)), (entriesFrom = info.entriesFrom)) } },
   );
 });
 
@@ -60,7 +65,7 @@ test("a journal's entries reach the chunk a piece at a time, all of them, and th
     const count = 140_000;
     const state = new LedgerState(undefined, undefined, new TxnTable(count)); // presized: a growth would drop the journal
     state.applyAccountOpened(1, 'a', 840, 'a');
-    state.txns.startJournal(1, 1 << 24, 50_000); // three blocks, and pieces across them
+    state.txns.startJournal(1, 1 << 24, 100_000); // two blocks; the first split into pieces of 65,536 and the rest
     const prng = new Prng(5);
     for (let i = 0; i < count; i++) state.txns.insert(prng.nextU32(), prng.nextU32(), prng.nextU32(), i, 0, i + 2, 0);
     state.headSequence = count + 1;
@@ -117,4 +122,29 @@ test('a snapshot worker told to abort removes its temporary file and exits', asy
     assert.equal(await exited, 0, 'it exits by itself');
     assert.ok(!existsSync(tempPath), 'and its file is gone');
   });
+});
+
+test('a snapshot that fails in its pause leaves no capture and no open scan behind', async () => {
+  let clockFails = false;
+  const nowMs = (): number => {
+    if (clockFails) throw new Error('clock failed');
+    return Date.now();
+  };
+  await withTempLedger(
+    async (ledger, dir) => {
+      await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
+      await submit(ledger, [deposit('d1', 'a', 5n)]);
+      // No journal runs with this interval, so the snapshot scans; the clock is read in the pause
+      // after the capture and the scan have begun.
+      clockFails = true;
+      await assert.rejects(ledger.snapshot(), /clock failed/);
+      clockFails = false;
+      assert.equal((ledger as unknown as { state: LedgerState }).state.recordsCapture, undefined, 'the capture is gone');
+      await submit(ledger, [deposit('d2', 'a', 5n)]);
+      await ledger.snapshot(); // would fail "one entries copy at a time" had the scan stayed open
+      const meta = loadSnapshot(listSnapshots(dataPaths(dir.path).snapshotDir)[0]!.path).meta;
+      assert.equal(stateDigest(recover(dir.path, { fromGenesis: true }).state), meta.digest);
+    },
+    { nowMs, snapshotEveryRecords: Number.MAX_SAFE_INTEGER },
+  );
 });
