@@ -9,13 +9,13 @@ import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
-import { captureAccountIdParts, stateDigest } from '../src/core/digest.js';
+import { bytesOf, captureAccountIdParts, stateDigest } from '../src/core/digest.js';
 import { LedgerState } from '../src/core/ledger-state.js';
 import { TxnTable } from '../src/core/txn-table.js';
 import { Wire } from '../src/core/errors.js';
 import { dataPaths, recover } from '../src/engine/recovery.js';
 import { listSnapshots, loadSnapshot, snapshotFileName } from '../src/engine/snapshot.js';
-import { writeSnapshotFile } from '../src/engine/snapshot-write.js';
+import { SnapshotFileWriter } from '../src/engine/snapshot-write.js';
 import type { FromSnapshotWorker, SnapshotJob, ToSnapshotWorker } from '../src/engine/snapshot-worker.js';
 import { Prng } from '../src/stdx/prng.js';
 import { deposit, inTempDir, submit, transfer, withTempLedger } from './support/ledger.js';
@@ -70,9 +70,10 @@ test("a journal's entries reach the chunk a piece at a time, all of them, and th
     for (let i = 0; i < count; i++) state.txns.insert(prng.nextU32(), prng.nextU32(), prng.nextU32(), i, 0, i + 2, 0);
     state.headSequence = count + 1;
     const journal = state.txns.takeJournal()!;
-    const parts = { ...captureAccountIdParts(state), accountRecords: state.accountRecords() };
     const position = { chainHash: '0'.repeat(64), logSegmentFirstSequence: 1, logOffset: 0, nowMs: 0 };
-    const written = writeSnapshotFile(dir.path, parts, { words: journal.words, slots: journal.slots(), afterSequence: 1, toSequence: count + 1 }, position, []);
+    const file = new SnapshotFileWriter(dir.path, captureAccountIdParts(state), position);
+    file.addRecords(bytesOf(state.accountRecords()));
+    const written = file.finish({ words: journal.words, slots: journal.slots(), afterSequence: 1, toSequence: count + 1 }, []);
     assert.deepEqual(
       written.chunks.map((chunk) => chunk.count),
       [count],

@@ -33,6 +33,15 @@ function newestMeta(dir: string): SnapshotMeta {
   return loadSnapshot(listSnapshots(dataPaths(dir).snapshotDir)[0]!.path).meta;
 }
 
+/** A ledger in `dataDir` with account `a` and `count` deposits into it, closed (so snapshotted); returns its digest. */
+async function depositedAndClosed(dataDir: string, prefix: string, count: number): Promise<string> {
+  return withLedger(dataDir, async (ledger) => {
+    await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
+    await deposits(ledger, prefix, count);
+    return ledger.digest();
+  });
+}
+
 /** `count` deposits into `a` with fresh ids (one batch). */
 async function deposits(ledger: Ledger, prefix: string, count: number): Promise<void> {
   const results = await submit(ledger, Array.from({ length: count }, (_, index) => deposit(`${prefix}-${index}`, 'a', 1n)));
@@ -200,12 +209,7 @@ test('addChunk merges like a binary counter up to a size; merged chunks hold the
 
 test('a version 1 snapshot (every entry in the file) still loads, and the next snapshot writes them all as the first chunk', async () => {
   await inTempDir(async (dir) => {
-    let digest = '';
-    await withLedger(dir.path, async (ledger) => {
-      await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
-      await deposits(ledger, 'old', 300);
-      digest = ledger.digest();
-    });
+    const digest = await depositedAndClosed(dir.path, 'old', 300);
     // Rewrite the newest snapshot as version 1 would have: the entries as a section, no chunks.
     const { snapshotDir } = dataPaths(dir.path);
     const newest = listSnapshots(snapshotDir)[0]!;
@@ -229,12 +233,7 @@ test('a version 1 snapshot (every entry in the file) still loads, and the next s
 
 test('a version 2 snapshot (the meta before the sections) still loads; one claiming version 3 in that layout is refused', async () => {
   await inTempDir(async (dir) => {
-    let digest = '';
-    await withLedger(dir.path, async (ledger) => {
-      await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
-      await deposits(ledger, 'old', 40);
-      digest = ledger.digest();
-    });
+    const digest = await depositedAndClosed(dir.path, 'old', 40);
     const newest = listSnapshots(dataPaths(dir.path).snapshotDir)[0]!;
     const { sections, meta } = fileParts(readFileSync(newest.path));
     writeMetaFirstSnapshot(newest.path, { ...meta, version: 2 }, [sections]);
@@ -248,12 +247,7 @@ test('a version 2 snapshot (the meta before the sections) still loads; one claim
 
 test('a snapshot of an unknown version, or with a malformed meta, is refused by name and recovery falls back', async () => {
   await inTempDir(async (dir) => {
-    let digest = '';
-    await withLedger(dir.path, async (ledger) => {
-      await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
-      await deposits(ledger, 'd', 20);
-      digest = ledger.digest();
-    });
+    const digest = await depositedAndClosed(dir.path, 'd', 20);
     const { snapshotDir } = dataPaths(dir.path);
     const newest = listSnapshots(snapshotDir)[0]!;
     const original = readFileSync(newest.path);

@@ -52,11 +52,6 @@ export class RecordsCapture {
     return this.handedOut >= this.accountCount;
   }
 
-  /** Accounts copied out so far. */
-  get accountsHandedOut(): number {
-    return this.handedOut;
-  }
-
   /** Words of the largest piece: what a buffer passed to copyNextPiece must hold. */
   get pieceWords(): number {
     return this.pieceAccounts * ACCOUNT_WORDS;

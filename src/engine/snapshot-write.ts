@@ -9,7 +9,7 @@
  * sections. Versions 1 and 2 put it first; they still load.
  */
 import { join } from 'node:path';
-import { bytesOf, StateDigester, type AccountIdParts, type AccountParts } from '../core/digest.js';
+import { bytesOf, StateDigester, type AccountIdParts } from '../core/digest.js';
 import { ACCOUNT_WORDS } from '../core/ledger-state.js';
 import { gatherJournalEntries, TXN_ENTRY_WORDS } from '../core/txn-table.js';
 import { assert } from '../stdx/assert.js';
@@ -140,17 +140,5 @@ export class SnapshotFileWriter {
   /** After a failure: closes and removes the temporary file. */
   abandon(): void {
     this.writer.abandon();
-  }
-}
-
-/** The whole snapshot in one call, from parts with every record (tests, and anything not streaming). */
-export function writeSnapshotFile(dir: string, parts: AccountParts, newEntries: NewEntries, position: SnapshotPosition, chunksBefore: readonly ChunkRef[]): WrittenSnapshot {
-  const file = new SnapshotFileWriter(dir, parts, position);
-  try {
-    file.addRecords(bytesOf(parts.accountRecords));
-    return file.finish(newEntries, chunksBefore);
-  } catch (error) {
-    file.abandon();
-    throw error;
   }
 }
