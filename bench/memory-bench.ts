@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { currencyByCode } from '../src/core/currency.js';
 import { BATCH_RECORDS_MAX, RECORD_BYTES, writeTransferRecord } from '../src/core/transfer-record.js';
+import { KEPT_RECORD_BYTES } from '../src/core/records-capture.js';
 import { openLedger, SNAPSHOT_EVERY_RECORDS_DEFAULT } from '../src/engine/ledger.js';
 import type { Ledger } from '../src/engine/types.js';
 import { Prng } from '../src/stdx/prng.js';
@@ -37,7 +38,7 @@ function count(name: 'accounts' | 'ids' | 'snapshot-every', min: number): number
 const accounts = count('accounts', 2);
 const ids = count('ids', 0);
 /** 'off': never; unset: the engine's default, as `walletd serve` runs. */
-const snapshotEveryText = values['snapshot-every'] ?? '';
+const snapshotEveryText = values['snapshot-every'];
 const snapshotEvery = snapshotEveryText === 'off' ? 'off' : snapshotEveryText === '' ? SNAPSHOT_EVERY_RECORDS_DEFAULT : count('snapshot-every', 1);
 let snapshots = 0;
 /** The most account records a snapshot kept at once (changed before their piece was written). */
@@ -76,7 +77,7 @@ async function stream(ledger: Ledger, total: number, fill: (bytes: Buffer, slot:
       const first = next;
       const count = Math.min(BATCH_RECORDS_MAX, total - first);
       next += count;
-      const bytes = buffer.subarray(0, count * RECORD_BYTES).fill(0);
+      const bytes = buffer.subarray(0, count * RECORD_BYTES); // writeTransferRecord clears each record it writes
       for (let slot = 0; slot < count; slot++) fill(bytes, slot, first + slot);
       await ledger.submitTransfers({ bytes, count });
     }
@@ -118,7 +119,7 @@ async function main(): Promise<void> {
     global.gc?.();
     const stats = ledger.stats();
     const usage = process.memoryUsage();
-    console.log(`filled in ${((performance.now() - started) / 1000).toFixed(0)} s: ${stats.accounts.toLocaleString('en-US')} accounts, ${stats.transactions.toLocaleString('en-US')} ids, ${snapshots} snapshots written meanwhile (at most ${recordsKeptPeak.toLocaleString('en-US')} account records kept at once by one, ${mb(recordsKeptPeak * 36)})`);
+    console.log(`filled in ${((performance.now() - started) / 1000).toFixed(0)} s: ${stats.accounts.toLocaleString('en-US')} accounts, ${stats.transactions.toLocaleString('en-US')} ids, ${snapshots} snapshots written meanwhile (at most ${recordsKeptPeak.toLocaleString('en-US')} account records kept at once by one, ${mb(recordsKeptPeak * KEPT_RECORD_BYTES)})`);
     console.log(`rss now ${mb(usage.rss)}, peak ${mb(Math.max(peakRssBytes, usage.rss))} (process at start ${mb(baseline)}); JS heap ${mb(usage.heapUsed)}, array buffers ${mb(usage.arrayBuffers)}`);
     const detail = ledger.memoryDetail();
     console.log(`accounts: ${mb(detail.accountBytes)} = ${(detail.accountBytes / stats.accounts).toFixed(1)} bytes per account (id table + record + owners)`);

@@ -467,7 +467,7 @@ test('the journal names exactly the entries inserted since it started, in order;
       assert.ok(journal !== undefined);
       assert.equal(journal.afterSequence, startedAt);
       assert.equal(journal.count, during);
-      const words = gatherJournalEntries(journal.words, joined(journal.slots()), startedAt, inserter.sequence);
+      const words = gathered(journal.words, joined(journal.slots()), startedAt, inserter.sequence);
       // In insertion order, and the same entries a scan of the table finds after startedAt.
       for (let i = 0; i < during; i++) assert.equal(words[i * 6 + 4], startedAt + i + 1, 'sequence order');
       const scanned = table.beginEntriesCopy(startedAt, inserter.sequence, during);
@@ -492,11 +492,11 @@ test('gathering a journal refuses a slot whose entry lies outside the journal ra
   for (let sequence = 6; sequence <= 8; sequence++) table.insert(sequence * 7919, sequence, 0, 5, 0, sequence, 0);
   const journal = table.takeJournal()!;
   const slots = joined(journal.slots());
-  assert.deepEqual([...gatherJournalEntries(journal.words, slots, 5, 8).filter((_, index) => index % 6 === 4)], [6, 7, 8]);
-  assert.throws(() => gatherJournalEntries(journal.words, slots, 5, 7), /outside its range/, 'an entry logged after the range');
-  assert.throws(() => gatherJournalEntries(journal.words, slots, 6, 8), /outside its range/, 'an entry logged before the range');
+  assert.deepEqual([...gathered(journal.words, slots, 5, 8).filter((_, index) => index % 6 === 4)], [6, 7, 8]);
+  assert.throws(() => gathered(journal.words, slots, 5, 7), /outside its range/, 'an entry logged after the range');
+  assert.throws(() => gathered(journal.words, slots, 6, 8), /outside its range/, 'an entry logged before the range');
   const emptySlot = -table.find(12345, 1, 2) - 1;
-  assert.throws(() => gatherJournalEntries(journal.words, Uint32Array.of(emptySlot), 5, 8), /outside its range/, 'an empty slot');
+  assert.throws(() => gathered(journal.words, Uint32Array.of(emptySlot), 5, 8), /outside its range/, 'an empty slot');
 });
 
 test('a journal crosses a block end without losing or repeating a slot', () => {
@@ -508,9 +508,14 @@ test('a journal crosses a block end without losing or repeating a slot', () => {
     blocks.map((block) => block.length),
     [16, 16, 5],
   );
-  const entries = gatherJournalEntries(table.digestWords(), joined(blocks), 0, 37);
+  const entries = gathered(table.digestWords(), joined(blocks), 0, 37);
   assert.deepEqual([...entries.filter((_, index) => index % 6 === 4)], Array.from({ length: 37 }, (_, index) => index + 1));
 });
+
+/** gatherJournalEntries into a buffer of the right size. */
+function gathered(words: Uint32Array, slots: Uint32Array, afterSequence: number, toSequence: number): Uint32Array {
+  return gatherJournalEntries(words, slots, afterSequence, toSequence, new Uint32Array(slots.length * 6));
+}
 
 /** Blocks of slots as one array. */
 function joined(blocks: readonly Uint32Array[]): Uint32Array {

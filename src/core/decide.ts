@@ -463,8 +463,7 @@ function decideAndRecord(
 
 /** The live evolve of a success: the same change as LedgerState.applyTransferSucceeded, on words. */
 function applySucceeded(state: LedgerState, sequence: number, fromIndex: number, toIndex: number, after: BalancesAfter): void {
-  state.beforeRecordChange(fromIndex);
-  state.beforeRecordChange(toIndex);
+  state.beforeTransferChange(fromIndex, toIndex);
   const ints = state.ints;
   const from = fromIndex * ACCOUNT_WORDS;
   const to = toIndex * ACCOUNT_WORDS;

@@ -155,8 +155,7 @@ export class LedgerState {
     assert(sequence === this.headSequence + 1, 'events must be applied in sequence order');
     assert(fromIndex !== toIndex, 'transfer within one account');
     assert(fromAfter >= BALANCE_MIN && toAfter <= BALANCE_MAX, 'balance out of range');
-    this.beforeRecordChange(fromIndex);
-    this.beforeRecordChange(toIndex);
+    this.beforeTransferChange(fromIndex, toIndex);
     this.bigs[fromIndex * (ACCOUNT_WORDS / 2)] = fromAfter;
     this.bigs[toIndex * (ACCOUNT_WORDS / 2)] = toAfter;
     this.floats[fromIndex * (ACCOUNT_WORDS / 2) + 2] = sequence;
@@ -170,9 +169,15 @@ export class LedgerState {
     this.headSequence = sequence;
   }
 
-  /** Call before an existing account's record changes: a capture in progress keeps its old bytes. */
-  beforeRecordChange(index: number): void {
-    if (this.recordsCapture !== undefined) this.recordsCapture.beforeChange(this, index);
+  /**
+   * Call before a transfer changes two existing accounts' records (replay here, the live path in
+   * decide.ts): a capture in progress keeps their old bytes. The only writes to existing records.
+   */
+  beforeTransferChange(fromIndex: number, toIndex: number): void {
+    const capture = this.recordsCapture;
+    if (capture === undefined) return;
+    capture.beforeChange(this, fromIndex);
+    capture.beforeChange(this, toIndex);
   }
 
   /** The per-account records of the first `accountCount` accounts (snapshots, digest). */

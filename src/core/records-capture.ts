@@ -23,6 +23,8 @@ import { ACCOUNT_WORDS, type LedgerState } from './ledger-state.js';
 
 /** Accounts per piece: 1 MiB of records, about 0.1 ms of copying on the engine thread. */
 export const CAPTURE_PIECE_ACCOUNTS = 1 << 15;
+/** What one kept record costs: its 32 bytes and its account index. */
+export const KEPT_RECORD_BYTES = ACCOUNT_WORDS * 4 + 4;
 /** Records a piece's list of kept records has room for when it starts; it doubles from there. */
 const KEPT_INITIAL = 16;
 

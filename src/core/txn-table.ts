@@ -483,7 +483,7 @@ let gatherTouchChecksum = 0;
  * 2-core machine (5M random slots of a 2^26-slot table, three runs each): 276-298 ms, against
  * 355-448 ms touching one word and 1.0-1.4 s copying directly.
  */
-export function gatherJournalEntries(words: Uint32Array, slots: Uint32Array, afterSequence: number, toSequence: number, into = new Uint32Array(slots.length * WORDS_PER_SLOT)): Uint32Array {
+export function gatherJournalEntries(words: Uint32Array, slots: Uint32Array, afterSequence: number, toSequence: number, into: Uint32Array): Uint32Array {
   assert(into.length >= slots.length * WORDS_PER_SLOT, 'gathered entries do not fit');
   let touched = 0;
   for (let start = 0; start < slots.length; start += GATHER_TOUCH_AHEAD) {

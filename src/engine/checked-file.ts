@@ -102,12 +102,7 @@ export class ChecksummedReader {
   }
 
   read(target: Uint8Array): void {
-    if (target.length > this.remaining) throw new Error(`${this.path} is truncated`);
-    for (let got = 0; got < target.length; ) {
-      const n = readSync(this.fd, target, got, target.length - got, this.at + got);
-      if (n === 0) throw new Error(`${this.path} is truncated`);
-      got += n;
-    }
+    this.readAt(target, this.at);
     this.crc = crcUpdate(target, this.crc);
     this.at += target.length;
   }

@@ -230,8 +230,9 @@ function writeSnapshotInWorker(
       newEntries
         .then((entries) => {
           if (outcome !== undefined) return;
-          const transfer = 'entries' in entries ? [entries.entries.buffer] : entries.slots.map((block) => block.buffer);
-          send({ kind: 'end', newEntries: entries, chunks }, transfer.filter((buffer): buffer is ArrayBuffer => !(buffer instanceof SharedArrayBuffer)));
+          // Moved, not copied: the scan's result and the journal's slot blocks are plain buffers (the table's slots are shared, not listed).
+          const views = 'entries' in entries ? [entries.entries] : entries.slots;
+          send({ kind: 'end', newEntries: entries, chunks }, views.map((view) => view.buffer as ArrayBuffer));
         })
         .catch(fail);
     };
@@ -577,13 +578,12 @@ class PartitionEngine implements Ledger {
   }
 
   async durableAccount(accountId: string): Promise<AccountView | undefined> {
-    const index = this.state.accounts.findString(accountId);
-    if (index < 0) return undefined;
-    const view = this.viewOf(index);
+    const view = this.account(accountId);
+    if (view === undefined) return undefined;
     // An account with no entry yet shows only its opening, whose position the state does not
     // keep: then everything applied so far must be durable. With entries, the newest one's
     // position covers the opening too (the log is durable as a prefix).
-    await this.durable(view === undefined || view.sequence === 0 ? this.state.headSequence : view.sequence);
+    await this.durable(view.sequence === 0 ? this.state.headSequence : view.sequence);
     return view;
   }
 

@@ -17,8 +17,12 @@ export const FRAME_POOL_KEPT_BYTES_MAX = 64 * 1024 * 1024;
 export class FramePool {
   private readonly free = new Map<number, ArrayBuffer[]>();
   private readonly owned = new WeakSet<ArrayBuffer>();
+  private kept = 0;
+
   /** Bytes held for reuse. */
-  keptBytes = 0;
+  get keptBytes(): number {
+    return this.kept;
+  }
 
   /** A buffer of exactly `bytes` bytes (uninitialized), pooled when at least CLASS_BYTES_MIN. */
   take(bytes: number): Buffer {
@@ -27,7 +31,7 @@ export class FramePool {
     const reused = this.free.get(capacity)?.pop();
     const memory = reused ?? new ArrayBuffer(capacity);
     if (reused === undefined) this.owned.add(memory);
-    else this.keptBytes -= capacity;
+    else this.kept -= capacity;
     return Buffer.from(memory, 0, bytes);
   }
 
@@ -40,9 +44,9 @@ export class FramePool {
       list = [];
       this.free.set(memory.byteLength, list);
     }
-    if (list.length >= KEPT_PER_CLASS || this.keptBytes + memory.byteLength > FRAME_POOL_KEPT_BYTES_MAX || list.includes(memory)) return;
+    if (list.length >= KEPT_PER_CLASS || this.kept + memory.byteLength > FRAME_POOL_KEPT_BYTES_MAX || list.includes(memory)) return;
     list.push(memory);
-    this.keptBytes += memory.byteLength;
+    this.kept += memory.byteLength;
   }
 }
 
