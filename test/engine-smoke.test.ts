@@ -243,6 +243,7 @@ test('reads show only durable state: views, openings, balances and statements re
         const reads = {
           view: settled(ledger.durableAccount('a')),
           opened: settled(ledger.durableAccount(`n${round}`)),
+          openedStatement: settled(ledger.statement(`n${round}`, 2)),
           now: settled(ledger.balanceAt('a', {})),
           atSequence: settled(ledger.balanceAt('a', { sequence: headAtRead })),
           atTime: settled(ledger.balanceAt('a', { atMs: Date.now() + 60_000 })),
@@ -255,6 +256,8 @@ test('reads show only durable state: views, openings, balances and statements re
         assert.ok(view.value !== undefined && view.durable >= view.value.sequence, `round ${round}: a view answered before ${view.value?.sequence} was durable`);
         const opened = await reads.opened;
         assert.ok(opened.value !== undefined && opened.durable >= headAtRead, `round ${round}: a new account answered before its opening was durable`);
+        const openedStatement = await reads.openedStatement;
+        assert.ok(openedStatement.value !== undefined && openedStatement.durable >= headAtRead, `round ${round}: a new account's statement answered before its opening was durable`);
         const { value: now, durable: nowDurable } = await reads.now;
         const { value: atSequence, durable: atSequenceDurable } = await reads.atSequence;
         const { value: atTime, durable: atTimeDurable } = await reads.atTime;

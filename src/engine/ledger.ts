@@ -578,13 +578,21 @@ class PartitionEngine implements Ledger {
   }
 
   async durableAccount(accountId: string): Promise<AccountView | undefined> {
-    const view = this.account(accountId);
-    if (view === undefined) return undefined;
-    // An account with no entry yet shows only its opening, whose position the state does not
-    // keep: then everything applied so far must be durable. With entries, the newest one's
-    // position covers the opening too (the log is durable as a prefix).
-    await this.durable(view.sequence === 0 ? this.state.headSequence : view.sequence);
+    const index = this.state.accounts.findString(accountId);
+    if (index < 0) return undefined;
+    const view = this.viewOf(index);
+    await this.durable(this.shownPosition(index));
     return view;
+  }
+
+  /**
+   * The log position an account's reads shown now must wait for: its newest entry, which covers
+   * its opening too (the log is durable as a prefix); with no entry yet, everything applied, as
+   * the state does not keep its opening's position.
+   */
+  private shownPosition(index: number): number {
+    const newest = this.state.lastEntrySequenceOf(index);
+    return newest === 0 ? this.state.headSequence : newest;
   }
 
   account(accountId: string): AccountView | undefined {
@@ -703,10 +711,11 @@ class PartitionEngine implements Ledger {
     assert(Number.isInteger(limit) && limit >= 1 && limit <= STATEMENT_LIMIT_MAX, 'statement limit out of range');
     const index = this.state.accounts.findString(accountId);
     if (index < 0) return undefined;
-    // The newest entry now: after the sync it is durable, and the walk never starts above it
-    // (entries decided meanwhile may not even be written yet).
+    // The newest entry now: after the wait it is durable (and so is the opening, even with no
+    // entry yet), and the walk never starts above it (entries decided meanwhile may not even be
+    // written yet).
     const newest = this.state.lastEntrySequenceOf(index);
-    await this.durable(newest);
+    await this.durable(this.shownPosition(index));
     let sequence = beforeSequence === undefined || beforeSequence > newest ? newest : this.entryBefore(index, beforeSequence, newest);
     const entries: StatementEntry[] = [];
     while (sequence > 0 && entries.length < limit) {
