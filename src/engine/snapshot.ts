@@ -35,7 +35,6 @@ import { ChecksummedReader, readChecksummedFile } from './checked-file.js';
 import { SNAPSHOT_MAGIC, SNAPSHOT_MAGIC_META_FIRST, SNAPSHOT_VERSION, SNAPSHOT_VERSIONS_READ, snapshotFileName } from './snapshot-write.js';
 import { CHUNK_NAME_PATTERN, checkChunkList, pruneChunks, readChunk, type ChunkRef } from './txn-chunks.js';
 
-export { snapshotFileName, type SnapshotPosition, type WrittenSnapshot } from './snapshot-write.js';
 
 const SNAPSHOT_PATTERN = /^snapshot-(\d{20})\.wsnap$/;
 /** A snapshot left half-written by a crash (recovery never reads it). */

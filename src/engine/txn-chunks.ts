@@ -83,13 +83,12 @@ export function entryPiecesOf(parts: readonly Uint32Array[]): EntryPieces {
 /**
  * Entries logged in (afterSequence, toSequence] written as one chunk file (fsynced, renamed into
  * place): `merged`, whole older chunks with their folds, then the new entries, folded as they
- * are written.
+ * are written; `count` is all of them (addChunk has it from deciding the merge).
  */
-function writeChunk(dir: string, afterSequence: number, toSequence: number, merged: ReadonlyArray<{ entries: Uint32Array; fold: readonly number[] }>, fresh: EntryPieces): ChunkRef {
+function writeChunk(dir: string, afterSequence: number, toSequence: number, count: number, merged: ReadonlyArray<{ entries: Uint32Array; fold: readonly number[] }>, fresh: EntryPieces): ChunkRef {
   assert(afterSequence < toSequence, 'chunk range malformed');
   const name = chunkFileName(afterSequence, toSequence);
   const tempPath = join(dir, `${name}.tmp`);
-  const count = merged.reduce((sum, chunk) => sum + chunk.entries.length / TXN_ENTRY_WORDS, 0) + fresh.count;
   const folds: ArrayLike<number>[] = merged.map((chunk) => chunk.fold);
   let freshSeen = 0;
   let fold: Uint32Array = new Uint32Array(4);
@@ -160,7 +159,7 @@ export function addChunk(dir: string, chunks: readonly ChunkRef[], toSequence: n
     count += older.count;
   }
   const merged = joined.map((chunk) => ({ entries: readChunk(dir, chunk), fold: chunk.fold }));
-  list.push(writeChunk(dir, joined[0]?.afterSequence ?? afterSequence, toSequence, merged, entries));
+  list.push(writeChunk(dir, joined[0]?.afterSequence ?? afterSequence, toSequence, count, merged, entries));
   fsyncDirectory(dir);
   return list;
 }
