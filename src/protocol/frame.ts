@@ -61,9 +61,20 @@ export type FrameHeader = Readonly<{
 
 /** CRC-32 of header bytes 8..16 (request id, op, status, count) followed by the body. */
 export function frameChecksum(head: Uint8Array, body: Uint8Array | undefined): number {
+  const headCrc = frameHeadChecksum(head);
+  return body === undefined || body.length === 0 ? headCrc : continueFrameChecksum(headCrc, body);
+}
+
+/** The checksum's first part: header bytes 8..16. continueFrameChecksum adds the body piece by piece. */
+export function frameHeadChecksum(head: Uint8Array): number {
   assert(head.length >= FRAME_HEADER_BYTES);
-  const headCrc = crc32(head.subarray(HEADER_OFFSET_REQUEST_ID, FRAME_HEADER_BYTES));
-  return body === undefined || body.length === 0 ? headCrc : crc32(body, headCrc);
+  return crc32(head.subarray(HEADER_OFFSET_REQUEST_ID, FRAME_HEADER_BYTES));
+}
+
+/** Extends a running frame checksum over the next body bytes (a zero-length piece leaves it). */
+export function continueFrameChecksum(running: number, bodyPiece: Uint8Array): number {
+  // zlib.crc32 of an empty buffer restarts at 0 on Node 20 instead of returning `running`.
+  return bodyPiece.length === 0 ? running : crc32(bodyPiece, running);
 }
 
 /** Builds a fresh 16-byte header for `body`, checksum included. */
