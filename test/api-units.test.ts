@@ -23,6 +23,8 @@ import { batchItemJson, batchItemOf } from '../src/api/views.js';
 import { ID_SOURCE } from '../src/core/ids.js';
 import { ERRORS } from '../src/core/errors.js';
 import { hugePagesRequested, SERVE_NODE_FLAGS, withServeEnv } from '../src/stdx/node-flags.js';
+import type { Ledger } from '../src/engine/types.js';
+import { deposit, submit, withTempLedger } from './support/ledger.js';
 
 /** A fresh temporary directory, removed when the test ends. */
 function scratchDir(t: TestContext, prefix: string): string {
@@ -337,4 +339,53 @@ test("metrics: a snapshot's records kept at once show as walletd_snapshot_record
   assert.match(await metrics.render(), /^walletd_snapshot_records_kept 1234$/m);
   metrics.engineObserver.onSnapshot?.({ sequence: 20, bytes: 100, ms: 5, newEntries: 3, entriesFrom: 'journal', recordsKeptPeak: 7 });
   assert.match(await metrics.render(), /^walletd_snapshot_records_kept 7$/m, 'the newest snapshot, not a sum');
+});
+
+test('balance and statement reads wait once, in the read itself; a refusal waits for the opening before its 403', async (t) => {
+  await withTempLedger(async (ledger) => {
+    for (const owner of ['alice', 'bob']) await ledger.openAccount({ accountId: owner, currencyCode: 'USD', owner });
+    await submit(ledger, [deposit('d-1', 'alice', 500n)]);
+    // Counts the route's separate durability waits; the reads' own waits happen inside them.
+    const waits: string[] = [];
+    const counted = new Proxy(ledger, {
+      get(target, name, receiver) {
+        if (name === 'durableAccount') return (accountId: string) => (waits.push(accountId), target.durableAccount(accountId));
+        return Reflect.get(target, name, receiver);
+      },
+    }) as Ledger;
+    const dataDir = scratchDir(t, 'walletd-reads-');
+    const keys = await KeyStore.open(dataDir, 'reads-admin-token-0123456789');
+    const { app, context } = await buildHttpServer({ config: configOf(['--data-dir', dataDir, '--log-level', 'silent']), keys: keys.store, metrics: new ApiMetrics() });
+    try {
+      context.attachLedger(counted);
+      const admin = { authorization: 'Bearer reads-admin-token-0123456789' };
+      const created = await app.inject({ method: 'POST', url: '/v1/api-keys', headers: admin, payload: { owner: 'bob' } });
+      const bob = { authorization: `Bearer ${JSON.parse(created.body).api_key}` };
+      const get = async (url: string, headers: Record<string, string>) => {
+        const reply = await app.inject({ method: 'GET', url, headers });
+        return { status: reply.statusCode, body: JSON.parse(reply.body) };
+      };
+
+      const balance = await get('/v1/accounts/alice/balance', admin);
+      assert.equal(balance.status, 200);
+      assert.equal(balance.body.balance, '5.00');
+      const statement = await get('/v1/accounts/alice/transactions', admin);
+      assert.equal(statement.status, 200);
+      assert.deepEqual(statement.body.entries.map((entry: { transaction_id: string }) => entry.transaction_id), ['d-1']);
+      assert.equal((await get('/v1/accounts/bob/balance', bob)).status, 200, "the owner's own account");
+      assert.deepEqual(waits, [], 'allowed reads wait only inside balanceAt and statement');
+
+      for (const path of ['balance', 'transactions']) {
+        const refused = await get(`/v1/accounts/alice/${path}`, bob);
+        assert.equal(refused.status, 403);
+        assert.equal(refused.body.error.code, 'forbidden');
+        assert.equal((await get(`/v1/accounts/nobody/${path}`, bob)).status, 404);
+      }
+      assert.deepEqual(waits, ['alice', 'alice'], 'each refusal waits for the account it refuses');
+      assert.equal((await get('/v1/accounts/alice', admin)).status, 200);
+      assert.deepEqual(waits, ['alice', 'alice', 'alice'], 'the account view still waits after reading');
+    } finally {
+      await app.close();
+    }
+  });
 });
