@@ -140,7 +140,7 @@ test('owner queries: an owner key debits its own accounts only, externals belong
   }
 });
 
-test('a snapshot copied a slot per turn while transfers go on holds the state of the moment it was asked for', async () => {
+test('a snapshot that scans the transaction table while transfers go on holds the state of the moment it was asked for', async () => {
   const dir = tempDir();
   try {
     await withLedger(
@@ -153,7 +153,7 @@ test('a snapshot copied a slot per turn while transfers go on holds the state of
         let snapshotDone = false;
         const snapshot = ledger.snapshot().then(() => (snapshotDone = true));
         // Submitted after the snapshot was asked for: decided only once its capture is taken, and
-        // (one slot per turn over thousands of slots) while its copy is still running.
+        // while its worker (started only then) reads the table.
         const during = await Promise.all(
           Array.from({ length: 20 }, async (_, batch) => {
             const results = await submit(ledger, Array.from({ length: 10 }, (_, index) => deposit(`during-${batch}-${index}`, 'a', 1n)));
@@ -171,7 +171,8 @@ test('a snapshot copied a slot per turn while transfers go on holds the state of
         assert.equal(loaded.state.txns.count, 1000);
         assert.equal(stateDigest(recover(dir.path).state), ledger.digest(), 'snapshot + log tail gives the live state');
       },
-      { snapshotCopySlotsPerTurn: 1, snapshotEveryRecords: Number.MAX_SAFE_INTEGER },
+      // No journal at this interval: the snapshot scans the table.
+      { snapshotEveryRecords: Number.MAX_SAFE_INTEGER },
     );
   } finally {
     dir.remove();
@@ -181,11 +182,11 @@ test('a snapshot copied a slot per turn while transfers go on holds the state of
 test('numeric options out of range are refused before the data directory is touched', async () => {
   const dir = tempDir();
   try {
-    for (const options of [{ snapshotCopySlotsPerTurn: 0 }, { queueRecordsMax: Number.NaN }, { snapshotEveryRecords: 1.5 }, { segmentBytesMax: -1 }, { expectedTransactions: -1 }, { expectedTransactions: TXN_TABLE_ENTRIES_MAX + 1 }, { prepareInWorkerMinRecords: 0 }]) {
+    for (const options of [{ snapshotPiecesInFlight: 0 }, { queueRecordsMax: Number.NaN }, { snapshotEveryRecords: 1.5 }, { segmentBytesMax: -1 }, { expectedTransactions: -1 }, { expectedTransactions: TXN_TABLE_ENTRIES_MAX + 1 }, { prepareInWorkerMinRecords: 0 }]) {
       const [name] = Object.keys(options);
       await assert.rejects(openLedger({ dataDir: dir.path, ...options }), new RegExp(`${name} must be an integer`));
     }
-    await withLedger(dir.path, async (ledger) => assert.equal(ledger.stats().headSequence, 0), { snapshotCopySlotsPerTurn: 1, expectedTransactions: 0 });
+    await withLedger(dir.path, async (ledger) => assert.equal(ledger.stats().headSequence, 0), { snapshotPiecesInFlight: 1, expectedTransactions: 0 });
   } finally {
     dir.remove();
   }

@@ -125,7 +125,7 @@ test('a snapshot worker told to abort removes its temporary file and exits', asy
   });
 });
 
-test('a snapshot that fails in its pause leaves no capture and no open scan behind', async () => {
+test('a snapshot that fails in its pause leaves no capture and no hold on the table behind', async () => {
   let clockFails = false;
   const nowMs = (): number => {
     if (clockFails) throw new Error('clock failed');
@@ -136,16 +136,56 @@ test('a snapshot that fails in its pause leaves no capture and no open scan behi
       await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
       await submit(ledger, [deposit('d1', 'a', 5n)]);
       // No journal runs with this interval, so the snapshot scans; the clock is read in the pause
-      // after the capture and the scan have begun.
+      // after the capture and the hold have begun.
       clockFails = true;
       await assert.rejects(ledger.snapshot(), /clock failed/);
       clockFails = false;
       assert.equal((ledger as unknown as { state: LedgerState }).state.recordsCapture, undefined, 'the capture is gone');
       await submit(ledger, [deposit('d2', 'a', 5n)]);
-      await ledger.snapshot(); // would fail "one entries copy at a time" had the scan stayed open
+      await ledger.snapshot(); // would fail "one entries hold at a time" had the hold stayed on
       const meta = loadSnapshot(listSnapshots(dataPaths(dir.path).snapshotDir)[0]!.path).meta;
       assert.equal(stateDigest(recover(dir.path, { fromGenesis: true }).state), meta.digest);
     },
     { nowMs, snapshotEveryRecords: Number.MAX_SAFE_INTEGER },
+  );
+});
+
+test('a scanning snapshot outlives one growth of the transaction table; a second growth abandons it, and the next is exact', async () => {
+  await withTempLedger(
+    async (ledger, dir) => {
+      const { snapshotDir } = dataPaths(dir.path);
+      // Many accounts, one per piece and one piece in flight: the worker reaches the entries long
+      // after the deposits submitted with the snapshot have been decided, under its hold.
+      for (let index = 0; index < 200; index++) await ledger.openAccount({ accountId: `a${index}`, currencyCode: 'USD', owner: 'o' });
+      let next = 0;
+      const deposits = (count: number) => submit(ledger, Array.from({ length: count }, () => deposit(`d${next++}`, `a${next % 200}`, 1n)));
+      const txnSlots = () => (ledger as unknown as { state: LedgerState }).state.txns.capacitySlots;
+      // The table starts at 4,096 slots and grows past 70% load: at 2,868 entries, then 5,735 and 11,469.
+      await deposits(2000);
+      const slotsBefore = txnSlots();
+      const once = ledger.snapshot();
+      await deposits(1000);
+      await once;
+      assert.equal(txnSlots(), slotsBefore * 2, 'one growth during the snapshot');
+      const kept = listSnapshots(snapshotDir)[0]!;
+      assert.equal(kept.sequence, 200 + 1 + 2000, 'the snapshot of the moment it was asked for');
+      assert.equal(loadSnapshot(kept.path).meta.digest, stateDigest(recover(dir.path, { fromGenesis: true, toSequence: kept.sequence }).state));
+
+      await deposits(1000); // the growth's copying, held back, completes
+      const head = ledger.stats().headSequence;
+      const twice = ledger.snapshot();
+      await deposits(4000);
+      await deposits(4000);
+      await assert.rejects(twice, /abandoned: the transaction table grew twice/);
+      assert.equal(txnSlots(), slotsBefore * 8, 'two more growths during the second snapshot');
+      assert.notEqual(listSnapshots(snapshotDir)[0]!.sequence, head, 'no snapshot committed at its sequence');
+      assert.ok(!existsSync(join(snapshotDir, `${snapshotFileName(head)}.tmp`)), 'and its file is gone');
+      await ledger.snapshot();
+      const newest = listSnapshots(snapshotDir)[0]!;
+      assert.equal(newest.sequence, ledger.stats().headSequence);
+      assert.equal(loadSnapshot(newest.path).meta.digest, ledger.digest(), 'the next snapshot is exact');
+      assert.equal(stateDigest(recover(dir.path).state), ledger.digest(), 'and starts the same state');
+    },
+    { snapshotEveryRecords: Number.MAX_SAFE_INTEGER, snapshotPieceAccounts: 1, snapshotPiecesInFlight: 1 },
   );
 });

@@ -57,7 +57,7 @@ function accountPartsOf(state: LedgerState): AccountParts {
  * id's bytes never change once written, and growth copies into a new buffer and leaves the old
  * one as it was, so views of their first entries stay exactly this moment's. The records change
  * in place: a snapshot takes them through a RecordsCapture. The transaction entries go
- * separately: the new ones only (TxnTable.takeJournal or beginEntriesCopy).
+ * separately: the new ones only (TxnTable.takeJournal or holdEntries).
  */
 export function captureAccountIdParts(state: LedgerState): AccountIdParts {
   const { accountRecords: _live, ...parts } = accountPartsOf(state);

@@ -90,8 +90,8 @@ export class TxnTable {
   private nextTouched = 0;
   /** Inserts leaving `count` above this do growth work (preparing or copying): −1 while copying. */
   private workAbove = 0;
-  /** A snapshot's copy in progress (beginEntriesCopy): no entry may move until it ends. */
-  private entriesCopy: TxnEntriesCopy | undefined;
+  /** A snapshot's scan in progress (holdEntries): no entry may move until it ends. */
+  private entriesHold: EntriesHold | undefined;
   /** New entries since a sequence, for the next snapshot (startJournal), else undefined. */
   private journal: TxnJournal | undefined;
 
@@ -215,24 +215,23 @@ export class TxnTable {
   }
 
   /**
-   * Starts copying the entries logged after `afterSequence` and up to `maxSequence` (the caller's
-   * head: every entry logged since) in compactEntries() order, a slice per `step`, while inserts
-   * go on. `expected` is how many there are: the count now less those logged up to
-   * `afterSequence`. Entries never move while the copy runs (a growth's copying waits; a growth
-   * that must start finishes the copy first), and every later insert has a larger sequence, so
-   * filtering the slots by sequence gives exactly what compactEntries() gives now, restricted to
-   * the range. Lets a snapshot copy only what is new, without stopping the engine.
+   * Holds the entries where they are while another thread scans them for a snapshot
+   * (scanEntryPieces over the hold's sources): a growth's copying waits until release(). Every
+   * entry is in the sources, and every later insert has a larger sequence, so filtering their
+   * slots by sequence gives exactly what compactEntries() gives now, restricted to a range. The
+   * sources are shared arrays that later inserts write only into empty slots, which the filter
+   * skips however far a write has got. The one move a hold cannot survive, a new growth while the
+   * last one's copying is still held back, breaks it (`broken`): that scan may see an entry twice.
    */
-  beginEntriesCopy(afterSequence: number, maxSequence: number, expected: number): TxnEntriesCopy {
-    assert(this.entriesCopy === undefined, 'one entries copy at a time');
-    assert(expected >= 0 && expected <= this.count && afterSequence <= maxSequence, 'entries copy range out of order');
-    const sources = [{ words: this.words, start: 0 }];
+  holdEntries(): EntriesHold {
+    assert(this.entriesHold === undefined, 'one entries hold at a time');
+    const sources: EntrySource[] = [{ words: this.words, start: 0 }];
     if (this.oldSlots !== 0) sources.push({ words: this.oldWords, start: this.oldCopied * WORDS_PER_SLOT });
-    const copy = new TxnEntriesCopy(sources, expected, afterSequence, maxSequence, () => {
-      if (this.entriesCopy === copy) this.entriesCopy = undefined;
+    const hold = new EntriesHold(sources, () => {
+      if (this.entriesHold === hold) this.entriesHold = undefined;
     });
-    this.entriesCopy = copy;
-    return copy;
+    this.entriesHold = hold;
+    return hold;
   }
 
   /**
@@ -356,12 +355,12 @@ export class TxnTable {
   }
 
   private growthWork(): void {
-    // A snapshot's copy needs entries to stay put; the growth's copying resumes after it. From S
+    // A snapshot's scan needs entries to stay put; the growth's copying resumes after it. From S
     // old slots, copying takes S/8 inserts and the next growth's preparation starts at 60% of 2S,
-    // 0.5·S inserts after this growth began: 0.375·S inserts of margin, and startGrowth settles
-    // both if a snapshot held the copying back that long.
+    // 0.5·S inserts after this growth began: 0.375·S inserts of margin, and startGrowth breaks
+    // the hold if a snapshot held the copying back that long.
     if (this.oldSlots !== 0) {
-      if (this.entriesCopy === undefined) this.copySome();
+      if (this.entriesHold === undefined) this.copySome();
     } else this.prepareSome();
   }
 
@@ -375,10 +374,11 @@ export class TxnTable {
 
   /** Starts a growth: a new array of twice the slots takes inserts; the old one is copied over by copySome. */
   private startGrowth(): void {
-    this.entriesCopy?.finish();
     // Copying ends after oldSlots / MIGRATE_SLOTS_PER_INSERT inserts, fewer than the 70% of oldSlots
-    // inserts that fill the new array to its own limit, unless a snapshot's copy held it back
-    // that long: then the rest is copied now.
+    // inserts that fill the new array to its own limit, unless a snapshot's scan held it back
+    // that long: then the rest is copied now, into an array the scan reads, so its scan is void.
+    // Without copying left, the growth moves nothing: the held array simply stops taking inserts.
+    if (this.oldSlots !== 0 && this.entriesHold !== undefined) this.entriesHold.break();
     while (this.oldSlots !== 0) this.copySome();
     // The journal names slots of the array that stops taking inserts; the next snapshot scans.
     this.journal = undefined;
@@ -504,75 +504,64 @@ export function gatherJournalEntries(words: Uint32Array, slots: Uint32Array, aft
   return into.subarray(0, slots.length * WORDS_PER_SLOT);
 }
 
-/**
- * A snapshot's copy of a TxnTable's entries, taken a slice at a time (see beginEntriesCopy).
- * `step` scans up to a number of slots and reports whether the copy is complete; `result`
- * returns the entries (compactEntries() layout) once it is.
- */
-export class TxnEntriesCopy {
-  private readonly entries: Uint32Array;
-  private at = 0;
-  private source = 0;
-  private position: number;
-  private ended = false;
-  private cancelled = false;
+/** Part of a table's slot array a scan reads: the words from `start` on. */
+export type EntrySource = Readonly<{ words: Uint32Array; start: number }>;
+
+/** A snapshot's hold on a TxnTable's entries (see holdEntries). */
+export class EntriesHold {
+  private brokenFlag = false;
+  private released = false;
 
   constructor(
-    private readonly sources: ReadonlyArray<{ words: Uint32Array; start: number }>,
-    expected: number,
-    private readonly afterSequence: number,
-    private readonly maxSequence: number,
-    private readonly onEnd: () => void,
-  ) {
-    this.entries = new Uint32Array(expected * WORDS_PER_SLOT);
-    this.position = sources[0]!.start;
+    readonly sources: readonly EntrySource[],
+    private readonly onRelease: () => void,
+  ) {}
+
+  /** A growth had to move entries while held: a scan of the sources may have seen some twice. */
+  get broken(): boolean {
+    return this.brokenFlag;
   }
 
-  get done(): boolean {
-    return this.ended;
+  break(): void {
+    this.brokenFlag = true;
+    this.release();
   }
 
-  /** Copies the entries of the next `slots` slots (or fewer at the end); true once complete. */
-  step(slots: number): boolean {
-    let budget = slots * WORDS_PER_SLOT;
-    while (!this.ended && budget > 0) {
-      const words = this.sources[this.source]!.words;
-      const end = Math.min(words.length, this.position + budget);
-      budget -= end - this.position;
-      this.at = compactInto(this.entries, this.at, words, this.position, end, this.afterSequence, this.maxSequence);
-      this.position = end;
-      if (end === words.length) this.nextSource();
+  /** Entries may move again (the scan ended, or its snapshot failed). */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.onRelease();
+  }
+}
+
+/** Slots a scan reads per piece: at most that many entries, 1.5 MiB. */
+export const SCAN_PIECE_SLOTS = 1 << 16;
+
+/**
+ * The entries of `sources` logged in (afterSequence, toSequence], in compactEntries() order, a
+ * piece at a time into one reused buffer (a piece is overwritten when the next is asked for), so
+ * a scan never holds them all. Checks that it found `count` of them. `pieceSlots` is a test knob.
+ */
+export function* scanEntryPieces(
+  sources: readonly EntrySource[],
+  afterSequence: number,
+  toSequence: number,
+  count: number,
+  pieceSlots = SCAN_PIECE_SLOTS,
+): Generator<Uint32Array> {
+  const pieceWords = pieceSlots * WORDS_PER_SLOT;
+  const buffer = new Uint32Array(pieceWords);
+  let found = 0;
+  for (const { words, start } of sources) {
+    for (let at = start; at < words.length; at += pieceWords) {
+      const end = compactInto(buffer, 0, words, at, Math.min(words.length, at + pieceWords), afterSequence, toSequence);
+      found += end / WORDS_PER_SLOT;
+      assert(found <= count, 'a scan found more entries than the table had');
+      if (end > 0) yield buffer.subarray(0, end);
     }
-    return this.ended;
   }
-
-  finish(): void {
-    this.step(Number.MAX_SAFE_INTEGER / WORDS_PER_SLOT);
-  }
-
-  /** Ends the copy unfinished (its snapshot failed), so entries may move again; result() then throws. */
-  cancel(): void {
-    if (this.ended) return;
-    this.cancelled = true;
-    this.ended = true;
-    this.onEnd();
-  }
-
-  result(): Uint32Array {
-    assert(this.ended && !this.cancelled, 'entries copy not finished');
-    return this.entries;
-  }
-
-  private nextSource(): void {
-    this.source++;
-    if (this.source < this.sources.length) {
-      this.position = this.sources[this.source]!.start;
-      return;
-    }
-    assert(this.at === this.entries.length, 'entries copy found a different count than the table had');
-    this.ended = true;
-    this.onEnd();
-  }
+  assert(found === count, 'a scan found a different count than the table had');
 }
 
 /** The count above which a table of `slots` slots prepares its next array. */

@@ -18,7 +18,7 @@ import { DecideScratch, executeTransferBatch, fingerprintTransactionId, Outcome,
 import { ID_BYTES_MAX, isValidId } from '../core/ids.js';
 import { IdTable } from '../core/id-table.js';
 import { ACCOUNTS_MAX, LedgerState } from '../core/ledger-state.js';
-import { TXN_TABLE_ENTRIES_MAX, type TxnEntriesCopy } from '../core/txn-table.js';
+import { TXN_TABLE_ENTRIES_MAX, type EntriesHold } from '../core/txn-table.js';
 import { BATCH_RECORDS_MAX, KIND_NAMES, RECORD_BYTES } from '../core/transfer-record.js';
 import { encodeFrame, FRAME_BODY_BYTES_MAX, FRAME_EVENTS_MAX } from '../log/frame.js';
 import { FramePool } from '../log/frame-pool.js';
@@ -30,6 +30,7 @@ import type { NewEntries, SnapshotPosition, WrittenSnapshot } from './snapshot-w
 import type { FromSnapshotWorker, SnapshotJob, ToSnapshotWorker } from './snapshot-worker.js';
 import type { ChunkRef } from './txn-chunks.js';
 import { Worker } from 'node:worker_threads';
+import { rmSync } from 'node:fs';
 import { lockDataDir } from './lock.js';
 import { BatchPreparer, PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT, type PreparedBatch } from './preparer.js';
 import { LOG_SCRUB_BYTES_PER_SECOND_DEFAULT, LogScrub } from './scrub.js';
@@ -64,8 +65,6 @@ const CAPTURE_BUFFERS_MAX = 64;
 /** Decided-but-not-durable log bytes at which deciding waits (a few of the largest frames). */
 export const LOG_BACKLOG_BYTES_MAX_DEFAULT = 256 * 1024 * 1024;
 export const SNAPSHOT_EVERY_RECORDS_DEFAULT = 5_000_000;
-/** Transaction-table slots a snapshot scans per event-loop turn, when it must scan: about 8 ms (1M slots, 24 MB). */
-const SNAPSHOT_COPY_SLOTS_PER_TURN_DEFAULT = 1 << 20;
 /**
  * Most entries the transaction journal may note (16M: 64 MiB of slot numbers). A journal is
  * bounded by twice the snapshot interval (room for a snapshot that comes late); an interval
@@ -98,13 +97,12 @@ type Completion = () => void;
 /**
  * The numeric options, checked before anything touches the data directory: a zero, negative,
  * fractional or NaN count would otherwise refuse every submit (queueRecordsMax), snapshot after
- * every drain or never (snapshotEveryRecords), never finish a snapshot copy
- * (snapshotCopySlotsPerTurn), roll over before every frame (segmentBytesMax) or size nothing.
+ * every drain or never (snapshotEveryRecords), roll over before every frame (segmentBytesMax)
+ * or size nothing.
  */
 function checkOptions(options: LedgerOptions): void {
   const counts = {
     snapshotEveryRecords: { value: options.snapshotEveryRecords, min: 1 },
-    snapshotCopySlotsPerTurn: { value: options.snapshotCopySlotsPerTurn, min: 1 },
     snapshotPieceAccounts: { value: options.snapshotPieceAccounts, min: 1, max: CAPTURE_PIECE_ACCOUNTS },
     snapshotPiecesInFlight: { value: options.snapshotPiecesInFlight, min: 1, max: CAPTURE_BUFFERS_MAX },
     queueRecordsMax: { value: options.queueRecordsMax, min: 1 },
@@ -185,8 +183,8 @@ const SNAPSHOT_WORKER_ABORT_MS = 10_000;
 
 /**
  * Runs snapshot-worker.ts: shares the ids, hands it the captured records a piece at a time (the
- * next piece is copied as a buffer comes back, between drains), then the new entries once
- * `newEntries` settles. Settles only once the worker has exited, so a failed snapshot's
+ * next piece is copied as a buffer comes back, between drains), then where the new entries
+ * are. Settles only once the worker has exited, so a failed snapshot's
  * temporary file is gone (the worker removes it) before a retry may write the same name; a
  * failure on the engine's side tells the worker to abort.
  */
@@ -196,7 +194,7 @@ function writeSnapshotInWorker(
   position: SnapshotPosition,
   capture: RecordsCapture,
   state: LedgerState,
-  newEntries: Promise<NewEntries>,
+  newEntries: NewEntries,
   chunks: readonly ChunkRef[],
   buffers: number,
 ): Promise<WrittenSnapshot> {
@@ -227,14 +225,9 @@ function writeSnapshotInWorker(
     const end = (): void => {
       if (ended || buffersOut > 0 || !capture.done) return;
       ended = true;
-      newEntries
-        .then((entries) => {
-          if (outcome !== undefined) return;
-          // Moved, not copied: the scan's result and the journal's slot blocks are plain buffers (the table's slots are shared, not listed).
-          const views = 'entries' in entries ? [entries.entries] : entries.slots;
-          send({ kind: 'end', newEntries: entries, chunks }, views.map((view) => view.buffer as ArrayBuffer));
-        })
-        .catch(fail);
+      // Moved, not copied: the journal's slot blocks are plain buffers (the table's slot arrays are shared, not listed).
+      const views = 'slots' in newEntries ? newEntries.slots : [];
+      send({ kind: 'end', newEntries, chunks }, views.map((view) => view.buffer as ArrayBuffer));
     };
     const pump = (buffer: ArrayBuffer): void => {
       if (outcome !== undefined) return;
@@ -317,7 +310,6 @@ class PartitionEngine implements Ledger {
   private readonly queueRecordsMax: number;
   private readonly logBacklogBytesMax: number;
   private readonly snapshotEveryRecords: number;
-  private readonly snapshotCopySlotsPerTurn: number;
   private readonly prepareInWorkerMinRecords: number;
   private readonly preparer: BatchPreparer;
   private batchesPreparedInWorker = 0;
@@ -347,7 +339,6 @@ class PartitionEngine implements Ledger {
     this.queueRecordsMax = options.queueRecordsMax ?? QUEUE_RECORDS_MAX_DEFAULT;
     this.logBacklogBytesMax = options.logBacklogBytesMax ?? LOG_BACKLOG_BYTES_MAX_DEFAULT;
     this.snapshotEveryRecords = options.snapshotEveryRecords ?? SNAPSHOT_EVERY_RECORDS_DEFAULT;
-    this.snapshotCopySlotsPerTurn = options.snapshotCopySlotsPerTurn ?? SNAPSHOT_COPY_SLOTS_PER_TURN_DEFAULT;
     this.prepareInWorkerMinRecords = options.prepareInWorkerMinRecords ?? PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT;
     this.preparer = new BatchPreparer(state.accounts, (message) => process.emitWarning(message), options.prepareWorkerUrl);
   }
@@ -806,8 +797,8 @@ class PartitionEngine implements Ledger {
     this.drainPaused = true;
     let parts: AccountIdParts;
     let capture: RecordsCapture;
-    let journaled: NewEntries | undefined;
-    let scan: TxnEntriesCopy | undefined;
+    let newEntries: NewEntries;
+    let hold: EntriesHold | undefined;
     let position: SnapshotPosition;
     /** Entries logged since the last snapshot's chunks end: what the new chunk holds. */
     let newCount: number;
@@ -823,9 +814,11 @@ class PartitionEngine implements Ledger {
       const journal = txns.takeJournal();
       if (journal !== undefined && journal.afterSequence === after) {
         assert(journal.count === newCount, 'the journal holds every entry logged since the chunks end');
-        journaled = { words: journal.words, slots: journal.slots(), afterSequence: after, toSequence: this.state.headSequence };
+        newEntries = { words: journal.words, slots: journal.slots(), afterSequence: after, toSequence: this.state.headSequence };
+      } else {
+        hold = txns.holdEntries();
+        newEntries = { sources: hold.sources, afterSequence: after, toSequence: this.state.headSequence, count: newCount };
       }
-      else scan = txns.beginEntriesCopy(after, this.state.headSequence, newCount);
       this.startJournal();
       position = {
         chainHash: this.chainHash.toString('hex'),
@@ -834,29 +827,26 @@ class PartitionEngine implements Ledger {
         nowMs: this.nowMs(),
       };
     } catch (error) {
-      // A capture left installed would keep every changed record's bytes for good, and a scan
-      // left open would hold the table's growth back.
+      // A capture left installed would keep every changed record's bytes for good, and a hold
+      // left on would hold the table's growth back.
       this.state.recordsCapture = undefined;
-      scan?.cancel();
+      hold?.release();
       throw error;
     } finally {
       this.drainPaused = false;
       this.scheduleDrain();
     }
-    const scanned = async (): Promise<NewEntries> => {
-      while (!scan!.step(this.snapshotCopySlotsPerTurn)) await new Promise<void>((resolve) => setImmediate(resolve));
-      return { entries: scan!.result() };
-    };
-    const newEntries = journaled === undefined ? scanned() : Promise.resolve(journaled);
-    // Handled where the worker takes the entries; until then (or if it fails first) a rejection must not count as unhandled.
-    newEntries.catch(() => undefined);
     let written: WrittenSnapshot;
     try {
       written = await writeSnapshotInWorker(snapshotDir, parts, position, capture, this.state, newEntries, this.txnChunks, this.options.snapshotPiecesInFlight ?? CAPTURE_BUFFERS);
     } finally {
       if (this.state.recordsCapture === capture) this.state.recordsCapture = undefined;
-      // A failed snapshot stops its scan where it is (it holds the table's growth back).
-      scan?.cancel();
+      // Written or failed, the worker has stopped reading the held arrays.
+      hold?.release();
+    }
+    if (hold?.broken === true) {
+      rmSync(written.tempPath, { force: true });
+      throw new Error('snapshot abandoned: the transaction table grew twice while its entries were scanned; the next snapshot scans again');
     }
     commitSnapshotFile(snapshotDir, written.tempPath, parts.headSequence);
     this.txnChunks = written.chunks;
@@ -867,7 +857,7 @@ class PartitionEngine implements Ledger {
       bytes: written.bytes,
       ms: performance.now() - started,
       newEntries: newCount,
-      entriesFrom: journaled === undefined ? 'scan' : 'journal',
+      entriesFrom: hold === undefined ? 'journal' : 'scan',
       recordsKeptPeak: capture.keptPeak,
     });
   }

@@ -11,11 +11,11 @@
 import { join } from 'node:path';
 import { bytesOf, StateDigester, type AccountIdParts } from '../core/digest.js';
 import { ACCOUNT_WORDS } from '../core/ledger-state.js';
-import { gatherJournalEntries, TXN_ENTRY_WORDS } from '../core/txn-table.js';
+import { gatherJournalEntries, scanEntryPieces, TXN_ENTRY_WORDS, type EntrySource } from '../core/txn-table.js';
 import { assert } from '../stdx/assert.js';
 import { ChecksummedWriter } from './checked-file.js';
 import type { SnapshotMeta } from './snapshot.js';
-import { addChunk, checkChunkList, entryPiecesOf, sumFolds, type ChunkRef, type EntryPieces } from './txn-chunks.js';
+import { addChunk, checkChunkList, sumFolds, type ChunkRef, type EntryPieces } from './txn-chunks.js';
 
 /** Versions 1 and 2: magic, meta length, meta, sections, CRC-32. */
 export const SNAPSHOT_MAGIC_META_FIRST = Buffer.from('WSNAP001', 'latin1');
@@ -45,18 +45,23 @@ export function snapshotFileName(sequence: number): string {
 export type SnapshotPosition = Readonly<{ chainHash: string; logSegmentFirstSequence: number; logOffset: number; nowMs: number }>;
 
 /**
- * A snapshot's new transaction entries: copied already (a scan of the table), or named by a
- * journal: slots of the table's shared slot array, read on the worker.
+ * A snapshot's new transaction entries, read on the worker from the table's shared slot arrays:
+ * named by a journal (their slots), or found by a scan of the arrays a hold keeps in place
+ * (TxnTable.holdEntries) with the count the table had.
  */
-export type NewEntries = Readonly<{ entries: Uint32Array } | { words: Uint32Array; slots: readonly Uint32Array[]; afterSequence: number; toSequence: number }>;
+export type NewEntries = Readonly<
+  | { words: Uint32Array; slots: readonly Uint32Array[]; afterSequence: number; toSequence: number }
+  | { sources: readonly EntrySource[]; afterSequence: number; toSequence: number; count: number }
+>;
 
 /** Entries gathered from a journal's slots per piece of a chunk (1.5 MiB). */
 const GATHER_PIECE_ENTRIES = 1 << 16;
 
-/** The new entries as pieces: a journal's are gathered a piece at a time into one buffer, so they are never all in memory. */
+/** The new entries as pieces, gathered or scanned a piece at a time into one buffer, so they are never all in memory. */
 function entryPiecesFrom(source: NewEntries): EntryPieces {
-  if ('entries' in source) return entryPiecesOf([source.entries]);
-  const { words, slots, afterSequence, toSequence } = source;
+  const { afterSequence, toSequence } = source;
+  if ('sources' in source) return { count: source.count, pieces: () => scanEntryPieces(source.sources, afterSequence, toSequence, source.count) };
+  const { words, slots } = source;
   return {
     count: slots.reduce((sum, block) => sum + block.length, 0),
     *pieces() {

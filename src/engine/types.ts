@@ -189,11 +189,6 @@ export type LedgerOptions = Readonly<{
   /** Take a snapshot after this many new log records (default 5,000,000). */
   snapshotEveryRecords?: number;
   /**
-   * Transaction-table slots a snapshot copies per event-loop turn, between drains (default
-   * 1,048,576: about 10 ms). Tests set it small so that copies span many turns.
-   */
-  snapshotCopySlotsPerTurn?: number;
-  /**
    * Accounts per piece of records a snapshot hands its worker (default and most 32,768: 1 MiB).
    * Tests set it small so that transfers land between the pieces.
    */

@@ -72,9 +72,9 @@ async function main(): Promise<void> {
     dataDir,
     fsync: true,
     snapshotEveryRecords: SNAPSHOT_EVERY_RECORDS,
-    // Snapshots copy the transaction table a few hundred slots per turn, so kills land while a
-    // copy spans many drains.
-    snapshotCopySlotsPerTurn: 256,
+    // Snapshots hand their worker a few accounts' records per turn, so kills land while a
+    // snapshot spans many drains.
+    snapshotPieceAccounts: 16,
     // The parent times kills under load from the first committed snapshot of the run.
     observer: { onSnapshot: (info) => out(`snapshot ${info.sequence}\n`) },
     ...(segmentBytesText === undefined ? {} : { segmentBytesMax: Number(segmentBytesText) }),
