@@ -18,6 +18,7 @@ test('durableThrough settles at the group commit that covers the position, befor
     const second = writer.append(Buffer.alloc(4096, 2), 11, 10);
     assert.equal(writer.durableSequence, 0);
     let durableWhenSettled = -1;
+    assert.equal(writer.durableThrough(1), writer.durableThrough(10), 'waits on one frame share its promise: nothing is kept per wait');
     const waited = writer.durableThrough(5).then(() => (durableWhenSettled = writer.durableSequence));
     await Promise.all([first, waited]);
     assert.equal(durableWhenSettled, 10, 'settled by the commit of the first group, before the second');
@@ -42,5 +43,24 @@ test('durableThrough rejects when the log fails before the position is durable',
     await assert.rejects(waited);
     assert.equal(failures.length, 1);
     await assert.rejects(writer.durableThrough(2), 'a wait after the failure rejects at once');
+  });
+});
+
+test('durableThrough finds the frame that holds each position among many pending ones', { timeout: 20_000 }, async () => {
+  await inTempDir(async ({ path }) => {
+    const writer = await LogWriter.open({ logDir: path, fsync: true, onFatal: (error) => assert.fail(String(error)) }, undefined, 1);
+    // Frames of 1 to 7 events, all appended before the first group commit lands.
+    let next = 1;
+    for (let frame = 0; frame < 40; frame++) {
+      const events = (frame % 7) + 1;
+      void writer.append(Buffer.alloc(64, frame), next, events);
+      next += events;
+    }
+    const settledAt = await Promise.all(
+      Array.from({ length: next - 1 }, (_, index) => writer.durableThrough(index + 1).then(() => writer.durableSequence)),
+    );
+    settledAt.forEach((durable, index) => assert.ok(durable >= index + 1, `position ${index + 1} settled with ${durable} durable`));
+    assert.throws(() => writer.durableThrough(next), /no frame appended holds/, 'a position past every appended frame is a bug of the caller');
+    await writer.close();
   });
 });

@@ -44,8 +44,13 @@ export class LogWriter {
   private flushing = false;
   private failed: unknown = undefined;
   private lastAppended: Promise<void> = Promise.resolve();
-  /** durableThrough callers, in no order (a group commit settles every one it covers). */
-  private durableWaiters: Array<{ sequence: number; resolve: () => void; reject: (error: unknown) => void }> = [];
+  /**
+   * Frames appended and not yet durable, in order from `unsyncedHead`: their last sequence and
+   * the promise append() returned. A durableThrough wait shares its frame's promise, so waits
+   * cost the writer nothing per caller, and what is kept is bounded by the frames in flight.
+   */
+  private unsynced: Array<{ lastSequence: number; durable: Promise<void> }> = [];
+  private unsyncedHead = 0;
   durableSequence: number;
   totalBytes = 0;
   /** Bytes of frames appended and not yet durable: the engine stops deciding above a bound. */
@@ -81,6 +86,7 @@ export class LogWriter {
     });
     this.pendingBytes += frame.length;
     this.lastAppended = promise;
+    this.unsynced.push({ lastSequence: firstSequence + eventCount - 1, durable: promise });
     if (!this.flushing) void this.flushLoop();
     return promise;
   }
@@ -98,7 +104,20 @@ export class LogWriter {
   durableThrough(sequence: number): Promise<void> {
     if (sequence <= this.durableSequence) return Promise.resolve();
     if (this.failed !== undefined) return Promise.reject(this.failed);
-    return new Promise((resolve, reject) => this.durableWaiters.push({ sequence, resolve, reject }));
+    return this.unsynced[this.coveringFrame(sequence)]!.durable;
+  }
+
+  /** Index in `unsynced` of the first frame whose last sequence is at least `sequence` (binary search). */
+  private coveringFrame(sequence: number): number {
+    let low = this.unsyncedHead;
+    let high = this.unsynced.length - 1;
+    assert(high >= low && this.unsynced[high]!.lastSequence >= sequence, 'durableThrough of a position no frame appended holds');
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.unsynced[middle]!.lastSequence >= sequence) high = middle;
+      else low = middle + 1;
+    }
+    return low;
   }
 
   async close(): Promise<void> {
@@ -149,16 +168,19 @@ export class LogWriter {
     this.pendingBytes -= offset - startOffset;
     this.options.onGroupCommitted?.(group.length, events, offset - startOffset, syncMs);
     for (const item of group) item.resolve();
-    if (this.durableWaiters.length > 0) this.settleDurableWaiters();
+    this.dropSynced(group.length);
   }
 
-  private settleDurableWaiters(): void {
-    const waiting: typeof this.durableWaiters = [];
-    for (const waiter of this.durableWaiters) {
-      if (waiter.sequence <= this.durableSequence) waiter.resolve();
-      else waiting.push(waiter);
+  /** The oldest `frames` of `unsynced` are durable; the array is compacted once half of it is. */
+  private dropSynced(frames: number): void {
+    this.unsyncedHead += frames;
+    if (this.unsyncedHead === this.unsynced.length) {
+      this.unsynced.length = 0;
+      this.unsyncedHead = 0;
+    } else if (this.unsyncedHead * 2 >= this.unsynced.length) {
+      this.unsynced = this.unsynced.slice(this.unsyncedHead);
+      this.unsyncedHead = 0;
     }
-    this.durableWaiters = waiting;
   }
 
   private async rollSegment(firstSequence: number): Promise<void> {
@@ -171,8 +193,8 @@ export class LogWriter {
 
   private fail(error: unknown): void {
     this.failed = error;
+    // Every unsynced frame's promise is rejected here or with its group, and with it every wait on it.
     for (const item of this.pending.splice(0)) item.reject(error);
-    for (const waiter of this.durableWaiters.splice(0)) waiter.reject(error);
     this.options.onFatal(error);
   }
 }
