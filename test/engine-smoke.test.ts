@@ -9,11 +9,11 @@ import { spawnSync } from 'node:child_process';
 import { stateDigest } from '../src/core/digest.js';
 import { TXN_TABLE_ENTRIES_MAX } from '../src/core/txn-table.js';
 import { openLedger } from '../src/engine/ledger.js';
-import { dataPaths, recover } from '../src/engine/recovery.js';
-import { listSnapshots, loadSnapshot } from '../src/engine/snapshot.js';
+import { recover } from '../src/engine/recovery.js';
+import { loadSnapshot } from '../src/engine/snapshot.js';
 import { mayDebit } from '../src/auth/access.js';
 import { encodeTransferBatch, RECORD_OFFSET_FROM } from '../src/core/transfer-record.js';
-import { deposit, submit, tempDir, transfer, turn, withdrawal, withLedger, withTempLedger } from './support/ledger.js';
+import { deposit, newestSnapshot, submit, tempDir, transfer, turn, withdrawal, withLedger, withTempLedger } from './support/ledger.js';
 
 test('deposit, transfer, reject, retry, and restart with the same digest', async () => {
   const dir = tempDir();
@@ -163,7 +163,7 @@ test('a snapshot that scans the transaction table while transfers go on holds th
         );
         await snapshot;
         assert.ok(during.some((done) => !done), 'no transfer was decided while the snapshot ran');
-        const newest = listSnapshots(dataPaths(dir.path).snapshotDir)[0]!;
+        const newest = newestSnapshot(dir.path);
         assert.equal(newest.sequence, head);
         const loaded = loadSnapshot(newest.path);
         assert.equal(stateDigest(loaded.state), digest);

@@ -27,7 +27,7 @@ import { FRAME_HEADER_BYTES } from '../src/log/frame.js';
 import { CorruptLogError } from '../src/log/scan.js';
 import { listSegments, segmentFileName } from '../src/log/segments.js';
 import { Prng } from '../src/stdx/prng.js';
-import { deposit, logFrames, runWalletd, submit, tempDir, transfer, withLedger, type FrameLocation } from './support/ledger.js';
+import { deposit, logFrames, newestSnapshot, runWalletd, submit, tempDir, transfer, type FrameLocation, withLedger } from './support/ledger.js';
 
 const SEED = Number(process.env['WALLETD_SEGMENTS_SEED'] ?? 7_340_033);
 const SEGMENT_BYTES = 2048;
@@ -187,7 +187,7 @@ describe('the newest segment is empty (killed right after creating it)', () => {
     const head = lastSequence(frames[frames.length - 1]!);
     writeFileSync(join(dataPaths(dir).logDir, segmentFileName(head + 1)), Buffer.alloc(0), { flag: 'wx' });
     await withLedger(dir, (ledger) => ledger.snapshot(), options);
-    const newest = loadSnapshot(listSnapshots(dataPaths(dir).snapshotDir)[0]!.path).meta;
+    const newest = loadSnapshot(newestSnapshot(dir).path).meta;
     assert.deepEqual([newest.sequence, newest.logSegmentFirstSequence, newest.logOffset], [head, head + 1, 0]);
     await assertStartsCleanAt(built, dir, head, 'snapshot at an empty newest segment');
   });

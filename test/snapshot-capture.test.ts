@@ -18,7 +18,7 @@ import { listSnapshots, loadSnapshot } from '../src/engine/snapshot.js';
 import { SnapshotFileWriter, snapshotFileName } from '../src/engine/snapshot-write.js';
 import type { FromSnapshotWorker, SnapshotJob, ToSnapshotWorker } from '../src/engine/snapshot-worker.js';
 import { Prng } from '../src/stdx/prng.js';
-import { deposit, inTempDir, submit, transfer, withTempLedger } from './support/ledger.js';
+import { deposit, inTempDir, newestSnapshot, submit, transfer, withTempLedger } from './support/ledger.js';
 
 const ACCOUNTS = 300;
 
@@ -46,7 +46,7 @@ test('transfers decided while a snapshot hands out its records leave the snapsho
       await snapshot;
       assert.ok(keptPeak > 0, `records changed before their piece went (${batch} batches during the snapshot)`);
       assert.equal(entriesFrom, 'journal');
-      const meta = loadSnapshot(listSnapshots(dataPaths(dir.path).snapshotDir)[0]!.path).meta;
+      const meta = loadSnapshot(newestSnapshot(dir.path).path).meta;
       const replayed = recover(dir.path, { fromGenesis: true, toSequence: meta.sequence });
       assert.equal(replayed.state.headSequence, meta.sequence);
       assert.equal(stateDigest(replayed.state), meta.digest, 'the snapshot is the state at its sequence');
@@ -143,7 +143,7 @@ test('a snapshot that fails in its pause leaves no capture and no hold on the ta
       assert.equal((ledger as unknown as { state: LedgerState }).state.recordsCapture, undefined, 'the capture is gone');
       await submit(ledger, [deposit('d2', 'a', 5n)]);
       await ledger.snapshot(); // would fail "one entries hold at a time" had the hold stayed on
-      const meta = loadSnapshot(listSnapshots(dataPaths(dir.path).snapshotDir)[0]!.path).meta;
+      const meta = loadSnapshot(newestSnapshot(dir.path).path).meta;
       assert.equal(stateDigest(recover(dir.path, { fromGenesis: true }).state), meta.digest);
     },
     { nowMs, snapshotEveryRecords: Number.MAX_SAFE_INTEGER },

@@ -19,7 +19,7 @@ import { SNAPSHOT_VERSION, snapshotFileName } from '../src/engine/snapshot-write
 import { addChunk, entryPiecesOf, readChunk, type ChunkRef } from '../src/engine/txn-chunks.js';
 import type { Ledger } from '../src/engine/types.js';
 import { Prng } from '../src/stdx/prng.js';
-import { deposit, inTempDir, submit, transfer, withLedger, withTempLedger } from './support/ledger.js';
+import { deposit, inTempDir, newestSnapshot, submit, transfer, withLedger, withTempLedger } from './support/ledger.js';
 
 const ENTRY_BYTES = 24;
 
@@ -30,7 +30,7 @@ function chunkFiles(dir: string): string[] {
 }
 
 function newestMeta(dir: string): SnapshotMeta {
-  return loadSnapshot(listSnapshots(dataPaths(dir).snapshotDir)[0]!.path).meta;
+  return loadSnapshot(newestSnapshot(dir).path).meta;
 }
 
 /** A ledger in `dataDir` with account `a` and `count` deposits into it, closed (so snapshotted); returns its digest. */
@@ -98,7 +98,7 @@ test('each snapshot writes a chunk of only the entries logged since the previous
       await ledger.snapshot();
       assert.deepEqual(newestMeta(dir.path).txnChunks, before);
       // Snapshot plus chunks, and the whole log, give the live state.
-      assert.equal(stateDigest(loadSnapshot(listSnapshots(dataPaths(dir.path).snapshotDir)[0]!.path).state), ledger.digest());
+      assert.equal(stateDigest(loadSnapshot(newestSnapshot(dir.path).path).state), ledger.digest());
       assert.equal(stateDigest(recover(dir.path, { fromGenesis: true }).state), ledger.digest());
     },
     { snapshotEveryRecords: Number.MAX_SAFE_INTEGER },
@@ -234,7 +234,7 @@ test('a version 1 snapshot (every entry in the file) still loads, and the next s
 test('a version 2 snapshot (the meta before the sections) still loads; one claiming version 3 in that layout is refused', async () => {
   await inTempDir(async (dir) => {
     const digest = await depositedAndClosed(dir.path, 'old', 40);
-    const newest = listSnapshots(dataPaths(dir.path).snapshotDir)[0]!;
+    const newest = newestSnapshot(dir.path);
     const { sections, meta } = fileParts(readFileSync(newest.path));
     writeMetaFirstSnapshot(newest.path, { ...meta, version: 2 }, [sections]);
     const loaded = loadSnapshot(newest.path);

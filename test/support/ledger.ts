@@ -7,6 +7,7 @@ import { currencyByCode } from '../../src/core/currency.js';
 import { encodeTransferBatch, type TransferCommand } from '../../src/core/transfer-record.js';
 import { openLedger } from '../../src/engine/ledger.js';
 import { dataPaths } from '../../src/engine/recovery.js';
+import { listSnapshots } from '../../src/engine/snapshot.js';
 import { decodeFrameHeader, FRAME_HEADER_BYTES } from '../../src/log/frame.js';
 import { listSegments } from '../../src/log/segments.js';
 import type { Ledger, LedgerOptions, LogScrubStatus, TransferResults } from '../../src/engine/types.js';
@@ -114,4 +115,11 @@ export const WALLETD_BIN = resolve(import.meta.dirname, '..', '..', '..', 'bin',
 export function runWalletd(args: readonly string[], env: NodeJS.ProcessEnv = process.env): { status: number | null; stdout: string; stderr: string } {
   const child = spawnSync(process.execPath, [WALLETD_BIN, ...args], { encoding: 'utf8', env, timeout: 60_000 });
   return { status: child.status, stdout: child.stdout, stderr: child.stderr };
+}
+
+/** The newest snapshot in a data directory; throws when there is none. */
+export function newestSnapshot(dataDir: string): { sequence: number; path: string } {
+  const newest = listSnapshots(dataPaths(dataDir).snapshotDir)[0];
+  if (newest === undefined) throw new Error(`no snapshot in ${dataDir}`);
+  return newest;
 }
