@@ -4,12 +4,13 @@
 // recovery would not see (a flipped byte in an older segment, a missing segment, an end that is
 // not the snapshot's chain hash or not a frame boundary) fails naming file and offset; the read
 // rate is held (an injected clock), and a starved scrub makes up at most a second; 'off', no
-// snapshot, and a close mid-scrub (no verdict, nothing reported).
+// snapshot, and a close mid-scrub (no verdict, nothing reported); an interrupted scrub resumes
+// at its checkpoint, anchored by the chain hash it recorded.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dataPaths } from '../src/engine/recovery.js';
-import { ScrubFailure, scrubLog, type ScrubEnd } from '../src/engine/scrub.js';
+import { readScrubCheckpoint, ScrubFailure, scrubLog, writeScrubCheckpoint, type ScrubEnd } from '../src/engine/scrub.js';
 import { listSnapshots, loadSnapshot } from '../src/engine/snapshot.js';
 import { CorruptLogError } from '../src/log/scan.js';
 import { listSegments } from '../src/log/segments.js';
@@ -58,7 +59,7 @@ test('a clean log over several segments passes; every covered frame and byte is 
     assert.ok(end.offset < statSync(segments.find((segment) => segment.firstSequence === end.segmentFirstSequence)!.path).size, 'frames follow the snapshot in its segment');
     const expected = covered(path, end);
     const progress = scrubLog(dataPaths(path).logDir, end, unpaced, () => undefined);
-    assert.deepEqual(progress, { bytesChecked: expected.bytes, bytesTotal: expected.bytes, framesChecked: expected.frames });
+    assert.deepEqual(progress, { bytesChecked: expected.bytes, bytesTotal: expected.bytes, framesChecked: expected.frames, resumedFromSequence: 1 });
 
     const heard: string[] = [];
     const observer = { onLogScrubStart: (upTo: number) => heard.push(`start ${upTo}`), onLogScrubEnd: (status: { state: string }) => heard.push(status.state) };
@@ -107,7 +108,7 @@ test('damage recovery does not read fails the scrub, naming file and offset', as
     damaged[at] = damaged[at]! ^ 0x20;
     writeFileSync(second.path, damaged);
     const flippedScrub = failed();
-    assert.deepEqual(flippedScrub.progress, { bytesChecked: logFrames(path)[0]!.bytes, bytesTotal: covered(path, end).bytes, framesChecked: 1 }, 'the counts stop at the frame before the damage');
+    assert.deepEqual(flippedScrub.progress, { bytesChecked: logFrames(path)[0]!.bytes, bytesTotal: covered(path, end).bytes, framesChecked: 1, resumedFromSequence: 1 }, 'the counts stop at the frame before the damage');
     const flipped = flippedScrub.corrupt;
     assert.equal(flipped.path, second.path);
     assert.equal(flipped.offset, second.offset);
@@ -218,5 +219,48 @@ test('a read rate that is not a positive integer is refused before the data dire
     for (const bad of [0, -1, 1.5, Number.NaN]) {
       await assert.rejects(withLedger(path, async () => undefined, { logScrubBytesPerSecond: bad }), /logScrubBytesPerSecond must be an integer/, String(bad));
     }
+  });
+});
+
+test('an interrupted scrub resumes at its checkpoint, anchored by its chain hash; a whole pass removes it', { timeout: 60_000 }, async () => {
+  await withBuiltLog(async (path, end) => {
+    const { logDir, scrubCheckpointPath } = dataPaths(path);
+    const segments = listSegments(logDir);
+    const all = covered(path, end);
+    // Interrupted at its first pause for the read rate (after 1 MiB: two whole 512 KiB segments).
+    const interrupted = { bytesPerSecond: 1, nowMs: () => 0, sleepMs: () => { throw new Error('interrupted'); } };
+    assert.throws(() => scrubLog(logDir, end, interrupted, () => undefined, scrubCheckpointPath), /interrupted/);
+    const checkpoint = readScrubCheckpoint(scrubCheckpointPath);
+    assert.ok(checkpoint !== undefined, 'a checkpoint after each whole segment');
+    const resumeAt = segments.findIndex((segment) => segment.firstSequence === checkpoint.segmentFirstSequence);
+    assert.ok(resumeAt >= 1 && segments[resumeAt]!.firstSequence < end.segmentFirstSequence, `resumes at a covered segment after the first (${checkpoint.segmentFirstSequence})`);
+    const before = logFrames(path).filter((frame) => frame.firstSequence < checkpoint.segmentFirstSequence);
+
+    // A checkpoint whose chain hash the next segment does not continue fails the scrub: the hash anchors what is skipped.
+    writeScrubCheckpoint(scrubCheckpointPath, { ...checkpoint, chainHash: 'ab'.repeat(32) });
+    assert.throws(() => scrubLog(logDir, end, unpaced, () => undefined, scrubCheckpointPath), (error: unknown) => error instanceof ScrubFailure && /hash chain broken/.test(error.message) && error.corrupt.offset === 0);
+    writeScrubCheckpoint(scrubCheckpointPath, checkpoint);
+
+    const resumed = scrubLog(logDir, end, unpaced, () => undefined, scrubCheckpointPath);
+    const skipped = before.reduce((sum, frame) => sum + frame.bytes, 0);
+    assert.deepEqual(resumed, { bytesChecked: all.bytes - skipped, bytesTotal: all.bytes - skipped, framesChecked: all.frames - before.length, resumedFromSequence: checkpoint.segmentFirstSequence });
+    assert.ok(!existsSync(scrubCheckpointPath), 'a whole pass removes the checkpoint');
+    assert.equal(scrubLog(logDir, end, unpaced, () => undefined, scrubCheckpointPath).resumedFromSequence, 1, 'so the next scrub checks everything');
+
+    // A damaged checkpoint is ignored: the scrub starts from the first frame.
+    writeScrubCheckpoint(scrubCheckpointPath, checkpoint);
+    const bytes = readFileSync(scrubCheckpointPath);
+    bytes[10] = bytes[10]! ^ 1;
+    writeFileSync(scrubCheckpointPath, bytes);
+    assert.equal(readScrubCheckpoint(scrubCheckpointPath), undefined);
+    assert.deepEqual(scrubLog(logDir, end, unpaced, () => undefined, scrubCheckpointPath), { bytesChecked: all.bytes, bytesTotal: all.bytes, framesChecked: all.frames, resumedFromSequence: 1 });
+
+    // Through the engine: a start finds the checkpoint an interrupted scrub left and resumes there.
+    writeScrubCheckpoint(scrubCheckpointPath, checkpoint);
+    await withLedger(path, async (ledger) => {
+      const status = await scrubEnded(ledger);
+      assert.deepEqual(status, { state: 'passed', ...resumed });
+    });
+    assert.ok(!existsSync(scrubCheckpointPath));
   });
 });

@@ -71,7 +71,8 @@ export class ApiMetrics {
     const fromScrub = (name: string, help: string, read: (status: LogScrubStatus) => number): void =>
       scrapedGauge(registers, name, help, () => this.logScrubSource?.(), read);
     fromScrub('walletd_log_scrub_checked_bytes', "Log bytes the scrub has checked (the frames the start's snapshot covers)", (s) => s.bytesChecked);
-    fromScrub('walletd_log_scrub_total_bytes', 'Log bytes the scrub checks in all (0 when it is off or not needed)', (s) => s.bytesTotal);
+    fromScrub('walletd_log_scrub_total_bytes', 'Log bytes the scrub checks in all (0 when it is off or not needed; from its checkpoint on when it resumed)', (s) => s.bytesTotal);
+    fromScrub('walletd_log_scrub_resumed_from_sequence', 'First sequence the scrub read: above 1 when it resumed where an interrupted scrub left off', (s) => s.resumedFromSequence);
     fromScrub('walletd_log_scrub_failed', '1 when the log scrub found a damaged frame or a broken hash chain (logged with file and offset), or its worker failed (logged without a file)', (s) => (s.state === 'failed' ? 1 : 0));
   }
 

@@ -120,9 +120,11 @@ function openLedgerLogged(config: ServeConfig, server: HttpServer, metrics: ApiM
  * reaching into it), which the operator restores from a copy of the log.
  */
 function logScrubEnd(server: HttpServer, status: LogScrubStatus): void {
-  const { bytesChecked, framesChecked } = status;
-  if (status.failure === undefined) server.app.log.info({ bytesChecked, framesChecked }, 'log scrub passed: the frames the snapshot covers check, and their hash chain ends at its chain hash');
-  else server.app.log.error({ ...status.failure, bytesChecked, framesChecked }, `log scrub failed: ${status.failure.message}`);
+  const { bytesChecked, framesChecked, resumedFromSequence } = status;
+  if (status.failure === undefined) {
+    const from = resumedFromSequence > 1 ? ` from sequence ${resumedFromSequence} (an interrupted scrub checked those before)` : '';
+    server.app.log.info({ bytesChecked, framesChecked, resumedFromSequence }, `log scrub passed: the frames the snapshot covers check${from}, and their hash chain ends at its chain hash`);
+  } else server.app.log.error({ ...status.failure, bytesChecked, framesChecked, resumedFromSequence }, `log scrub failed: ${status.failure.message}`);
 }
 
 /** With the ledger open: the binary protocol listener (unless off), then /v1 and readiness. */

@@ -318,7 +318,7 @@ class PartitionEngine implements Ledger {
   private lastSnapshotAtMs = 0;
   private scrub: LogScrub | undefined;
   /** The status when no scrub runs: off until attach finds a snapshot to scrub behind. */
-  private logScrubStatus: LogScrubStatus = { state: 'off', bytesChecked: 0, bytesTotal: 0, framesChecked: 0 };
+  private logScrubStatus: LogScrubStatus = { state: 'off', bytesChecked: 0, bytesTotal: 0, framesChecked: 0, resumedFromSequence: 1 };
   /** Log frames' memory, reused once the writer has written them (fewer full GCs). */
   readonly framePool = new FramePool();
   private readonly takeFrameBuffer = (bytes: number): Buffer => this.framePool.take(bytes);
@@ -366,7 +366,8 @@ class PartitionEngine implements Ledger {
     }
     const end = { segmentFirstSequence: snapshot.logSegmentFirstSequence, offset: snapshot.logOffset, sequence: snapshot.sequence, chainHash: snapshot.chainHash };
     const observer = this.options.observer;
-    this.scrub = new LogScrub({ logDir: dataPaths(this.options.dataDir).logDir, end, bytesPerSecond: rate }, (status) => {
+    const { logDir, scrubCheckpointPath } = dataPaths(this.options.dataDir);
+    this.scrub = new LogScrub({ logDir, end, bytesPerSecond: rate, checkpointPath: scrubCheckpointPath }, (status) => {
       // Said once: to the observer when there is one (serve logs it), else as a process warning.
       if (observer?.onLogScrubEnd !== undefined) observer.onLogScrubEnd(status);
       else if (status.failure !== undefined) process.emitWarning(`log scrub failed: ${status.failure.message}`);

@@ -39,8 +39,11 @@ export type RecoveryOptions = Readonly<{
   expectedTransactions?: number;
 }>;
 
-export function dataPaths(dataDir: string): { logDir: string; snapshotDir: string } {
-  return { logDir: join(dataDir, 'log'), snapshotDir: join(dataDir, 'snapshots') };
+/** Where an interrupted log scrub resumes (scrub.ts), in the data directory. */
+const SCRUB_CHECKPOINT_FILE = 'scrub-checkpoint';
+
+export function dataPaths(dataDir: string): { logDir: string; snapshotDir: string; scrubCheckpointPath: string } {
+  return { logDir: join(dataDir, 'log'), snapshotDir: join(dataDir, 'snapshots'), scrubCheckpointPath: join(dataDir, SCRUB_CHECKPOINT_FILE) };
 }
 
 export function ensureDataDirs(dataDir: string): void {

@@ -16,6 +16,7 @@ try {
     job.end,
     { bytesPerSecond: job.bytesPerSecond, nowMs: () => performance.now(), sleepMs: (ms) => Atomics.wait(sleeper, 0, 0, ms) },
     (progress) => post({ kind: 'progress', progress }),
+    job.checkpointPath,
   );
   post({ kind: 'passed', progress });
 } catch (error) {

@@ -11,19 +11,38 @@
  * It does not replay (the snapshot's digest already vouches for the state), so it costs a read
  * and a hash per byte. Only durable, immutable bytes are read: whole older segments and the
  * snapshot's segment up to the snapshot's offset, while the writer appends beyond it.
+ *
+ * A scrub of a long history takes hours at its bounded rate, and a restart would begin it again
+ * from the first frame: it could then never finish under regular deploys. So after each whole
+ * segment it checked it records a checkpoint (the next segment and the chain hash entering it;
+ * a checksummed file, replaced atomically), and a scrub that finds one resumes there. The chain
+ * hash anchors the resumed part: the next segment's frames must continue it. A scrub that
+ * reaches its end removes the checkpoint, so the next start checks the whole history again.
  */
-import { statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { checkFramesBeforeNewest, checkSegmentName, CorruptLogError, scanSegment, type ScanContext } from '../log/scan.js';
-import { listSegments, segmentFileName } from '../log/segments.js';
-import { FRAME_HEADER_BYTES, GENESIS_CHAIN_HASH } from '../log/frame.js';
+import { fsyncDirectory, listSegments, segmentFileName, type SegmentFile } from '../log/segments.js';
+import { CHAIN_HASH_BYTES, FRAME_HEADER_BYTES, GENESIS_CHAIN_HASH } from '../log/frame.js';
+import { readChecksummedFile, writeChecksummedFile } from './checked-file.js';
 import type { LogScrubStatus } from './types.js';
 
 /** Where the covered log ends: a snapshot's position, sequence and chain hash. */
 export type ScrubEnd = Readonly<{ segmentFirstSequence: number; offset: number; sequence: number; chainHash: string }>;
 
-export type ScrubProgress = Readonly<{ bytesChecked: number; bytesTotal: number; framesChecked: number }>;
+/**
+ * Counts of this scrub's reading; `resumedFromSequence` is the first sequence it read when it
+ * resumed from a checkpoint (the frames before it were checked by an earlier scrub), else 1.
+ */
+export type ScrubProgress = Readonly<{ bytesChecked: number; bytesTotal: number; framesChecked: number; resumedFromSequence: number }>;
+
+/** Every frame before segment `segmentFirstSequence` was checked; `chainHash` (hex) enters it. */
+export type ScrubCheckpoint = Readonly<{ segmentFirstSequence: number; chainHash: string }>;
+
+const CHECKPOINT_VERSION = 1;
+/** A checkpoint file's most bytes: a few fields of JSON. */
+const CHECKPOINT_BYTES_MAX = 4096;
 
 export type ScrubPacing = Readonly<{
   /** Most bytes read per second (reads are spread so the log's own fsyncs are not starved). */
@@ -58,18 +77,29 @@ export class ScrubFailure extends Error {
  * Checks every frame in (0, end] of the log in `logDir`. Returns what it read; throws
  * ScrubFailure naming the file and offset of the first problem, with the counts so far.
  */
-export function scrubLog(logDir: string, end: ScrubEnd, pacing: ScrubPacing, onProgress: (progress: ScrubProgress) => void): ScrubProgress {
+export function scrubLog(
+  logDir: string,
+  end: ScrubEnd,
+  pacing: ScrubPacing,
+  onProgress: (progress: ScrubProgress) => void,
+  checkpointPath?: string,
+): ScrubProgress {
   // Counted in place per frame; a ScrubProgress is made only to report.
-  const counts = { bytesChecked: 0, bytesTotal: 0, framesChecked: 0 };
+  const counts = { bytesChecked: 0, bytesTotal: 0, framesChecked: 0, resumedFromSequence: 1 };
   const report = (): ScrubProgress => ({ ...counts });
   try {
-    const segments = listSegments(logDir).filter((segment) => segment.firstSequence <= end.segmentFirstSequence);
-    const last = segments.at(-1);
+    const covered = listSegments(logDir).filter((segment) => segment.firstSequence <= end.segmentFirstSequence);
+    const last = covered.at(-1);
     if (last === undefined || last.firstSequence !== end.segmentFirstSequence) {
       throw new CorruptLogError(join(logDir, segmentFileName(end.segmentFirstSequence)), 0, end.sequence, 'the segment holding the snapshot position is missing');
     }
+    const checkpoint = checkpointPath === undefined ? undefined : readScrubCheckpoint(checkpointPath);
+    const resumeAt = checkpoint === undefined ? -1 : covered.findIndex((segment) => segment.firstSequence === checkpoint.segmentFirstSequence);
+    const segments = resumeAt < 0 ? covered : covered.slice(resumeAt);
+    const context: ScanContext =
+      resumeAt < 0 ? { chainHash: GENESIS_CHAIN_HASH, nextSequence: 1 } : { chainHash: Buffer.from(checkpoint!.chainHash, 'hex'), nextSequence: checkpoint!.segmentFirstSequence };
+    counts.resumedFromSequence = context.nextSequence;
     counts.bytesTotal = segments.reduce((sum, segment) => sum + (segment === last ? end.offset : statSync(segment.path).size), 0);
-    const context: ScanContext = { chainHash: GENESIS_CHAIN_HASH, nextSequence: 1 };
     /** The clock the read rate is held against; moved forward when a starved scrub has too much to make up. */
     let paceFromMs = pacing.nowMs();
     let bytesSincePace = 0;
@@ -97,10 +127,13 @@ export function scrubLog(logDir: string, end: ScrubEnd, pacing: ScrubPacing, onP
       if (segment === last && scanned.endOffset !== end.offset) {
         throw new CorruptLogError(segment.path, scanned.endOffset, context.nextSequence, `the frames end at byte offset ${scanned.endOffset}, not at the snapshot's position ${end.offset}`);
       }
+      if (segment !== last && checkpointPath !== undefined) saveCheckpoint(checkpointPath, nextOf(covered, segment), context);
     }
     if (context.nextSequence !== end.sequence + 1 || context.chainHash.toString('hex') !== end.chainHash) {
       throw new CorruptLogError(last.path, end.offset, context.nextSequence, `the log up to the snapshot's position does not end at the snapshot's sequence ${end.sequence} and chain hash`);
     }
+    // A whole pass: the next scrub checks everything again.
+    if (checkpointPath !== undefined) removeScrubCheckpoint(checkpointPath);
   } catch (error) {
     if (error instanceof CorruptLogError) throw new ScrubFailure(error, report());
     throw error;
@@ -110,12 +143,58 @@ export function scrubLog(logDir: string, end: ScrubEnd, pacing: ScrubPacing, onP
   return done;
 }
 
+function nextOf(segments: readonly SegmentFile[], segment: SegmentFile): SegmentFile {
+  return segments[segments.indexOf(segment) + 1]!;
+}
+
+function saveCheckpoint(path: string, next: SegmentFile, context: ScanContext): void {
+  // A next segment not named for where the log continues is this scrub's finding (checkSegmentName),
+  // never a place to resume.
+  if (next.firstSequence !== context.nextSequence) return;
+  writeScrubCheckpoint(path, { segmentFirstSequence: next.firstSequence, chainHash: context.chainHash.toString('hex') });
+}
+
+/** Replaces the checkpoint at `path` atomically (temporary file, fsync, rename, fsync of the directory). */
+export function writeScrubCheckpoint(path: string, checkpoint: ScrubCheckpoint): void {
+  const temp = `${path}.tmp`;
+  writeChecksummedFile(temp, (writer) => writer.write(Buffer.from(JSON.stringify({ version: CHECKPOINT_VERSION, ...checkpoint }))));
+  renameSync(temp, path);
+  fsyncDirectory(dirname(path));
+}
+
+/** The checkpoint at `path`, or undefined when there is none or it is not one this version wrote whole. */
+export function readScrubCheckpoint(path: string): ScrubCheckpoint | undefined {
+  if (!existsSync(path)) return undefined;
+  try {
+    const text = readChecksummedFile(path, (reader) => {
+      if (reader.remaining > CHECKPOINT_BYTES_MAX) throw new Error('checkpoint too large');
+      const bytes = Buffer.alloc(reader.remaining);
+      reader.read(bytes);
+      reader.checkEnd();
+      return bytes.toString('utf8');
+    });
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed !== 'object' || parsed === null) return undefined;
+    const { version, segmentFirstSequence, chainHash } = parsed as Record<string, unknown>;
+    if (version !== CHECKPOINT_VERSION || !Number.isSafeInteger(segmentFirstSequence) || (segmentFirstSequence as number) < 1) return undefined;
+    if (typeof chainHash !== 'string' || !new RegExp(`^[0-9a-f]{${2 * CHAIN_HASH_BYTES}}$`).test(chainHash)) return undefined;
+    return { segmentFirstSequence: segmentFirstSequence as number, chainHash };
+  } catch {
+    return undefined; // torn, damaged or foreign: the scrub starts from the first frame
+  }
+}
+
+export function removeScrubCheckpoint(path: string): void {
+  rmSync(path, { force: true });
+  rmSync(`${path}.tmp`, { force: true });
+}
+
 export type ToScrubParent =
   | Readonly<{ kind: 'progress'; progress: ScrubProgress }>
   | Readonly<{ kind: 'passed'; progress: ScrubProgress }>
   | Readonly<{ kind: 'failed'; progress: ScrubProgress; failure: NonNullable<LogScrubStatus['failure']> }>;
 
-export type ScrubJob = Readonly<{ logDir: string; end: ScrubEnd; bytesPerSecond: number }>;
+export type ScrubJob = Readonly<{ logDir: string; end: ScrubEnd; bytesPerSecond: number; checkpointPath: string }>;
 
 /** A scrub on its worker thread; `onEnd` is called once, when it passed or failed (not when stopped). */
 export class LogScrub {
@@ -125,7 +204,7 @@ export class LogScrub {
   private stopping = false;
 
   constructor(job: ScrubJob, onEnd: (status: LogScrubStatus) => void) {
-    this.current = { state: 'running', bytesChecked: 0, bytesTotal: 0, framesChecked: 0 };
+    this.current = { state: 'running', bytesChecked: 0, bytesTotal: 0, framesChecked: 0, resumedFromSequence: 1 };
     this.worker = new Worker(new URL('./scrub-worker.js', import.meta.url), { workerData: job });
     this.worker.unref(); // a scrub never keeps the process alive
     this.worker.on('message', (message: ToScrubParent) => {

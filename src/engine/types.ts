@@ -78,6 +78,8 @@ export type LogScrubStatus = Readonly<{
   bytesChecked: number;
   bytesTotal: number;
   framesChecked: number;
+  /** The first sequence this scrub read: above 1 when it resumed an interrupted one's checkpoint. */
+  resumedFromSequence: number;
   /** When failed: the first problem (a corrupt-log message names file, offset and sequence). */
   failure?: Readonly<{ path: string; offset: number; sequence: number; reason: string; message: string }>;
 }>;
