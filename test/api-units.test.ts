@@ -24,7 +24,7 @@ import { ID_SOURCE } from '../src/core/ids.js';
 import { ERRORS } from '../src/core/errors.js';
 import { hugePagesRequested, SERVE_NODE_FLAGS, withServeEnv } from '../src/stdx/node-flags.js';
 import type { Ledger } from '../src/engine/types.js';
-import { deposit, submit, withTempLedger } from './support/ledger.js';
+import { deposit, sleep, submit, withTempLedger } from './support/ledger.js';
 
 /** A fresh temporary directory, removed when the test ends. */
 function scratchDir(t: TestContext, prefix: string): string {
@@ -345,11 +345,20 @@ test('balance and statement reads wait once, in the read itself; a refusal waits
   await withTempLedger(async (ledger) => {
     for (const owner of ['alice', 'bob']) await ledger.openAccount({ accountId: owner, currencyCode: 'USD', owner });
     await submit(ledger, [deposit('d-1', 'alice', 500n)]);
-    // Counts the route's separate durability waits; the reads' own waits happen inside them.
+    // Counts the route's separate durability waits (the reads' own waits happen inside them), and
+    // holds each of them until `open` is called: a reply may not come before its wait ends.
     const waits: string[] = [];
+    const held: Array<() => void> = [];
+    const open = (): void => held.splice(0).forEach((release) => release());
     const counted = new Proxy(ledger, {
       get(target, name, receiver) {
-        if (name === 'durableAccount') return (accountId: string) => (waits.push(accountId), target.durableAccount(accountId));
+        if (name === 'durableAccount') {
+          return (accountId: string) => {
+            waits.push(accountId);
+            const durable = target.durableAccount(accountId);
+            return new Promise((resolve) => held.push(() => resolve(durable)));
+          };
+        }
         return Reflect.get(target, name, receiver);
       },
     }) as Ledger;
@@ -376,13 +385,21 @@ test('balance and statement reads wait once, in the read itself; a refusal waits
       assert.deepEqual(waits, [], 'allowed reads wait only inside balanceAt and statement');
 
       for (const path of ['balance', 'transactions']) {
-        const refused = await get(`/v1/accounts/alice/${path}`, bob);
+        let answered = false;
+        const reply = get(`/v1/accounts/alice/${path}`, bob).finally(() => (answered = true));
+        await sleep(50);
+        assert.equal(answered, false, 'the refusal waits for the account to be durable');
+        open();
+        const refused = await reply;
         assert.equal(refused.status, 403);
         assert.equal(refused.body.error.code, 'forbidden');
         assert.equal((await get(`/v1/accounts/nobody/${path}`, bob)).status, 404);
       }
       assert.deepEqual(waits, ['alice', 'alice'], 'each refusal waits for the account it refuses');
-      assert.equal((await get('/v1/accounts/alice', admin)).status, 200);
+      const view = get('/v1/accounts/alice', admin);
+      await sleep(50);
+      open();
+      assert.equal((await view).status, 200);
       assert.deepEqual(waits, ['alice', 'alice', 'alice'], 'the account view still waits after reading');
     } finally {
       await app.close();

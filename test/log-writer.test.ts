@@ -46,20 +46,35 @@ test('durableThrough rejects when the log fails before the position is durable',
   });
 });
 
-test('durableThrough finds the frame that holds each position among many pending ones', { timeout: 20_000 }, async () => {
+test('durableThrough returns the promise of the frame that holds each position, before and after earlier groups commit', { timeout: 20_000 }, async () => {
   await inTempDir(async ({ path }) => {
     const writer = await LogWriter.open({ logDir: path, fsync: true, onFatal: (error) => assert.fail(String(error)) }, undefined, 1);
-    // Frames of 1 to 7 events, all appended before the first group commit lands.
+    // Frames of 1 to 7 events in three bursts a turn apart: each burst goes to disk as a group of its own.
+    const frames: Array<{ first: number; last: number; durable: Promise<void> }> = [];
     let next = 1;
-    for (let frame = 0; frame < 40; frame++) {
-      const events = (frame % 7) + 1;
-      void writer.append(Buffer.alloc(64, frame), next, events);
-      next += events;
+    for (let burst = 0; burst < 3; burst++) {
+      for (let frame = 0; frame < 15; frame++) {
+        const events = ((burst * 15 + frame) % 7) + 1;
+        frames.push({ first: next, last: next + events - 1, durable: writer.append(Buffer.alloc(64, frame), next, events) });
+        next += events;
+      }
+      await turn();
     }
-    const settledAt = await Promise.all(
-      Array.from({ length: next - 1 }, (_, index) => writer.durableThrough(index + 1).then(() => writer.durableSequence)),
-    );
-    settledAt.forEach((durable, index) => assert.ok(durable >= index + 1, `position ${index + 1} settled with ${durable} durable`));
+    const checkPending = (label: string): void => {
+      for (const frame of frames) {
+        if (frame.last <= writer.durableSequence) continue;
+        for (let position = Math.max(frame.first, writer.durableSequence + 1); position <= frame.last; position++) {
+          assert.equal(writer.durableThrough(position), frame.durable, `${label}: position ${position} waits on its own frame`);
+        }
+      }
+    };
+    checkPending('all pending');
+    await frames[0]!.durable;
+    assert.ok(writer.durableSequence < next - 1, 'later groups still pending');
+    checkPending('after the first group');
+    await frames[20]!.durable;
+    checkPending('after the second burst');
+    await Promise.all(frames.map((frame) => frame.durable));
     assert.throws(() => writer.durableThrough(next), /no frame appended holds/, 'a position past every appended frame is a bug of the caller');
     await writer.close();
   });

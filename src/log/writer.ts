@@ -46,8 +46,10 @@ export class LogWriter {
   private lastAppended: Promise<void> = Promise.resolve();
   /**
    * Frames appended and not yet durable, in order from `unsyncedHead`: their last sequence and
-   * the promise append() returned. A durableThrough wait shares its frame's promise, so waits
-   * cost the writer nothing per caller, and what is kept is bounded by the frames in flight.
+   * the promise append() returned. A durableThrough wait shares its frame's promise: the writer
+   * keeps nothing per wait and does no work per wait at a commit (this array is bounded by the
+   * frames in flight). Each waiting caller's continuation stays attached to that promise until it
+   * settles, a request that timed out included.
    */
   private unsynced: Array<{ lastSequence: number; durable: Promise<void> }> = [];
   private unsyncedHead = 0;

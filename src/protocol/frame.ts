@@ -73,7 +73,8 @@ export function frameHeadChecksum(head: Uint8Array): number {
 
 /** Extends a running frame checksum over the next body bytes (a zero-length piece leaves it). */
 export function continueFrameChecksum(running: number, bodyPiece: Uint8Array): number {
-  // zlib.crc32 of an empty buffer restarts at 0 on Node 20 instead of returning `running`.
+  // On Node 20, zlib.crc32 of a zero-length view with no memory behind it (an empty ArrayBuffer)
+  // returns 0 instead of `running`; empty pieces never reach it.
   return bodyPiece.length === 0 ? running : crc32(bodyPiece, running);
 }
 
