@@ -220,8 +220,11 @@ export class TxnTable {
    * entry is in the sources, and every later insert has a larger sequence, so filtering their
    * slots by sequence gives exactly what compactEntries() gives now, restricted to a range. The
    * sources are shared arrays that later inserts write only into empty slots, which the filter
-   * skips however far a write has got. The one move a hold cannot survive, a new growth while the
-   * last one's copying is still held back, breaks it (`broken`): that scan may see an entry twice.
+   * skips however far a write has got. A growth that starts under the hold moves nothing into
+   * them: the array it replaces only stops taking inserts, and the copying that would fill the
+   * new one waits. The one move a hold cannot survive: a growth that starts while an earlier
+   * growth's copying into a held array is still pending (the hold was taken mid-growth) must
+   * finish that copying first; it breaks the hold (`broken`), as that scan may see an entry twice.
    */
   holdEntries(): EntriesHold {
     assert(this.entriesHold === undefined, 'one entries hold at a time');
@@ -357,8 +360,9 @@ export class TxnTable {
   private growthWork(): void {
     // A snapshot's scan needs entries to stay put; the growth's copying resumes after it. From S
     // old slots, copying takes S/8 inserts and the next growth's preparation starts at 60% of 2S,
-    // 0.5·S inserts after this growth began: 0.375·S inserts of margin, and startGrowth breaks
-    // the hold if a snapshot held the copying back that long.
+    // 0.5·S inserts after this growth began: 0.375·S inserts of margin. If a snapshot's hold kept
+    // the copying back past the next growth's start, startGrowth finishes it (breaking the hold
+    // when the hold reads the array it copies into).
     if (this.oldSlots !== 0) {
       if (this.entriesHold === undefined) this.copySome();
     } else this.prepareSome();
@@ -376,9 +380,9 @@ export class TxnTable {
   private startGrowth(): void {
     // Copying ends after oldSlots / MIGRATE_SLOTS_PER_INSERT inserts, fewer than the 70% of oldSlots
     // inserts that fill the new array to its own limit, unless a snapshot's scan held it back
-    // that long: then the rest is copied now, into an array the scan reads, so its scan is void.
-    // Without copying left, the growth moves nothing: the held array simply stops taking inserts.
-    if (this.oldSlots !== 0 && this.entriesHold !== undefined) this.entriesHold.break();
+    // that long: then the rest is copied now. Into an array the scan reads, that voids the scan;
+    // into one it does not (the hold came before the earlier growth), the scan is untouched.
+    if (this.oldSlots !== 0 && this.entriesHold?.reads(this.words) === true) this.entriesHold.break();
     while (this.oldSlots !== 0) this.copySome();
     // The journal names slots of the array that stops taking inserts; the next snapshot scans.
     this.journal = undefined;
@@ -511,20 +515,32 @@ export type EntrySource = Readonly<{ words: Uint32Array; start: number }>;
 export class EntriesHold {
   private brokenFlag = false;
   private released = false;
+  private onBreak: (() => void) | undefined;
 
   constructor(
     readonly sources: readonly EntrySource[],
     private readonly onRelease: () => void,
   ) {}
 
-  /** A growth had to move entries while held: a scan of the sources may have seen some twice. */
+  /** A growth had to move entries into a held array: a scan of the sources may have seen some twice. */
   get broken(): boolean {
     return this.brokenFlag;
+  }
+
+  /** Whether `words` is one of the arrays the hold keeps in place. */
+  reads(words: Uint32Array): boolean {
+    return this.sources.some((source) => source.words === words);
+  }
+
+  /** Calls `listener` once if the hold breaks (the scan is void: its snapshot should stop). */
+  whenBroken(listener: () => void): void {
+    this.onBreak = listener;
   }
 
   break(): void {
     this.brokenFlag = true;
     this.release();
+    this.onBreak?.();
   }
 
   /** Entries may move again (the scan ended, or its snapshot failed). */

@@ -178,15 +178,27 @@ function alignedRecords(batch: TransferBatch): Buffer {
   return copy;
 }
 
+/**
+ * A snapshot given up because its scan of the transaction table was voided by a growth (see
+ * TxnTable.holdEntries). Nothing is wrong with the ledger: the next drain tries again.
+ */
+export class SnapshotAbandoned extends Error {
+  override readonly name = 'SnapshotAbandoned';
+  constructor() {
+    super('snapshot abandoned: a growth of the transaction table moved entries while its scan read them; the next snapshot scans again');
+  }
+}
+
 /** How long a snapshot worker told to abort may take to remove its file and exit before it is terminated. */
 const SNAPSHOT_WORKER_ABORT_MS = 10_000;
 
 /**
  * Runs snapshot-worker.ts: shares the ids, hands it the captured records a piece at a time (the
  * next piece is copied as a buffer comes back, between drains), then where the new entries
- * are. Settles only once the worker has exited, so a failed snapshot's
- * temporary file is gone (the worker removes it) before a retry may write the same name; a
- * failure on the engine's side tells the worker to abort.
+ * are, from `takeEntries` once the records are all out (it may hold the table's entries in
+ * place from then on, and call `abort` if it cannot). Settles only once the worker has exited,
+ * so a failed snapshot's temporary file is gone (the worker removes it) before a retry may write
+ * the same name; a failure on the engine's side tells the worker to abort.
  */
 function writeSnapshotInWorker(
   dir: string,
@@ -194,7 +206,7 @@ function writeSnapshotInWorker(
   position: SnapshotPosition,
   capture: RecordsCapture,
   state: LedgerState,
-  newEntries: NewEntries,
+  takeEntries: (abort: (error: unknown) => void) => NewEntries,
   chunks: readonly ChunkRef[],
   buffers: number,
 ): Promise<WrittenSnapshot> {
@@ -225,6 +237,7 @@ function writeSnapshotInWorker(
     const end = (): void => {
       if (ended || buffersOut > 0 || !capture.done) return;
       ended = true;
+      const newEntries = takeEntries(fail);
       // Moved, not copied: the journal's slot blocks are plain buffers (the table's slot arrays are shared, not listed).
       const views = 'slots' in newEntries ? newEntries.slots : [];
       send({ kind: 'end', newEntries, chunks }, views.map((view) => view.buffer as ArrayBuffer));
@@ -249,6 +262,9 @@ function writeSnapshotInWorker(
       } else if (outcome === undefined) {
         // The worker exits after either; its exit settles the promise.
         outcome = message.kind === 'written' ? { written: message.written } : { error: new Error(`snapshot worker: ${message.message}`) };
+      } else if (message.kind === 'written') {
+        // It finished before it read our abort: its file is ours to remove.
+        rmSync(message.written.tempPath, { force: true });
       }
     });
     worker.once('error', fail);
@@ -772,7 +788,9 @@ class PartitionEngine implements Ledger {
 
   /** Captures the state now (between drains, so at a frame boundary) and commits it once durable. */
   async snapshot(): Promise<void> {
-    while (this.snapshotRunning !== undefined) await this.snapshotRunning;
+    // One that is already running is not this call's: its failure (reported where it was started)
+    // must not fail this one, nor a close() that takes its final snapshot after it.
+    while (this.snapshotRunning !== undefined) await this.snapshotRunning.catch(() => undefined);
     const run = this.snapshotOnce();
     this.snapshotRunning = run;
     try {
@@ -798,9 +816,10 @@ class PartitionEngine implements Ledger {
     this.drainPaused = true;
     let parts: AccountIdParts;
     let capture: RecordsCapture;
-    let newEntries: NewEntries;
-    let hold: EntriesHold | undefined;
+    let journaled: NewEntries | undefined;
     let position: SnapshotPosition;
+    /** Where the last snapshot's chunks end: the new chunk holds the entries after it. */
+    let after: number;
     /** Entries logged since the last snapshot's chunks end: what the new chunk holds. */
     let newCount: number;
     try {
@@ -810,15 +829,12 @@ class PartitionEngine implements Ledger {
       capture = new RecordsCapture(this.state.headSequence, this.state.accountCount, this.options.snapshotPieceAccounts);
       this.state.recordsCapture = capture;
       const txns = this.state.txns;
-      const after = this.chunksEnd();
+      after = this.chunksEnd();
       newCount = txns.count - this.txnChunks.reduce((sum, chunk) => sum + chunk.count, 0);
       const journal = txns.takeJournal();
       if (journal !== undefined && journal.afterSequence === after) {
         assert(journal.count === newCount, 'the journal holds every entry logged since the chunks end');
-        newEntries = { words: journal.words, slots: journal.slots(), afterSequence: after, toSequence: this.state.headSequence };
-      } else {
-        hold = txns.holdEntries();
-        newEntries = { sources: hold.sources, afterSequence: after, toSequence: this.state.headSequence, count: newCount };
+        journaled = { words: journal.words, slots: journal.slots(), afterSequence: after, toSequence: this.state.headSequence };
       }
       this.startJournal();
       position = {
@@ -828,26 +844,36 @@ class PartitionEngine implements Ledger {
         nowMs: this.nowMs(),
       };
     } catch (error) {
-      // A capture left installed would keep every changed record's bytes for good, and a hold
-      // left on would hold the table's growth back.
+      // A capture left installed would keep every changed record's bytes for good.
       this.state.recordsCapture = undefined;
-      hold?.release();
       throw error;
     } finally {
       this.drainPaused = false;
       this.scheduleDrain();
     }
+    // Without a journal the worker scans the table, under a hold taken only when the records are
+    // all out: entries logged since the capture are filtered out by sequence, and until the
+    // scan, growths may copy as usual. A hold that breaks stops the worker: its scan is void.
+    let hold: EntriesHold | undefined;
+    const toSequence = parts.headSequence;
+    const takeEntries = (abort: (error: unknown) => void): NewEntries => {
+      if (journaled !== undefined) return journaled;
+      hold = this.state.txns.holdEntries();
+      hold.whenBroken(() => abort(new SnapshotAbandoned()));
+      return { sources: hold.sources, afterSequence: after, toSequence, count: newCount };
+    };
     let written: WrittenSnapshot;
     try {
-      written = await writeSnapshotInWorker(snapshotDir, parts, position, capture, this.state, newEntries, this.txnChunks, this.options.snapshotPiecesInFlight ?? CAPTURE_BUFFERS);
+      written = await writeSnapshotInWorker(snapshotDir, parts, position, capture, this.state, takeEntries, this.txnChunks, this.options.snapshotPiecesInFlight ?? CAPTURE_BUFFERS);
     } finally {
       if (this.state.recordsCapture === capture) this.state.recordsCapture = undefined;
       // Written or failed, the worker has stopped reading the held arrays.
       hold?.release();
     }
+    // A break after the worker's last read changes nothing it wrote, but it is not told apart.
     if (hold?.broken === true) {
       rmSync(written.tempPath, { force: true });
-      throw new Error('snapshot abandoned: the transaction table grew twice while its entries were scanned; the next snapshot scans again');
+      throw new SnapshotAbandoned();
     }
     commitSnapshotFile(snapshotDir, written.tempPath, parts.headSequence);
     this.txnChunks = written.chunks;
@@ -858,7 +884,7 @@ class PartitionEngine implements Ledger {
       bytes: written.bytes,
       ms: performance.now() - started,
       newEntries: newCount,
-      entriesFrom: hold === undefined ? 'journal' : 'scan',
+      entriesFrom: journaled === undefined ? 'scan' : 'journal',
       recordsKeptPeak: capture.keptPeak,
     });
   }
