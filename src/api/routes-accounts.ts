@@ -50,7 +50,7 @@ export function registerAccountRoutes(app: FastifyInstance, context: ApiContext)
       errors: [403, 404],
     }),
     async (request, reply) => {
-      const found = await readableAccount(context, request, reply);
+      const found = await readableAccount(context, request, reply, false);
       if (found === undefined) return reply;
       return reply.send(accountWithSequenceBody(found.account));
     },
@@ -70,7 +70,7 @@ export function registerAccountRoutes(app: FastifyInstance, context: ApiContext)
     async (request, reply) => {
       const query = balanceQueryOf(request.query);
       if (typeof query === 'string') return sendError(reply, 'invalid_request', query);
-      const found = await accountForRead(context, request, reply);
+      const found = await readableAccount(context, request, reply, true);
       if (found === undefined) return reply;
       const balance = await withTimeout(found.ledger.balanceAt(found.account.accountId, query), context.config.requestTimeoutMs);
       if (balance.status === 'account_not_found') return sendAccountNotFound(reply);
@@ -93,7 +93,7 @@ export function registerAccountRoutes(app: FastifyInstance, context: ApiContext)
     async (request, reply) => {
       const beforeSequence = request.query.cursor === undefined ? undefined : decodeCursor(request.query.cursor);
       if (beforeSequence === null) return sendError(reply, 'invalid_request', 'cursor is not one this service issued');
-      const found = await accountForRead(context, request, reply);
+      const found = await readableAccount(context, request, reply, true);
       if (found === undefined) return reply;
       const { ledger, account } = found;
       const statement = await withTimeout(ledger.statement(account.accountId, request.query.limit, beforeSequence), context.config.requestTimeoutMs);
@@ -107,48 +107,28 @@ export function registerAccountRoutes(app: FastifyInstance, context: ApiContext)
 }
 
 /**
- * The path's account for a read that waits for durability itself (balanceAt, statement), when
- * the caller may read it; otherwise answers 404 or 403 and returns undefined. Owner and
- * currency never change, so the live view decides access without a wait, and the read's own
- * wait is the only one. A refusal still waits for the account's position first: a 403 must
- * not tell that an account exists before its opening is durable.
- */
-async function accountForRead(
-  context: ApiContext,
-  request: FastifyRequest<{ Params: AccountParams }>,
-  reply: FastifyReply,
-): Promise<{ ledger: Ledger; account: AccountView } | undefined> {
-  const ledger = context.ledger;
-  const account = ledger.account(request.params.account_id);
-  if (account === undefined) {
-    sendAccountNotFound(reply);
-    return undefined;
-  }
-  if (!mayReadAccount(principalOf(request), account)) {
-    await withTimeout(ledger.durableAccount(account.accountId), context.config.requestTimeoutMs);
-    sendError(reply, 'forbidden', 'this API key may read only its own accounts');
-    return undefined;
-  }
-  return { ledger, account };
-}
-
-/**
- * The path's account once everything it shows is durable (read, then wait for its position:
- * waiting first would let frames decided meanwhile into the read), when the caller may read
- * it; otherwise answers 404 or 403 and returns undefined.
+ * The path's account when the caller may read it; otherwise answers 404 or 403 and returns
+ * undefined. With `readWaits` the read that follows (balanceAt, statement) waits for
+ * durability by itself, so access is decided on the live view (owner and currency never
+ * change) and that wait is the only one; a refusal still waits for the account's position, so a
+ * 403 never tells of an opening not yet durable. Without, the view is what is shown: read, then
+ * wait for its position (waiting first would let frames decided meanwhile into the read).
  */
 async function readableAccount(
   context: ApiContext,
   request: FastifyRequest<{ Params: AccountParams }>,
   reply: FastifyReply,
+  readWaits: boolean,
 ): Promise<{ ledger: Ledger; account: AccountView } | undefined> {
-  const ledger = context.ledger;
-  const account = await withTimeout(ledger.durableAccount(request.params.account_id), context.config.requestTimeoutMs);
+  const { ledger, config } = context;
+  const accountId = request.params.account_id;
+  const account = readWaits ? ledger.account(accountId) : await withTimeout(ledger.durableAccount(accountId), config.requestTimeoutMs);
   if (account === undefined) {
     sendAccountNotFound(reply);
     return undefined;
   }
   if (!mayReadAccount(principalOf(request), account)) {
+    if (readWaits) await withTimeout(ledger.durableAccount(accountId), config.requestTimeoutMs);
     sendError(reply, 'forbidden', 'this API key may read only its own accounts');
     return undefined;
   }
