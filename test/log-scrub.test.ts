@@ -9,6 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { dataPaths } from '../src/engine/recovery.js';
 import { readScrubCheckpoint, ScrubFailure, scrubLog, writeScrubCheckpoint, type ScrubEnd } from '../src/engine/scrub.js';
 import { listSnapshots, loadSnapshot } from '../src/engine/snapshot.js';
@@ -255,8 +256,21 @@ test('an interrupted scrub resumes at its checkpoint, anchored by its chain hash
     assert.equal(readScrubCheckpoint(scrubCheckpointPath), undefined);
     assert.deepEqual(scrubLog(logDir, end, unpaced, () => undefined, scrubCheckpointPath), { bytesChecked: all.bytes, bytesTotal: all.bytes, framesChecked: all.frames, resumedFromSequence: 1 });
 
-    // Through the engine: a start finds the checkpoint an interrupted scrub left and resumes there.
+    // A checkpoint made on other files (the log copied or restored: other inodes) is not trusted.
     writeScrubCheckpoint(scrubCheckpointPath, checkpoint);
+    const copied = readFileSync(segments[0]!.path);
+    rmSync(segments[0]!.path);
+    writeFileSync(segments[0]!.path, copied);
+    assert.equal(scrubLog(logDir, end, unpaced, () => undefined, scrubCheckpointPath).resumedFromSequence, 1, 'read again from the first frame');
+
+    // The checkpoint only saves work: one that cannot be written does not fail the scrub.
+    const unwritable = join(path, 'no-such-dir', 'scrub-checkpoint');
+    assert.throws(() => scrubLog(logDir, end, interrupted, () => undefined, unwritable), /interrupted/);
+    assert.deepEqual(scrubLog(logDir, end, unpaced, () => undefined, unwritable).bytesChecked, all.bytes);
+
+    // Through the engine: a start finds the checkpoint an interrupted scrub left and resumes there.
+    assert.throws(() => scrubLog(logDir, end, interrupted, () => undefined, scrubCheckpointPath), /interrupted/);
+    assert.equal(readScrubCheckpoint(scrubCheckpointPath)?.segmentFirstSequence, checkpoint.segmentFirstSequence);
     await withLedger(path, async (ledger) => {
       const status = await scrubEnded(ledger);
       assert.deepEqual(status, { state: 'passed', ...resumed });

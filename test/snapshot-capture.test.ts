@@ -126,7 +126,7 @@ test('a snapshot worker told to abort removes its temporary file and exits', asy
   });
 });
 
-test('a snapshot that fails in its pause leaves no capture and no hold on the table behind', async () => {
+test('a snapshot that fails in its pause leaves no capture behind, and the next one is exact', async () => {
   let clockFails = false;
   const nowMs = (): number => {
     if (clockFails) throw new Error('clock failed');
@@ -137,13 +137,13 @@ test('a snapshot that fails in its pause leaves no capture and no hold on the ta
       await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
       await submit(ledger, [deposit('d1', 'a', 5n)]);
       // No journal runs with this interval, so the snapshot scans; the clock is read in the pause
-      // after the capture and the hold have begun.
+      // after the capture has begun (the hold comes only once the records are out).
       clockFails = true;
       await assert.rejects(ledger.snapshot(), /clock failed/);
       clockFails = false;
       assert.equal((ledger as unknown as { state: LedgerState }).state.recordsCapture, undefined, 'the capture is gone');
       await submit(ledger, [deposit('d2', 'a', 5n)]);
-      await ledger.snapshot(); // would fail "one entries hold at a time" had the hold stayed on
+      await ledger.snapshot(); // a capture left installed would not stop this one; its state must be exact
       const meta = loadSnapshot(newestSnapshot(dir.path).path).meta;
       assert.equal(stateDigest(recover(dir.path, { fromGenesis: true }).state), meta.digest);
     },
@@ -151,7 +151,7 @@ test('a snapshot that fails in its pause leaves no capture and no hold on the ta
   );
 });
 
-test('a snapshot whose scan hold breaks is abandoned, its file and worker gone; the next one is exact', async () => {
+test('a snapshot whose scan hold breaks is abandoned and its file removed; the next one is exact', async () => {
   await withTempLedger(
     async (ledger, dir) => {
       const { snapshotDir } = dataPaths(dir.path);
@@ -174,7 +174,7 @@ test('a snapshot whose scan hold breaks is abandoned, its file and worker gone; 
       breakNext = 1;
       await assert.rejects(ledger.snapshot(), SnapshotAbandoned);
       assert.equal(listSnapshots(snapshotDir).length, 0, 'nothing committed');
-      assert.ok(!existsSync(join(snapshotDir, `${snapshotFileName(head)}.tmp`)), 'the worker removed its file');
+      assert.ok(!existsSync(join(snapshotDir, `${snapshotFileName(head)}.tmp`)), 'its file is gone');
       await submit(ledger, [deposit('after', 'a', 1n)]);
       await ledger.snapshot();
       assert.equal(loadSnapshot(newestSnapshot(dir.path).path).meta.digest, stateDigest(recover(dir.path, { fromGenesis: true }).state), 'the next snapshot is exact');

@@ -403,11 +403,9 @@ test('a hold survives growths that copy into arrays it does not read, and breaks
   const head = sequence;
   const expected = quiet.compactEntries();
   const survivor = quiet.holdEntries();
-  let told = 0;
-  survivor.whenBroken(() => told++);
   insertUpTo(quiet, 6000); // two growths: the second finishes copying the first into an array the hold does not read
   assert.equal(quiet.capacitySlots, 4096 * 4);
-  assert.ok(!survivor.broken && told === 0, 'the held array only stopped taking inserts');
+  assert.ok(!survivor.broken, 'the held array only stopped taking inserts');
   assert.deepEqual(joined(Array.from(scanEntryPieces(survivor.sources, 0, head, 2800, 100), (piece) => piece.slice())), expected);
   survivor.release();
 
@@ -415,12 +413,10 @@ test('a hold survives growths that copy into arrays it does not read, and breaks
   insertUpTo(midGrowth, 2900);
   assert.equal(midGrowth.growing, true, 'the first growth is still copying');
   const held = midGrowth.holdEntries();
-  held.whenBroken(() => told++);
   insertUpTo(midGrowth, 5734); // copying waits under the hold; no new growth yet
   assert.ok(midGrowth.growing && !held.broken);
   insertUpTo(midGrowth, 5735); // the next growth must finish copying into the held new array
   assert.ok(held.broken, 'broken');
-  assert.equal(told, 1, 'and said so once');
   assert.equal(midGrowth.growing, true, 'the new growth goes on; the table stays whole');
   insertUpTo(midGrowth, 5735 + 16384 / 8 + 1);
   assert.equal(midGrowth.growing, false, 'and its copying ends');

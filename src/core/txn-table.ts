@@ -515,7 +515,6 @@ export type EntrySource = Readonly<{ words: Uint32Array; start: number }>;
 export class EntriesHold {
   private brokenFlag = false;
   private released = false;
-  private onBreak: (() => void) | undefined;
 
   constructor(
     readonly sources: readonly EntrySource[],
@@ -532,15 +531,9 @@ export class EntriesHold {
     return this.sources.some((source) => source.words === words);
   }
 
-  /** Calls `listener` once if the hold breaks (the scan is void: its snapshot should stop). */
-  whenBroken(listener: () => void): void {
-    this.onBreak = listener;
-  }
-
   break(): void {
     this.brokenFlag = true;
     this.release();
-    this.onBreak?.();
   }
 
   /** Entries may move again (the scan ended, or its snapshot failed). */

@@ -189,6 +189,15 @@ export class SnapshotAbandoned extends Error {
   }
 }
 
+/** Removes a snapshot's temporary file; one left behind is only disk, and the next commit prunes it. */
+function removeQuietly(path: string): void {
+  try {
+    rmSync(path, { force: true });
+  } catch (error) {
+    process.emitWarning(`could not remove ${path}: ${String(error)}`);
+  }
+}
+
 /** How long a snapshot worker told to abort may take to remove its file and exit before it is terminated. */
 const SNAPSHOT_WORKER_ABORT_MS = 10_000;
 
@@ -196,7 +205,7 @@ const SNAPSHOT_WORKER_ABORT_MS = 10_000;
  * Runs snapshot-worker.ts: shares the ids, hands it the captured records a piece at a time (the
  * next piece is copied as a buffer comes back, between drains), then where the new entries
  * are, from `takeEntries` once the records are all out (it may hold the table's entries in
- * place from then on, and call `abort` if it cannot). Settles only once the worker has exited,
+ * place from then on). Settles only once the worker has exited,
  * so a failed snapshot's temporary file is gone (the worker removes it) before a retry may write
  * the same name; a failure on the engine's side tells the worker to abort.
  */
@@ -206,7 +215,7 @@ function writeSnapshotInWorker(
   position: SnapshotPosition,
   capture: RecordsCapture,
   state: LedgerState,
-  takeEntries: (abort: (error: unknown) => void) => NewEntries,
+  takeEntries: () => NewEntries,
   chunks: readonly ChunkRef[],
   buffers: number,
 ): Promise<WrittenSnapshot> {
@@ -237,7 +246,7 @@ function writeSnapshotInWorker(
     const end = (): void => {
       if (ended || buffersOut > 0 || !capture.done) return;
       ended = true;
-      const newEntries = takeEntries(fail);
+      const newEntries = takeEntries();
       // Moved, not copied: the journal's slot blocks are plain buffers (the table's slot arrays are shared, not listed).
       const views = 'slots' in newEntries ? newEntries.slots : [];
       send({ kind: 'end', newEntries, chunks }, views.map((view) => view.buffer as ArrayBuffer));
@@ -264,7 +273,7 @@ function writeSnapshotInWorker(
         outcome = message.kind === 'written' ? { written: message.written } : { error: new Error(`snapshot worker: ${message.message}`) };
       } else if (message.kind === 'written') {
         // It finished before it read our abort: its file is ours to remove.
-        rmSync(message.written.tempPath, { force: true });
+        removeQuietly(message.written.tempPath);
       }
     });
     worker.once('error', fail);
@@ -853,13 +862,13 @@ class PartitionEngine implements Ledger {
     }
     // Without a journal the worker scans the table, under a hold taken only when the records are
     // all out: entries logged since the capture are filtered out by sequence, and until the
-    // scan, growths may copy as usual. A hold that breaks stops the worker: its scan is void.
+    // scan, growths may copy as usual. The worker scans and writes in one synchronous step, so a
+    // hold that breaks cannot stop it; what it wrote is discarded below.
     let hold: EntriesHold | undefined;
     const toSequence = parts.headSequence;
-    const takeEntries = (abort: (error: unknown) => void): NewEntries => {
+    const takeEntries = (): NewEntries => {
       if (journaled !== undefined) return journaled;
       hold = this.state.txns.holdEntries();
-      hold.whenBroken(() => abort(new SnapshotAbandoned()));
       return { sources: hold.sources, afterSequence: after, toSequence, count: newCount };
     };
     let written: WrittenSnapshot;
@@ -872,7 +881,7 @@ class PartitionEngine implements Ledger {
     }
     // A break after the worker's last read changes nothing it wrote, but it is not told apart.
     if (hold?.broken === true) {
-      rmSync(written.tempPath, { force: true });
+      removeQuietly(written.tempPath);
       throw new SnapshotAbandoned();
     }
     commitSnapshotFile(snapshotDir, written.tempPath, parts.headSequence);

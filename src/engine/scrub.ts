@@ -15,10 +15,12 @@
  * A scrub of a long history takes hours at its bounded rate, and a restart would begin it again
  * from the first frame: it could then never finish under regular deploys. So after each whole
  * segment it checked it records a checkpoint (the next segment and the chain hash entering it;
- * a checksummed file, replaced atomically), and a scrub that finds one resumes there. The chain
- * hash anchors the resumed part: the next segment's frames must continue it. A scrub that
- * reaches its end removes the checkpoint, so the next start checks the whole history again.
+ * a checksummed file, replaced atomically), and a scrub that finds one resumes there, if the
+ * segments before it are still the files it read (size, device, inode, change time). The chain hash anchors
+ * the resumed part: the next segment's frames must continue it. A scrub that reaches its end
+ * removes the checkpoint, so the next start checks the whole history again.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -37,8 +39,13 @@ export type ScrubEnd = Readonly<{ segmentFirstSequence: number; offset: number; 
  */
 export type ScrubProgress = Readonly<{ bytesChecked: number; bytesTotal: number; framesChecked: number; resumedFromSequence: number }>;
 
-/** Every frame before segment `segmentFirstSequence` was checked; `chainHash` (hex) enters it. */
-export type ScrubCheckpoint = Readonly<{ segmentFirstSequence: number; chainHash: string }>;
+/**
+ * Every frame before segment `segmentFirstSequence` was checked; `chainHash` (hex) enters it.
+ * `files` (hex SHA-256 of each earlier segment's first sequence, size, device, inode and change
+ * time) ties it to the files that were read: a copied, restored or rewritten segment has another
+ * change time (which no one can set back), and the log is read again from the first frame.
+ */
+export type ScrubCheckpoint = Readonly<{ segmentFirstSequence: number; chainHash: string; files: string }>;
 
 const CHECKPOINT_VERSION = 1;
 /** A checkpoint file's most bytes: a few fields of JSON. */
@@ -93,11 +100,10 @@ export function scrubLog(
     if (last === undefined || last.firstSequence !== end.segmentFirstSequence) {
       throw new CorruptLogError(join(logDir, segmentFileName(end.segmentFirstSequence)), 0, end.sequence, 'the segment holding the snapshot position is missing');
     }
-    const checkpoint = checkpointPath === undefined ? undefined : readScrubCheckpoint(checkpointPath);
-    const resumeAt = checkpoint === undefined ? -1 : covered.findIndex((segment) => segment.firstSequence === checkpoint.segmentFirstSequence);
-    const segments = resumeAt < 0 ? covered : covered.slice(resumeAt);
+    const resume = resumePoint(covered, checkpointPath);
+    const segments = resume === undefined ? covered : covered.slice(resume.at);
     const context: ScanContext =
-      resumeAt < 0 ? { chainHash: GENESIS_CHAIN_HASH, nextSequence: 1 } : { chainHash: Buffer.from(checkpoint!.chainHash, 'hex'), nextSequence: checkpoint!.segmentFirstSequence };
+      resume === undefined ? { chainHash: GENESIS_CHAIN_HASH, nextSequence: 1 } : { chainHash: Buffer.from(resume.checkpoint.chainHash, 'hex'), nextSequence: resume.checkpoint.segmentFirstSequence };
     counts.resumedFromSequence = context.nextSequence;
     counts.bytesTotal = segments.reduce((sum, segment) => sum + (segment === last ? end.offset : statSync(segment.path).size), 0);
     /** The clock the read rate is held against; moved forward when a starved scrub has too much to make up. */
@@ -127,13 +133,13 @@ export function scrubLog(
       if (segment === last && scanned.endOffset !== end.offset) {
         throw new CorruptLogError(segment.path, scanned.endOffset, context.nextSequence, `the frames end at byte offset ${scanned.endOffset}, not at the snapshot's position ${end.offset}`);
       }
-      if (segment !== last && checkpointPath !== undefined) saveCheckpoint(checkpointPath, nextOf(covered, segment), context);
+      if (segment !== last && checkpointPath !== undefined) saveCheckpoint(checkpointPath, covered, nextOf(covered, segment), context);
     }
     if (context.nextSequence !== end.sequence + 1 || context.chainHash.toString('hex') !== end.chainHash) {
       throw new CorruptLogError(last.path, end.offset, context.nextSequence, `the log up to the snapshot's position does not end at the snapshot's sequence ${end.sequence} and chain hash`);
     }
     // A whole pass: the next scrub checks everything again.
-    if (checkpointPath !== undefined) removeScrubCheckpoint(checkpointPath);
+    if (checkpointPath !== undefined) bestEffort(() => removeScrubCheckpoint(checkpointPath));
   } catch (error) {
     if (error instanceof CorruptLogError) throw new ScrubFailure(error, report());
     throw error;
@@ -147,11 +153,38 @@ function nextOf(segments: readonly SegmentFile[], segment: SegmentFile): Segment
   return segments[segments.indexOf(segment) + 1]!;
 }
 
-function saveCheckpoint(path: string, next: SegmentFile, context: ScanContext): void {
+/** The valid checkpoint at `path` made on these files, and the index in `covered` of the segment it names. */
+function resumePoint(covered: readonly SegmentFile[], path: string | undefined): { at: number; checkpoint: ScrubCheckpoint } | undefined {
+  const checkpoint = path === undefined ? undefined : readScrubCheckpoint(path);
+  if (checkpoint === undefined) return undefined;
+  const at = covered.findIndex((segment) => segment.firstSequence === checkpoint.segmentFirstSequence);
+  return at > 0 && filesFingerprint(covered.slice(0, at)) === checkpoint.files ? { at, checkpoint } : undefined;
+}
+
+function filesFingerprint(segments: readonly SegmentFile[]): string {
+  const hash = createHash('sha256');
+  for (const segment of segments) {
+    const { size, dev, ino, ctimeNs } = statSync(segment.path, { bigint: true });
+    hash.update(`${segment.firstSequence} ${size} ${dev} ${ino} ${ctimeNs}\n`);
+  }
+  return hash.digest('hex');
+}
+
+function saveCheckpoint(path: string, covered: readonly SegmentFile[], next: SegmentFile, context: ScanContext): void {
   // A next segment not named for where the log continues is this scrub's finding (checkSegmentName),
   // never a place to resume.
   if (next.firstSequence !== context.nextSequence) return;
-  writeScrubCheckpoint(path, { segmentFirstSequence: next.firstSequence, chainHash: context.chainHash.toString('hex') });
+  const files = filesFingerprint(covered.slice(0, covered.indexOf(next)));
+  bestEffort(() => writeScrubCheckpoint(path, { segmentFirstSequence: next.firstSequence, chainHash: context.chainHash.toString('hex'), files }));
+}
+
+/** The checkpoint only saves work: failing to write or remove it (a full disk) must not fail the scrub. */
+function bestEffort(write: () => void): void {
+  try {
+    write();
+  } catch {
+    // The next scrub starts from an older checkpoint, or from the first frame.
+  }
 }
 
 /** Replaces the checkpoint at `path` atomically (temporary file, fsync, rename, fsync of the directory). */
@@ -175,13 +208,17 @@ export function readScrubCheckpoint(path: string): ScrubCheckpoint | undefined {
     });
     const parsed: unknown = JSON.parse(text);
     if (typeof parsed !== 'object' || parsed === null) return undefined;
-    const { version, segmentFirstSequence, chainHash } = parsed as Record<string, unknown>;
+    const { version, segmentFirstSequence, chainHash, files } = parsed as Record<string, unknown>;
     if (version !== CHECKPOINT_VERSION || !Number.isSafeInteger(segmentFirstSequence) || (segmentFirstSequence as number) < 1) return undefined;
-    if (typeof chainHash !== 'string' || !new RegExp(`^[0-9a-f]{${2 * CHAIN_HASH_BYTES}}$`).test(chainHash)) return undefined;
-    return { segmentFirstSequence: segmentFirstSequence as number, chainHash };
+    if (!isHexHash(chainHash) || !isHexHash(files)) return undefined;
+    return { segmentFirstSequence: segmentFirstSequence as number, chainHash, files };
   } catch {
     return undefined; // torn, damaged or foreign: the scrub starts from the first frame
   }
+}
+
+function isHexHash(value: unknown): value is string {
+  return typeof value === 'string' && value.length === 2 * CHAIN_HASH_BYTES && /^[0-9a-f]+$/.test(value);
 }
 
 export function removeScrubCheckpoint(path: string): void {
