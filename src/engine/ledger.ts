@@ -812,12 +812,12 @@ class PartitionEngine implements Ledger {
   /**
    * Pauses deciding, waits until every appended frame is durable (so the state is exactly the
    * log up to the head, at a frame boundary), begins a capture of the account records, takes
-   * the transaction entries logged since the last snapshot's chunks from the journal (or,
-   * without a journal covering them, starts scanning the table for them), starts a new journal,
-   * resumes. Nothing is copied in the pause. A worker thread then writes the file: the ids
-   * shared, the records as the capture hands them out a piece at a time between drains (keeping
-   * the old bytes of records that change before their piece goes), the new entries as a chunk;
-   * the file is renamed into place.
+   * the journal of the transaction entries logged since the last snapshot's chunks (when one
+   * covers them), starts a new journal, resumes. Nothing is copied in the pause. A worker thread
+   * then writes the file: the ids shared, the records as the capture hands them out a piece at a
+   * time between drains (keeping the old bytes of records that change before their piece goes),
+   * the new entries as a chunk, gathered from the journal's slots or, without one, scanned from
+   * the table under a hold; the file is renamed into place.
    */
   private async snapshotOnce(): Promise<void> {
     const started = performance.now();
