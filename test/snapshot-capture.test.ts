@@ -159,9 +159,11 @@ test('a snapshot whose scan hold breaks is abandoned and its file removed; the n
       // Breaks the next hold as soon as it is taken, as a growth that must copy into a held array
       // would (the table-level rule is tested in txn-table.test.ts).
       let breakNext = 0;
+      let seeTwice = false;
       const holdEntries = txns.holdEntries.bind(txns);
       txns.holdEntries = () => {
         const hold = holdEntries();
+        if (seeTwice) Object.assign(hold, { sources: [...hold.sources, ...hold.sources] });
         if (breakNext > 0) {
           breakNext--;
           queueMicrotask(() => hold.break());
@@ -175,6 +177,14 @@ test('a snapshot whose scan hold breaks is abandoned and its file removed; the n
       await assert.rejects(ledger.snapshot(), SnapshotAbandoned);
       assert.equal(listSnapshots(snapshotDir).length, 0, 'nothing committed');
       assert.ok(!existsSync(join(snapshotDir, `${snapshotFileName(head)}.tmp`)), 'its file is gone');
+
+      // As a real break goes: the copying lands in an array the worker reads, its scan finds
+      // entries twice (here: every array twice) and fails its count check.
+      breakNext = 1;
+      seeTwice = true;
+      await assert.rejects(ledger.snapshot(), SnapshotAbandoned);
+      seeTwice = false;
+      assert.equal(listSnapshots(snapshotDir).length, 0, 'still nothing committed');
       await submit(ledger, [deposit('after', 'a', 1n)]);
       await ledger.snapshot();
       assert.equal(loadSnapshot(newestSnapshot(dir.path).path).meta.digest, stateDigest(recover(dir.path, { fromGenesis: true }).state), 'the next snapshot is exact');

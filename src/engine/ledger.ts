@@ -863,7 +863,8 @@ class PartitionEngine implements Ledger {
     // Without a journal the worker scans the table, under a hold taken only when the records are
     // all out: entries logged since the capture are filtered out by sequence, and until the
     // scan, growths may copy as usual. The worker scans and writes in one synchronous step, so a
-    // hold that breaks cannot stop it; what it wrote is discarded below.
+    // hold that breaks cannot stop it: its scan then fails its count check, or what it wrote is
+    // discarded below.
     let hold: EntriesHold | undefined;
     const toSequence = parts.headSequence;
     const takeEntries = (): NewEntries => {
@@ -874,6 +875,10 @@ class PartitionEngine implements Ledger {
     let written: WrittenSnapshot;
     try {
       written = await writeSnapshotInWorker(snapshotDir, parts, position, capture, this.state, takeEntries, this.txnChunks, this.options.snapshotPiecesInFlight ?? CAPTURE_BUFFERS);
+    } catch (error) {
+      // A scan that saw entries twice fails its count check in the worker: that is the break.
+      if (hold?.broken === true) throw new SnapshotAbandoned();
+      throw error;
     } finally {
       if (this.state.recordsCapture === capture) this.state.recordsCapture = undefined;
       // Written or failed, the worker has stopped reading the held arrays.

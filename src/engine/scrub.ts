@@ -16,7 +16,7 @@
  * from the first frame: it could then never finish under regular deploys. So after each whole
  * segment it checked it records a checkpoint (the next segment and the chain hash entering it;
  * a checksummed file, replaced atomically), and a scrub that finds one resumes there, if the
- * segments before it are still the files it read (size, device, inode, change time). The chain hash anchors
+ * segments before it are still the files it read (size, inode, change time). The chain hash anchors
  * the resumed part: the next segment's frames must continue it. A scrub that reaches its end
  * removes the checkpoint, so the next start checks the whole history again.
  */
@@ -41,9 +41,10 @@ export type ScrubProgress = Readonly<{ bytesChecked: number; bytesTotal: number;
 
 /**
  * Every frame before segment `segmentFirstSequence` was checked; `chainHash` (hex) enters it.
- * `files` (hex SHA-256 of each earlier segment's first sequence, size, device, inode and change
- * time) ties it to the files that were read: a copied, restored or rewritten segment has another
- * change time (which no one can set back), and the log is read again from the first frame.
+ * `files` (hex SHA-256 of each earlier segment's first sequence, size, inode and change time,
+ * stat'ed right after it was read) ties it to the files that were read: a copied, restored or
+ * rewritten segment has another change time (which no one can set back), and the log is then
+ * read again from the first frame.
  */
 export type ScrubCheckpoint = Readonly<{ segmentFirstSequence: number; chainHash: string; files: string }>;
 
@@ -102,6 +103,8 @@ export function scrubLog(
     }
     const resume = resumePoint(covered, checkpointPath);
     const segments = resume === undefined ? covered : covered.slice(resume.at);
+    /** Where checkpoints go, with the fingerprint of the whole segments read so far; undefined once one cannot be written. */
+    let checkpoints = checkpointPath === undefined ? undefined : { path: checkpointPath, files: resume?.files ?? new FilesFingerprint() };
     const context: ScanContext =
       resume === undefined ? { chainHash: GENESIS_CHAIN_HASH, nextSequence: 1 } : { chainHash: Buffer.from(resume.checkpoint.chainHash, 'hex'), nextSequence: resume.checkpoint.segmentFirstSequence };
     counts.resumedFromSequence = context.nextSequence;
@@ -133,13 +136,22 @@ export function scrubLog(
       if (segment === last && scanned.endOffset !== end.offset) {
         throw new CorruptLogError(segment.path, scanned.endOffset, context.nextSequence, `the frames end at byte offset ${scanned.endOffset}, not at the snapshot's position ${end.offset}`);
       }
-      if (segment !== last && checkpointPath !== undefined) saveCheckpoint(checkpointPath, covered, nextOf(covered, segment), context);
+      if (segment !== last && checkpoints !== undefined) {
+        try {
+          checkpoints.files.add(segment);
+          saveCheckpoint(checkpoints.path, nextOf(covered, segment), context, checkpoints.files);
+        } catch (error) {
+          // The checkpoint only saves work: without it the next scrub starts further back.
+          process.emitWarning(`log scrub: no checkpoint written (${String(error)}); the scrub goes on without`);
+          checkpoints = undefined;
+        }
+      }
     }
     if (context.nextSequence !== end.sequence + 1 || context.chainHash.toString('hex') !== end.chainHash) {
       throw new CorruptLogError(last.path, end.offset, context.nextSequence, `the log up to the snapshot's position does not end at the snapshot's sequence ${end.sequence} and chain hash`);
     }
     // A whole pass: the next scrub checks everything again.
-    if (checkpointPath !== undefined) bestEffort(() => removeScrubCheckpoint(checkpointPath));
+    if (checkpointPath !== undefined) removeCheckpointAfterPass(checkpointPath);
   } catch (error) {
     if (error instanceof CorruptLogError) throw new ScrubFailure(error, report());
     throw error;
@@ -153,37 +165,55 @@ function nextOf(segments: readonly SegmentFile[], segment: SegmentFile): Segment
   return segments[segments.indexOf(segment) + 1]!;
 }
 
-/** The valid checkpoint at `path` made on these files, and the index in `covered` of the segment it names. */
-function resumePoint(covered: readonly SegmentFile[], path: string | undefined): { at: number; checkpoint: ScrubCheckpoint } | undefined {
+/**
+ * The valid checkpoint at `path` made on these files: the index in `covered` of the segment it
+ * names, and the fingerprint of the segments before it, to go on from.
+ */
+function resumePoint(covered: readonly SegmentFile[], path: string | undefined): { at: number; checkpoint: ScrubCheckpoint; files: FilesFingerprint } | undefined {
   const checkpoint = path === undefined ? undefined : readScrubCheckpoint(path);
   if (checkpoint === undefined) return undefined;
   const at = covered.findIndex((segment) => segment.firstSequence === checkpoint.segmentFirstSequence);
-  return at > 0 && filesFingerprint(covered.slice(0, at)) === checkpoint.files ? { at, checkpoint } : undefined;
-}
-
-function filesFingerprint(segments: readonly SegmentFile[]): string {
-  const hash = createHash('sha256');
-  for (const segment of segments) {
-    const { size, dev, ino, ctimeNs } = statSync(segment.path, { bigint: true });
-    hash.update(`${segment.firstSequence} ${size} ${dev} ${ino} ${ctimeNs}\n`);
+  if (at <= 0) return undefined;
+  try {
+    const files = new FilesFingerprint();
+    for (const segment of covered.slice(0, at)) files.add(segment);
+    return files.digest() === checkpoint.files ? { at, checkpoint, files } : undefined;
+  } catch {
+    return undefined; // a segment that cannot be stat'ed is read, and reported, by the full scrub
   }
-  return hash.digest('hex');
 }
 
-function saveCheckpoint(path: string, covered: readonly SegmentFile[], next: SegmentFile, context: ScanContext): void {
+/**
+ * ScrubCheckpoint.files, built a segment at a time: each one is stat'ed right after it was read.
+ * The device is left out: it can change on a remount or when a volume is attached elsewhere,
+ * while inode and change time already tell a copy or a rewrite.
+ */
+class FilesFingerprint {
+  private readonly hash = createHash('sha256');
+
+  add(segment: SegmentFile): void {
+    const { size, ino, ctimeNs } = statSync(segment.path, { bigint: true });
+    this.hash.update(`${segment.firstSequence} ${size} ${ino} ${ctimeNs}\n`);
+  }
+
+  digest(): string {
+    return this.hash.copy().digest('hex');
+  }
+}
+
+function saveCheckpoint(path: string, next: SegmentFile, context: ScanContext, files: FilesFingerprint): void {
   // A next segment not named for where the log continues is this scrub's finding (checkSegmentName),
   // never a place to resume.
   if (next.firstSequence !== context.nextSequence) return;
-  const files = filesFingerprint(covered.slice(0, covered.indexOf(next)));
-  bestEffort(() => writeScrubCheckpoint(path, { segmentFirstSequence: next.firstSequence, chainHash: context.chainHash.toString('hex'), files }));
+  writeScrubCheckpoint(path, { segmentFirstSequence: next.firstSequence, chainHash: context.chainHash.toString('hex'), files: files.digest() });
 }
 
-/** The checkpoint only saves work: failing to write or remove it (a full disk) must not fail the scrub. */
-function bestEffort(write: () => void): void {
+/** A checkpoint left after a whole pass would let the next scrub skip what this one read: said loudly. */
+function removeCheckpointAfterPass(path: string): void {
   try {
-    write();
-  } catch {
-    // The next scrub starts from an older checkpoint, or from the first frame.
+    removeScrubCheckpoint(path);
+  } catch (error) {
+    process.emitWarning(`log scrub: the checkpoint ${path} could not be removed (${String(error)}); the next start resumes from it instead of checking the whole log; remove it by hand`);
   }
 }
 
