@@ -531,6 +531,7 @@ export class EntriesHold {
     return this.sources.some((source) => source.words === words);
   }
 
+  /** Called by a growth that must copy into a held array: the scan is void, entries may move. */
   break(): void {
     this.brokenFlag = true;
     this.release();
