@@ -61,21 +61,9 @@ export type FrameHeader = Readonly<{
 
 /** CRC-32 of header bytes 8..16 (request id, op, status, count) followed by the body. */
 export function frameChecksum(head: Uint8Array, body: Uint8Array | undefined): number {
-  const headCrc = frameHeadChecksum(head);
-  return body === undefined || body.length === 0 ? headCrc : continueFrameChecksum(headCrc, body);
-}
-
-/** The checksum's first part: header bytes 8..16. continueFrameChecksum adds the body piece by piece. */
-export function frameHeadChecksum(head: Uint8Array): number {
   assert(head.length >= FRAME_HEADER_BYTES);
-  return crc32(head.subarray(HEADER_OFFSET_REQUEST_ID, FRAME_HEADER_BYTES));
-}
-
-/** Extends a running frame checksum over the next body bytes (a zero-length piece leaves it). */
-export function continueFrameChecksum(running: number, bodyPiece: Uint8Array): number {
-  // On Node 20, zlib.crc32 of a zero-length view with no memory behind it (an empty ArrayBuffer)
-  // returns 0 instead of `running`; empty pieces never reach it.
-  return bodyPiece.length === 0 ? running : crc32(bodyPiece, running);
+  const headCrc = crc32(head.subarray(HEADER_OFFSET_REQUEST_ID, FRAME_HEADER_BYTES));
+  return body === undefined || body.length === 0 ? headCrc : crc32(body, headCrc);
 }
 
 /** Builds a fresh 16-byte header for `body`, checksum included. */

@@ -8,10 +8,8 @@
  *
  * Everything that can be checked from a header is checked before the body is buffered: an
  * oversize length, an unknown op or a count that does not match the length fails at once,
- * without allocating. The checksum runs over each piece of a body as it is copied in, while
- * those bytes are still in cache (a second pass over a complete 1.7 MB body reads it back from
- * memory), and is compared when the body is complete, before the frame is handed out, so a
- * frame that fails any check is never acted on.
+ * without allocating. The checksum is checked when the body is complete, before the frame is
+ * handed out, so a frame that fails any check is never acted on.
  *
  *   server: handshake_head → handshake_token → frame_header ⇄ frame_body
  *   client: handshake_reply → frame_header ⇄ frame_body
@@ -30,8 +28,7 @@ import {
   decodeFrameHeader,
   decodeHandshakeHead,
   decodeHandshakeReply,
-  continueFrameChecksum,
-  frameHeadChecksum,
+  frameChecksum,
   requestCountMax,
   requestItemBytes,
   responseItemBytes,
@@ -74,8 +71,6 @@ export class FrameParser {
   private scratchNeeded: number;
   private body: Buffer = Buffer.alloc(0);
   private bodyFilled = 0;
-  /** The frame checksum over the header and the body bytes filled so far. */
-  private runningChecksum = 0;
   private header: FrameHeader | undefined;
   private ready: ParseEvent | undefined;
 
@@ -140,9 +135,6 @@ export class FrameParser {
   private fillBody(chunk: Uint8Array, at: number): number {
     const copied = Math.min(this.body.length - this.bodyFilled, chunk.length - at);
     this.body.set(chunk.subarray(at, at + copied), this.bodyFilled);
-    if (this.state === State.frame_body) {
-      this.runningChecksum = continueFrameChecksum(this.runningChecksum, this.body.subarray(this.bodyFilled, this.bodyFilled + copied));
-    }
     this.bodyFilled += copied;
     if (this.bodyFilled === this.body.length) this.onBodyComplete();
     return at + copied;
@@ -171,7 +163,7 @@ export class FrameParser {
     assert(this.state === State.frame_body);
     const header = this.header;
     assert(header !== undefined);
-    if (this.runningChecksum !== header.checksum) {
+    if (frameChecksum(this.scratch, this.body) !== header.checksum) {
       this.options.releaseBody(this.body);
       this.body = EMPTY;
       return this.fail(header.requestId, 'checksum mismatch');
@@ -203,7 +195,6 @@ export class FrameParser {
     if (reason !== undefined) return this.fail(header.requestId, reason);
     this.header = header;
     this.state = State.frame_body;
-    this.runningChecksum = frameHeadChecksum(this.scratch);
     if (header.bodyBytes === 0) {
       // Only responses may be empty (an error status); the checksum then covers the header alone.
       this.body = EMPTY;
