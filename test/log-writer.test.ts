@@ -43,6 +43,7 @@ test('durableThrough rejects when the log fails before the position is durable',
     await assert.rejects(waited);
     assert.equal(failures.length, 1);
     await assert.rejects(writer.durableThrough(2), 'a wait after the failure rejects at once');
+    await assert.rejects(writer.flushed(), 'and so does flushed()');
   });
 });
 
@@ -69,12 +70,15 @@ test('durableThrough returns the promise of the frame that holds each position, 
       }
     };
     checkPending('all pending');
+    const flushedAt = writer.flushed().then(() => writer.durableSequence);
     await frames[0]!.durable;
     assert.ok(writer.durableSequence < next - 1, 'later groups still pending');
     checkPending('after the first group');
     await frames[20]!.durable;
     checkPending('after the second burst');
     await Promise.all(frames.map((frame) => frame.durable));
+    assert.equal(await flushedAt, next - 1, 'flushed() waits for the last frame appended before it');
+    await writer.flushed(); // nothing pending: at once
     assert.throws(() => writer.durableThrough(next), /no frame appended holds/, 'a position past every appended frame is a bug of the caller');
     await writer.close();
   });

@@ -43,7 +43,6 @@ export class LogWriter {
   private pending: Pending[] = [];
   private flushing = false;
   private failed: unknown = undefined;
-  private lastAppended: Promise<void> = Promise.resolve();
   /**
    * Frames appended and not yet durable, in order from `unsyncedHead`: their last sequence and
    * the promise append() returned. A durableThrough wait shares its frame's promise: the writer
@@ -87,15 +86,14 @@ export class LogWriter {
       this.pending.push({ frame, firstSequence, eventCount, resolve, reject });
     });
     this.pendingBytes += frame.length;
-    this.lastAppended = promise;
     this.unsynced.push({ lastSequence: firstSequence + eventCount - 1, durable: promise });
     if (!this.flushing) void this.flushLoop();
     return promise;
   }
 
-  /** Resolves when every frame appended so far is durable. */
+  /** Resolves when every frame appended so far is durable (rejects if the log failed first). */
   flushed(): Promise<void> {
-    return this.lastAppended;
+    return this.unsyncedHead < this.unsynced.length ? this.unsynced[this.unsynced.length - 1]!.durable : Promise.resolve();
   }
 
   /**
@@ -123,7 +121,7 @@ export class LogWriter {
   }
 
   async close(): Promise<void> {
-    await this.lastAppended.catch(() => undefined);
+    await this.flushed().catch(() => undefined);
     await this.handle.close();
   }
 
