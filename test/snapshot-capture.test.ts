@@ -14,6 +14,7 @@ import { LedgerState } from '../src/core/ledger-state.js';
 import { TxnTable } from '../src/core/txn-table.js';
 import { Wire } from '../src/core/errors.js';
 import { openLedger, SnapshotAbandoned } from '../src/engine/ledger.js';
+import type { Ledger } from '../src/engine/types.js';
 import { dataPaths, recover } from '../src/engine/recovery.js';
 import { listSnapshots, loadSnapshot } from '../src/engine/snapshot.js';
 import { SnapshotFileWriter, snapshotFileName } from '../src/engine/snapshot-write.js';
@@ -155,35 +156,21 @@ test('a snapshot whose scan hold breaks is abandoned and its file removed; the n
   await withTempLedger(
     async (ledger, dir) => {
       const { snapshotDir } = dataPaths(dir.path);
-      const txns = (ledger as unknown as { state: LedgerState }).state.txns;
-      // Breaks the next hold as soon as it is taken, as a growth that must copy into a held array
-      // would (the table-level rule is tested in txn-table.test.ts).
-      let breakNext = 0;
-      let seeTwice = false;
-      const holdEntries = txns.holdEntries.bind(txns);
-      txns.holdEntries = () => {
-        const hold = holdEntries();
-        if (seeTwice) Object.assign(hold, { sources: [...hold.sources, ...hold.sources] });
-        if (breakNext > 0) {
-          breakNext--;
-          queueMicrotask(() => hold.break());
-        }
-        return hold;
-      };
+      const breaking = breakHolds(ledger);
       await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
       await submit(ledger, Array.from({ length: 3000 }, (_, index) => deposit(`d${index}`, 'a', 1n)));
       const head = ledger.stats().headSequence;
-      breakNext = 1;
+      breaking.next = 1;
       await assert.rejects(ledger.snapshot(), SnapshotAbandoned);
       assert.equal(listSnapshots(snapshotDir).length, 0, 'nothing committed');
       assert.ok(!existsSync(join(snapshotDir, `${snapshotFileName(head)}.tmp`)), 'its file is gone');
 
       // As a real break goes: the copying lands in an array the worker reads, its scan finds
       // entries twice (here: every array twice) and fails its count check.
-      breakNext = 1;
-      seeTwice = true;
+      breaking.next = 1;
+      breaking.seeTwice = true;
       await assert.rejects(ledger.snapshot(), SnapshotAbandoned);
-      seeTwice = false;
+      breaking.seeTwice = false;
       assert.equal(listSnapshots(snapshotDir).length, 0, 'still nothing committed');
       await submit(ledger, [deposit('after', 'a', 1n)]);
       await ledger.snapshot();
@@ -196,15 +183,7 @@ test('a snapshot whose scan hold breaks is abandoned and its file removed; the n
 test('close() takes its final snapshot after a running one is abandoned', async () => {
   await inTempDir(async (dir) => {
     const ledger = await openLedger({ dataDir: dir.path, snapshotEveryRecords: Number.MAX_SAFE_INTEGER });
-    const txns = (ledger as unknown as { state: LedgerState }).state.txns;
-    const holdEntries = txns.holdEntries.bind(txns);
-    let broken = false;
-    txns.holdEntries = () => {
-      const hold = holdEntries();
-      if (!broken) queueMicrotask(() => hold.break());
-      broken = true;
-      return hold;
-    };
+    breakHolds(ledger).next = 1;
     await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
     await submit(ledger, [deposit('d1', 'a', 5n)]);
     const running = ledger.snapshot().catch((error: unknown) => error);
@@ -213,3 +192,24 @@ test('close() takes its final snapshot after a running one is abandoned', async 
     assert.equal(newestSnapshot(dir.path).sequence, 3, 'the final snapshot, at the head');
   });
 });
+
+/**
+ * Makes the ledger's next `next` scan holds break as soon as they are taken, as a growth that
+ * must copy into a held array does (the table-level rule is tested in txn-table.test.ts); with
+ * `seeTwice`, the worker also reads every held array twice, as it may after such a copy.
+ */
+function breakHolds(ledger: Ledger): { next: number; seeTwice: boolean } {
+  const control = { next: 0, seeTwice: false };
+  const txns = (ledger as unknown as { state: LedgerState }).state.txns;
+  const holdEntries = txns.holdEntries.bind(txns);
+  txns.holdEntries = () => {
+    const hold = holdEntries();
+    if (control.seeTwice) Object.assign(hold, { sources: [...hold.sources, ...hold.sources] });
+    if (control.next > 0) {
+      control.next--;
+      queueMicrotask(() => hold.break());
+    }
+    return hold;
+  };
+  return control;
+}

@@ -863,8 +863,7 @@ class PartitionEngine implements Ledger {
     // Without a journal the worker scans the table, under a hold taken only when the records are
     // all out: entries logged since the capture are filtered out by sequence, and until the
     // scan, growths may copy as usual. The worker scans and writes in one synchronous step, so a
-    // hold that breaks cannot stop it: its scan then fails its count check, or what it wrote is
-    // discarded below.
+    // hold that breaks cannot stop it; its outcome is discarded below.
     let hold: EntriesHold | undefined;
     const toSequence = parts.headSequence;
     const takeEntries = (): NewEntries => {
@@ -872,23 +871,24 @@ class PartitionEngine implements Ledger {
       hold = this.state.txns.holdEntries();
       return { sources: hold.sources, afterSequence: after, toSequence, count: newCount };
     };
-    let written: WrittenSnapshot;
+    let written: WrittenSnapshot | undefined;
+    let failure: unknown;
     try {
       written = await writeSnapshotInWorker(snapshotDir, parts, position, capture, this.state, takeEntries, this.txnChunks, this.options.snapshotPiecesInFlight ?? CAPTURE_BUFFERS);
     } catch (error) {
-      // A scan that saw entries twice fails its count check in the worker: that is the break.
-      if (hold?.broken === true) throw new SnapshotAbandoned();
-      throw error;
+      failure = error;
     } finally {
       if (this.state.recordsCapture === capture) this.state.recordsCapture = undefined;
       // Written or failed, the worker has stopped reading the held arrays.
       hold?.release();
     }
-    // A break after the worker's last read changes nothing it wrote, but it is not told apart.
+    // A broken hold voids the scan, whether the worker then failed its count check (it saw
+    // entries twice) or wrote a file (a break after its last read is not told apart).
     if (hold?.broken === true) {
-      removeQuietly(written.tempPath);
+      if (written !== undefined) removeQuietly(written.tempPath);
       throw new SnapshotAbandoned();
     }
+    if (written === undefined) throw failure;
     commitSnapshotFile(snapshotDir, written.tempPath, parts.headSequence);
     this.txnChunks = written.chunks;
     this.lastSnapshotSequence = parts.headSequence;
