@@ -21,7 +21,7 @@
  * removes the checkpoint, so the next start checks the whole history again.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
+import { renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { checkFramesBeforeNewest, checkSegmentName, CorruptLogError, scanSegment, type ScanContext } from '../log/scan.js';
@@ -114,7 +114,7 @@ export function scrubLog(
     let bytesSincePace = 0;
     let lastReportMs = paceFromMs;
     onProgress(report());
-    for (const segment of segments) {
+    for (const [index, segment] of segments.entries()) {
       checkSegmentName(segment, context.nextSequence);
       const endOffset = segment === last ? end.offset : Infinity;
       const scanned = scanSegment(segment.path, 0, false, context, (header) => {
@@ -139,7 +139,7 @@ export function scrubLog(
       if (segment !== last && checkpoints !== undefined) {
         try {
           checkpoints.files.add(segment);
-          saveCheckpoint(checkpoints.path, nextOf(covered, segment), context, checkpoints.files);
+          saveCheckpoint(checkpoints.path, segments[index + 1]!, context, checkpoints.files);
         } catch (error) {
           // The checkpoint only saves work: without it the next scrub starts further back.
           process.emitWarning(`log scrub: no checkpoint written (${String(error)}); the scrub goes on without`);
@@ -159,10 +159,6 @@ export function scrubLog(
   const done = report();
   onProgress(done);
   return done;
-}
-
-function nextOf(segments: readonly SegmentFile[], segment: SegmentFile): SegmentFile {
-  return segments[segments.indexOf(segment) + 1]!;
 }
 
 /**
@@ -211,7 +207,8 @@ function saveCheckpoint(path: string, next: SegmentFile, context: ScanContext, f
 /** A checkpoint left after a whole pass would let the next scrub skip what this one read: said loudly. */
 function removeCheckpointAfterPass(path: string): void {
   try {
-    removeScrubCheckpoint(path);
+    rmSync(path, { force: true });
+    rmSync(`${path}.tmp`, { force: true });
   } catch (error) {
     process.emitWarning(`log scrub: the checkpoint ${path} could not be removed (${String(error)}); the next start resumes from it instead of checking the whole log; remove it by hand`);
   }
@@ -227,13 +224,12 @@ export function writeScrubCheckpoint(path: string, checkpoint: ScrubCheckpoint):
 
 /** The checkpoint at `path`, or undefined when there is none or it is not one this version wrote whole. */
 export function readScrubCheckpoint(path: string): ScrubCheckpoint | undefined {
-  if (!existsSync(path)) return undefined;
   try {
+    // readChecksummedFile checks the CRC once everything is read.
     const text = readChecksummedFile(path, (reader) => {
       if (reader.remaining > CHECKPOINT_BYTES_MAX) throw new Error('checkpoint too large');
       const bytes = Buffer.alloc(reader.remaining);
       reader.read(bytes);
-      reader.checkEnd();
       return bytes.toString('utf8');
     });
     const parsed: unknown = JSON.parse(text);
@@ -243,17 +239,12 @@ export function readScrubCheckpoint(path: string): ScrubCheckpoint | undefined {
     if (!isHexHash(chainHash) || !isHexHash(files)) return undefined;
     return { segmentFirstSequence: segmentFirstSequence as number, chainHash, files };
   } catch {
-    return undefined; // torn, damaged or foreign: the scrub starts from the first frame
+    return undefined; // none, torn, damaged or foreign: the scrub starts from the first frame
   }
 }
 
 function isHexHash(value: unknown): value is string {
   return typeof value === 'string' && value.length === 2 * CHAIN_HASH_BYTES && /^[0-9a-f]+$/.test(value);
-}
-
-export function removeScrubCheckpoint(path: string): void {
-  rmSync(path, { force: true });
-  rmSync(`${path}.tmp`, { force: true });
 }
 
 export type ToScrubParent =
