@@ -304,7 +304,7 @@ describe('corruption', () => {
       assert.equal(line['level'], 50, 'logged at error level');
       assert.equal(line['path'], frame.path);
       assert.equal(line['offset'], frame.offset);
-      assert.ok(server.logs().some((entry) => entry['msg'] === 'log scrub started'), 'the start of the scrub is logged');
+      assert.ok(server.logs().some((entry) => entry['msg'] === 'log scrub started' && entry['fromSequence'] === 1), 'the start of the scrub is logged, from the first frame');
       const metrics = await server.call('GET', '/metrics');
       assert.match(metrics.text, /^walletd_log_scrub_failed 1$/m);
       assert.equal((await server.call('GET', '/readyz')).status, 200, 'the service goes on: the state came from a checked snapshot');

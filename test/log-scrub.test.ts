@@ -63,7 +63,7 @@ test('a clean log over several segments passes; every covered frame and byte is 
     assert.deepEqual(progress, { bytesChecked: expected.bytes, bytesTotal: expected.bytes, framesChecked: expected.frames, resumedFromSequence: 1 });
 
     const heard: string[] = [];
-    const observer = { onLogScrubStart: (upTo: number) => heard.push(`start ${upTo}`), onLogScrubEnd: (status: { state: string }) => heard.push(status.state) };
+    const observer = { onLogScrubStart: (upTo: number, from: number) => heard.push(`start ${from}..${upTo}`), onLogScrubEnd: (status: { state: string }) => heard.push(status.state) };
     await withLedger(
       path,
       async (ledger) => {
@@ -72,7 +72,7 @@ test('a clean log over several segments passes; every covered frame and byte is 
       },
       { observer },
     );
-    assert.deepEqual(heard, [`start ${end.sequence}`, 'passed']);
+    assert.deepEqual(heard, [`start 1..${end.sequence}`, 'passed']);
   });
 });
 
@@ -271,10 +271,16 @@ test('an interrupted scrub resumes at its checkpoint, anchored by its chain hash
     // Through the engine: a start finds the checkpoint an interrupted scrub left and resumes there.
     assert.throws(() => scrubLog(logDir, end, interrupted, () => undefined, scrubCheckpointPath), /interrupted/);
     assert.equal(readScrubCheckpoint(scrubCheckpointPath)?.segmentFirstSequence, checkpoint.segmentFirstSequence);
-    await withLedger(path, async (ledger) => {
-      const status = await scrubEnded(ledger);
-      assert.deepEqual(status, { state: 'passed', ...resumed });
-    });
+    const starts: Array<[number, number]> = [];
+    await withLedger(
+      path,
+      async (ledger) => {
+        const status = await scrubEnded(ledger);
+        assert.deepEqual(status, { state: 'passed', ...resumed });
+      },
+      { observer: { onLogScrubStart: (upTo: number, from: number) => starts.push([from, upTo]) } },
+    );
+    assert.deepEqual(starts, [[checkpoint.segmentFirstSequence, end.sequence]], 'the start says where the scrub resumes');
     assert.ok(!existsSync(scrubCheckpointPath));
   });
 });

@@ -95,7 +95,8 @@ function openLedgerLogged(config: ServeConfig, server: HttpServer, metrics: ApiM
     fsync: config.fsync,
     observer: {
       ...metrics.engineObserver,
-      onLogScrubStart: (upToSequence) => server.app.log.info({ upToSequence, mibPerSecond: config.logScrubMiBPerSecond }, 'log scrub started'),
+      onLogScrubStart: (upToSequence, fromSequence) =>
+        server.app.log.info({ fromSequence, upToSequence, mibPerSecond: config.logScrubMiBPerSecond }, fromSequence > 1 ? 'log scrub resumed from its checkpoint' : 'log scrub started'),
       onLogScrubEnd: (status) => logScrubEnd(server, status),
     },
     onRecoveryProgress: recoveryLogger(server),

@@ -392,12 +392,17 @@ class PartitionEngine implements Ledger {
     const end = { segmentFirstSequence: snapshot.logSegmentFirstSequence, offset: snapshot.logOffset, sequence: snapshot.sequence, chainHash: snapshot.chainHash };
     const observer = this.options.observer;
     const { logDir, scrubCheckpointPath } = dataPaths(this.options.dataDir);
-    this.scrub = new LogScrub({ logDir, end, bytesPerSecond: rate, checkpointPath: scrubCheckpointPath }, (status) => {
-      // Said once: to the observer when there is one (serve logs it), else as a process warning.
-      if (observer?.onLogScrubEnd !== undefined) observer.onLogScrubEnd(status);
-      else if (status.failure !== undefined) process.emitWarning(`log scrub failed: ${status.failure.message}`);
-    });
-    this.options.observer?.onLogScrubStart?.(snapshot.sequence);
+    this.scrub = new LogScrub(
+      { logDir, end, bytesPerSecond: rate, checkpointPath: scrubCheckpointPath },
+      {
+        onStart: (progress) => observer?.onLogScrubStart?.(snapshot.sequence, progress.resumedFromSequence),
+        onEnd: (status) => {
+          // Said once: to the observer when there is one (serve logs it), else as a process warning.
+          if (observer?.onLogScrubEnd !== undefined) observer.onLogScrubEnd(status);
+          else if (status.failure !== undefined) process.emitWarning(`log scrub failed: ${status.failure.message}`);
+        },
+      },
+    );
   }
 
   logScrub(): LogScrubStatus {

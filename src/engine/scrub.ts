@@ -254,19 +254,34 @@ export type ToScrubParent =
 
 export type ScrubJob = Readonly<{ logDir: string; end: ScrubEnd; bytesPerSecond: number; checkpointPath: string }>;
 
-/** A scrub on its worker thread; `onEnd` is called once, when it passed or failed (not when stopped). */
+/**
+ * What a LogScrub tells its owner. `onStart` comes with the worker's first report, the first that
+ * knows where the scrub resumes; `onEnd` once, when it passed or failed (not when stopped).
+ */
+export type LogScrubEvents = Readonly<{
+  onStart: (progress: ScrubProgress) => void;
+  onEnd: (status: LogScrubStatus) => void;
+}>;
+
+/** A scrub on its worker thread. */
 export class LogScrub {
   private current: LogScrubStatus;
   private readonly worker: Worker;
   /** Set by stop(): the worker's end after terminate() is ours, not a failure. */
   private stopping = false;
+  private started = false;
 
-  constructor(job: ScrubJob, onEnd: (status: LogScrubStatus) => void) {
+  constructor(job: ScrubJob, events: LogScrubEvents) {
+    const { onStart, onEnd } = events;
     this.current = { state: 'running', bytesChecked: 0, bytesTotal: 0, framesChecked: 0, resumedFromSequence: 1 };
     this.worker = new Worker(new URL('./scrub-worker.js', import.meta.url), { workerData: job });
     this.worker.unref(); // a scrub never keeps the process alive
     this.worker.on('message', (message: ToScrubParent) => {
       if (this.stopping) return;
+      if (!this.started) {
+        this.started = true;
+        onStart(message.progress);
+      }
       if (message.kind === 'progress') {
         this.current = { state: 'running', ...message.progress };
         return;

@@ -86,8 +86,11 @@ export type LogScrubStatus = Readonly<{
 
 /** Observations for metrics; called synchronously on the engine's loop, must be cheap. */
 export interface EngineObserver {
-  /** The log scrub started, to check the frames up to the start's snapshot at `upToSequence`. */
-  onLogScrubStart?(upToSequence: number): void;
+  /**
+   * The log scrub started, to check the frames up to the start's snapshot at `upToSequence`,
+   * from `fromSequence`: 1, or where an interrupted scrub's checkpoint lets it resume.
+   */
+  onLogScrubStart?(upToSequence: number, fromSequence: number): void;
   /** The log scrub ended: passed, or failed with the first problem it found. */
   onLogScrubEnd?(status: LogScrubStatus): void;
   /** One group commit: log events and frames it made durable, bytes written, fsync time. */
