@@ -50,7 +50,7 @@ export function registerAccountRoutes(app: FastifyInstance, context: ApiContext)
       errors: [403, 404],
     }),
     async (request, reply) => {
-      const found = await readableAccount(context, request, reply, false);
+      const found = await readableAccount(context, request, reply, 'view-is-answer');
       if (found === undefined) return reply;
       return reply.send(accountWithSequenceBody(found.account));
     },
@@ -70,7 +70,7 @@ export function registerAccountRoutes(app: FastifyInstance, context: ApiContext)
     async (request, reply) => {
       const query = balanceQueryOf(request.query);
       if (typeof query === 'string') return sendError(reply, 'invalid_request', query);
-      const found = await readableAccount(context, request, reply, true);
+      const found = await readableAccount(context, request, reply, 'read-waits');
       if (found === undefined) return reply;
       const balance = await withTimeout(found.ledger.balanceAt(found.account.accountId, query), context.config.requestTimeoutMs);
       if (balance.status === 'account_not_found') return sendAccountNotFound(reply);
@@ -93,7 +93,7 @@ export function registerAccountRoutes(app: FastifyInstance, context: ApiContext)
     async (request, reply) => {
       const beforeSequence = request.query.cursor === undefined ? undefined : decodeCursor(request.query.cursor);
       if (beforeSequence === null) return sendError(reply, 'invalid_request', 'cursor is not one this service issued');
-      const found = await readableAccount(context, request, reply, true);
+      const found = await readableAccount(context, request, reply, 'read-waits');
       if (found === undefined) return reply;
       const { ledger, account } = found;
       const statement = await withTimeout(ledger.statement(account.accountId, request.query.limit, beforeSequence), context.config.requestTimeoutMs);
@@ -107,21 +107,26 @@ export function registerAccountRoutes(app: FastifyInstance, context: ApiContext)
 }
 
 /**
- * The path's account when the caller may read it; otherwise answers 404 or 403 and returns
- * undefined. With `readWaits` the read that follows (balanceAt, statement) waits for
- * durability by itself, so access is decided on the live view (owner and currency never
- * change) and that wait is the only one; a refusal still waits for the account's position, so a
- * 403 never tells of an opening not yet durable. Without, the view is what is shown: read, then
- * wait for its position (waiting first would let frames decided meanwhile into the read).
+ * Who waits for durability after readableAccount:
+ * - 'view-is-answer': the view itself is what is shown, so it is read, then waited for
+ *   (waiting first would let frames decided meanwhile into the read).
+ * - 'read-waits': the read that follows (balanceAt, statement) waits by itself, so access is
+ *   decided on the live view (owner and currency never change) and that wait is the only one;
+ *   a refusal still waits for the account's position, so a 403 never tells of an opening not
+ *   yet durable.
  */
+type FollowingRead = 'view-is-answer' | 'read-waits';
+
+/** The path's account when the caller may read it; otherwise answers 404 or 403 and returns undefined. */
 async function readableAccount(
   context: ApiContext,
   request: FastifyRequest<{ Params: AccountParams }>,
   reply: FastifyReply,
-  readWaits: boolean,
+  following: FollowingRead,
 ): Promise<{ ledger: Ledger; account: AccountView } | undefined> {
   const { ledger, config } = context;
   const accountId = request.params.account_id;
+  const readWaits = following === 'read-waits';
   const account = readWaits ? ledger.account(accountId) : await withTimeout(ledger.durableAccount(accountId), config.requestTimeoutMs);
   if (account === undefined) {
     sendAccountNotFound(reply);
