@@ -5,7 +5,7 @@
 // equals the live state. Also: a journal's entries reach the chunk a piece at a time; a
 // snapshot that cannot be written fails cleanly; a worker told to abort removes its file.
 import { test } from 'node:test';
-import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
@@ -164,6 +164,7 @@ test('a snapshot whose scan hold breaks is abandoned and its file removed; the n
       await assert.rejects(ledger.snapshot(), SnapshotAbandoned);
       assert.equal(listSnapshots(snapshotDir).length, 0, 'nothing committed');
       assert.ok(!existsSync(join(snapshotDir, `${snapshotFileName(head)}.tmp`)), 'its file is gone');
+      assert.deepEqual(readdirSync(snapshotDir).filter((name) => name.startsWith('txns-')), [], 'and so is the chunk it wrote');
 
       // As a real break goes: the copying lands in an array the worker reads, its scan finds
       // entries twice (here: every array twice) and fails its count check.

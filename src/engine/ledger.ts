@@ -31,6 +31,7 @@ import type { FromSnapshotWorker, SnapshotJob, ToSnapshotWorker } from './snapsh
 import type { ChunkRef } from './txn-chunks.js';
 import { Worker } from 'node:worker_threads';
 import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { lockDataDir } from './lock.js';
 import { BatchPreparer, PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT, type PreparedBatch } from './preparer.js';
 import { LOG_SCRUB_BYTES_PER_SECOND_DEFAULT, LogScrub } from './scrub.js';
@@ -189,7 +190,7 @@ export class SnapshotAbandoned extends Error {
   }
 }
 
-/** Removes a snapshot's temporary file; one left behind is only disk, and the next commit prunes it. */
+/** Removes a failed snapshot's file or chunk; one left behind is only disk, and the next commit prunes it. */
 function removeQuietly(path: string): void {
   try {
     rmSync(path, { force: true });
@@ -890,7 +891,14 @@ class PartitionEngine implements Ledger {
     // A broken hold voids the scan, whether the worker then failed its count check (it saw
     // entries twice) or wrote a file (a break after its last read is not told apart).
     if (hold?.broken === true) {
-      if (written !== undefined) removeQuietly(written.tempPath);
+      if (written !== undefined) {
+        removeQuietly(written.tempPath);
+        // Its new chunk is already in place under its final name, and no snapshot lists it: a
+        // merged one may hold millions of entries, so it goes now rather than at the next commit.
+        for (const chunk of written.chunks) {
+          if (!this.txnChunks.some((kept) => kept.name === chunk.name)) removeQuietly(join(snapshotDir, chunk.name));
+        }
+      }
       throw new SnapshotAbandoned();
     }
     if (written === undefined) throw failure;
