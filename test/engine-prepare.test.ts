@@ -74,10 +74,9 @@ test('batches prepared on the worker decide exactly as on the engine thread, whi
   assert.ok((counts.get(Wire.insufficient_funds) ?? 0) > 0);
 });
 
-test('batches caught by a prepare worker that fails are decided on the engine thread, with the same outcomes', async () => {
-  const onEngine = await runWorkload(BATCH_RECORDS_MAX + 1);
-  const realWorker = new URL('../src/engine/prepare-worker.js', import.meta.url).href;
-  const failures = {
+const realWorker = new URL('../src/engine/prepare-worker.js', import.meta.url).href;
+/** Prepare worker scripts that fail, by name. */
+const FAILING_WORKERS = {
     // Throws on its first batch: an 'error' event, every batch in flight handed back.
     throws: `import { parentPort } from 'node:worker_threads';
       parentPort.on('message', (message) => { if (message.kind === 'batch') throw new Error('test failure'); });`,
@@ -91,16 +90,34 @@ test('batches caught by a prepare worker that fails are decided on the engine th
         handler(message);
       });
       await import(${JSON.stringify(realWorker)});`,
-  };
-  for (const [name, script] of Object.entries(failures)) {
+};
+
+/** The real worker, but each batch waits 20 ms after the one before it: pieces then land in frames of their own. */
+const SLOW_WORKER = `import { parentPort } from 'node:worker_threads';
+  const on = parentPort.on;
+  let previous = Promise.resolve();
+  parentPort.on = (event, handler) => on.call(parentPort, event, (message) => {
+    if (message.kind !== 'batch') return handler(message);
+    previous = previous.then(() => new Promise((wake) => setTimeout(wake, 20))).then(() => handler(message));
+  });
+  await import(${JSON.stringify(realWorker)});`;
+
+/** Writes the worker script `name` (a failing one, or 'slow') into `dir`; its URL. */
+function testWorker(dir: string, name: keyof typeof FAILING_WORKERS | 'slow'): URL {
+  const path = join(dir, `${name}.mjs`);
+  writeFileSync(path, name === 'slow' ? SLOW_WORKER : FAILING_WORKERS[name]);
+  return pathToFileURL(path);
+}
+
+test('batches caught by a prepare worker that fails are decided on the engine thread, with the same outcomes', async () => {
+  const onEngine = await runWorkload(BATCH_RECORDS_MAX + 1);
+  for (const name of ['throws', 'exits'] as const) {
     const dir = tempDir('walletd-prepare-worker-');
     const warnings: string[] = [];
     const onWarning = (warning: Error): void => void warnings.push(warning.message);
     process.on('warning', onWarning);
     try {
-      const path = join(dir.path, `${name}.mjs`);
-      writeFileSync(path, script);
-      const result = await runWorkload(1, pathToFileURL(path));
+      const result = await runWorkload(1, testWorker(dir.path, name));
       assert.deepEqual(result.codes, onEngine.codes, name);
       assert.deepEqual(result.sequences, onEngine.sequences, name);
       assert.equal(result.digest, onEngine.digest, name);
@@ -111,6 +128,83 @@ test('batches caught by a prepare worker that fails are decided on the engine th
       dir.remove();
     }
   }
+});
+
+const PIECE_ACCOUNTS = 40;
+
+/**
+ * One batch of 1,000 records submitted to an idle engine, whose outcomes depend on each other
+ * across any split: transfers spend what deposits and earlier transfers brought, record 900
+ * retries record 5 (same content) and record 901 reuses record 6's id with other content.
+ */
+async function runOneLargeBatch(preparePieceRecords: number, prepareWorkerUrl?: URL): Promise<{ codes: number[]; sequences: number[]; digest: string; inWorker: number }> {
+  const dir = tempDir('walletd-prepare-pieces-');
+  const ledger = await openLedger({ dataDir: dir.path, fsync: false, preparePieceRecords, ...(prepareWorkerUrl === undefined ? {} : { prepareWorkerUrl }) });
+  try {
+    const account = (index: number): string => `p${index % PIECE_ACCOUNTS}`;
+    await Promise.all(Array.from({ length: PIECE_ACCOUNTS }, (_, index) => ledger.openAccount({ accountId: account(index), currencyCode: 'USD', owner: 'o' })));
+    const commands: TransferCommand[] = Array.from({ length: 1000 }, (_, index) =>
+      index % 97 === 0 ? deposit(`d-${index}`, account(index), 400n) : transfer(`t-${index}`, account(index), account(index * 7 + 1), BigInt(1 + (index % 300))),
+    );
+    commands[900] = commands[5]!;
+    commands[901] = transfer('t-6', account(0), account(1), 999n);
+    const results = await ledger.submitTransfers({ bytes: encodeTransferBatch(commands), count: commands.length });
+    return { codes: [...results.codes], sequences: [...results.sequences], digest: ledger.digest(), inWorker: ledger.stats().batchesPreparedInWorker };
+  } finally {
+    await ledger.close();
+    dir.remove();
+  }
+}
+
+test('a large batch sent to an idle engine goes to the worker in pieces and is decided as the whole batch is', async () => {
+  const whole = await runOneLargeBatch(BATCH_RECORDS_MAX);
+  const pieces = await runOneLargeBatch(100);
+  assert.equal(whole.inWorker, 1, 'under twice the piece size: one batch');
+  assert.equal(pieces.inWorker, 10, 'ten pieces of 100');
+  assert.deepEqual(pieces.codes, whole.codes);
+  assert.deepEqual(pieces.sequences, whole.sequences);
+  assert.equal(pieces.digest, whole.digest);
+  // The batch does depend on itself across pieces.
+  assert.equal(whole.codes[900], whole.codes[5]);
+  assert.equal(whole.sequences[900], whole.sequences[5], 'the retry answers with the first outcome');
+  assert.equal(whole.codes[901], Wire.idempotency_conflict);
+  const okAfterFirstPiece = whole.codes.slice(100).filter((code) => code === Wire.ok).length;
+  assert.ok(okAfterFirstPiece > 100 && whole.codes.includes(Wire.insufficient_funds), `successes after the first piece: ${okAfterFirstPiece}`);
+
+  const dir = tempDir('walletd-prepare-pieces-worker-');
+  const onWarning = (): void => undefined;
+  process.on('warning', onWarning);
+  try {
+    // Pieces prepared slowly are decided and made durable one by one: the batch is answered after the last.
+    const slow = await runOneLargeBatch(100, testWorker(dir.path, 'slow'));
+    assert.equal(slow.inWorker, 10);
+    assert.deepEqual(slow.codes, whole.codes);
+    assert.deepEqual(slow.sequences, whole.sequences);
+    // A worker that dies after two pieces: the other eight are prepared on the engine thread.
+    const failing = await runOneLargeBatch(100, testWorker(dir.path, 'exits'));
+    assert.equal(failing.inWorker, 2);
+    assert.deepEqual(failing.codes, whole.codes);
+    assert.deepEqual(failing.sequences, whole.sequences);
+    assert.equal(failing.digest, whole.digest);
+  } finally {
+    process.off('warning', onWarning);
+    dir.remove();
+  }
+});
+
+test('a large batch submitted while the engine has work queued is not split', async () => {
+  await withTempLedger(
+    async (ledger) => {
+      await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
+      const deposits = (prefix: string): TransferCommand[] => Array.from({ length: 300 }, (_, index) => deposit(`${prefix}-${index}`, 'a', 1n));
+      const first = submit(ledger, deposits('first')); // 300 queued: more than a piece of 100
+      const second = submit(ledger, deposits('second'));
+      await Promise.all([first, second]);
+      assert.equal(ledger.stats().batchesPreparedInWorker, 3 + 1, 'the first in three pieces, the second whole');
+      assert.equal(ledger.account('a')?.balance, 600n);
+    },
+    { preparePieceRecords: 100, prepareInWorkerMinRecords: 2 },
+  );
 });
 
 test('a small command submitted after a batch in preparation is decided after it', async () => {

