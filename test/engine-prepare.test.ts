@@ -139,7 +139,7 @@ const PIECE_ACCOUNTS = 40;
  */
 async function runOneLargeBatch(preparePieceRecords: number, prepareWorkerUrl?: URL): Promise<{ codes: number[]; sequences: number[]; digest: string; inWorker: number }> {
   const dir = tempDir('walletd-prepare-pieces-');
-  const ledger = await openLedger({ dataDir: dir.path, fsync: false, preparePieceRecords, ...(prepareWorkerUrl === undefined ? {} : { prepareWorkerUrl }) });
+  const ledger = await openLedger({ dataDir: dir.path, fsync: false, preparePieceRecords, prepareInWorkerMinRecords: 1, ...(prepareWorkerUrl === undefined ? {} : { prepareWorkerUrl }) });
   try {
     const account = (index: number): string => `p${index % PIECE_ACCOUNTS}`;
     await Promise.all(Array.from({ length: PIECE_ACCOUNTS }, (_, index) => ledger.openAccount({ accountId: account(index), currencyCode: 'USD', owner: 'o' })));

@@ -80,10 +80,11 @@ export function commitSnapshotFile(dir: string, tempPath: string, sequence: numb
 
 /**
  * Keeps the newest SNAPSHOTS_KEPT snapshots and the chunks they list, and removes temporary
- * files a crash left (runs right after a commit, when no snapshot is being written). When a
+ * files a crash or a failed snapshot left (runs right after a commit, or after an abandoned
+ * snapshot's worker has exited: when no snapshot is being written). When a
  * kept snapshot's meta cannot be read, no chunk is removed: which ones it needs is unknown.
  */
-function pruneSnapshots(dir: string): void {
+export function pruneSnapshots(dir: string): void {
   const snapshots = listSnapshots(dir);
   for (const old of snapshots.slice(SNAPSHOTS_KEPT)) unlinkSync(old.path);
   for (const name of readdirSync(dir)) if (SNAPSHOT_TEMP_PATTERN.test(name)) unlinkSync(join(dir, name));
