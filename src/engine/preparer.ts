@@ -24,7 +24,7 @@ export const PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT = 512;
 /**
  * Piece size of a large batch sent to an idle engine (LedgerOptions.preparePieceRecords). In
  * end-to-end A/B runs with 2 batches of 8,190 in flight, 512 and 1,024 did better than 2,048,
- * and 256 worse than sending the batch whole.
+ * and 256 (one run) worse than sending the batch whole.
  */
 export const PREPARE_PIECE_RECORDS_DEFAULT = 1024;
 /**
