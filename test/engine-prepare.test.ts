@@ -136,8 +136,13 @@ const PIECE_ACCOUNTS = 40;
  * One batch of 1,000 records submitted to an idle engine, whose outcomes depend on each other
  * across any split: transfers spend what deposits and earlier transfers brought, record 900
  * retries record 5 (same content) and record 901 reuses record 6's id with other content.
+ * `depositsFirst` one-record batches are submitted in the same turn just before it.
  */
-async function runOneLargeBatch(preparePieceRecords: number, prepareWorkerUrl?: URL): Promise<{ codes: number[]; sequences: number[]; digest: string; inWorker: number }> {
+async function runOneLargeBatch(
+  preparePieceRecords: number,
+  prepareWorkerUrl?: URL,
+  depositsFirst = 0,
+): Promise<{ codes: number[]; sequences: number[]; digest: string; inWorker: number }> {
   const dir = tempDir('walletd-prepare-pieces-');
   const ledger = await openLedger({ dataDir: dir.path, fsync: false, preparePieceRecords, prepareInWorkerMinRecords: 1, ...(prepareWorkerUrl === undefined ? {} : { prepareWorkerUrl }) });
   try {
@@ -148,7 +153,9 @@ async function runOneLargeBatch(preparePieceRecords: number, prepareWorkerUrl?: 
     );
     commands[900] = commands[5]!;
     commands[901] = transfer('t-6', account(0), account(1), 999n);
+    const first = Array.from({ length: depositsFirst }, (_, index) => submit(ledger, [deposit(`first-${index}`, account(index), 3n)]));
     const results = await ledger.submitTransfers({ bytes: encodeTransferBatch(commands), count: commands.length });
+    await Promise.all(first);
     return { codes: [...results.codes], sequences: [...results.sequences], digest: ledger.digest(), inWorker: ledger.stats().batchesPreparedInWorker };
   } finally {
     await ledger.close();
@@ -190,6 +197,20 @@ test('a large batch sent to an idle engine goes to the worker in pieces and is d
     process.off('warning', onWarning);
     dir.remove();
   }
+});
+
+test('pieces that find the worker full are prepared on the engine thread, and decided as the whole batch is', async () => {
+  // 61 one-record batches fill the worker to 3 short of its cap; they are less than a piece, so
+  // the large batch is still split, and its last 7 pieces go to the engine thread.
+  const depositsFirst = PREPARE_IN_FLIGHT_MAX - 3;
+  const whole = await runOneLargeBatch(BATCH_RECORDS_MAX, undefined, depositsFirst);
+  const pieces = await runOneLargeBatch(100, undefined, depositsFirst);
+  assert.equal(whole.inWorker, depositsFirst + 1);
+  assert.equal(pieces.inWorker, PREPARE_IN_FLIGHT_MAX, 'the first 3 pieces reach the worker, the other 7 do not');
+  assert.deepEqual(pieces.codes, whole.codes);
+  assert.deepEqual(pieces.sequences, whole.sequences);
+  assert.equal(pieces.digest, whole.digest);
+  assert.equal(whole.sequences[0], PIECE_ACCOUNTS + 1 + depositsFirst + 1, 'the large batch is decided after the small ones');
 });
 
 test('a large batch submitted while the engine has work queued is not split', async () => {
