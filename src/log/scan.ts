@@ -100,10 +100,11 @@ export function scanSegment(path: string, startOffset: number, isLastSegment: bo
 }
 
 /**
- * `tornUnlessFollowed`: the remains of an interrupted append unless a valid frame header comes
- * after it: a bad header, or a whole header whose body's CRC failed (a write cut short, with
- * zeros or stale bytes where the rest of the body was). A whole frame that is out of sequence
- * or off the hash chain is never torn.
+ * `tornUnlessFollowed`: the remains of an interrupted append unless a frame header whose CRC
+ * checks comes after it: a bad header, or a whole header whose body's CRC failed (a write cut
+ * short, with zeros or stale bytes where the rest of the body was). A whole frame that is out of
+ * sequence or off the hash chain is never torn, nor is a header whose CRC checks but whose
+ * version this walletd does not read: cutting it would destroy a newer writer's frames.
  */
 type Problem = { reason: string; lastInFile: boolean; tornUnlessFollowed: boolean };
 
@@ -111,7 +112,8 @@ function checkFrameAt(window: FileWindow, offset: number, context: ScanContext):
   const headerBytes = window.read(offset, FRAME_HEADER_BYTES);
   if (headerBytes === undefined) return { reason: 'truncated frame header', lastInFile: true, tornUnlessFollowed: true };
   const check = decodeFrameHeader(headerBytes, 0);
-  if (!check.ok) return { reason: check.reason, lastInFile: false, tornUnlessFollowed: true };
+  // A header that checks but cannot be used (a newer version) was written whole: not torn.
+  if (!check.ok) return { reason: check.reason, lastInFile: false, tornUnlessFollowed: !check.intact };
   const header = check.header;
   const frameEnd = offset + FRAME_HEADER_BYTES + header.bodyBytes;
   if (frameEnd > window.size) return { reason: 'truncated frame body', lastInFile: true, tornUnlessFollowed: false };
@@ -144,7 +146,8 @@ function validHeaderFollows(window: FileWindow, from: number): boolean {
   for (let offset = from; offset + FRAME_HEADER_BYTES <= window.size; offset++) {
     const word = window.read(offset, 4)!;
     if (word.readUInt32LE(0) !== FRAME_MAGIC) continue;
-    if (decodeFrameHeader(window.read(offset, FRAME_HEADER_BYTES)!, 0).ok) return true;
+    const check = decodeFrameHeader(window.read(offset, FRAME_HEADER_BYTES)!, 0);
+    if (check.ok || check.intact) return true;
   }
   return false;
 }
