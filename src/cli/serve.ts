@@ -16,6 +16,7 @@ import { KeyStore, type KeyStoreOpened } from '../auth/keys.js';
 import type { Authenticate } from '../auth/principal.js';
 import { startProtocolServer, type ProtocolServer } from '../protocol/server.js';
 import { openLedger } from '../engine/ledger.js';
+import { crc32Native } from '../stdx/crc32.js';
 import { hugePagesRequested } from '../stdx/node-flags.js';
 import type { Ledger, LogScrubStatus } from '../engine/types.js';
 
@@ -140,7 +141,7 @@ async function startServing(config: ServeConfig, server: HttpServer, ledger: Led
   }
   server.context.attachLedger(ledger);
   const stats = ledger.stats();
-  server.app.log.info({ headSequence: stats.headSequence, accounts: stats.accounts, fsync: config.fsync, hugePages: hugePagesRequested() }, 'ready');
+  server.app.log.info({ headSequence: stats.headSequence, accounts: stats.accounts, fsync: config.fsync, hugePages: hugePagesRequested(), crc32: crc32Native ? 'native' : 'zlib' }, 'ready');
   return protocol;
 }
 

@@ -4,7 +4,7 @@
  * renamed into place by its owner; a reader checks every byte against the CRC-32 trailer.
  */
 import { closeSync, fdatasyncSync, fstatSync, fsyncSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
-import { crc32 } from 'node:zlib';
+import { crc32 } from '../stdx/crc32.js';
 
 /** Bytes written between two fdatasyncs. */
 const SYNC_EVERY_BYTES = 16 * 1024 * 1024;

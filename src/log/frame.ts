@@ -24,7 +24,7 @@
  * (bench/frame-bench.ts measures both on frames).
  */
 import { createHash } from 'node:crypto';
-import { crc32 } from 'node:zlib';
+import { crc32 } from '../stdx/crc32.js';
 import { assert } from '../stdx/assert.js';
 
 export const FRAME_MAGIC = 0x31474c57; // "WLG1" read as little-endian u32

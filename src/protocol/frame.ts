@@ -4,7 +4,7 @@
  * (parser.ts) decides when bytes are complete, these decide what they mean.
  * Byte tables in docs/PROTOCOL.md.
  */
-import { crc32 } from 'node:zlib';
+import { crc32 } from '../stdx/crc32.js';
 import { assert } from '../stdx/assert.js';
 import { BATCH_RECORDS_MAX, RECORD_BYTES, readId, readTransferRecord, writeId, writeTransferRecord } from '../core/transfer-record.js';
 import type { TransferCommand } from '../core/transfer-record.js';
