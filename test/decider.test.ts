@@ -17,6 +17,7 @@ import {
   DecideScratch,
   executeTransfer,
   executeTransferBatch,
+  idFieldLength,
   Outcome,
   PREPARED_FROM_INDEX,
   PREPARED_TO_INDEX,
@@ -457,6 +458,32 @@ const malformed: Array<[string, ErrorCode, Buffer]> = [
   ['an unknown source id with a slash', 'invalid_request', bytesOf(transfer('m', 'a/b', 'bob', 1n))],
   ['a deposit to an id with a byte above 127', 'invalid_request', bytesOf(deposit('m', 'b\u00f6b', 1n))],
 ];
+
+test('idFieldLength: the id up to its first NUL when every byte after it is zero, else -1', () => {
+  // A reference that reads bytes one by one, against the word-at-a-time code.
+  const reference = (field: Uint8Array): number => {
+    const nul = field.indexOf(0);
+    if (nul === -1) return 64;
+    return field.subarray(nul).every((byte) => byte === 0) ? nul : -1;
+  };
+  const byte = fc.oneof(fc.constant(0), fc.constant(1), fc.constant(0x80), fc.constant(0xff), fc.integer({ min: 1, max: 255 }));
+  const padded = fc
+    .tuple(fc.uint8Array({ minLength: 0, maxLength: 64, min: 1 }), fc.option(fc.tuple(fc.nat(63), fc.integer({ min: 1, max: 255 }))))
+    .map(([id, stray]) => {
+      const field = new Uint8Array(64);
+      field.set(id);
+      if (stray !== null) field[Math.max(id.length, stray[0])] = stray[1]; // a stray byte at or after the NUL
+      return field;
+    });
+  fc.assert(
+    fc.property(fc.oneof(padded, fc.uint8Array({ minLength: 64, maxLength: 64 }), fc.array(byte, { minLength: 64, maxLength: 64 }).map((bytes) => Uint8Array.from(bytes))), (field) => {
+      const words = new Int32Array(20);
+      new Uint8Array(words.buffer).set(field, 8); // at word 2: the offset is honoured
+      assert.equal(idFieldLength(words, 2), reference(field), Buffer.from(field).toString('hex'));
+    }),
+    { numRuns: 3000 },
+  );
+});
 
 describe('stopped before the ledger: sequence 0, nothing logged, the id stays free', () => {
   for (const [name, code, bytes] of malformed) {

@@ -110,21 +110,22 @@ export function recordView(bytes: Buffer): RecordView {
   return { bytes, words: new Int32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2) };
 }
 
-/** Index (0..3) of the first zero byte of a little-endian word, or 4 when none. */
+/**
+ * Index (0..3) of the first zero byte of a little-endian word, or 4 when none, without a branch
+ * per byte: (word - 0x01010101) & ~word & 0x80808080 sets the top bit of every zero byte and
+ * maybe of bytes above one (a borrow), never below, so its lowest set bit names the first.
+ */
 function firstZeroByte(word: number): number {
-  if ((word & 0xff) === 0) return 0;
-  if ((word & 0xff00) === 0) return 1;
-  if ((word & 0xff0000) === 0) return 2;
-  if ((word & 0xff000000) === 0) return 3;
-  return 4;
+  const zeros = (word - 0x01010101) & ~word & 0x80808080;
+  return zeros === 0 ? 4 : (31 - Math.clz32(zeros & -zeros)) >>> 3;
 }
 
 /**
  * Length of the NUL-padded id field at word `wordOffset` (16 words): 1..64 when every byte
  * after the id is zero, 0 when the field is all zero, -1 when a non-zero byte follows a NUL.
- * Does not check the alphabet (see idBytesValid).
+ * Does not check the alphabet (see idBytesValid). Exported for its property test.
  */
-function idFieldLength(words: Int32Array, wordOffset: number): number {
+export function idFieldLength(words: Int32Array, wordOffset: number): number {
   let index = 0;
   let word = 0;
   let zeroAt = 4;
@@ -135,11 +136,9 @@ function idFieldLength(words: Int32Array, wordOffset: number): number {
   }
   if (index === ID_WORDS) return 64;
   // Bytes after the terminator in its word, and every later word, must be zero.
-  if (zeroAt < 3 && word >>> (8 * (zeroAt + 1)) !== 0) return -1;
-  for (let rest = index + 1; rest < ID_WORDS; rest++) {
-    if (words[wordOffset + rest] !== 0) return -1;
-  }
-  return index * 4 + zeroAt;
+  let after = zeroAt < 3 ? word >>> (8 * (zeroAt + 1)) : 0;
+  for (let rest = index + 1; rest < ID_WORDS; rest++) after |= words[wordOffset + rest]!;
+  return after === 0 ? index * 4 + zeroAt : -1;
 }
 
 function idBytesValid(bytes: Uint8Array, offset: number, length: number): boolean {
