@@ -11,10 +11,16 @@ import { parseArgs } from 'node:util';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { assert } from '../src/stdx/assert.js';
 import { crc32, crc32Native } from '../src/stdx/crc32.js';
+import { integerOption, withUsage } from './usage.js';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '60' } } });
-const rounds = Number(values.rounds);
-if (!Number.isInteger(rounds) || rounds < 1 || rounds > 100_000) throw new Error('--rounds: 1..100000');
+const USAGE = `Usage: node dist/bench/crc-bench.js [options]
+
+  --rounds N   timed rounds per size, each timing both implementations (default 60)`;
+
+const rounds = withUsage(USAGE, () => {
+  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '60' } } });
+  return integerOption(values, 'rounds', 1, 100_000);
+});
 
 const RECORDS = 8190;
 const sizes = [

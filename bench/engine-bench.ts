@@ -20,7 +20,7 @@ import { BATCH_RECORDS_MAX, RECORD_BYTES, writeTransferRecord } from '../src/cor
 import { openLedger } from '../src/engine/ledger.js';
 import type { Ledger } from '../src/engine/types.js';
 import { Prng } from '../src/stdx/prng.js';
-import { withUsage } from './usage.js';
+import { integerOption, withUsage } from './usage.js';
 
 const USAGE = `Usage: npm run bench:engine -- [options]
 
@@ -45,12 +45,7 @@ const { accounts, transfers, batchSize, inflight, seed, scenarios, fsync } = wit
       scenarios: { type: 'string', default: 'uniform,hot' },
     },
   });
-  /** An integer option in [min, max]: a typo must stop the run, not print NaN rates or loop forever. */
-  const count = (name: 'accounts' | 'transfers' | 'batch' | 'inflight' | 'seed', min: number, max = Number.MAX_SAFE_INTEGER): number => {
-    const value = Number(values[name]);
-    if (!Number.isSafeInteger(value) || value < min || value > max) throw new Error(`--${name} must be an integer from ${min} to ${max}`);
-    return value;
-  };
+  const count = (name: 'accounts' | 'transfers' | 'batch' | 'inflight' | 'seed', min: number, max?: number): number => integerOption(values, name, min, max);
   return {
     accounts: count('accounts', 2), // a transfer needs two distinct accounts
     transfers: count('transfers', 1),

@@ -18,14 +18,19 @@ import { TxnTable } from '../src/core/txn-table.js';
 import { BATCH_RECORDS_MAX, RECORD_BYTES, writeTransferRecord } from '../src/core/transfer-record.js';
 import { encodeFrame, FRAME_VERSION, FRAME_VERSION_SHA256, GENESIS_CHAIN_HASH } from '../src/log/frame.js';
 import { Prng } from '../src/stdx/prng.js';
+import { integerOption, withUsage } from './usage.js';
 
-const { values } = parseArgs({
-  options: { events: { type: 'string', default: String(BATCH_RECORDS_MAX) }, rounds: { type: 'string', default: '40' } },
+const USAGE = `Usage: node dist/bench/frame-bench.js [options]
+
+  --events N   transfer events a frame, 1..${BATCH_RECORDS_MAX} (default ${BATCH_RECORDS_MAX})
+  --rounds N   timed rounds, each encoding one frame per version (default 40)`;
+
+const { eventCount, rounds } = withUsage(USAGE, () => {
+  const { values } = parseArgs({
+    options: { events: { type: 'string', default: String(BATCH_RECORDS_MAX) }, rounds: { type: 'string', default: '40' } },
+  });
+  return { eventCount: integerOption(values, 'events', 1, BATCH_RECORDS_MAX), rounds: integerOption(values, 'rounds', 1, 100_000) };
 });
-const eventCount = Number(values.events);
-const rounds = Number(values.rounds);
-if (!Number.isInteger(eventCount) || eventCount < 1 || eventCount > BATCH_RECORDS_MAX) throw new Error(`--events: 1..${BATCH_RECORDS_MAX}`);
-if (!Number.isInteger(rounds) || rounds < 1 || rounds > 100_000) throw new Error('--rounds: 1..100000');
 
 const ACCOUNTS = 10_000;
 const USD = currencyByCode('USD')!.numeric;

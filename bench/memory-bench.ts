@@ -19,27 +19,33 @@ import { KEPT_RECORD_BYTES } from '../src/core/records-capture.js';
 import { openLedger, SNAPSHOT_EVERY_RECORDS_DEFAULT } from '../src/engine/ledger.js';
 import type { Ledger } from '../src/engine/types.js';
 import { Prng } from '../src/stdx/prng.js';
+import { integerOption, withUsage } from './usage.js';
 
-const { values } = parseArgs({
-  options: {
-    accounts: { type: 'string', default: '10000000' },
-    ids: { type: 'string', default: '20000000' },
-    'no-fsync': { type: 'boolean', default: false },
-    'snapshot-every': { type: 'string', default: '' },
-  },
+const USAGE = `Usage: npm run bench:memory -- [options]
+
+  --accounts N             accounts opened, one deposit each (default 10000000)
+  --ids M                  remembered transaction ids to reach (default 20000000)
+  --no-fsync               skip fsync (durability off)
+  --snapshot-every N|off   snapshot interval in records (default: the engine's, as serve runs)`;
+
+const { accounts, ids, snapshotEvery, fsync } = withUsage(USAGE, () => {
+  const { values } = parseArgs({
+    options: {
+      accounts: { type: 'string', default: '10000000' },
+      ids: { type: 'string', default: '20000000' },
+      'no-fsync': { type: 'boolean', default: false },
+      'snapshot-every': { type: 'string', default: '' },
+    },
+  });
+  /** 'off': never; unset: the engine's default, as `walletd serve` runs. */
+  const snapshotEveryText = values['snapshot-every'];
+  return {
+    accounts: integerOption(values, 'accounts', 2), // a transfer needs two distinct accounts
+    ids: integerOption(values, 'ids', 0),
+    snapshotEvery: snapshotEveryText === 'off' ? ('off' as const) : snapshotEveryText === '' ? SNAPSHOT_EVERY_RECORDS_DEFAULT : integerOption(values, 'snapshot-every', 1),
+    fsync: !values['no-fsync'],
+  };
 });
-/** An integer option of at least `min`: a typo must stop the run, not fill NaN accounts. */
-function count(name: 'accounts' | 'ids' | 'snapshot-every', min: number): number {
-  const value = Number(values[name]);
-  if (!Number.isSafeInteger(value) || value < min) throw new Error(`--${name} must be an integer ≥ ${min}`);
-  return value;
-}
-/** A transfer needs two distinct accounts. */
-const accounts = count('accounts', 2);
-const ids = count('ids', 0);
-/** 'off': never; unset: the engine's default, as `walletd serve` runs. */
-const snapshotEveryText = values['snapshot-every'];
-const snapshotEvery = snapshotEveryText === 'off' ? 'off' : snapshotEveryText === '' ? SNAPSHOT_EVERY_RECORDS_DEFAULT : count('snapshot-every', 1);
 let snapshots = 0;
 /** The most account records a snapshot kept at once (changed before their piece was written). */
 let recordsKeptPeak = 0;
@@ -89,10 +95,10 @@ async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'walletd-memory-'));
   const started = performance.now();
   const interval = snapshotEvery === 'off' ? 'never' : `every ${snapshotEvery.toLocaleString('en-US')} records`;
-  console.log(`memory bench: ${accounts.toLocaleString('en-US')} accounts, ${ids.toLocaleString('en-US')} remembered ids, fsync ${values['no-fsync'] ? 'off' : 'on'}, snapshots ${interval}`);
+  console.log(`memory bench: ${accounts.toLocaleString('en-US')} accounts, ${ids.toLocaleString('en-US')} remembered ids, fsync ${fsync ? 'on' : 'off'}, snapshots ${interval}`);
   const ledger = await openLedger({
     dataDir,
-    fsync: !values['no-fsync'],
+    fsync,
     expectedTransactions: ids,
     logScrubBytesPerSecond: 'off',
     snapshotEveryRecords: snapshotEvery === 'off' ? Number.MAX_SAFE_INTEGER : snapshotEvery,

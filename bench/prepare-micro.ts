@@ -4,17 +4,24 @@
  * round in ns a record. With few accounts the table stays in cache and the figure is compute
  * alone; with many, each record also waits on its accounts' cache misses.
  *
- * Run: node dist/bench/prepare-micro.js [accounts (default 10000)] [rounds (default 300)]
+ * Run: node dist/bench/prepare-micro.js [--accounts N] [--rounds N]
  */
+import { parseArgs } from 'node:util';
 import { currencyByCode } from '../src/core/currency.js';
 import { DecideScratch, PREPARED_WORDS, prepareRecords, recordView } from '../src/core/decide.js';
 import { IdTable, IdTableReader } from '../src/core/id-table.js';
 import { BATCH_RECORDS_MAX, RECORD_BYTES, writeTransferRecord } from '../src/core/transfer-record.js';
+import { integerOption, withUsage } from './usage.js';
 
-const accounts = Number(process.argv[2] ?? 10_000);
-const rounds = Number(process.argv[3] ?? 300);
-if (!Number.isInteger(accounts) || accounts < 2 || accounts > 50_000_000) throw new Error('accounts: 2..50000000');
-if (!Number.isInteger(rounds) || rounds < 1 || rounds > 1_000_000) throw new Error('rounds: 1..1000000');
+const USAGE = `Usage: node dist/bench/prepare-micro.js [options]
+
+  --accounts N   accounts in the id table, 2..50000000 (default 10000: the table stays in cache)
+  --rounds N     timed rounds, one batch of ${BATCH_RECORDS_MAX} each (default 300)`;
+
+const { accounts, rounds } = withUsage(USAGE, () => {
+  const { values } = parseArgs({ options: { accounts: { type: 'string', default: '10000' }, rounds: { type: 'string', default: '300' } } });
+  return { accounts: integerOption(values, 'accounts', 2, 50_000_000), rounds: integerOption(values, 'rounds', 1, 1_000_000) };
+});
 
 const USD = currencyByCode('USD')!.numeric;
 const table = new IdTable();

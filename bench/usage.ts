@@ -15,3 +15,15 @@ export function withUsage<T>(usage: string, parse: () => T): T {
     process.exit(2);
   }
 }
+
+/**
+ * The integer option `--name` from parseArgs values, in [min, max]: a typo must stop the run,
+ * not print NaN rates or loop forever.
+ */
+export function integerOption(values: Readonly<Record<string, unknown>>, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const value = Number(values[name]);
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new Error(max === Number.MAX_SAFE_INTEGER ? `--${name} must be an integer ≥ ${min}` : `--${name} must be an integer from ${min} to ${max}`);
+  }
+  return value;
+}
