@@ -5,9 +5,16 @@
  */
 const TWO_POW_32 = 0x1_0000_0000;
 
+/**
+ * `>>> 0` is the low half (ToUint32 wraps modulo 2^32, exactly for a safe integer), and the
+ * high half is then an exact division: no floating-point modulo, which V8 compiles to a call
+ * (a microbenchmark run once, not committed: medians 23 → 17 ns a call; setU64 runs about three
+ * times per transfer, in the event and in the protocol answer).
+ */
 export function setU64(view: DataView, at: number, value: number): void {
-  view.setUint32(at, value % TWO_POW_32, true);
-  view.setUint32(at + 4, Math.floor(value / TWO_POW_32), true);
+  const low = value >>> 0;
+  view.setUint32(at, low, true);
+  view.setUint32(at + 4, (value - low) / TWO_POW_32, true);
 }
 
 /** Exact below 2^53; larger values lose precision (no writer here produces them). */
