@@ -16,7 +16,7 @@ import { EventBuffer } from '../src/core/event-buffer.js';
 import { LedgerState } from '../src/core/ledger-state.js';
 import { TxnTable } from '../src/core/txn-table.js';
 import { BATCH_RECORDS_MAX, RECORD_BYTES, writeTransferRecord } from '../src/core/transfer-record.js';
-import { encodeFrame, FRAME_VERSION, FRAME_VERSION_SHA256, GENESIS_CHAIN_HASH } from '../src/log/frame.js';
+import { encodeFrame, FRAME_VERSION_BLAKE2B, FRAME_VERSION_SHA256, GENESIS_CHAIN_HASH } from '../src/log/frame.js';
 import { Prng } from '../src/stdx/prng.js';
 import { integerOption, withUsage } from './usage.js';
 
@@ -74,7 +74,7 @@ function median(values: number[]): number {
 const events = decidedEvents(eventCount);
 const frameBuffer = Buffer.allocUnsafe(events.length + 4 * events.count + 1024);
 const allocate = (bytes: number): Buffer => frameBuffer.subarray(0, bytes);
-const versions = [FRAME_VERSION_SHA256, FRAME_VERSION] as const;
+const versions = [FRAME_VERSION_SHA256, FRAME_VERSION_BLAKE2B] as const;
 const microseconds = new Map<number, number[]>(versions.map((version) => [version, []]));
 let chain = GENESIS_CHAIN_HASH;
 console.log(

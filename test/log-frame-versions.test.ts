@@ -1,8 +1,11 @@
 // Log frame versions (src/log/frame.ts, docs/LOG-FORMAT.md): version 2 frames chain with the
-// first 32 bytes of BLAKE2b-512, version 1 frames (written before) with SHA-256. Both hashes are
-// computed here independently, from the byte table, not through the code under test.
-// - A log whose frames were all written as version 1 opens, replays to the same state and is
-//   appended to in version 2; the mixed log replays, verifies and scrubs across the boundary.
+// first 32 bytes of BLAKE2b-512, version 1 frames with SHA-256. Both hashes are computed here
+// independently, from the byte table, not through the code under test.
+// - A ledger writes the version of the chain hash it was given, or with 'auto' of the one
+//   fasterChainHash timed faster on this CPU, and says which in its stats.
+// - A log whose frames were all written as version 1 (rewritten by hand here, as walletd wrote
+//   them before 467707d) opens, replays to the same state and is appended to in version 2; the
+//   mixed log replays, verifies and scrubs across the boundary.
 // - A frame whose header checks but whose version this walletd does not read (a newer
 //   writer's) is refused by file and offset, at the tail too, and after a damaged frame that
 //   would otherwise be a torn tail: never cut.
@@ -13,14 +16,14 @@ import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { openLedger } from '../src/engine/ledger.js';
 import { dataPaths } from '../src/engine/recovery.js';
-import { FRAME_HEADER_BYTES } from '../src/log/frame.js';
+import { fasterChainHash, FRAME_HEADER_BYTES, type ChainHashName } from '../src/log/frame.js';
 import { CorruptLogError } from '../src/log/scan.js';
 import { deposit, logFrames, runWalletd, scrubEnded, submit, tempDir, transfer, withLedger } from './support/ledger.js';
 
 const ACCOUNTS = ['v0', 'v1', 'v2'];
 
 /** Frames of awaited batches: openings, deposits, then `batches` batches of transfers. */
-async function writeWork(dir: string, prefix: string, batches: number): Promise<string> {
+async function writeWork(dir: string, prefix: string, batches: number, chainHash: 'auto' | ChainHashName = 'blake2b'): Promise<string> {
   return withLedger(
     dir,
     async (ledger) => {
@@ -31,9 +34,10 @@ async function writeWork(dir: string, prefix: string, batches: number): Promise<
       for (let batch = 0; batch < batches; batch++) {
         await submit(ledger, [transfer(`${prefix}-${batch}-a`, 'v0', 'v1', 7n), transfer(`${prefix}-${batch}-b`, 'v1', 'v2', 3n)]);
       }
+      assert.equal(ledger.stats().chainHash, chainHash === 'auto' ? fasterChainHash() : chainHash);
       return ledger.digest();
     },
-    { fsync: false, logScrubBytesPerSecond: 'off' },
+    { fsync: false, logScrubBytesPerSecond: 'off', chainHash },
   );
 }
 
@@ -80,6 +84,29 @@ function forgetDerivedFiles(dataDir: string): void {
   rmSync(paths.snapshotDir, { recursive: true, force: true });
   rmSync(paths.scrubCheckpointPath, { force: true });
 }
+
+test('a ledger writes the version of its chain hash: given, or the faster on this CPU', async () => {
+  const digests: string[] = [];
+  for (const [chainHash, version] of [['sha256', 1], ['blake2b', 2], ['auto', fasterChainHash() === 'sha256' ? 1 : 2]] as const) {
+    const dir = tempDir('walletd-frame-versions-');
+    try {
+      digests.push(await writeWork(dir.path, 'w', 3, chainHash));
+      const frames = walkChain(dir.path);
+      assert.ok(frames.length >= 5 && frames.every((frame) => frame.version === version), `${chainHash}: versions ${frames.map((frame) => frame.version).join(',')}`);
+      const verified = runWalletd(['verify', '--data-dir', dir.path]);
+      assert.equal(verified.status, 0, `${chainHash}: ${verified.stdout}${verified.stderr}`);
+    } finally {
+      dir.remove();
+    }
+  }
+  assert.equal(new Set(digests).size, 1, 'the state does not depend on the chain hash');
+  const refused = tempDir('walletd-frame-versions-');
+  try {
+    await assert.rejects(openLedger({ dataDir: refused.path, chainHash: 'md5' as 'auto' }), /chainHash must be auto, sha256 or blake2b/);
+  } finally {
+    refused.remove();
+  }
+});
 
 test('a log of version 1 frames is replayed and appended to in version 2; the mixed log replays and verifies', async () => {
   const dir = tempDir('walletd-frame-versions-');

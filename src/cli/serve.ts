@@ -141,7 +141,7 @@ async function startServing(config: ServeConfig, server: HttpServer, ledger: Led
   }
   server.context.attachLedger(ledger);
   const stats = ledger.stats();
-  server.app.log.info({ headSequence: stats.headSequence, accounts: stats.accounts, fsync: config.fsync, hugePages: hugePagesRequested(), crc32: crc32Native ? 'native' : 'zlib' }, 'ready');
+  server.app.log.info({ headSequence: stats.headSequence, accounts: stats.accounts, fsync: config.fsync, hugePages: hugePagesRequested(), crc32: crc32Native ? 'native' : 'zlib', chainHash: stats.chainHash }, 'ready');
   return protocol;
 }
 

@@ -20,7 +20,7 @@ import { IdTable } from '../core/id-table.js';
 import { ACCOUNTS_MAX, LedgerState } from '../core/ledger-state.js';
 import { TXN_TABLE_ENTRIES_MAX, type EntriesHold } from '../core/txn-table.js';
 import { BATCH_RECORDS_MAX, KIND_NAMES, RECORD_BYTES } from '../core/transfer-record.js';
-import { encodeFrame, FRAME_BODY_BYTES_MAX, FRAME_EVENTS_MAX } from '../log/frame.js';
+import { encodeFrame, fasterChainHash, FRAME_BODY_BYTES_MAX, FRAME_EVENTS_MAX, FRAME_VERSION_OF, type ChainHashName } from '../log/frame.js';
 import { FramePool } from '../log/frame-pool.js';
 import { LogReadIndex } from '../log/read-index.js';
 import { LogWriter } from '../log/writer.js';
@@ -118,6 +118,8 @@ function checkOptions(options: LedgerOptions): void {
   for (const [name, { value, min, max = Number.MAX_SAFE_INTEGER }] of Object.entries(counts) as Array<[string, { value: number | undefined; min: number; max?: number }]>) {
     assert(value === undefined || (Number.isSafeInteger(value) && value >= min && value <= max), `${name} must be an integer from ${min} to ${max}`);
   }
+  const chainHash: unknown = options.chainHash;
+  assert(chainHash === undefined || chainHash === 'auto' || chainHash === 'sha256' || chainHash === 'blake2b', 'chainHash must be auto, sha256 or blake2b');
 }
 
 export async function openLedger(options: LedgerOptions): Promise<Ledger> {
@@ -348,6 +350,7 @@ class PartitionEngine implements Ledger {
   private readonly prepareInWorkerMinRecords: number;
   private readonly preparePieceRecords: number;
   private readonly preparer: BatchPreparer;
+  private readonly chainHashName: ChainHashName;
   private batchesPreparedInWorker = 0;
   private position = { segmentFirstSequence: 1, offset: 0 };
   private lastSnapshotSequence = 0;
@@ -378,6 +381,7 @@ class PartitionEngine implements Ledger {
     this.prepareInWorkerMinRecords = options.prepareInWorkerMinRecords ?? PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT;
     this.preparePieceRecords = options.preparePieceRecords ?? PREPARE_PIECE_RECORDS_DEFAULT;
     this.preparer = new BatchPreparer(state.accounts, (message) => process.emitWarning(message), options.prepareWorkerUrl);
+    this.chainHashName = options.chainHash === undefined || options.chainHash === 'auto' ? fasterChainHash() : options.chainHash;
   }
 
   attach(writer: LogWriter, tail: { firstSequence: number; bytes: number } | undefined, snapshot: SnapshotMeta | undefined): void {
@@ -575,7 +579,17 @@ class PartitionEngine implements Ledger {
   private appendFrame(firstSequence: number): Promise<void> {
     const events = this.events;
     assert(this.state.headSequence === firstSequence + events.count - 1, 'one sequence per event');
-    const frame = encodeFrame(events.bytes, events.length, events.offsets, events.count, firstSequence, this.nowMs(), this.chainHash, this.takeFrameBuffer);
+    const frame = encodeFrame(
+      events.bytes,
+      events.length,
+      events.offsets,
+      events.count,
+      firstSequence,
+      this.nowMs(),
+      this.chainHash,
+      this.takeFrameBuffer,
+      FRAME_VERSION_OF[this.chainHashName],
+    );
     this.chainHash = Buffer.from(frame.subarray(32, 64));
     return this.writer.append(frame, firstSequence, events.count);
   }
@@ -834,6 +848,7 @@ class PartitionEngine implements Ledger {
       lastSnapshotAtMs: this.lastSnapshotAtMs,
       stateBytes: this.state.memoryBytes(),
       batchesPreparedInWorker: this.batchesPreparedInWorker,
+      chainHash: this.chainHashName,
     };
   }
 

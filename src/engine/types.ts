@@ -5,6 +5,7 @@
 import type { Currency } from '../core/currency.js';
 import type { ErrorCode } from '../core/errors.js';
 import type { TransferKind } from '../core/transfer-record.js';
+import type { ChainHashName } from '../log/frame.js';
 
 /** `count` fixed-size records (src/core/transfer-record.ts) back to back in `bytes`. */
 export type TransferBatch = Readonly<{ bytes: Uint8Array; count: number }>;
@@ -124,6 +125,8 @@ export type EngineStats = Readonly<{
   stateBytes: number;
   /** Transfer batches, and pieces of split ones, prepared on the prepare worker thread since start (see prepareInWorkerMinRecords). */
   batchesPreparedInWorker: number;
+  /** The chain hash of the frames this ledger writes (LedgerOptions.chainHash). */
+  chainHash: ChainHashName;
 }>;
 
 /**
@@ -249,6 +252,11 @@ export type LedgerOptions = Readonly<{
   preparePieceRecords?: number;
   /** The prepare worker's script (default src/engine/prepare-worker.ts); for tests of a failing worker. */
   prepareWorkerUrl?: URL;
+  /**
+   * The chain hash of the frames this ledger writes: 'auto' (default) times SHA-256 and BLAKE2b
+   * once and takes the faster on this CPU (fasterChainHash in src/log/frame.ts). Either is read.
+   */
+  chainHash?: 'auto' | ChainHashName;
   observer?: EngineObserver;
   /** Called with progress while recovering (records replayed, total estimate). */
   onRecoveryProgress?: (done: number, total: number) => void;

@@ -4,7 +4,7 @@
  * | off | bytes | field                                                              |
  * |-----|-------|--------------------------------------------------------------------|
  * | 0   | 4     | magic "WLG1"                                                       |
- * | 4   | 2     | format version (2; version 1 frames are still read)                |
+ * | 4   | 2     | format version: 1 or 2, by the chain hash the writer chose        |
  * | 6   | 2     | header bytes (80)                                                  |
  * | 8   | 4     | body bytes: events, then a u32 offset per event                    |
  * | 12  | 4     | event count (≥ 1)                                                  |
@@ -18,20 +18,26 @@
  *
  * The first frame's previous chain hash is 32 zero bytes. Every integer is little-endian.
  *
- * Why BLAKE2b: the chain hash reads every byte the engine logs, on the engine thread, and this
- * host's CPU has no SHA extensions. bench/frame-bench.ts encodes frames of 8,190 transfer events
- * (71 bytes each) both ways: 224 ns a transfer with SHA-256, a fifth of the engine thread's time
- * at 1M transfers/s, and 138 ns with BLAKE2b (medians of one run, alternating).
+ * Why two: the chain hash reads every byte the engine logs, on the engine thread, and which
+ * algorithm is faster depends on the CPU. Without SHA instructions (this project's Intel host
+ * of 2026-11-26) bench/frame-bench.ts encoded frames of 8,190 transfer events (71 bytes each)
+ * in 224 ns a transfer with SHA-256, a fifth of the engine thread's time at 1M transfers/s, and
+ * 138 ns with BLAKE2b; CPUs with SHA instructions (AMD EPYC, the host of earlier sessions) run
+ * SHA-256 in hardware. So a writer times both once (fasterChainHash) and writes the version of
+ * the faster; every reader checks either, and one log may hold both.
  */
 import { createHash } from 'node:crypto';
 import { crc32 } from '../stdx/crc32.js';
 import { assert } from '../stdx/assert.js';
 
 export const FRAME_MAGIC = 0x31474c57; // "WLG1" read as little-endian u32
-/** The version written. Frames of either version may follow each other in one log. */
-export const FRAME_VERSION = 2;
-/** Frames with a SHA-256 chain hash, written before version 2. */
+/** Frames whose chain hash is SHA-256 (the only version before 467707d). */
 export const FRAME_VERSION_SHA256 = 1;
+/** Frames whose chain hash is the first 32 bytes of BLAKE2b-512. */
+export const FRAME_VERSION_BLAKE2B = 2;
+export type FrameVersion = typeof FRAME_VERSION_SHA256 | typeof FRAME_VERSION_BLAKE2B;
+export type ChainHashName = 'sha256' | 'blake2b';
+export const FRAME_VERSION_OF: Readonly<Record<ChainHashName, FrameVersion>> = { sha256: FRAME_VERSION_SHA256, blake2b: FRAME_VERSION_BLAKE2B };
 export const FRAME_HEADER_BYTES = 80;
 export const CHAIN_HASH_BYTES = 32;
 /** Limits: a frame holds at most this many events and body bytes. */
@@ -58,7 +64,7 @@ export function encodeFrame(
   timestampMs: number,
   previousChainHash: Buffer,
   allocate: (bytes: number) => Buffer = Buffer.allocUnsafe,
-  version: typeof FRAME_VERSION | typeof FRAME_VERSION_SHA256 = FRAME_VERSION,
+  version: FrameVersion = FRAME_VERSION_BLAKE2B,
 ): Buffer {
   assert(eventCount >= 1 && eventCount <= FRAME_EVENTS_MAX, 'frame event count out of range');
   assert(previousChainHash.length === CHAIN_HASH_BYTES, 'chain hash length');
@@ -87,8 +93,39 @@ export function encodeFrame(
 export function chainHashOf(previous: Uint8Array, headerPrefix: Uint8Array, body: Uint8Array): Buffer {
   const version = headerPrefix[4]! | (headerPrefix[5]! << 8);
   if (version === FRAME_VERSION_SHA256) return createHash('sha256').update(previous).update(headerPrefix).update(body).digest();
-  assert(version === FRAME_VERSION, 'chain hash of an unknown frame version');
+  assert(version === FRAME_VERSION_BLAKE2B, 'chain hash of an unknown frame version');
   return createHash('blake2b512').update(previous).update(headerPrefix).update(body).digest().subarray(0, CHAIN_HASH_BYTES);
+}
+
+const CALIBRATION_BYTES = 128 * 1024;
+const CALIBRATION_ROUNDS = 4;
+let fasterMeasured: ChainHashName | undefined;
+
+/**
+ * The chain hash that runs faster on this CPU: each is timed on 128 KiB, best of four rounds
+ * alternating (about 2 ms, once per process). The choice decides only which version new frames
+ * carry; what the log records, and every state and digest, is the same either way.
+ */
+export function fasterChainHash(): ChainHashName {
+  if (fasterMeasured !== undefined) return fasterMeasured;
+  const data = Buffer.alloc(CALIBRATION_BYTES, 0x5a);
+  const best: Record<ChainHashName, number> = { sha256: Infinity, blake2b: Infinity };
+  for (let round = 0; round < CALIBRATION_ROUNDS; round++) {
+    for (const name of ['sha256', 'blake2b'] as const) {
+      const started = process.hrtime.bigint();
+      chainHashOf(GENESIS_CHAIN_HASH, versionPrefix(FRAME_VERSION_OF[name]), data);
+      best[name] = Math.min(best[name], Number(process.hrtime.bigint() - started));
+    }
+  }
+  fasterMeasured = best.sha256 < best.blake2b ? 'sha256' : 'blake2b';
+  return fasterMeasured;
+}
+
+/** A header prefix carrying only `version`, for chainHashOf's dispatch. */
+function versionPrefix(version: FrameVersion): Buffer {
+  const prefix = Buffer.alloc(32);
+  prefix.writeUInt16LE(version, 4);
+  return prefix;
 }
 
 /**
@@ -105,8 +142,8 @@ export function decodeFrameHeader(bytes: Buffer, offset: number): HeaderCheck {
     return { ok: false, reason: 'header checksum mismatch', intact: false };
   }
   const version = bytes.readUInt16LE(offset + 4);
-  if (version !== FRAME_VERSION && version !== FRAME_VERSION_SHA256) {
-    return { ok: false, reason: `frame format version ${version}: this walletd reads versions ${FRAME_VERSION_SHA256} and ${FRAME_VERSION} (written by a newer walletd?)`, intact: true };
+  if (version !== FRAME_VERSION_SHA256 && version !== FRAME_VERSION_BLAKE2B) {
+    return { ok: false, reason: `frame format version ${version}: this walletd reads versions ${FRAME_VERSION_SHA256} and ${FRAME_VERSION_BLAKE2B} (written by a newer walletd?)`, intact: true };
   }
   if (bytes.readUInt16LE(offset + 6) !== FRAME_HEADER_BYTES) return { ok: false, reason: 'bad header size', intact: true };
   const bodyBytes = bytes.readUInt32LE(offset + 8);
