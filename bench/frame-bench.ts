@@ -85,7 +85,7 @@ for (let round = -3; round < rounds; round++) {
   const order = round % 2 === 0 ? versions : ([...versions].reverse() as typeof versions[number][]);
   for (const version of order) {
     const started = performance.now();
-    const frame = encodeFrame(events.bytes, events.length, events.offsets, events.count, 1, 0, chain, allocate, version);
+    const frame = encodeFrame(events.bytes, events.length, events.offsets, events.count, 1, 0, chain, version, allocate);
     const elapsed = performance.now() - started;
     chain = Buffer.from(frame.subarray(32, 64));
     if (round >= 0) microseconds.get(version)!.push(elapsed * 1000);

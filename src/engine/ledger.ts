@@ -587,8 +587,8 @@ class PartitionEngine implements Ledger {
       firstSequence,
       this.nowMs(),
       this.chainHash,
-      this.takeFrameBuffer,
       FRAME_VERSION_OF[this.chainHashName],
+      this.takeFrameBuffer,
     );
     this.chainHash = Buffer.from(frame.subarray(32, 64));
     return this.writer.append(frame, firstSequence, events.count);

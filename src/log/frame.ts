@@ -63,8 +63,8 @@ export function encodeFrame(
   firstSequence: number,
   timestampMs: number,
   previousChainHash: Buffer,
+  version: FrameVersion,
   allocate: (bytes: number) => Buffer = Buffer.allocUnsafe,
-  version: FrameVersion = FRAME_VERSION_BLAKE2B,
 ): Buffer {
   assert(eventCount >= 1 && eventCount <= FRAME_EVENTS_MAX, 'frame event count out of range');
   assert(previousChainHash.length === CHAIN_HASH_BYTES, 'chain hash length');
