@@ -113,7 +113,7 @@ test('a log of version 1 frames is replayed and appended to in version 2; the mi
   try {
     const digestBefore = await writeWork(dir.path, 'old', 6);
     const written = walkChain(dir.path, true);
-    assert.ok(written.length >= 10 && written.every((frame) => frame.version === 2), 'walletd writes version 2');
+    assert.ok(written.length >= 10 && written.every((frame) => frame.version === 2), 'written with chainHash blake2b: version 2');
     forgetDerivedFiles(dir.path);
     assert.ok(walkChain(dir.path).every((frame) => frame.version === 1), 'rewritten as version 1');
 
