@@ -4,7 +4,7 @@
  * whole words/blocks, so the caller guarantees zero bytes after `length` up to the next
  * multiple of 4 (hash32Words) or 16 (hash128Words). Everything stays in int32 arithmetic,
  * which V8 keeps unboxed. Deterministic on every machine; not cryptographic (the log's tamper
- * evidence uses BLAKE2b, src/log/frame.ts).
+ * evidence is SHA-256 or BLAKE2b, src/log/frame.ts).
  */
 const C1 = 0x239b961b | 0;
 const C2 = 0xab0e9789 | 0;
