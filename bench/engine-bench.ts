@@ -45,13 +45,12 @@ const { accounts, transfers, batchSize, inflight, seed, scenarios, fsync } = wit
       scenarios: { type: 'string', default: 'uniform,hot' },
     },
   });
-  const count = (name: 'accounts' | 'transfers' | 'batch' | 'inflight' | 'seed', min: number, max?: number): number => integerOption(values, name, min, max);
   return {
-    accounts: count('accounts', 2), // a transfer needs two distinct accounts
-    transfers: count('transfers', 1),
-    batchSize: count('batch', 1, BATCH_RECORDS_MAX),
-    inflight: count('inflight', 1),
-    seed: count('seed', Number.MIN_SAFE_INTEGER),
+    accounts: integerOption(values, 'accounts', 2), // a transfer needs two distinct accounts
+    transfers: integerOption(values, 'transfers', 1),
+    batchSize: integerOption(values, 'batch', 1, BATCH_RECORDS_MAX),
+    inflight: integerOption(values, 'inflight', 1),
+    seed: integerOption(values, 'seed', Number.MIN_SAFE_INTEGER),
     scenarios: values.scenarios.split(',').map((name) => {
       const scenario = SCENARIOS.find((known) => known === name.trim());
       if (scenario === undefined) throw new Error(`--scenarios: unknown scenario "${name}" (${SCENARIOS.join(', ')})`);
