@@ -7,7 +7,8 @@
  *   hot      — every transfer debits one hot account, credits a uniform one.
  * Records are prebuilt before timing starts (the engine's input is the fixed 208-byte record,
  * so prebuilding is what a network client hands over). Options: --accounts N, --transfers N,
- * --batch N, --inflight N, --no-fsync, --seed N, --scenarios uniform,hot.
+ * --batch N, --inflight N, --no-fsync, --seed N, --scenarios uniform,hot, and two engine
+ * settings for A/B runs: --chain-hash auto|sha256|blake2b, --prepare-min N.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,7 @@ import { currencyByCode } from '../src/core/currency.js';
 import { Wire } from '../src/core/errors.js';
 import { BATCH_RECORDS_MAX, RECORD_BYTES, writeTransferRecord } from '../src/core/transfer-record.js';
 import { openLedger } from '../src/engine/ledger.js';
+import { PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT } from '../src/engine/preparer.js';
 import type { Ledger } from '../src/engine/types.js';
 import { Prng } from '../src/stdx/prng.js';
 import { integerOption, withUsage } from './usage.js';
@@ -30,10 +32,14 @@ const USAGE = `Usage: npm run bench:engine -- [options]
   --inflight N       batches in flight (default 8)
   --no-fsync         skip fsync (durability off; for comparison only)
   --seed N           workload seed (default 42)
-  --scenarios LIST   uniform,hot (default both)`;
+  --scenarios LIST   uniform,hot (default both)
+  --chain-hash H     auto, sha256 or blake2b: the log's chain hash (default auto, the faster here)
+  --prepare-min N    batches of N records or more go to the prepare worker; more than
+                     ${BATCH_RECORDS_MAX} keeps every batch on the engine thread (default ${PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT})`;
+const CHAIN_HASHES = ['auto', 'sha256', 'blake2b'] as const;
 
 const SCENARIOS = ['uniform', 'hot'] as const;
-const { accounts, transfers, batchSize, inflight, seed, scenarios, fsync } = withUsage(USAGE, () => {
+const { accounts, transfers, batchSize, inflight, seed, scenarios, fsync, chainHash, prepareMin } = withUsage(USAGE, () => {
   const { values } = parseArgs({
     options: {
       accounts: { type: 'string', default: '1000000' },
@@ -43,6 +49,8 @@ const { accounts, transfers, batchSize, inflight, seed, scenarios, fsync } = wit
       'no-fsync': { type: 'boolean', default: false },
       seed: { type: 'string', default: '42' },
       scenarios: { type: 'string', default: 'uniform,hot' },
+      'chain-hash': { type: 'string', default: 'auto' },
+      'prepare-min': { type: 'string', default: String(PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT) },
     },
   });
   return {
@@ -51,14 +59,19 @@ const { accounts, transfers, batchSize, inflight, seed, scenarios, fsync } = wit
     batchSize: integerOption(values, 'batch', 1, BATCH_RECORDS_MAX),
     inflight: integerOption(values, 'inflight', 1),
     seed: integerOption(values, 'seed', Number.MIN_SAFE_INTEGER),
-    scenarios: values.scenarios.split(',').map((name) => {
-      const scenario = SCENARIOS.find((known) => known === name.trim());
-      if (scenario === undefined) throw new Error(`--scenarios: unknown scenario "${name}" (${SCENARIOS.join(', ')})`);
-      return scenario;
-    }),
+    scenarios: values.scenarios.split(',').map((name) => oneOf(SCENARIOS, name.trim(), '--scenarios')),
     fsync: !values['no-fsync'],
+    chainHash: oneOf(CHAIN_HASHES, values['chain-hash'], '--chain-hash'),
+    prepareMin: integerOption(values, 'prepare-min', 1),
   };
 });
+
+function oneOf<T extends string>(known: readonly T[], value: string, option: string): T {
+  const found = known.find((name) => name === value);
+  if (found === undefined) throw new Error(`${option}: unknown value "${value}" (${known.join(', ')})`);
+  return found;
+}
+
 const USD = currencyByCode('USD')!.numeric;
 
 function accountId(index: number): string {
@@ -155,8 +168,17 @@ async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'walletd-bench-'));
   console.log(`engine bench: ${accounts.toLocaleString('en-US')} accounts, ${transfers.toLocaleString('en-US')} transfers per scenario, batches of ${batchSize}, ${inflight} in flight, fsync ${fsync ? 'on' : 'off'}, data ${dataDir}`);
   const expectedTransactions = accounts + transfers * scenarios.length;
-  const ledger = await openLedger({ dataDir, fsync, snapshotEveryRecords: Number.MAX_SAFE_INTEGER, expectedTransactions });
+  const ledger = await openLedger({
+    dataDir,
+    fsync,
+    snapshotEveryRecords: Number.MAX_SAFE_INTEGER,
+    expectedTransactions,
+    chainHash,
+    prepareInWorkerMinRecords: prepareMin,
+  });
   try {
+    const onEngine = prepareMin > BATCH_RECORDS_MAX ? 'every batch prepared on the engine thread' : `batches from ${prepareMin} records prepared on the worker`;
+    console.log(`chain hash ${ledger.stats().chainHash} (${chainHash}), ${onEngine}`);
     let t = performance.now();
     await openAccounts(ledger);
     console.log(`opened ${accounts.toLocaleString('en-US')} accounts in ${((performance.now() - t) / 1000).toFixed(1)} s`);
