@@ -8,7 +8,7 @@
  * Records are prebuilt before timing starts (the engine's input is the fixed 208-byte record,
  * so prebuilding is what a network client hands over). Options: --accounts N, --transfers N,
  * --batch N, --inflight N, --no-fsync, --seed N, --scenarios uniform,hot, and two engine
- * settings for A/B runs: --chain-hash auto|sha256|blake2b, --prepare-min N.
+ * settings for A/B runs: --chain-hash auto|sha256|blake2b, --prepare-min N, --no-share.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,11 +35,12 @@ const USAGE = `Usage: npm run bench:engine -- [options]
   --scenarios LIST   uniform,hot (default both)
   --chain-hash H     auto, sha256 or blake2b: the log's chain hash (default auto, the faster here)
   --prepare-min N    batches of N records or more go to the prepare worker; more than
-                     ${BATCH_RECORDS_MAX} keeps every batch on the engine thread (default ${PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT})`;
+                     ${BATCH_RECORDS_MAX} keeps every batch on the engine thread (default ${PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT})
+  --no-share         the engine waits for the worker instead of preparing unclaimed shares`;
 const CHAIN_HASHES = ['auto', 'sha256', 'blake2b'] as const;
 
 const SCENARIOS = ['uniform', 'hot'] as const;
-const { accounts, transfers, batchSize, inflight, seed, scenarios, fsync, chainHash, prepareMin } = withUsage(USAGE, () => {
+const { accounts, transfers, batchSize, inflight, seed, scenarios, fsync, chainHash, prepareMin, prepareSharing } = withUsage(USAGE, () => {
   const { values } = parseArgs({
     options: {
       accounts: { type: 'string', default: '1000000' },
@@ -51,6 +52,7 @@ const { accounts, transfers, batchSize, inflight, seed, scenarios, fsync, chainH
       scenarios: { type: 'string', default: 'uniform,hot' },
       'chain-hash': { type: 'string', default: 'auto' },
       'prepare-min': { type: 'string', default: String(PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT) },
+      'no-share': { type: 'boolean', default: false },
     },
   });
   return {
@@ -63,6 +65,7 @@ const { accounts, transfers, batchSize, inflight, seed, scenarios, fsync, chainH
     fsync: !values['no-fsync'],
     chainHash: oneOf(CHAIN_HASHES, values['chain-hash'], '--chain-hash'),
     prepareMin: integerOption(values, 'prepare-min', 1),
+    prepareSharing: !values['no-share'],
   };
 });
 
@@ -175,9 +178,11 @@ async function main(): Promise<void> {
     expectedTransactions,
     chainHash,
     prepareInWorkerMinRecords: prepareMin,
+    prepareSharing,
   });
   try {
-    const onEngine = prepareMin > BATCH_RECORDS_MAX ? 'every batch prepared on the engine thread' : `batches from ${prepareMin} records prepared on the worker`;
+    const sharing = prepareSharing ? 'shared with the engine when it waits' : 'not shared';
+    const onEngine = prepareMin > BATCH_RECORDS_MAX ? 'every batch prepared on the engine thread' : `batches from ${prepareMin} records prepared on the worker, ${sharing}`;
     console.log(`chain hash ${ledger.stats().chainHash} (${chainHash}), ${onEngine}`);
     let t = performance.now();
     await openAccounts(ledger);
@@ -199,6 +204,7 @@ async function main(): Promise<void> {
     const hot = results.find((result) => result.name === 'hot');
     if (uniform !== undefined && hot !== undefined) console.log(`hot/uniform ratio ${(hot.rate / uniform.rate).toFixed(2)}`);
     const stats = ledger.stats();
+    console.log(`prepared: ${stats.batchesPreparedInWorker.toLocaleString('en-US')} batches through the worker, ${stats.recordsSharedByEngine.toLocaleString('en-US')} records of them by the engine`);
     console.log(`state ${Math.round(stats.stateBytes / 1e6)} MB for ${stats.accounts} accounts and ${stats.transactions} ids; log ${Math.round(stats.logBytes / 1e6)} MB; rss ${Math.round(process.memoryUsage().rss / 1e6)} MB`);
   } finally {
     await ledger.close();

@@ -8,10 +8,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import assert from 'node:assert/strict';
+import { DecideScratch, PREPARED_TO_INDEX, PREPARED_WORDS, prepareRecordRange, prepareRecords, recordView, type RecordView } from '../src/core/decide.js';
 import { Wire } from '../src/core/errors.js';
 import { IdTable, IdTableReader } from '../src/core/id-table.js';
 import { BATCH_RECORDS_MAX, encodeTransferBatch, type TransferCommand } from '../src/core/transfer-record.js';
 import { openLedger } from '../src/engine/ledger.js';
+import { allSharesDone, CLAIM_WORDS, PREPARE_SHARE_RECORDS, prepareShares, sharesLeft, sharesOf } from '../src/engine/prepare-shares.js';
 import { BatchPreparer, PREPARE_IN_FLIGHT_MAX } from '../src/engine/preparer.js';
 import type { TransferResults } from '../src/engine/types.js';
 import { deposit, submit, tempDir, transfer, withTempLedger } from './support/ledger.js';
@@ -23,9 +25,10 @@ const OPENED_PER_ROUND = 700;
 async function runWorkload(
   prepareInWorkerMinRecords: number,
   prepareWorkerUrl?: URL,
-): Promise<{ codes: number[]; sequences: number[]; digest: string; inWorker: number }> {
+  prepareSharing = false,
+): Promise<{ codes: number[]; sequences: number[]; digest: string; inWorker: number; sharedByEngine: number }> {
   const dir = tempDir('walletd-prepare-');
-  const ledger = await openLedger({ dataDir: dir.path, fsync: false, prepareInWorkerMinRecords, ...(prepareWorkerUrl === undefined ? {} : { prepareWorkerUrl }) });
+  const ledger = await openLedger({ dataDir: dir.path, fsync: false, prepareInWorkerMinRecords, prepareSharing, ...(prepareWorkerUrl === undefined ? {} : { prepareWorkerUrl }) });
   try {
     const pending: Array<Promise<unknown>> = [];
     const batches: Array<Promise<TransferResults>> = [];
@@ -50,6 +53,7 @@ async function runWorkload(
       sequences: results.flatMap((result) => [...result.sequences]),
       digest: ledger.digest(),
       inWorker: ledger.stats().batchesPreparedInWorker,
+      sharedByEngine: ledger.stats().recordsSharedByEngine,
     };
   } finally {
     await ledger.close();
@@ -144,7 +148,14 @@ async function runOneLargeBatch(
   depositsFirst = 0,
 ): Promise<{ codes: number[]; sequences: number[]; digest: string; inWorker: number }> {
   const dir = tempDir('walletd-prepare-pieces-');
-  const ledger = await openLedger({ dataDir: dir.path, fsync: false, preparePieceRecords, prepareInWorkerMinRecords: 1, ...(prepareWorkerUrl === undefined ? {} : { prepareWorkerUrl }) });
+  const ledger = await openLedger({
+    dataDir: dir.path,
+    fsync: false,
+    preparePieceRecords,
+    prepareInWorkerMinRecords: 1,
+    prepareSharing: false, // these tests count what the worker prepared
+    ...(prepareWorkerUrl === undefined ? {} : { prepareWorkerUrl }),
+  });
   try {
     const account = (index: number): string => `p${index % PIECE_ACCOUNTS}`;
     await Promise.all(Array.from({ length: PIECE_ACCOUNTS }, (_, index) => ledger.openAccount({ accountId: account(index), currencyCode: 'USD', owner: 'o' })));
@@ -224,7 +235,7 @@ test('a large batch submitted while the engine has work queued is not split', as
       assert.equal(ledger.stats().batchesPreparedInWorker, 3 + 1, 'the first in three pieces, the second whole');
       assert.equal(ledger.account('a')?.balance, 600n);
     },
-    { preparePieceRecords: 100, prepareInWorkerMinRecords: 2 },
+    { preparePieceRecords: 100, prepareInWorkerMinRecords: 2, prepareSharing: false },
   );
 });
 
@@ -309,6 +320,130 @@ test('a batch caught by a stopped prepare worker is handed back unprepared, once
   assert.equal(calls, 1);
   assert.equal(batch.status, 'unprepared');
   assert.equal(preparer.available, false);
-  assert.equal(batch.records.length, 208);
+  assert.equal(batch.records.bytes.length, 208);
   assert.deepEqual(warnings, []);
+});
+
+// Sharing (src/engine/prepare-shares.ts): the engine prepares the shares of a batch the worker
+// has not claimed yet, instead of waiting for it.
+
+/** A batch of `count` transfers among 50 accounts, with the accounts interned in a table. */
+function shareableBatch(count: number): { table: IdTable; records: RecordView; count: number } {
+  const table = new IdTable();
+  for (let index = 0; index < 50; index++) table.insertString(`s${index}`);
+  const commands = Array.from({ length: count }, (_, index) => (index % 9 === 0 ? deposit(`sd-${index}`, `s${index % 50}`, 5n) : transfer(`st-${index}`, `s${index % 50}`, `s${(index * 3 + 1) % 50}`, 1n)));
+  return { table, records: recordView(encodeTransferBatch(commands)), count };
+}
+
+/** The words of each prepared record that prepareRecords writes (the rest is padding). */
+function wordsInUse(prepared: Int32Array): number[] {
+  return [...prepared].filter((_, index) => index % PREPARED_WORDS <= PREPARED_TO_INDEX);
+}
+
+test('shares of a batch prepared by two threads in any interleaving give the words of one preparation', () => {
+  const count = 5 * PREPARE_SHARE_RECORDS + 17;
+  const { table, records } = shareableBatch(count);
+  const reader = new IdTableReader(table.sharedBuffers());
+  const whole = new Int32Array(count * PREPARED_WORDS);
+  prepareRecords(records, count, whole, new DecideScratch(), reader);
+  assert.equal(sharesOf(count), 6);
+  // "The worker" claimed shares 0 and 2 and is still on them; "the engine" takes the rest.
+  const prepared = new Int32Array(count * PREPARED_WORDS).fill(0x7eadbeef);
+  const batch = { records, count, prepared, claims: new Int32Array(new SharedArrayBuffer(CLAIM_WORDS * 4)) };
+  const claimed = [Atomics.add(batch.claims, 0, 1), Atomics.add(batch.claims, 0, 1)];
+  assert.deepEqual(claimed, [0, 1]);
+  const engineDid = prepareShares(batch, new DecideScratch(), reader);
+  assert.equal(engineDid, count - 2 * PREPARE_SHARE_RECORDS, 'the engine prepared every unclaimed share');
+  assert.equal(sharesLeft(batch), false);
+  assert.equal(allSharesDone(batch), false, 'two shares are still being prepared elsewhere');
+  for (const share of claimed) assert.equal(prepared[share * PREPARE_SHARE_RECORDS * PREPARED_WORDS], 0x7eadbeef, `share ${share} left alone`);
+  // The worker finishes its two shares.
+  for (const share of claimed) {
+    prepareRecordRange(records, share * PREPARE_SHARE_RECORDS, (share + 1) * PREPARE_SHARE_RECORDS, prepared, new DecideScratch(), reader);
+    Atomics.add(batch.claims, 1, 1);
+  }
+  assert.equal(allSharesDone(batch), true);
+  assert.deepEqual(wordsInUse(prepared), wordsInUse(whole));
+  assert.equal(prepareShares(batch, new DecideScratch(), reader), 0, 'nothing left to claim');
+});
+
+/** Worker scripts for sharing: one that never answers, one that claims every share and never finishes them. */
+const SHARING_WORKERS = {
+  silent: `import { parentPort } from 'node:worker_threads';
+    parentPort.on('message', () => undefined);`,
+  hoards: `import { parentPort } from 'node:worker_threads';
+    parentPort.on('message', (message) => { if (message.kind === 'batch') Atomics.store(new Int32Array(message.claims), 0, 1 << 20); });`,
+};
+
+function sharingWorker(dir: string, name: keyof typeof SHARING_WORKERS): URL {
+  const path = join(dir, `${name}.mjs`);
+  writeFileSync(path, SHARING_WORKERS[name]);
+  return pathToFileURL(path);
+}
+
+test('a batch the engine prepared alone keeps its buffers until the worker has answered for it', async () => {
+  const dir = tempDir('walletd-share-');
+  const { table, records, count } = shareableBatch(300);
+  const preparer = new BatchPreparer(table, () => undefined, sharingWorker(dir.path, 'silent'));
+  try {
+    const batch = { bytes: records.bytes, count };
+    let answered = 0;
+    const first = preparer.prepare(batch, () => answered++);
+    assert.equal(preparer.canShare(first), true);
+    assert.equal(preparer.share(first), true, 'the engine prepared every share');
+    assert.equal(first.status, 'ready');
+    assert.equal(answered, 0);
+    preparer.release(first); // decided; the worker may still read the buffers
+    const second = preparer.prepare(batch, () => answered++);
+    assert.notEqual(second.buffers.records, first.buffers.records, 'buffers the worker may still read are not reused');
+    assert.notEqual(second.buffers.claims, first.buffers.claims);
+    const whole = new Int32Array(count * PREPARED_WORDS);
+    prepareRecords(records, count, whole, new DecideScratch(), new IdTableReader(table.sharedBuffers()));
+    assert.deepEqual(wordsInUse(first.prepared), wordsInUse(whole));
+    assert.equal(preparer.recordsSharedByEngine, count);
+  } finally {
+    await preparer.close();
+    dir.remove();
+  }
+});
+
+test('a batch whose shares the worker claimed and never finished is not ready until the worker goes, then unprepared', async () => {
+  const dir = tempDir('walletd-share-');
+  const { table, records, count } = shareableBatch(300);
+  const preparer = new BatchPreparer(table, () => undefined, sharingWorker(dir.path, 'hoards'));
+  try {
+    let answered = 0;
+    const batch = preparer.prepare({ bytes: records.bytes, count }, () => answered++);
+    for (let waited = 0; Atomics.load(batch.claims, 0) === 0; waited++) {
+      assert.ok(waited < 500, 'the worker claimed the shares');
+      await new Promise((wake) => setTimeout(wake, 10));
+    }
+    assert.equal(preparer.canShare(batch), false);
+    assert.equal(preparer.share(batch), false, 'claimed shares are not done');
+    assert.equal(batch.status, 'preparing');
+    await preparer.close();
+    assert.equal(batch.status, 'unprepared', 'the engine prepares it itself');
+    assert.equal(answered, 1);
+  } finally {
+    await preparer.close();
+    dir.remove();
+  }
+});
+
+test('batches shared between the engine and a slow worker decide exactly as on the engine thread alone', async () => {
+  const onEngine = await runWorkload(BATCH_RECORDS_MAX + 1);
+  const dir = tempDir('walletd-share-');
+  try {
+    for (const workerUrl of [undefined, testWorker(dir.path, 'slow')]) {
+      const shared = await runWorkload(1, workerUrl, true);
+      const name = workerUrl === undefined ? 'real worker' : 'slow worker';
+      assert.deepEqual(shared.codes, onEngine.codes, name);
+      assert.deepEqual(shared.sequences, onEngine.sequences, name);
+      assert.equal(shared.digest, onEngine.digest, name);
+      assert.equal(shared.inWorker, ROUNDS, `${name}: every batch arrived prepared`);
+      if (workerUrl !== undefined) assert.ok(shared.sharedByEngine > 0, 'the engine prepared shares of what the slow worker had not reached');
+    }
+  } finally {
+    dir.remove();
+  }
 });

@@ -211,23 +211,31 @@ function prepareRecord(record: RecordView, base: number, scratch: DecideScratch,
  * Ids starting with '@' are left to decide, which refuses them as customer ids.
  */
 export function prepareRecords(record: RecordView, count: number, prepared: Int32Array, scratch: DecideScratch, accounts: IdTableReader): void {
-  assert(prepared.length >= count * PREPARED_WORDS, 'prepared buffer too small');
-  for (let start = 0; start < count; start += ROUND_RECORDS) {
-    const end = Math.min(count, start + ROUND_RECORDS);
+  prepareRecordRange(record, 0, count, prepared, scratch, accounts);
+}
+
+/**
+ * prepareRecords for records [first, end) only, written to their own places in `prepared`:
+ * two threads may prepare disjoint ranges of one batch (src/engine/prepare-shares.ts).
+ */
+export function prepareRecordRange(record: RecordView, first: number, end: number, prepared: Int32Array, scratch: DecideScratch, accounts: IdTableReader): void {
+  assert(first >= 0 && first <= end && prepared.length >= end * PREPARED_WORDS, 'prepared buffer too small');
+  for (let start = first; start < end; start += ROUND_RECORDS) {
+    const roundEnd = Math.min(end, start + ROUND_RECORDS);
     let checksum = 0;
-    for (let index = start; index < end; index++) {
+    for (let index = start; index < roundEnd; index++) {
       const p = index * PREPARED_WORDS;
       prepareRecord(record, index * RECORD_BYTES, scratch, p, prepared);
       if (prepared[p + P_CODE] !== Wire.ok) continue;
       checksum ^= accounts.touchSlot(prepared[p + P_FROM_HASH]!) ^ accounts.touchSlot(prepared[p + P_TO_HASH]!);
     }
-    for (let index = start; index < end; index++) {
+    for (let index = start; index < roundEnd; index++) {
       const p = index * PREPARED_WORDS;
       if (prepared[p + P_CODE] !== Wire.ok) continue;
       checksum ^= accounts.touchEntry(prepared[p + P_FROM_HASH]!) ^ accounts.touchEntry(prepared[p + P_TO_HASH]!);
     }
     scratch.prefetchChecksum ^= checksum;
-    for (let index = start; index < end; index++) {
+    for (let index = start; index < roundEnd; index++) {
       const p = index * PREPARED_WORDS;
       if (prepared[p + P_CODE] !== Wire.ok) continue;
       const base = index * RECORD_BYTES;

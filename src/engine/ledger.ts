@@ -86,8 +86,9 @@ type TransfersCommand = {
   resolve: (results: TransferResults) => void;
   reject: (error: unknown) => void;
 };
-function isPreparing(command: Command): boolean {
-  return command.type === 'transfers' && command.prepared?.status === 'preparing';
+/** The command's batch while it is with the prepare worker, else undefined. */
+function batchPreparing(command: Command): PreparedBatch | undefined {
+  return command.type === 'transfers' && command.prepared?.status === 'preparing' ? command.prepared : undefined;
 }
 
 type OpenCommand = { type: 'open'; request: OpenAccountRequest; resolve: (outcome: OpenAccountOutcome) => void; reject: (error: unknown) => void };
@@ -120,6 +121,7 @@ function checkOptions(options: LedgerOptions): void {
   }
   const chainHash: unknown = options.chainHash;
   assert(chainHash === undefined || chainHash === 'auto' || chainHash === 'sha256' || chainHash === 'blake2b', 'chainHash must be auto, sha256 or blake2b');
+  assert(options.prepareSharing === undefined || typeof options.prepareSharing === 'boolean', 'prepareSharing must be a boolean');
 }
 
 export async function openLedger(options: LedgerOptions): Promise<Ledger> {
@@ -349,6 +351,7 @@ class PartitionEngine implements Ledger {
   private readonly snapshotEveryRecords: number;
   private readonly prepareInWorkerMinRecords: number;
   private readonly preparePieceRecords: number;
+  private readonly prepareSharing: boolean;
   private readonly preparer: BatchPreparer;
   private readonly chainHashName: ChainHashName;
   private batchesPreparedInWorker = 0;
@@ -380,6 +383,7 @@ class PartitionEngine implements Ledger {
     this.snapshotEveryRecords = options.snapshotEveryRecords ?? SNAPSHOT_EVERY_RECORDS_DEFAULT;
     this.prepareInWorkerMinRecords = options.prepareInWorkerMinRecords ?? PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT;
     this.preparePieceRecords = options.preparePieceRecords ?? PREPARE_PIECE_RECORDS_DEFAULT;
+    this.prepareSharing = options.prepareSharing ?? true;
     this.preparer = new BatchPreparer(state.accounts, (message) => process.emitWarning(message), options.prepareWorkerUrl);
     this.chainHashName = options.chainHash === undefined || options.chainHash === 'auto' ? fasterChainHash() : options.chainHash;
   }
@@ -533,16 +537,20 @@ class PartitionEngine implements Ledger {
   }
 
   private scheduleDrain(): void {
-    if (this.drainScheduled || this.drainPaused || this.queueHead === this.queue.length || this.headPreparing()) return;
+    if (this.drainScheduled || this.drainPaused || this.queueHead === this.queue.length || this.headAwaitsWorker()) return;
     if (this.writer.pendingBytes >= this.logBacklogBytesMax) return; // logCaughtUp resumes it
     this.drainScheduled = true;
     setImmediate(() => this.drain());
   }
 
-  /** Commands are taken in submission order: the queue waits while its head is being prepared. */
-  private headPreparing(): boolean {
+  /**
+   * Commands are taken in submission order: the queue waits while its head is with the prepare
+   * worker, unless a share of it is unclaimed, which the engine prepares itself (drain).
+   */
+  private headAwaitsWorker(): boolean {
     const head = this.queue[this.queueHead];
-    return head !== undefined && isPreparing(head);
+    const preparing = head === undefined ? undefined : batchPreparing(head);
+    return preparing !== undefined && !(this.prepareSharing && this.preparer.canShare(preparing));
   }
 
   /** Decides every queued command that fits one frame, appends the frame, schedules answers. */
@@ -556,7 +564,10 @@ class PartitionEngine implements Ledger {
     const failures: Array<(error: unknown) => void> = [];
     while (this.queueHead < this.queue.length) {
       const command = this.queue[this.queueHead]!;
-      if (isPreparing(command)) break;
+      // A batch still with the worker: rather than idle, the engine prepares the shares nobody
+      // has claimed, but only before deciding anything, so a frame's answers are not held back.
+      const preparing = batchPreparing(command);
+      if (preparing !== undefined && (events.count > 0 || !this.prepareSharing || !this.preparer.share(preparing))) break;
       const records = command.type === 'transfers' ? command.batch.count : 1;
       if (events.count + records + EXTRA_EVENTS_PER_COMMAND_MAX > FRAME_EVENTS_MAX) break;
       if (events.length > FRAME_BODY_BYTES_MAX / 2) break;
@@ -606,7 +617,7 @@ class PartitionEngine implements Ledger {
 
   private executeTransfers(command: TransfersCommand): Completion {
     const { batch, prepared } = command;
-    const record = recordView(prepared === undefined ? alignedRecords(batch) : prepared.records);
+    const record = prepared === undefined ? recordView(alignedRecords(batch)) : prepared.records;
     const codes = new Uint8Array(batch.count);
     const sequences = new Float64Array(batch.count);
     const preparedWords = prepared?.status === 'ready' ? prepared.prepared : undefined;
@@ -848,6 +859,7 @@ class PartitionEngine implements Ledger {
       lastSnapshotAtMs: this.lastSnapshotAtMs,
       stateBytes: this.state.memoryBytes(),
       batchesPreparedInWorker: this.batchesPreparedInWorker,
+      recordsSharedByEngine: this.preparer.recordsSharedByEngine,
       chainHash: this.chainHashName,
     };
   }

@@ -10,14 +10,15 @@
  * engine looks up itself. If the worker dies, batches are prepared on the engine thread again.
  */
 import { Worker } from 'node:worker_threads';
-import { PREPARED_WORDS } from '../core/decide.js';
-import type { IdTable, IdTableBuffers } from '../core/id-table.js';
+import { DecideScratch, PREPARED_WORDS, recordView, type RecordView } from '../core/decide.js';
+import { IdTableReader, type IdTable, type IdTableBuffers } from '../core/id-table.js';
 import { BATCH_RECORDS_MAX, RECORD_BYTES } from '../core/transfer-record.js';
+import { allSharesDone, CLAIM_WORDS, prepareShares, type SharedPreparation, sharesLeft } from './prepare-shares.js';
 import type { TransferBatch } from './types.js';
 
 export type ToPrepareWorker =
   | Readonly<{ kind: 'accounts'; buffers: IdTableBuffers }>
-  | Readonly<{ kind: 'batch'; records: SharedArrayBuffer; prepared: SharedArrayBuffer; count: number }>;
+  | Readonly<{ kind: 'batch'; records: SharedArrayBuffer; prepared: SharedArrayBuffer; claims: SharedArrayBuffer; count: number }>;
 
 /** Batches from this many records go to the worker; smaller ones are not worth the thread hop. */
 export const PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT = 512;
@@ -39,23 +40,32 @@ export const PREPARE_IN_FLIGHT_MAX = 64;
  */
 const POOL_KEPT_MAX = PREPARE_IN_FLIGHT_MAX;
 
-/** A batch copied into shared memory: its records (4-byte aligned) and, once prepared, the prepared words. */
-export class PreparedBatch {
-  readonly records: Buffer;
+/**
+ * A batch copied into shared memory: its records (4-byte aligned), the prepared words and the
+ * claims on its shares (prepare-shares.ts).
+ */
+export class PreparedBatch implements SharedPreparation {
+  readonly records: RecordView;
   readonly prepared: Int32Array;
+  readonly claims: Int32Array;
   /** 'unprepared' when the worker failed before preparing it: the engine prepares it itself. */
   status: 'preparing' | 'ready' | 'unprepared' = 'preparing';
+  /** The worker has answered for it (or is gone): it touches the buffers no more. */
+  answered = false;
+  /** The engine has decided it: the buffers may be reused once answered too. */
+  released = false;
 
   constructor(
     readonly buffers: SharedBuffers,
-    count: number,
+    readonly count: number,
   ) {
-    this.records = Buffer.from(buffers.records, 0, count * RECORD_BYTES);
+    this.records = recordView(Buffer.from(buffers.records, 0, count * RECORD_BYTES));
     this.prepared = new Int32Array(buffers.prepared, 0, count * PREPARED_WORDS);
+    this.claims = new Int32Array(buffers.claims).fill(0);
   }
 }
 
-type SharedBuffers = Readonly<{ records: SharedArrayBuffer; prepared: SharedArrayBuffer }>;
+type SharedBuffers = Readonly<{ records: SharedArrayBuffer; prepared: SharedArrayBuffer; claims: SharedArrayBuffer }>;
 type Job = Readonly<{ batch: PreparedBatch; done: () => void }>;
 
 export class BatchPreparer {
@@ -63,13 +73,20 @@ export class BatchPreparer {
   private lost = false;
   private readonly inFlight: Job[] = [];
   private readonly pool: SharedBuffers[] = [];
+  /** The engine thread's own view of the account ids and scratch, for the shares it prepares. */
+  private readonly reader: IdTableReader;
+  private readonly scratch = new DecideScratch();
+  /** Records the engine thread prepared in shares of batches sent to the worker (stats). */
+  recordsSharedByEngine = 0;
 
   /** `workerUrl`: the worker's script; tests pass one that fails, to exercise the fallback. */
   constructor(
     private readonly accounts: IdTable,
     private readonly warn: (message: string) => void,
     private readonly workerUrl: URL = new URL('./prepare-worker.js', import.meta.url),
-  ) {}
+  ) {
+    this.reader = new IdTableReader(accounts.sharedBuffers());
+  }
 
   /** Whether a batch can go to the worker now: it has not failed, and fewer than PREPARE_IN_FLIGHT_MAX are with it. */
   get available(): boolean {
@@ -82,18 +99,40 @@ export class BatchPreparer {
    */
   prepare(batch: TransferBatch, done: () => void): PreparedBatch {
     const prepared = new PreparedBatch(this.pool.pop() ?? allocateBuffers(), batch.count);
-    prepared.records.set(batch.bytes.subarray(0, batch.count * RECORD_BYTES));
+    prepared.records.bytes.set(batch.bytes.subarray(0, batch.count * RECORD_BYTES));
     const worker = this.started();
     this.inFlight.push({ batch: prepared, done });
     if (this.inFlight.length === 1) worker.ref();
-    const message: ToPrepareWorker = { kind: 'batch', records: prepared.buffers.records, prepared: prepared.buffers.prepared, count: batch.count };
+    const { records, prepared: words, claims } = prepared.buffers;
+    const message: ToPrepareWorker = { kind: 'batch', records, prepared: words, claims, count: batch.count };
     worker.postMessage(message);
     return prepared;
   }
 
-  /** The engine has decided the batch: its buffers may be reused. */
+  /** Whether the engine thread could prepare part of this batch now: it is with the worker, and a share is unclaimed. */
+  canShare(batch: PreparedBatch): boolean {
+    return batch.status === 'preparing' && sharesLeft(batch);
+  }
+
+  /**
+   * On the engine thread: prepares the shares of the batch the worker has not claimed. Returns
+   * whether the batch is ready; when not, the worker's answer makes it so.
+   */
+  share(batch: PreparedBatch): boolean {
+    if (batch.status !== 'preparing') return batch.status === 'ready';
+    this.recordsSharedByEngine += prepareShares(batch, this.scratch, this.reader);
+    if (allSharesDone(batch)) batch.status = 'ready';
+    return batch.status === 'ready';
+  }
+
+  /** The engine has decided the batch: its buffers may be reused once the worker has answered too. */
   release(batch: PreparedBatch): void {
-    if (this.pool.length < POOL_KEPT_MAX) this.pool.push(batch.buffers);
+    batch.released = true;
+    this.recycle(batch);
+  }
+
+  private recycle(batch: PreparedBatch): void {
+    if (batch.answered && batch.released && this.pool.length < POOL_KEPT_MAX) this.pool.push(batch.buffers);
   }
 
   async close(): Promise<void> {
@@ -118,7 +157,9 @@ export class BatchPreparer {
   }
 
   private sendAccounts(): void {
-    const message: ToPrepareWorker = { kind: 'accounts', buffers: this.accounts.sharedBuffers() };
+    const buffers = this.accounts.sharedBuffers();
+    this.reader.replaceBuffers(buffers);
+    const message: ToPrepareWorker = { kind: 'accounts', buffers };
     this.worker?.postMessage(message);
   }
 
@@ -126,7 +167,13 @@ export class BatchPreparer {
     const job = this.inFlight.shift();
     if (job === undefined) return;
     if (this.inFlight.length === 0) this.worker?.unref();
-    job.batch.status = 'ready';
+    const batch = job.batch;
+    // The engine finishes the shares it claims before it returns to the event loop, so an
+    // answered batch has every share done.
+    if (!allSharesDone(batch)) throw new Error('prepare worker answered a batch with shares not done');
+    batch.answered = true;
+    if (batch.status === 'preparing') batch.status = 'ready';
+    this.recycle(batch);
     job.done();
   }
 
@@ -141,12 +188,18 @@ export class BatchPreparer {
 
   private failInFlight(): void {
     for (const job of this.inFlight.splice(0)) {
-      job.batch.status = 'unprepared';
+      // A share the worker claimed may never be done: the engine prepares the whole batch itself.
+      if (job.batch.status === 'preparing') job.batch.status = 'unprepared';
+      job.batch.answered = true; // the worker is gone and writes nothing more
       job.done();
     }
   }
 }
 
 function allocateBuffers(): SharedBuffers {
-  return { records: new SharedArrayBuffer(BATCH_RECORDS_MAX * RECORD_BYTES), prepared: new SharedArrayBuffer(BATCH_RECORDS_MAX * PREPARED_WORDS * 4) };
+  return {
+    records: new SharedArrayBuffer(BATCH_RECORDS_MAX * RECORD_BYTES),
+    prepared: new SharedArrayBuffer(BATCH_RECORDS_MAX * PREPARED_WORDS * 4),
+    claims: new SharedArrayBuffer(CLAIM_WORDS * 4),
+  };
 }

@@ -125,6 +125,11 @@ export type EngineStats = Readonly<{
   stateBytes: number;
   /** Transfer batches, and pieces of split ones, prepared on the prepare worker thread since start (see prepareInWorkerMinRecords). */
   batchesPreparedInWorker: number;
+  /**
+   * Records of those batches the engine thread prepared itself, in shares the worker had not
+   * claimed yet when the engine reached the batch with nothing else to do (prepare-shares.ts).
+   */
+  recordsSharedByEngine: number;
   /** The chain hash of the frames this ledger writes (LedgerOptions.chainHash). */
   chainHash: ChainHashName;
 }>;
@@ -250,6 +255,13 @@ export type LedgerOptions = Readonly<{
    * The outcomes are those of the whole batch.
    */
   preparePieceRecords?: number;
+  /**
+   * Whether the engine thread, reaching a batch the worker has not finished, prepares the
+   * shares of it the worker has not claimed instead of waiting (default true; see
+   * src/engine/prepare-shares.ts). Off, the engine waits: for A/B runs, and for tests that
+   * need the worker to prepare every batch.
+   */
+  prepareSharing?: boolean;
   /** The prepare worker's script (default src/engine/prepare-worker.ts); for tests of a failing worker. */
   prepareWorkerUrl?: URL;
   /**
