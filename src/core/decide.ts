@@ -223,9 +223,12 @@ export function prepareRecordRange(record: RecordView, first: number, end: numbe
   for (let start = first; start < end; start += ROUND_RECORDS) {
     const roundEnd = Math.min(end, start + ROUND_RECORDS);
     let checksum = 0;
+    // The round's slot reads in a loop of their own: interleaved with prepareRecord's hashing,
+    // the core's window held only a few of them at once (prepare-micro, 1M accounts: 598–622
+    // → 487–505 ns a record in alternating runs).
+    for (let index = start; index < roundEnd; index++) prepareRecord(record, index * RECORD_BYTES, scratch, index * PREPARED_WORDS, prepared);
     for (let index = start; index < roundEnd; index++) {
       const p = index * PREPARED_WORDS;
-      prepareRecord(record, index * RECORD_BYTES, scratch, p, prepared);
       if (prepared[p + P_CODE] !== Wire.ok) continue;
       checksum ^= accounts.touchSlot(prepared[p + P_FROM_HASH]!) ^ accounts.touchSlot(prepared[p + P_TO_HASH]!);
     }
