@@ -96,6 +96,16 @@ test('bad settings are usage errors, never silently ignored', (t) => {
     assert.equal(parseServeArgs(args, {}).kind, 'error', args.join(' '));
   }
   assert.equal(parseServeArgs([], { WALLET_RATE_LIMIT: '0' }).kind, 'error');
+  // An admin token of the wrong length is refused here, as a usage error (it was a stack trace
+  // from the key store), and the message does not show the token.
+  for (const token of ['short-token', 'x'.repeat(257)]) {
+    const refused = parseServeArgs([], { WALLET_ADMIN_TOKEN: token });
+    assert.equal(refused.kind, 'error', `${token.length} characters`);
+    const message = (refused as Extract<typeof refused, { kind: 'error' }>).message;
+    assert.match(message, /WALLET_ADMIN_TOKEN: expected 16 to 256 characters, got \d+ characters/);
+    assert.ok(!message.includes(token), 'the token is not echoed');
+  }
+  assert.equal(configOf([], { WALLET_ADMIN_TOKEN: 'a-token-of-16-ch' }).adminToken, 'a-token-of-16-ch');
   const dir = scratchDir(t, 'walletd-config-');
   writeFileSync(join(dir, 'c.json'), JSON.stringify({ admin_token: 'x' }));
   assert.equal(parseServeArgs(['--config', join(dir, 'c.json')], {}).kind, 'error', 'the admin token is environment-only');

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { TXN_TABLE_ENTRIES_MAX } from '../core/txn-table.js';
 import { ACCOUNTS_MAX } from '../core/ledger-state.js';
+import { ADMIN_TOKEN_CHARS_MIN, TOKEN_CHARS_MAX } from '../auth/keys.js';
 import { LOG_SCRUB_BYTES_PER_SECOND_DEFAULT } from '../engine/scrub.js';
 
 export type ServeConfig = Readonly<{
@@ -49,7 +50,7 @@ type Setting = Readonly<
   } & (
     // Every integer setting states its bounds: none is unlimited by omission.
     | { kind: 'integer'; min: number; max: number; offAllowed?: true }
-    | { kind: 'string'; choices?: readonly string[] }
+    | { kind: 'string'; choices?: readonly string[]; length?: Readonly<{ min: number; max: number }>; secret?: true }
     | { kind: 'boolean' }
   )
 >;
@@ -62,7 +63,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'protocolPort', flag: 'protocol-port', env: 'WALLET_PROTOCOL_PORT', kind: 'integer', fallback: 8081, min: 0, max: 65535, offAllowed: true, help: "binary batch protocol port on the same host (0 picks a free port; logged as protocolPort); 'off' for none, HTTP only" },
   { key: 'host', flag: 'host', env: 'WALLET_HOST', kind: 'string', fallback: '127.0.0.1', help: 'address to bind' },
   { key: 'dataDir', flag: 'data-dir', env: 'WALLET_DATA_DIR', kind: 'string', fallback: './data', help: 'data directory (log, snapshots, auth files)' },
-  { key: 'adminToken', flag: undefined, env: 'WALLET_ADMIN_TOKEN', kind: 'string', fallback: undefined, help: 'admin bearer token; generated on first start and stored in <data-dir>/auth/admin-token (0600) when unset' },
+  { key: 'adminToken', flag: undefined, env: 'WALLET_ADMIN_TOKEN', kind: 'string', fallback: undefined, length: { min: ADMIN_TOKEN_CHARS_MIN, max: TOKEN_CHARS_MAX }, secret: true, help: 'admin bearer token; generated on first start and stored in <data-dir>/auth/admin-token (0600) when unset' },
   { key: 'fsync', flag: 'fsync', env: 'WALLET_FSYNC', kind: 'boolean', fallback: true, help: 'fsync every group commit; --no-fsync only for tests and benchmarks' },
   { key: 'rateLimitPerSecond', flag: 'rate-limit', env: 'WALLET_RATE_LIMIT', kind: 'integer', fallback: 50_000, min: 1, max: 100_000_000, help: 'requests per second allowed per token (a batch counts as one)' },
   { key: 'rateLimitBurst', flag: 'rate-limit-burst', env: 'WALLET_RATE_LIMIT_BURST', kind: 'integer', fallback: 0, min: 0, max: 100_000_000, help: 'token bucket size per token; 0 means one second of --rate-limit' },
@@ -225,6 +226,12 @@ function convertString(setting: Extract<Setting, { kind: 'string' }>, value: unk
   if (typeof value !== 'string' || value === '') throw new ConfigError(`${source}: expected a non-empty string`);
   if (setting.choices !== undefined && !setting.choices.includes(value)) {
     throw new ConfigError(`${source}: expected one of ${setting.choices.join(', ')}, got '${value}'`);
+  }
+  const length = setting.length;
+  if (length !== undefined && (value.length < length.min || value.length > length.max)) {
+    // A secret's value is never echoed, not even a wrong one: it may be a real token mistyped.
+    const got = setting.secret === true ? `${value.length} characters` : `'${value}'`;
+    throw new ConfigError(`${source}: expected ${length.min} to ${length.max} characters, got ${got}`);
   }
   return value;
 }

@@ -27,7 +27,7 @@ const SECRET_BYTES = 32;
 export const TOKEN_CHARS_MAX = 256;
 /** A finite bound on stored keys (each is one Map entry and one line in the file). */
 export const OWNER_KEYS_MAX = 1_000_000;
-const ADMIN_TOKEN_CHARS_MIN = 16;
+export const ADMIN_TOKEN_CHARS_MIN = 16;
 
 type StoredKey = Readonly<{ sha256: string; owner: string; createdAtMs: number }>;
 type KeysFile = Readonly<{ version: 1; keys: StoredKey[] }>;
