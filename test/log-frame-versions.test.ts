@@ -16,7 +16,7 @@ import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { openLedger } from '../src/engine/ledger.js';
 import { dataPaths } from '../src/engine/recovery.js';
-import { fasterChainHash, FRAME_HEADER_BYTES, type ChainHashName } from '../src/log/frame.js';
+import { fasterByTiming, fasterChainHash, FRAME_HEADER_BYTES, type ChainHashName } from '../src/log/frame.js';
 import { CorruptLogError } from '../src/log/scan.js';
 import { deposit, logFrames, runWalletd, scrubEnded, submit, tempDir, transfer, withLedger } from './support/ledger.js';
 
@@ -84,6 +84,22 @@ function forgetDerivedFiles(dataDir: string): void {
   rmSync(paths.snapshotDir, { recursive: true, force: true });
   rmSync(paths.scrubCheckpointPath, { force: true });
 }
+
+test('the chain hash chosen is the one with the faster best round, whichever CPU runs the tests', () => {
+  /** A clock that reports the given times, round after round, per hash. */
+  const clock = (times: Record<ChainHashName, number[]>) => {
+    const calls: Record<ChainHashName, number> = { sha256: 0, blake2b: 0 };
+    return (name: ChainHashName): number => times[name][calls[name]++ % times[name].length]!;
+  };
+  assert.equal(fasterByTiming(clock({ sha256: [50], blake2b: [90] })), 'sha256', 'SHA instructions');
+  assert.equal(fasterByTiming(clock({ sha256: [210], blake2b: [130] })), 'blake2b', 'no SHA instructions');
+  // One slow round (the machine busy) does not decide: the best of each counts.
+  assert.equal(fasterByTiming(clock({ sha256: [400, 60, 70, 380], blake2b: [90, 95, 92, 91] })), 'sha256');
+  assert.equal(fasterByTiming(clock({ sha256: [100, 100, 100, 100], blake2b: [100, 100, 100, 100] })), 'sha256', 'a tie keeps version 1');
+  let calls = 0;
+  fasterByTiming(() => ++calls, 4);
+  assert.equal(calls, 8, 'four rounds of each');
+});
 
 test('a ledger writes the version of its chain hash: given, or the faster on this CPU', async () => {
   const digests: string[] = [];
