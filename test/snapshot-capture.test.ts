@@ -3,9 +3,11 @@
 // the pieces, and the snapshot still holds the state of its own sequence: its digest equals a
 // replay of the log from the first record to that sequence, and recovery from it plus the tail
 // equals the live state. Also: a journal's entries reach the chunk a piece at a time; a
-// snapshot that cannot be written fails cleanly; a worker told to abort removes its file.
+// snapshot that cannot be written fails cleanly; a worker told to abort removes its file; one
+// that dies leaves nothing behind, and automatic snapshots that fail are retried with backoff.
 import { test } from 'node:test';
-import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
@@ -214,3 +216,83 @@ function breakHolds(ledger: Ledger): { next: number; seeTwice: boolean } {
   };
   return control;
 }
+
+/**
+ * A snapshot worker that dies (an uncaught exception, not a reported failure) after creating its
+ * temporary file, on its first `dies` attempts; after that it is the real worker. Each attempt
+ * adds a line to attempts.log in the snapshot directory.
+ */
+function dyingSnapshotWorker(dir: string, dies: number): URL {
+  const real = new URL('../src/engine/snapshot-worker.js', import.meta.url).href;
+  const path = join(dir, 'dying-snapshot-worker.mjs');
+  writeFileSync(
+    path,
+    `import { workerData } from 'node:worker_threads';
+    import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+    import { join } from 'node:path';
+    const log = join(workerData.dir, 'attempts.log');
+    appendFileSync(log, 'attempt\\n');
+    if (readFileSync(log, 'utf8').split('\\n').length - 1 <= ${dies}) {
+      writeFileSync(join(workerData.dir, 'snapshot-' + String(workerData.position.logOffset).padStart(20, '0') + '.wsnap.tmp'), 'half a snapshot');
+      throw new Error('test worker dies');
+    }
+    await import(${JSON.stringify(real)});`,
+  );
+  return pathToFileURL(path);
+}
+
+test('automatic snapshots whose worker dies leave no files behind and are retried with backoff, on the injected clock', async () => {
+  await inTempDir(async (dir) => {
+    let now = 1_000_000;
+    const warnings: string[] = [];
+    const onWarning = (warning: Error): void => void warnings.push(warning.message);
+    process.on('warning', onWarning);
+    const ledger = await openLedger({ dataDir: dir.path, fsync: false, nowMs: () => now, snapshotEveryRecords: 5, snapshotWorkerUrl: dyingSnapshotWorker(dir.path, 3) });
+    const { snapshotDir } = dataPaths(dir.path);
+    const attempts = (): number => (existsSync(join(snapshotDir, 'attempts.log')) ? readFileSync(join(snapshotDir, 'attempts.log'), 'utf8').split('\n').length - 1 : 0);
+    const leftovers = (): string[] => readdirSync(snapshotDir).filter((name) => name.endsWith('.tmp'));
+    /** Submits deposits until the snapshot started by the drains settles (failure or success). */
+    const driveUntil = async (done: () => boolean): Promise<void> => {
+      for (let round = 0; !done(); round++) {
+        assert.ok(round < 2000, 'the snapshot settled');
+        await submit(ledger, [deposit(`d-${now}-${round}`, 'a', 1n)]);
+        await new Promise((wake) => setTimeout(wake, 2));
+      }
+    };
+    try {
+      await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
+      const failuresBecome = (count: number) => () => ledger.stats().snapshotFailures === count;
+      await driveUntil(failuresBecome(1));
+      assert.equal(attempts(), 1);
+      assert.deepEqual(leftovers(), [], "the dead worker's file is removed");
+      // Many drains past the interval within the first second: no new attempt.
+      for (let round = 0; round < 20; round++) await submit(ledger, [deposit(`wait-${round}`, 'a', 1n)]);
+      await new Promise((wake) => setTimeout(wake, 50));
+      assert.equal(attempts(), 1, 'no retry before 1 s');
+      now += 1_000;
+      await driveUntil(failuresBecome(2));
+      assert.equal(attempts(), 2);
+      now += 1_999;
+      for (let round = 0; round < 20; round++) await submit(ledger, [deposit(`wait2-${round}`, 'a', 1n)]);
+      await new Promise((wake) => setTimeout(wake, 50));
+      assert.equal(attempts(), 2, 'the second wait is 2 s');
+      now += 1;
+      await driveUntil(failuresBecome(3));
+      assert.deepEqual(leftovers(), []);
+      now += 4_000;
+      await driveUntil(failuresBecome(0)); // the fourth attempt runs the real worker
+      assert.equal(attempts(), 4);
+      assert.equal(ledger.stats().lastSnapshotSequence > 0, true, 'a snapshot was written');
+      assert.deepEqual(leftovers(), []);
+      const said = warnings.filter((warning) => warning.startsWith('snapshot failed'));
+      assert.deepEqual(
+        said.map((warning) => /\((\d) in a row\).*test worker dies.*next attempt in (\d+) s$/.exec(warning)?.slice(1)),
+        [['1', '1'], ['2', '2'], ['3', '4']],
+        said.join('\n'),
+      );
+    } finally {
+      process.off('warning', onWarning);
+      await ledger.close();
+    }
+  });
+});

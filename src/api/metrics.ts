@@ -89,6 +89,7 @@ export class ApiMetrics {
     fromStats('walletd_customer_accounts_max', 'Limit of customer accounts; openings beyond it are refused as ledger_full', (s) => s.accountsMax);
     fromStats('walletd_engine_queue_records', 'Records waiting in the engine queue', (s) => s.queueRecords);
     fromStats('walletd_last_snapshot_sequence', 'Log position of the newest snapshot', (s) => s.lastSnapshotSequence);
+    fromStats('walletd_snapshot_failures', 'Automatic snapshots failed in a row since the newest was written (retried with backoff)', (s) => s.snapshotFailures);
     fromStats('walletd_snapshot_age_seconds', 'Seconds since the newest snapshot was written (since start when none)', (s) =>
       s.lastSnapshotAtMs > 0 ? (Date.now() - s.lastSnapshotAtMs) / 1000 : process.uptime(),
     );

@@ -212,6 +212,14 @@ function pruneSnapshotsQuietly(dir: string): void {
   }
 }
 
+/**
+ * After an automatic snapshot fails, the next waits 1 s, then twice as long after each further
+ * failure, up to 5 min; a snapshot that succeeds resets it. Without it, a lasting failure (a full
+ * disk, a worker that cannot start) was retried at every drain: 77 attempts in 20 s in one run.
+ */
+const SNAPSHOT_RETRY_FIRST_MS = 1_000;
+const SNAPSHOT_RETRY_MAX_MS = 5 * 60_000;
+
 /** How long a snapshot worker told to abort may take to remove its file and exit before it is terminated. */
 const SNAPSHOT_WORKER_ABORT_MS = 10_000;
 
@@ -232,10 +240,11 @@ function writeSnapshotInWorker(
   takeEntries: () => NewEntries,
   chunks: readonly ChunkRef[],
   buffers: number,
+  workerUrl: URL,
 ): Promise<WrittenSnapshot> {
   return new Promise((resolve, reject) => {
     const job: SnapshotJob = { dir, parts, position };
-    const worker = new Worker(new URL('./snapshot-worker.js', import.meta.url), { workerData: job });
+    const worker = new Worker(workerUrl, { workerData: job });
     let outcome: { written: WrittenSnapshot } | { error: unknown } | undefined;
     worker.once('exit', (code) => {
       if (outcome !== undefined && 'written' in outcome) resolve(outcome.written);
@@ -358,6 +367,9 @@ class PartitionEngine implements Ledger {
   private position = { segmentFirstSequence: 1, offset: 0 };
   private lastSnapshotSequence = 0;
   private lastSnapshotAtMs = 0;
+  /** Automatic snapshots failed in a row since the last one written, and when the next may start. */
+  private snapshotFailures = 0;
+  private snapshotRetryAtMs = 0;
   private scrub: LogScrub | undefined;
   /** The status when no scrub runs: off until attach finds a snapshot to scrub behind. */
   private logScrubStatus: LogScrubStatus = { state: 'off', bytesChecked: 0, bytesTotal: 0, framesChecked: 0, resumedFromSequence: 1 };
@@ -857,6 +869,7 @@ class PartitionEngine implements Ledger {
       queueRecords: this.queueRecords,
       lastSnapshotSequence: this.lastSnapshotSequence,
       lastSnapshotAtMs: this.lastSnapshotAtMs,
+      snapshotFailures: this.snapshotFailures,
       stateBytes: this.state.memoryBytes(),
       batchesPreparedInWorker: this.batchesPreparedInWorker,
       recordsSharedByEngine: this.preparer.recordsSharedByEngine,
@@ -876,7 +889,20 @@ class PartitionEngine implements Ledger {
   private maybeSnapshot(): void {
     if (this.snapshotRunning !== undefined || this.closing) return;
     if (this.state.headSequence - this.lastSnapshotSequence < this.snapshotEveryRecords) return;
-    void this.snapshot().catch((error: unknown) => process.emitWarning(`snapshot failed: ${String(error)}`));
+    if (this.nowMs() < this.snapshotRetryAtMs) return;
+    void this.snapshot().catch((error: unknown) => this.snapshotFailed(error));
+  }
+
+  /** An automatic snapshot failed: said once, and the next attempt waits (SNAPSHOT_RETRY_FIRST_MS). */
+  private snapshotFailed(error: unknown): void {
+    if (error instanceof SnapshotAbandoned) {
+      process.emitWarning(error.message); // not a failure: the next drain tries again
+      return;
+    }
+    this.snapshotFailures++;
+    const waitMs = Math.min(SNAPSHOT_RETRY_MAX_MS, SNAPSHOT_RETRY_FIRST_MS * 2 ** Math.min(this.snapshotFailures - 1, 20));
+    this.snapshotRetryAtMs = this.nowMs() + waitMs;
+    process.emitWarning(`snapshot failed (${this.snapshotFailures} in a row): ${String(error)}; the next attempt in ${waitMs / 1000} s`);
   }
 
   /** Captures the state now (between drains, so at a frame boundary) and commits it once durable. */
@@ -958,7 +984,9 @@ class PartitionEngine implements Ledger {
     let written: WrittenSnapshot | undefined;
     let failure: unknown;
     try {
-      written = await writeSnapshotInWorker(snapshotDir, parts, position, capture, this.state, takeEntries, this.txnChunks, this.options.snapshotPiecesInFlight ?? CAPTURE_BUFFERS);
+      const pieces = this.options.snapshotPiecesInFlight ?? CAPTURE_BUFFERS;
+      const workerUrl = this.options.snapshotWorkerUrl ?? new URL('./snapshot-worker.js', import.meta.url);
+      written = await writeSnapshotInWorker(snapshotDir, parts, position, capture, this.state, takeEntries, this.txnChunks, pieces, workerUrl);
     } catch (error) {
       failure = error;
     } finally {
@@ -974,8 +1002,15 @@ class PartitionEngine implements Ledger {
       pruneSnapshotsQuietly(snapshotDir);
       throw new SnapshotAbandoned();
     }
-    if (written === undefined) throw failure;
+    if (written === undefined) {
+      // A worker that died (rather than failed and cleaned up) leaves its temporary file, and
+      // perhaps a chunk no snapshot lists: removed now, or failures in a row would fill the disk.
+      pruneSnapshotsQuietly(snapshotDir);
+      throw failure;
+    }
     commitSnapshotFile(snapshotDir, written.tempPath, parts.headSequence);
+    this.snapshotFailures = 0;
+    this.snapshotRetryAtMs = 0;
     this.txnChunks = written.chunks;
     this.lastSnapshotSequence = parts.headSequence;
     this.lastSnapshotAtMs = this.nowMs();

@@ -121,6 +121,8 @@ export type EngineStats = Readonly<{
   queueRecords: number;
   lastSnapshotSequence: number;
   lastSnapshotAtMs: number;
+  /** Automatic snapshots that failed in a row since the last one written (each retried later, with backoff). */
+  snapshotFailures: number;
   /** Bytes held by the in-memory state's typed arrays. */
   stateBytes: number;
   /** Transfer batches, and pieces of split ones, prepared on the prepare worker thread since start (see prepareInWorkerMinRecords). */
@@ -262,6 +264,8 @@ export type LedgerOptions = Readonly<{
    * need the worker to prepare every batch.
    */
   prepareSharing?: boolean;
+  /** The snapshot worker's script (default src/engine/snapshot-worker.ts); for tests of a failing worker. */
+  snapshotWorkerUrl?: URL;
   /** The prepare worker's script (default src/engine/prepare-worker.ts); for tests of a failing worker. */
   prepareWorkerUrl?: URL;
   /**
