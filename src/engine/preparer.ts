@@ -3,7 +3,9 @@
  * copied into shared memory and handed to a worker thread (prepare-worker.ts), which does every
  * part of a decision that does not depend on the state or finds only immutable facts in it
  * (record validation, id and content fingerprints, account id lookups; see prepareRecords). The
- * engine thread then only looks up transaction ids, decides, encodes and applies.
+ * engine thread then only looks up transaction ids, decides, encodes and applies. When it
+ * reaches a batch the worker has not finished, it prepares the unclaimed shares itself
+ * (prepare-shares.ts), so neither thread idles while the other has work.
  *
  * Determinism does not depend on the worker: what it finds is a pure function of the records and
  * of ids interned for good, and what it cannot find (an account opened after it looked) the
