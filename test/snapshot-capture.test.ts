@@ -296,3 +296,53 @@ test('automatic snapshots whose worker dies leave no files behind and are retrie
     }
   });
 });
+
+test("a snapshot's scan taken while the transaction table grows holds the copying back, and the snapshot is exact", async () => {
+  let entriesFrom = '';
+  await withTempLedger(
+    async (ledger, dir) => {
+      const txns = (ledger as unknown as { state: LedgerState }).state.txns;
+      for (let i = 0; i < 10; i++) await ledger.openAccount({ accountId: `g${i}`, currencyCode: 'USD', owner: `g${i}` });
+      // The table starts at 4,096 slots and grows at the insert that passes 70% (the 2,868th
+      // entry); its copying then takes 512 inserts, 8 slots each. Stop 12 inserts into it.
+      const deposits = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => deposit(`${prefix}-${i}`, `g${i % 10}`, 1n));
+      await submit(ledger, deposits('before', 2860));
+      assert.equal(txns.growing, false);
+      await submit(ledger, deposits('crossing', 20));
+      assert.equal(txns.growing, true, 'a growth is being copied');
+      const copiedAtHold: number[] = [];
+      const holdEntries = txns.holdEntries.bind(txns);
+      txns.holdEntries = () => {
+        const hold = holdEntries();
+        copiedAtHold.push(txns.copiedSlots);
+        assert.equal(hold.sources.length, 2, 'the scan reads the new array and the old one not yet copied');
+        return hold;
+      };
+      let settled = false;
+      const snapshot = ledger.snapshot().finally(() => (settled = true));
+      // Nothing is inserted until the hold is taken (each insert would copy 8 more old slots);
+      // then a few inserts while the worker scans, into the new array only (not so many that
+      // the next growth would start: that one breaks the hold, as another test shows).
+      while (copiedAtHold.length === 0 && !settled) await new Promise((wake) => setTimeout(wake, 1));
+      const copiedBefore = txns.copiedSlots;
+      for (let batch = 0; batch < 3; batch++) await submit(ledger, deposits(`during-${batch}`, 50));
+      const heldBack = !settled;
+      if (heldBack) assert.equal(txns.copiedSlots, copiedBefore, '150 inserts under the hold copied nothing');
+      await snapshot;
+      txns.holdEntries = holdEntries; // the final snapshot at close scans a table done growing
+      assert.equal(entriesFrom, 'scan');
+      assert.equal(copiedAtHold.length, 1);
+      assert.ok(copiedAtHold[0]! < 4096, `taken mid-growth (${copiedAtHold[0]} of 4,096 old slots copied)`);
+      const meta = loadSnapshot(newestSnapshot(dir.path).path).meta;
+      assert.equal(stateDigest(recover(dir.path, { fromGenesis: true, toSequence: meta.sequence }).state), meta.digest, 'the snapshot is the state at its sequence');
+      // Released, the copying resumes and ends; every id is still found, and a restart equals the live state.
+      await submit(ledger, deposits('after', 600));
+      assert.equal(txns.growing, false, 'the copying finished after the hold');
+      const retry = await submit(ledger, [deposit('before-7', 'g7', 1n), deposit('during-0-3', 'g3', 1n)]);
+      assert.deepEqual([...retry.codes], [Wire.ok, Wire.ok], 'ids from before and during the snapshot are remembered');
+      assert.ok(retry.sequences[0]! <= meta.sequence, 'a retry answers with the first outcome');
+      assert.equal(stateDigest(recover(dir.path).state), ledger.digest(), 'snapshot plus tail is the live state');
+    },
+    { snapshotEveryRecords: Number.MAX_SAFE_INTEGER, observer: { onSnapshot: (info) => (entriesFrom = info.entriesFrom) } },
+  );
+});
