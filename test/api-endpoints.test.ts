@@ -59,7 +59,7 @@ test('operations endpoints need no token: healthz, readyz, metrics, openapi.json
   const metrics = await server.call('GET', '/metrics', { token: null });
   assert.equal(metrics.status, 200);
   assert.match(String(metrics.headers['content-type']), /text\/plain/);
-  for (const name of ['walletd_http_request_duration_seconds', 'walletd_transfers_total', 'walletd_engine_flush_records', 'walletd_engine_fsync_seconds', 'walletd_log_bytes', 'walletd_snapshot_age_seconds', 'walletd_ready 1']) {
+  for (const name of ['walletd_http_request_duration_seconds', 'walletd_transfers_total', 'walletd_engine_flush_records', 'walletd_engine_fsync_seconds', 'walletd_log_bytes', 'walletd_snapshot_age_seconds', 'walletd_snapshot_failures 0', 'walletd_engine_batches_prepared_in_worker', 'walletd_engine_records_shared_by_engine', 'walletd_ready 1']) {
     assert.ok(metrics.text.includes(name), `metrics include ${name}`);
   }
 });

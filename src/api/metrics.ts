@@ -88,6 +88,8 @@ export class ApiMetrics {
     fromStats('walletd_customer_accounts', 'Accounts opened by customers (all but the external ones)', (s) => s.customerAccounts);
     fromStats('walletd_customer_accounts_max', 'Limit of customer accounts; openings beyond it are refused as ledger_full', (s) => s.accountsMax);
     fromStats('walletd_engine_queue_records', 'Records waiting in the engine queue', (s) => s.queueRecords);
+    fromStats('walletd_engine_batches_prepared_in_worker', 'Transfer batches (and pieces) prepared on the prepare worker since start; flat under load means the worker is gone', (s) => s.batchesPreparedInWorker);
+    fromStats('walletd_engine_records_shared_by_engine', "Records of those batches the engine thread prepared itself, reaching a batch the worker had not finished, since start", (s) => s.recordsSharedByEngine);
     fromStats('walletd_last_snapshot_sequence', 'Log position of the newest snapshot', (s) => s.lastSnapshotSequence);
     fromStats('walletd_snapshot_failures', 'Automatic snapshots failed in a row since the newest was written (retried with backoff)', (s) => s.snapshotFailures);
     fromStats('walletd_snapshot_age_seconds', 'Seconds since the newest snapshot was written (since start when none)', (s) =>
