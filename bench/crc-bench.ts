@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { assert } from '../src/stdx/assert.js';
 import { crc32, crc32Native } from '../src/stdx/crc32.js';
+import { median } from './records.js';
 import { integerOption, withUsage } from './usage.js';
 
 const USAGE = `Usage: node dist/bench/crc-bench.js [options]
@@ -30,12 +31,6 @@ const sizes = [
 ];
 const data = Buffer.alloc(RECORDS * 208);
 for (let index = 0; index < data.length; index++) data[index] = (index * 2654435761) >>> 24;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
 
 /** Nanoseconds a call, over enough calls to last about a millisecond. */
 function timeCalls(checksum: (bytes: Uint8Array) => number, bytes: Uint8Array): number {

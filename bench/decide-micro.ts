@@ -2,33 +2,25 @@
  * Micro-benchmark of the decider alone (no I/O): how many records per second `executeTransfer`
  * decides and encodes on one core. Run: node dist/bench/decide-micro.js [accounts] [records] [batch|one]
  */
-import { currencyByCode } from '../src/core/currency.js';
 import { DecideScratch, executeTransfer, executeTransferBatch, Outcome, PREPARED_WORDS, prepareRecords, recordView } from '../src/core/decide.js';
 import { IdTableReader } from '../src/core/id-table.js';
 import { EventBuffer } from '../src/core/event-buffer.js';
 import { LedgerState } from '../src/core/ledger-state.js';
 import { TxnTable } from '../src/core/txn-table.js';
-import { RECORD_BYTES, writeTransferRecord } from '../src/core/transfer-record.js';
+import { RECORD_BYTES } from '../src/core/transfer-record.js';
 import { Prng } from '../src/stdx/prng.js';
+import { benchAccountId, fundingDeposits, uniformTransfers, USD } from './records.js';
 
 const accounts = Number(process.argv[2] ?? 100_000);
 const records = Number(process.argv[3] ?? 1_000_000);
-const USD = currencyByCode('USD')!.numeric;
 const state = new LedgerState(undefined, undefined, new TxnTable(accounts + records));
-for (let index = 0; index < accounts; index++) state.applyAccountOpened(state.headSequence + 1, `acct-${index}`, USD, `acct-${index}`);
+for (let index = 0; index < accounts; index++) state.applyAccountOpened(state.headSequence + 1, benchAccountId(index), USD, benchAccountId(index));
 const events = new EventBuffer(64 << 20, 1 << 20);
 const scratch = new DecideScratch();
 const outcome = new Outcome();
-const fund = Buffer.alloc(accounts * RECORD_BYTES);
-for (let index = 0; index < accounts; index++) writeTransferRecord(fund, index, { kind: 'deposit', transactionId: `f${index}`, fromAccount: '', toAccount: `acct-${index}`, amountMinor: 1_000_000n, currencyNumeric: USD });
-const fundView = recordView(fund);
+const fundView = recordView(fundingDeposits(accounts, 1_000_000n, (index) => `f${index}`));
 for (let index = 0; index < accounts; index++) executeTransfer(state, fundView, index * RECORD_BYTES, events, scratch, outcome);
-const prng = new Prng(1);
-const bytes = Buffer.alloc(records * RECORD_BYTES);
-for (let index = 0; index < records; index++) {
-  const from = prng.below(accounts);
-  writeTransferRecord(bytes, index, { kind: 'transfer', transactionId: `t-${index}`, fromAccount: `acct-${from}`, toAccount: `acct-${(from + 1 + prng.below(accounts - 1)) % accounts}`, amountMinor: 1n, currencyNumeric: USD });
-}
+const bytes = uniformTransfers(new Prng(1), records, accounts, (index) => `t-${index}`);
 const view = recordView(bytes);
 /**
  * `one`: executeTransfer per record; `batch` (default): executeTransferBatch per 8,190 records, as

@@ -22,7 +22,7 @@ import { openLedger } from '../src/engine/ledger.js';
 import { PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT } from '../src/engine/preparer.js';
 import type { Ledger } from '../src/engine/types.js';
 import { Prng } from '../src/stdx/prng.js';
-import { integerOption, withUsage } from './usage.js';
+import { choiceOption, integerOption, withUsage } from './usage.js';
 
 const USAGE = `Usage: npm run bench:engine -- [options]
 
@@ -61,19 +61,13 @@ const { accounts, transfers, batchSize, inflight, seed, scenarios, fsync, chainH
     batchSize: integerOption(values, 'batch', 1, BATCH_RECORDS_MAX),
     inflight: integerOption(values, 'inflight', 1),
     seed: integerOption(values, 'seed', Number.MIN_SAFE_INTEGER),
-    scenarios: values.scenarios.split(',').map((name) => oneOf(SCENARIOS, name.trim(), '--scenarios')),
+    scenarios: values.scenarios.split(',').map((name) => choiceOption(SCENARIOS, name.trim(), 'scenarios')),
     fsync: !values['no-fsync'],
-    chainHash: oneOf(CHAIN_HASHES, values['chain-hash'], '--chain-hash'),
+    chainHash: choiceOption(CHAIN_HASHES, values['chain-hash'], 'chain-hash'),
     prepareMin: integerOption(values, 'prepare-min', 1),
     prepareSharing: !values['no-share'],
   };
 });
-
-function oneOf<T extends string>(known: readonly T[], value: string, option: string): T {
-  const found = known.find((name) => name === value);
-  if (found === undefined) throw new Error(`${option}: unknown value "${value}" (${known.join(', ')})`);
-  return found;
-}
 
 const USD = currencyByCode('USD')!.numeric;
 

@@ -10,14 +10,14 @@
  * Run: node dist/bench/frame-bench.js [--events N] [--rounds N]
  */
 import { parseArgs } from 'node:util';
-import { currencyByCode } from '../src/core/currency.js';
 import { DecideScratch, executeTransferBatch, Outcome, recordView } from '../src/core/decide.js';
 import { EventBuffer } from '../src/core/event-buffer.js';
 import { LedgerState } from '../src/core/ledger-state.js';
 import { TxnTable } from '../src/core/txn-table.js';
-import { BATCH_RECORDS_MAX, RECORD_BYTES, writeTransferRecord } from '../src/core/transfer-record.js';
+import { BATCH_RECORDS_MAX, RECORD_BYTES } from '../src/core/transfer-record.js';
 import { encodeFrame, FRAME_VERSION_BLAKE2B, FRAME_VERSION_SHA256, GENESIS_CHAIN_HASH } from '../src/log/frame.js';
 import { Prng } from '../src/stdx/prng.js';
+import { benchAccountId, fundingDeposits, median, uniformTransfers, USD } from './records.js';
 import { integerOption, withUsage } from './usage.js';
 
 const USAGE = `Usage: node dist/bench/frame-bench.js [options]
@@ -33,12 +33,11 @@ const { eventCount, rounds } = withUsage(USAGE, () => {
 });
 
 const ACCOUNTS = 10_000;
-const USD = currencyByCode('USD')!.numeric;
 
 /** An event buffer holding one decided batch of `count` transfers. */
 function decidedEvents(count: number): EventBuffer {
   const state = new LedgerState(undefined, undefined, new TxnTable(2 * ACCOUNTS + count));
-  for (let index = 0; index < ACCOUNTS; index++) state.applyAccountOpened(state.headSequence + 1, `acct-${index}`, USD, `acct-${index}`);
+  for (let index = 0; index < ACCOUNTS; index++) state.applyAccountOpened(state.headSequence + 1, benchAccountId(index), USD, benchAccountId(index));
   const events = new EventBuffer(64 << 20, 1 << 20);
   const scratch = new DecideScratch();
   const outcome = new Outcome();
@@ -46,29 +45,14 @@ function decidedEvents(count: number): EventBuffer {
     events.reset();
     executeTransferBatch(state, recordView(bytes), records, events, scratch, outcome, new Uint8Array(records), new Float64Array(records));
   };
-  const funding = Buffer.alloc(ACCOUNTS * RECORD_BYTES);
-  for (let index = 0; index < ACCOUNTS; index++) {
-    writeTransferRecord(funding, index, { kind: 'deposit', transactionId: `fund-${index}`, fromAccount: '', toAccount: `acct-${index}`, amountMinor: 1_000_000n, currencyNumeric: USD });
-  }
+  const funding = fundingDeposits(ACCOUNTS, 1_000_000n, (index) => `fund-${index}`);
   for (let start = 0; start < ACCOUNTS; start += BATCH_RECORDS_MAX) {
     const records = Math.min(BATCH_RECORDS_MAX, ACCOUNTS - start);
     decide(funding.subarray(start * RECORD_BYTES, (start + records) * RECORD_BYTES), records);
   }
-  const prng = new Prng(7);
-  const transfers = Buffer.alloc(count * RECORD_BYTES);
-  for (let index = 0; index < count; index++) {
-    const from = prng.below(ACCOUNTS);
-    const to = (from + 1 + prng.below(ACCOUNTS - 1)) % ACCOUNTS;
-    writeTransferRecord(transfers, index, { kind: 'transfer', transactionId: `uniform-${1_000_000 + index}`, fromAccount: `acct-${from}`, toAccount: `acct-${to}`, amountMinor: 1n, currencyNumeric: USD });
-  }
+  const transfers = uniformTransfers(new Prng(7), count, ACCOUNTS, (index) => `uniform-${1_000_000 + index}`);
   decide(transfers, count);
   return events;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 const events = decidedEvents(eventCount);

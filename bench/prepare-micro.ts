@@ -9,11 +9,11 @@
  * Run: node dist/bench/prepare-micro.js [--accounts N] [--rounds N] [--batches N]
  */
 import { parseArgs } from 'node:util';
-import { currencyByCode } from '../src/core/currency.js';
 import { DecideScratch, PREPARED_WORDS, prepareRecords, recordView } from '../src/core/decide.js';
 import { IdTable, IdTableReader } from '../src/core/id-table.js';
-import { BATCH_RECORDS_MAX, RECORD_BYTES, writeTransferRecord } from '../src/core/transfer-record.js';
+import { BATCH_RECORDS_MAX } from '../src/core/transfer-record.js';
 import { Prng } from '../src/stdx/prng.js';
+import { benchAccountId, uniformTransfers } from './records.js';
 import { integerOption, withUsage } from './usage.js';
 
 const USAGE = `Usage: node dist/bench/prepare-micro.js [options]
@@ -33,22 +33,14 @@ const { accounts, rounds, batches } = withUsage(USAGE, () => {
   };
 });
 
-const USD = currencyByCode('USD')!.numeric;
 const table = new IdTable();
-for (let index = 0; index < accounts; index++) table.insertString(`acct-${index}`);
+for (let index = 0; index < accounts; index++) table.insertString(benchAccountId(index));
 const reader = new IdTableReader(table.sharedBuffers());
 const count = BATCH_RECORDS_MAX;
 const prng = new Prng(42);
-const records = Array.from({ length: batches }, (_, batch) => {
-  const bytes = Buffer.alloc(count * RECORD_BYTES);
-  for (let index = 0; index < count; index++) {
-    const from = prng.below(accounts);
-    const to = (from + 1 + prng.below(accounts - 1)) % accounts;
-    const transactionId = `uniform-${1_000_000 + batch * count + index}`;
-    writeTransferRecord(bytes, index, { kind: 'transfer', transactionId, fromAccount: `acct-${from}`, toAccount: `acct-${to}`, amountMinor: 1n, currencyNumeric: USD });
-  }
-  return recordView(bytes);
-});
+const records = Array.from({ length: batches }, (_, batch) =>
+  recordView(uniformTransfers(prng, count, accounts, (index) => `uniform-${1_000_000 + batch * count + index}`)),
+);
 const prepared = new Int32Array(count * PREPARED_WORDS);
 const scratch = new DecideScratch();
 const nsPerRecord: number[] = [];

@@ -27,3 +27,10 @@ export function integerOption(values: Readonly<Record<string, unknown>>, name: s
   }
   return value;
 }
+
+/** The value of option `--name` if it is one of `known` (typed as it), else a usage error naming them. */
+export function choiceOption<T extends string>(known: readonly T[], value: string, name: string): T {
+  const found = known.find((option) => option === value);
+  if (found === undefined) throw new Error(`--${name}: unknown value "${value}" (${known.join(', ')})`);
+  return found;
+}
