@@ -20,6 +20,7 @@ import { Wire } from '../src/core/errors.js';
 import { BATCH_RECORDS_MAX, RECORD_BYTES, writeTransferRecord } from '../src/core/transfer-record.js';
 import { openLedger } from '../src/engine/ledger.js';
 import { PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT } from '../src/engine/preparer.js';
+import { CHAIN_HASH_NAMES } from '../src/log/frame.js';
 import type { Ledger } from '../src/engine/types.js';
 import { Prng } from '../src/stdx/prng.js';
 import { choiceOption, integerOption, withUsage } from './usage.js';
@@ -37,7 +38,7 @@ const USAGE = `Usage: npm run bench:engine -- [options]
   --prepare-min N    batches of N records or more go to the prepare worker; more than
                      ${BATCH_RECORDS_MAX} keeps every batch on the engine thread (default ${PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT})
   --no-share         the engine waits for the worker instead of preparing unclaimed shares`;
-const CHAIN_HASHES = ['auto', 'sha256', 'blake2b'] as const;
+const CHAIN_HASHES = ['auto', ...CHAIN_HASH_NAMES] as const;
 
 const SCENARIOS = ['uniform', 'hot'] as const;
 const { accounts, transfers, batchSize, inflight, seed, scenarios, fsync, chainHash, prepareMin, prepareSharing } = withUsage(USAGE, () => {

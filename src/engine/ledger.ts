@@ -20,7 +20,7 @@ import { IdTable } from '../core/id-table.js';
 import { ACCOUNTS_MAX, LedgerState } from '../core/ledger-state.js';
 import { TXN_TABLE_ENTRIES_MAX, type EntriesHold } from '../core/txn-table.js';
 import { BATCH_RECORDS_MAX, KIND_NAMES, RECORD_BYTES } from '../core/transfer-record.js';
-import { encodeFrame, fasterChainHash, FRAME_BODY_BYTES_MAX, FRAME_EVENTS_MAX, FRAME_VERSION_OF, type ChainHashName } from '../log/frame.js';
+import { CHAIN_HASH_NAMES, encodeFrame, fasterChainHash, FRAME_BODY_BYTES_MAX, FRAME_EVENTS_MAX, FRAME_VERSION_OF, type ChainHashName } from '../log/frame.js';
 import { FramePool } from '../log/frame-pool.js';
 import { LogReadIndex } from '../log/read-index.js';
 import { LogWriter } from '../log/writer.js';
@@ -120,7 +120,8 @@ function checkOptions(options: LedgerOptions): void {
     assert(value === undefined || (Number.isSafeInteger(value) && value >= min && value <= max), `${name} must be an integer from ${min} to ${max}`);
   }
   const chainHash: unknown = options.chainHash;
-  assert(chainHash === undefined || chainHash === 'auto' || chainHash === 'sha256' || chainHash === 'blake2b', 'chainHash must be auto, sha256 or blake2b');
+  const chainHashes: readonly unknown[] = CHAIN_HASH_NAMES;
+  assert(chainHash === undefined || chainHash === 'auto' || chainHashes.includes(chainHash), `chainHash must be auto, ${CHAIN_HASH_NAMES.join(' or ')}`);
   assert(options.prepareSharing === undefined || typeof options.prepareSharing === 'boolean', 'prepareSharing must be a boolean');
 }
 

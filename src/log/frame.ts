@@ -22,8 +22,8 @@
  * algorithm is faster depends on the CPU. Without SHA instructions (this project's Intel host
  * of 2026-11-26) bench/frame-bench.ts encoded frames of 8,190 transfer events (71 bytes each)
  * in 224 ns a transfer with SHA-256, a fifth of the engine thread's time at 1M transfers/s, and
- * 138 ns with BLAKE2b; CPUs with SHA instructions (AMD EPYC, the host of earlier sessions) run
- * SHA-256 in hardware. So a writer times both once (fasterChainHash) and writes the version of
+ * 138 ns with BLAKE2b; on an AMD EPYC host, which has SHA instructions, the same bench gave
+ * 56.6 ns with SHA-256 and 106.1 with BLAKE2b (2026-11-26, 12:47 UTC). So a writer times both once (fasterChainHash) and writes the version of
  * the faster; every reader checks either, and one log may hold both.
  */
 import { createHash } from 'node:crypto';
@@ -36,8 +36,16 @@ export const FRAME_VERSION_SHA256 = 1;
 /** Frames whose chain hash is the first 32 bytes of BLAKE2b-512. */
 export const FRAME_VERSION_BLAKE2B = 2;
 export type FrameVersion = typeof FRAME_VERSION_SHA256 | typeof FRAME_VERSION_BLAKE2B;
-export type ChainHashName = 'sha256' | 'blake2b';
+/** The chain hashes a frame may use: the one list options, calibration and readers go by. */
+export const CHAIN_HASH_NAMES = ['sha256', 'blake2b'] as const;
+export type ChainHashName = (typeof CHAIN_HASH_NAMES)[number];
 export const FRAME_VERSION_OF: Readonly<Record<ChainHashName, FrameVersion>> = { sha256: FRAME_VERSION_SHA256, blake2b: FRAME_VERSION_BLAKE2B };
+const FRAME_VERSIONS_READ = CHAIN_HASH_NAMES.map((name) => FRAME_VERSION_OF[name]);
+
+/** The chain hash of frames of `version`, or undefined for a version this walletd does not read. */
+export function chainHashOfVersion(version: number): ChainHashName | undefined {
+  return CHAIN_HASH_NAMES.find((name) => FRAME_VERSION_OF[name] === version);
+}
 export const FRAME_HEADER_BYTES = 80;
 export const CHAIN_HASH_BYTES = 32;
 /** Limits: a frame holds at most this many events and body bytes. */
@@ -125,7 +133,7 @@ export function fasterChainHash(): ChainHashName {
 export function fasterByTiming(timeOnce: (name: ChainHashName) => number, rounds = CALIBRATION_ROUNDS): ChainHashName {
   const best: Record<ChainHashName, number> = { sha256: Infinity, blake2b: Infinity };
   for (let round = 0; round < rounds; round++) {
-    for (const name of ['sha256', 'blake2b'] as const) best[name] = Math.min(best[name], timeOnce(name));
+    for (const name of CHAIN_HASH_NAMES) best[name] = Math.min(best[name], timeOnce(name));
   }
   return best.blake2b < best.sha256 ? 'blake2b' : 'sha256';
 }
@@ -151,8 +159,8 @@ export function decodeFrameHeader(bytes: Buffer, offset: number): HeaderCheck {
     return { ok: false, reason: 'header checksum mismatch', intact: false };
   }
   const version = bytes.readUInt16LE(offset + 4);
-  if (version !== FRAME_VERSION_SHA256 && version !== FRAME_VERSION_BLAKE2B) {
-    return { ok: false, reason: `frame format version ${version}: this walletd reads versions ${FRAME_VERSION_SHA256} and ${FRAME_VERSION_BLAKE2B} (written by a newer walletd?)`, intact: true };
+  if (chainHashOfVersion(version) === undefined) {
+    return { ok: false, reason: `frame format version ${version}: this walletd reads versions ${FRAME_VERSIONS_READ.join(' and ')} (written by a newer walletd?)`, intact: true };
   }
   if (bytes.readUInt16LE(offset + 6) !== FRAME_HEADER_BYTES) return { ok: false, reason: 'bad header size', intact: true };
   const bodyBytes = bytes.readUInt32LE(offset + 8);
