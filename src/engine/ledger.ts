@@ -361,7 +361,6 @@ class PartitionEngine implements Ledger {
   private readonly snapshotEveryRecords: number;
   private readonly prepareInWorkerMinRecords: number;
   private readonly preparePieceRecords: number;
-  private readonly prepareSharing: boolean;
   private readonly preparer: BatchPreparer;
   private readonly chainHashName: ChainHashName;
   private batchesPreparedInWorker = 0;
@@ -396,8 +395,7 @@ class PartitionEngine implements Ledger {
     this.snapshotEveryRecords = options.snapshotEveryRecords ?? SNAPSHOT_EVERY_RECORDS_DEFAULT;
     this.prepareInWorkerMinRecords = options.prepareInWorkerMinRecords ?? PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT;
     this.preparePieceRecords = options.preparePieceRecords ?? PREPARE_PIECE_RECORDS_DEFAULT;
-    this.prepareSharing = options.prepareSharing ?? true;
-    this.preparer = new BatchPreparer(state.accounts, (message) => process.emitWarning(message), options.prepareWorkerUrl);
+    this.preparer = new BatchPreparer(state.accounts, (message) => process.emitWarning(message), options.prepareWorkerUrl, options.prepareSharing ?? true);
     this.chainHashName = options.chainHash === undefined || options.chainHash === 'auto' ? fasterChainHash() : options.chainHash;
   }
 
@@ -563,7 +561,7 @@ class PartitionEngine implements Ledger {
   private headAwaitsWorker(): boolean {
     const head = this.queue[this.queueHead];
     const preparing = head === undefined ? undefined : batchPreparing(head);
-    return preparing !== undefined && !(this.prepareSharing && this.preparer.canShare(preparing));
+    return preparing !== undefined && !this.preparer.canShare(preparing);
   }
 
   /** Decides every queued command that fits one frame, appends the frame, schedules answers. */
@@ -580,7 +578,7 @@ class PartitionEngine implements Ledger {
       // A batch still with the worker: rather than idle, the engine prepares the shares nobody
       // has claimed, but only before deciding anything, so a frame's answers are not held back.
       const preparing = batchPreparing(command);
-      if (preparing !== undefined && (events.count > 0 || !this.prepareSharing || !this.preparer.share(preparing))) break;
+      if (preparing !== undefined && (events.count > 0 || !this.preparer.share(preparing))) break;
       const records = command.type === 'transfers' ? command.batch.count : 1;
       if (events.count + records + EXTRA_EVENTS_PER_COMMAND_MAX > FRAME_EVENTS_MAX) break;
       if (events.length > FRAME_BODY_BYTES_MAX / 2) break;

@@ -16,6 +16,7 @@ import { DecideScratch, PREPARED_WORDS, recordView, type RecordView } from '../c
 import { IdTableReader, type IdTable, type IdTableBuffers } from '../core/id-table.js';
 import { BATCH_RECORDS_MAX, RECORD_BYTES } from '../core/transfer-record.js';
 import { allSharesDone, CLAIM_WORDS, prepareShares, type SharedPreparation, sharesLeft } from './prepare-shares.js';
+import { assert } from '../stdx/assert.js';
 import type { TransferBatch } from './types.js';
 
 export type ToPrepareWorker =
@@ -81,11 +82,15 @@ export class BatchPreparer {
   /** Records the engine thread prepared in shares of batches sent to the worker (stats). */
   recordsSharedByEngine = 0;
 
-  /** `workerUrl`: the worker's script; tests pass one that fails, to exercise the fallback. */
+  /**
+   * `workerUrl`: the worker's script; tests pass one that fails, to exercise the fallback.
+   * `sharing`: whether the engine prepares unclaimed shares (LedgerOptions.prepareSharing).
+   */
   constructor(
     private readonly accounts: IdTable,
     private readonly warn: (message: string) => void,
     private readonly workerUrl: URL = new URL('./prepare-worker.js', import.meta.url),
+    private readonly sharing = true,
   ) {
     this.reader = new IdTableReader(accounts.sharedBuffers());
   }
@@ -111,17 +116,19 @@ export class BatchPreparer {
     return prepared;
   }
 
-  /** Whether the engine thread could prepare part of this batch now: it is with the worker, and a share is unclaimed. */
+  /** Whether the engine thread could prepare part of this batch now: sharing is on, the batch is with the worker, and a share is unclaimed. */
   canShare(batch: PreparedBatch): boolean {
-    return batch.status === 'preparing' && sharesLeft(batch);
+    return this.sharing && batch.status === 'preparing' && sharesLeft(batch);
   }
 
   /**
-   * On the engine thread: prepares the shares of the batch the worker has not claimed. Returns
-   * whether the batch is ready; when not, the worker's answer makes it so.
+   * On the engine thread, for a batch still with the worker: prepares the shares the worker has
+   * not claimed (none when sharing is off). Returns whether the batch is ready; when not, the
+   * worker's answer makes it so.
    */
   share(batch: PreparedBatch): boolean {
-    if (batch.status !== 'preparing') return batch.status === 'ready';
+    assert(batch.status === 'preparing', 'only a batch with the worker is shared');
+    if (!this.sharing) return false;
     this.recordsSharedByEngine += prepareShares(batch, this.scratch, this.reader);
     if (allSharesDone(batch)) batch.status = 'ready';
     return batch.status === 'ready';
