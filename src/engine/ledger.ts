@@ -899,7 +899,7 @@ class PartitionEngine implements Ledger {
       return;
     }
     this.snapshotFailures++;
-    const waitMs = Math.min(SNAPSHOT_RETRY_MAX_MS, SNAPSHOT_RETRY_FIRST_MS * 2 ** Math.min(this.snapshotFailures - 1, 20));
+    const waitMs = Math.min(SNAPSHOT_RETRY_MAX_MS, SNAPSHOT_RETRY_FIRST_MS * 2 ** (this.snapshotFailures - 1));
     this.snapshotRetryAtMs = this.nowMs() + waitMs;
     process.emitWarning(`snapshot failed (${this.snapshotFailures} in a row): ${String(error)}; the next attempt in ${waitMs / 1000} s`);
   }
@@ -995,17 +995,14 @@ class PartitionEngine implements Ledger {
     }
     // A broken hold voids the scan, whether the worker then failed its count check (it saw
     // entries twice) or wrote a file (a break after its last read is not told apart).
-    if (hold?.broken === true) {
-      // Its file, and the chunk it may have put in place under its final name (a merged one
-      // holds up to 96 MiB), are listed by no kept snapshot: pruned now, as a commit prunes.
+    const abandoned = hold?.broken === true;
+    if (abandoned || written === undefined) {
+      // Whatever it left is listed by no kept snapshot: its temporary file (a worker that died
+      // rather than failed cleanly does not remove it) and a chunk it may have put in place under
+      // its final name (a merged one holds up to 96 MiB). Pruned now, as a commit prunes, or
+      // failures in a row would fill the disk.
       pruneSnapshotsQuietly(snapshotDir);
-      throw new SnapshotAbandoned();
-    }
-    if (written === undefined) {
-      // A worker that died (rather than failed and cleaned up) leaves its temporary file, and
-      // perhaps a chunk no snapshot lists: removed now, or failures in a row would fill the disk.
-      pruneSnapshotsQuietly(snapshotDir);
-      throw failure;
+      throw abandoned ? new SnapshotAbandoned() : failure;
     }
     commitSnapshotFile(snapshotDir, written.tempPath, parts.headSequence);
     this.snapshotFailures = 0;
