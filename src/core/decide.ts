@@ -342,6 +342,21 @@ export function fingerprintTransactionId(transactionId: string, out: Uint32Array
   hash128Words(ID_SCRATCH_WORDS, 0, transactionId.length, out, TXN_KEY_SEED);
 }
 
+/**
+ * fingerprintTransactionId of an id given as bytes (replay reads it from the logged event): the
+ * same key, without a string. hash128Words reads whole 16-byte blocks, so the scratch is zeroed
+ * up to the end of the id's last block.
+ */
+export function fingerprintTransactionIdBytes(bytes: Uint8Array, start: number, length: number, out: Uint32Array): void {
+  assert(length >= 1 && length <= ID_WORDS * 4, 'transaction id length out of range');
+  const words = ID_SCRATCH_WORDS;
+  const blockWords = ((length + 15) & ~15) >>> 2;
+  for (let word = 0; word < blockWords; word++) words[word] = 0;
+  const target = ID_SCRATCH_BYTES;
+  for (let i = 0; i < length; i++) target[i] = bytes[start + i]!;
+  hash128Words(words, 0, length, out, TXN_KEY_SEED);
+}
+
 const ID_SCRATCH_WORDS = new Int32Array(ID_WORDS);
 const ID_SCRATCH_BYTES = Buffer.from(ID_SCRATCH_WORDS.buffer);
 

@@ -173,10 +173,31 @@ export class IdTable {
     return Buffer.from(this.arena.buffer, this.wordOffsets[index]! * 4, this.lengths[index]!).toString('latin1');
   }
 
-  /** Copies the id bytes of `index` into `target` at `at`; returns the length. */
-  copyId(index: number, target: Uint8Array, at: number): number {
+  /**
+   * Prefetch for replay, first step: reads where the id of `index` is and its length. The value
+   * only feeds a checksum that keeps the read from being optimized away.
+   */
+  touchIdPlace(index: number): number {
+    return this.lengths[index]! ^ this.wordOffsets[index]!;
+  }
+
+  /** Prefetch for replay, second step (after touchIdPlace): reads the id's first and last words. */
+  touchIdWords(index: number): number {
+    const at = this.wordOffsets[index]!;
+    return this.arena[at]! ^ this.arena[at + ((this.lengths[index]! - 1) >>> 2)]!;
+  }
+
+  /**
+   * Copies the id of `index` as the arena holds it, zero-padded to whole words, into `target`
+   * from word `at`; returns its length in bytes. Word copies, not a Buffer copy: replay calls
+   * this twice a transfer.
+   */
+  copyIdWords(index: number, target: Int32Array, at: number): number {
     const length = this.lengths[index]!;
-    target.set(new Uint8Array(this.arena.buffer, this.wordOffsets[index]! * 4, length), at);
+    const arena = this.arena;
+    const from = this.wordOffsets[index]!;
+    const words = (length + 3) >>> 2;
+    for (let word = 0; word < words; word++) target[at + word] = arena[from + word]!;
     return length;
   }
 

@@ -163,6 +163,27 @@ export class LedgerState {
     this.headSequence = sequence;
   }
 
+  /**
+   * applyTransferSucceeded with the balances after as i64 halves (low word unsigned or not, the
+   * bits are the same), as replay reads them from the log: no bigints. The caller has checked
+   * that they follow from the balances before, which bounds them.
+   */
+  applyTransferSucceededWords(sequence: number, fromIndex: number, toIndex: number, fromLow: number, fromHigh: number, toLow: number, toHigh: number): void {
+    assert(sequence === this.headSequence + 1, 'events must be applied in sequence order');
+    assert(fromIndex !== toIndex, 'transfer within one account');
+    this.beforeTransferChange(fromIndex, toIndex);
+    const ints = this.ints;
+    const from = fromIndex * ACCOUNT_WORDS;
+    const to = toIndex * ACCOUNT_WORDS;
+    ints[from] = fromLow;
+    ints[from + 1] = fromHigh;
+    ints[to] = toLow;
+    ints[to + 1] = toHigh;
+    this.floats[(from >>> 1) + 2] = sequence;
+    this.floats[(to >>> 1) + 2] = sequence;
+    this.headSequence = sequence;
+  }
+
   /** Evolve: TransferRecorded with a rejection code: only the sequence advances. */
   applyTransferRejected(sequence: number): void {
     assert(sequence === this.headSequence + 1, 'events must be applied in sequence order');
