@@ -14,7 +14,8 @@ import { renderChart, ninesOf } from '../src/bench/chart.js';
 import { LatencyRecorder } from '../src/bench/latency.js';
 import { sampleProcess } from '../src/bench/process-stats.js';
 import { readListening } from '../src/bench/walletd-server.js';
-import type { RunMeasurement } from '../src/bench/runner.js';
+import { runLoad, type RunMeasurement } from '../src/bench/runner.js';
+import type { BenchTarget } from '../src/bench/target.js';
 import { POSTGRES_CLIENTS_MAX } from '../src/bench/peers/postgres-ledger.js';
 
 const spec = (overrides: Partial<WorkloadSpec> = {}): WorkloadSpec => ({
@@ -194,7 +195,7 @@ test('latency and chart: percentiles from the histogram, one line per target in 
     elapsedMs: 1000,
     transfersPerSecond: rate,
     latency: summary,
-    throughput: [{ atMs: 500, transfersPerSecond: rate }, { atMs: 1000, transfersPerSecond: rate * 2 }],
+    throughput: [{ atMs: 500, transfersPerSecond: rate, slowestBatchMs: 3 }, { atMs: 1000, transfersPerSecond: rate * 2, slowestBatchMs: 0 }],
     codes: { ok: rate },
     server: { cpuSeconds: 0, cpuPercentOfOneCore: 0, rssBytesMax: 0 },
     client: { cpuPercentOfOneCore: 0 },
@@ -213,4 +214,33 @@ test('process stats and server log lines', () => {
   assert.deepEqual(readListening('{"msg":"protocol listening","port":7070}'), { protocolPort: 7070 });
   assert.deepEqual(readListening('{"msg":"ready"}'), { ready: true });
   assert.deepEqual(readListening('not json'), {});
+});
+
+test('the throughput series names each interval\'s slowest batch, so a burst of slow batches shows where it was', async () => {
+  const work = new Workload({ accounts: 10, batchRecords: 5, distribution: 'uniform', seed: 3, zipfExponent: 1, transfersMax: 1_000_000, runTag: 'slow' });
+  // Batches answer at once, but those submitted between 700 and 800 ms into the run take 150 ms.
+  let startedMs = 0;
+  const target: BenchTarget = {
+    name: 'fake',
+    durability: 'none',
+    lanes: 2,
+    setup: async () => undefined,
+    submit: async (batch) => {
+      const atMs = performance.now() - startedMs;
+      const delayMs = atMs >= 700 && atMs < 800 ? 150 : 1;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      return new Uint8Array(batch.count);
+    },
+    readBalances: async () => new BigInt64Array(10),
+    serverPids: async () => [],
+    close: async () => undefined,
+  };
+  startedMs = performance.now();
+  const run = await runLoad(target, work, { durationMs: 2_200 }, () => undefined);
+  const slowest = run.throughput.map((point) => point.slowestBatchMs);
+  assert.ok(slowest.length >= 4, `samples every 500 ms (${slowest.length})`);
+  const burst = slowest.findIndex((ms) => ms >= 150);
+  assert.ok(burst === 1 || burst === 2, `the slow batches land in the interval they were answered in: ${slowest.join(', ')}`);
+  for (const [index, ms] of slowest.entries()) if (index !== 1 && index !== 2) assert.ok(ms < 100, `interval ${index} had no slow batch: ${slowest.join(', ')}`);
+  assert.ok(run.latency.maxUs >= 150_000);
 });

@@ -23,7 +23,11 @@ export type RunLimits = Readonly<{
   durationMs?: number | undefined;
 }>;
 
-export type ThroughputPoint = Readonly<{ atMs: number; transfersPerSecond: number }>;
+/**
+ * One sampling interval: its rate, and its slowest batch answered (0 when none was), which shows
+ * whether the latency tail comes in bursts (a snapshot, a pause) or is spread over the run.
+ */
+export type ThroughputPoint = Readonly<{ atMs: number; transfersPerSecond: number; slowestBatchMs: number }>;
 
 export type RunMeasurement = Readonly<{
   target: string;
@@ -53,6 +57,8 @@ type RunState = {
   slotBusy: Uint8Array;
   slotWaiters: Map<number, Array<() => void>>;
   codeCounts: number[];
+  /** The slowest batch answered since the sampler last looked, in ms. */
+  slowestSinceSampleMs: number;
 };
 
 export async function runLoad(target: BenchTarget, workload: Workload, limits: RunLimits, progress: ProgressLine): Promise<RunMeasurement> {
@@ -71,6 +77,7 @@ export async function runLoad(target: BenchTarget, workload: Workload, limits: R
     slotBusy: new Uint8Array(workload.poolBatches),
     slotWaiters: new Map(),
     codeCounts: [],
+    slowestSinceSampleMs: 0,
   };
   const sampler = startSampler(state, pids, startMs, progress, target.name);
   const stopTimer = limits.durationMs !== undefined && target.stopEarly !== undefined ? setTimeout(() => target.stopEarly?.(), limits.durationMs) : undefined;
@@ -139,7 +146,9 @@ async function runLane(
       reported += records;
       state.recordsAnswered += records;
     });
-    latency.recordUs((performance.now() - sentMs) * 1000);
+    const tookMs = performance.now() - sentMs;
+    latency.recordUs(tookMs * 1000);
+    state.slowestSinceSampleMs = Math.max(state.slowestSinceSampleMs, tookMs);
     state.recordsAnswered += claim.count - reported;
     assert(codes.length === claim.count, 'one result code per record');
     let notSent = 0;
@@ -182,7 +191,8 @@ function startSampler(state: RunState, pids: readonly number[], startMs: number,
     const nowMs = performance.now();
     const done = state.recordsAnswered;
     const rate = ((done - lastDone) * 1000) / Math.max(1, nowMs - lastMs);
-    points.push({ atMs: Math.round(nowMs - startMs), transfersPerSecond: Math.round(rate) });
+    points.push({ atMs: Math.round(nowMs - startMs), transfersPerSecond: Math.round(rate), slowestBatchMs: Math.round(state.slowestSinceSampleMs * 10) / 10 });
+    state.slowestSinceSampleMs = 0;
     rssBytesMax = Math.max(rssBytesMax, sampleProcesses(pids).rssBytes);
     lastMs = nowMs;
     lastDone = done;
