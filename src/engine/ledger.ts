@@ -224,6 +224,24 @@ const SNAPSHOT_RETRY_MAX_MS = 5 * 60_000;
 /** How long a snapshot worker told to abort may take to remove its file and exit before it is terminated. */
 const SNAPSHOT_WORKER_ABORT_MS = 10_000;
 
+/** What writeSnapshotInWorker needs: where, what was captured, and how to run the worker. */
+type SnapshotWrite = Readonly<{
+  /** The snapshot directory. */
+  dir: string;
+  parts: AccountIdParts;
+  position: SnapshotPosition;
+  capture: RecordsCapture;
+  /** The live state the capture copies its pieces from. */
+  state: LedgerState;
+  /** Where the new entries are; called once, when the records are all out. */
+  takeEntries: () => NewEntries;
+  /** The chunks of the previous snapshot, which the new one lists after merging. */
+  chunks: readonly ChunkRef[];
+  /** Record buffers in flight between the engine and the worker. */
+  buffers: number;
+  workerUrl: URL;
+}>;
+
 /**
  * Runs snapshot-worker.ts: shares the ids, hands it the captured records a piece at a time (the
  * next piece is copied as a buffer comes back, between drains), then where the new entries
@@ -232,17 +250,8 @@ const SNAPSHOT_WORKER_ABORT_MS = 10_000;
  * so a failed snapshot's temporary file is gone (the worker removes it) before a retry may write
  * the same name; a failure on the engine's side tells the worker to abort.
  */
-function writeSnapshotInWorker(
-  dir: string,
-  parts: AccountIdParts,
-  position: SnapshotPosition,
-  capture: RecordsCapture,
-  state: LedgerState,
-  takeEntries: () => NewEntries,
-  chunks: readonly ChunkRef[],
-  buffers: number,
-  workerUrl: URL,
-): Promise<WrittenSnapshot> {
+function writeSnapshotInWorker(job: SnapshotWrite): Promise<WrittenSnapshot> {
+  const { dir, parts, position, capture, state, takeEntries, chunks, buffers, workerUrl } = job;
   return new Promise((resolve, reject) => {
     const job: SnapshotJob = { dir, parts, position };
     const worker = new Worker(workerUrl, { workerData: job });
@@ -983,9 +992,17 @@ class PartitionEngine implements Ledger {
     let written: WrittenSnapshot | undefined;
     let failure: unknown;
     try {
-      const pieces = this.options.snapshotPiecesInFlight ?? CAPTURE_BUFFERS;
-      const workerUrl = this.options.snapshotWorkerUrl ?? new URL('./snapshot-worker.js', import.meta.url);
-      written = await writeSnapshotInWorker(snapshotDir, parts, position, capture, this.state, takeEntries, this.txnChunks, pieces, workerUrl);
+      written = await writeSnapshotInWorker({
+        dir: snapshotDir,
+        parts,
+        position,
+        capture,
+        state: this.state,
+        takeEntries,
+        chunks: this.txnChunks,
+        buffers: this.options.snapshotPiecesInFlight ?? CAPTURE_BUFFERS,
+        workerUrl: this.options.snapshotWorkerUrl ?? new URL('./snapshot-worker.js', import.meta.url),
+      });
     } catch (error) {
       failure = error;
     } finally {
