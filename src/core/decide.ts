@@ -477,7 +477,7 @@ function decideAndRecord(
   const code = decideTransfer(state, words, wordBase, fromIndex, toIndex, currency, after);
   const sequence = state.headSequence + 1;
   encodeTransferRecorded(state, record, base, events, after, prepared[p + P_TXN_LENGTH]!, fromLength, toLength, kind, code, fromIndex, toIndex);
-  if (code === Wire.ok) applySucceeded(state, sequence, fromIndex, toIndex, after);
+  if (code === Wire.ok) state.applyTransferSucceededWords(sequence, fromIndex, toIndex, after.fromLow, after.fromHigh, after.toLow, after.toHigh);
   else state.applyTransferRejected(sequence);
   state.txns.insertAfterMiss(
     txnMiss,
@@ -491,21 +491,6 @@ function decideAndRecord(
   );
   outcome.code = code;
   outcome.sequence = sequence;
-}
-
-/** The live evolve of a success: the same change as LedgerState.applyTransferSucceeded, on words. */
-function applySucceeded(state: LedgerState, sequence: number, fromIndex: number, toIndex: number, after: BalancesAfter): void {
-  state.beforeTransferChange(fromIndex, toIndex);
-  const ints = state.ints;
-  const from = fromIndex * ACCOUNT_WORDS;
-  const to = toIndex * ACCOUNT_WORDS;
-  ints[from] = after.fromLow;
-  ints[from + 1] = after.fromHigh;
-  ints[to] = after.toLow;
-  ints[to + 1] = after.toHigh;
-  state.floats[(from >>> 1) + 2] = sequence;
-  state.floats[(to >>> 1) + 2] = sequence;
-  state.headSequence = sequence;
 }
 
 /** Encodes TransferRecorded (layout in events.ts) from the state before it is applied. */

@@ -165,8 +165,9 @@ export class LedgerState {
 
   /**
    * applyTransferSucceeded with the balances after as i64 halves (low word unsigned or not, the
-   * bits are the same), as replay reads them from the log: no bigints. The caller has checked
-   * that they follow from the balances before, which bounds them.
+   * bits are the same), as decide computes them and replay reads them from the log: no bigints.
+   * The one evolve of a success for both paths. The caller has checked that they follow from
+   * the balances before, which bounds them.
    */
   applyTransferSucceededWords(sequence: number, fromIndex: number, toIndex: number, fromLow: number, fromHigh: number, toLow: number, toHigh: number): void {
     assert(sequence === this.headSequence + 1, 'events must be applied in sequence order');
