@@ -97,6 +97,25 @@ test('a frame of many rounds, with accounts opened mid-round and every outcome, 
   assert.equal(state.txns.count, frame.codes.length, 'every logged id is remembered once');
 });
 
+test('a frame applied up to an event (a replay to a sequence) equals a frame that ends there', () => {
+  const steps: Step[] = [];
+  for (let n = 0; n < 30; n++) steps.push({ open: `a${n}` }, deposit(`d${n}`, `a${n}`, 100n), transfer(`t${n}`, `a${n}`, `a${Math.max(0, n - 1)}`, 1n));
+  const { frame } = liveFrame(steps);
+  for (const upTo of [1, 31, 32, 33, 64, 65, frame.count - 1]) {
+    // The same events, cut after `upTo`: the bytes before event upTo, then their offsets.
+    const eventsEnd = frame.offsets[upTo]!;
+    const cut = Buffer.alloc(eventsEnd + 4 * upTo);
+    frame.body.copy(cut, 0, 0, eventsEnd);
+    for (let index = 0; index < upTo; index++) cut.writeUInt32LE(frame.offsets[index]!, eventsEnd + 4 * index);
+    const partial = new LedgerState();
+    applyFrameBody(partial, frame.body, frame.count, frame.firstSequence, new ReplayScratch(), upTo);
+    const whole = new LedgerState();
+    applyFrameBody(whole, cut, upTo, frame.firstSequence, new ReplayScratch());
+    assert.equal(partial.headSequence, upTo);
+    assert.equal(stateDigest(partial), stateDigest(whole), `applied up to event ${upTo}`);
+  }
+});
+
 /** Offset in the frame body of the n-th event that is a TransferRecorded with outcome ok. */
 function okTransferOffset(frame: Frame, nth: number): number {
   const ok = frame.offsets.filter((offset) => frame.body[offset] === 2 && frame.body[offset + 2] === Wire.ok);
