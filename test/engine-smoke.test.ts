@@ -13,7 +13,7 @@ import { recover } from '../src/engine/recovery.js';
 import { loadSnapshot } from '../src/engine/snapshot.js';
 import { mayDebit } from '../src/auth/access.js';
 import { encodeTransferBatch, RECORD_OFFSET_FROM } from '../src/core/transfer-record.js';
-import { deposit, newestSnapshot, submit, tempDir, transfer, turn, withdrawal, withLedger, withTempLedger } from './support/ledger.js';
+import { deposit, newestSnapshot, runWalletd, submit, tempDir, transfer, turn, withdrawal, withLedger, withTempLedger } from './support/ledger.js';
 
 test('deposit, transfer, reject, retry, and restart with the same digest', async () => {
   const dir = tempDir();
@@ -62,6 +62,24 @@ test('deposit, transfer, reject, retry, and restart with the same digest', async
   } finally {
     dir.remove();
   }
+});
+
+test('the offline commands answer --help with their usage and exit 0; a bad option is exit 2', () => {
+  for (const command of ['verify', 'replay', 'balance', 'snapshot']) {
+    for (const flag of ['--help', '-h']) {
+      const run = runWalletd([command, flag]);
+      assert.equal(run.status, 0, `${command} ${flag}: ${run.stderr}`);
+      assert.match(run.stdout, /Offline commands/);
+      assert.match(run.stdout, new RegExp(`walletd ${command} `));
+    }
+    const bad = runWalletd([command, '--bogus']);
+    assert.equal(bad.status, 2, `${command} --bogus`);
+    assert.match(bad.stderr, /Unknown option '--bogus'/);
+  }
+  // After `--`, "--help" is an account id: balance looks for it (and finds no data directory here).
+  const named = runWalletd(['balance', '--data-dir', '/nonexistent-walletd-dir', '--', '--help']);
+  assert.equal(named.status, 2);
+  assert.match(named.stderr, /no walletd data directory/);
 });
 
 test('restart without a snapshot replays the log to the same digest', async () => {

@@ -26,6 +26,13 @@ export const OFFLINE_HELP = `Offline commands (stop the server first):
 
 class UsageError extends Error {}
 
+/** `--help` or `-h` among the options: not after `--`, where `balance -- --help` names an account. */
+function asksForHelp(args: readonly string[]): boolean {
+  const end = args.indexOf('--');
+  const options = end === -1 ? args : args.slice(0, end);
+  return options.includes('--help') || options.includes('-h');
+}
+
 function dataDirOf(values: { 'data-dir'?: string | undefined }): string {
   const dir = values['data-dir'] ?? process.env.WALLET_DATA_DIR ?? './data';
   if (!existsSync(dataPaths(dir).logDir)) throw new UsageError(`no walletd data directory at ${dir} (missing log/)`);
@@ -145,6 +152,10 @@ export async function snapshotCommand(args: string[]): Promise<number> {
 
 /** Runs an offline command, turning usage and corruption errors into messages and exit codes. */
 export async function runOffline(command: (args: string[]) => number | Promise<number>, args: string[]): Promise<number> {
+  if (asksForHelp(args)) {
+    process.stdout.write(OFFLINE_HELP);
+    return 0;
+  }
   try {
     return await command(args);
   } catch (error) {
