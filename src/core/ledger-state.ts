@@ -147,27 +147,19 @@ export class LedgerState {
     return index;
   }
 
-  /**
-   * Evolve: TransferRecorded with a success code, from the log (replay). The live path applies
-   * the same change word by word in decide.ts without BigInt.
-   */
+  /** applyTransferSucceededWords with the balances after as bigints (tests and tools that hold them so). */
   applyTransferSucceeded(sequence: number, fromIndex: number, toIndex: number, fromAfter: bigint, toAfter: bigint): void {
-    assert(sequence === this.headSequence + 1, 'events must be applied in sequence order');
-    assert(fromIndex !== toIndex, 'transfer within one account');
     assert(fromAfter >= BALANCE_MIN && toAfter <= BALANCE_MAX, 'balance out of range');
-    this.beforeTransferChange(fromIndex, toIndex);
-    this.bigs[fromIndex * (ACCOUNT_WORDS / 2)] = fromAfter;
-    this.bigs[toIndex * (ACCOUNT_WORDS / 2)] = toAfter;
-    this.floats[fromIndex * (ACCOUNT_WORDS / 2) + 2] = sequence;
-    this.floats[toIndex * (ACCOUNT_WORDS / 2) + 2] = sequence;
-    this.headSequence = sequence;
+    const low = (value: bigint): number => Number(BigInt.asIntN(32, value));
+    const high = (value: bigint): number => Number(value >> 32n);
+    this.applyTransferSucceededWords(sequence, fromIndex, toIndex, low(fromAfter), high(fromAfter), low(toAfter), high(toAfter));
   }
 
   /**
-   * applyTransferSucceeded with the balances after as i64 halves (low word unsigned or not, the
-   * bits are the same), as decide computes them and replay reads them from the log: no bigints.
-   * The one evolve of a success for both paths. The caller has checked that they follow from
-   * the balances before, which bounds them.
+   * Evolve: TransferRecorded with a success code, the balances after as i64 halves (low word
+   * unsigned or not, the bits are the same), as decide computes them and replay reads them from
+   * the log: no bigints. The one evolve of a success, live and in replay. The caller has checked
+   * that they follow from the balances before, which bounds them.
    */
   applyTransferSucceededWords(sequence: number, fromIndex: number, toIndex: number, fromLow: number, fromHigh: number, toLow: number, toHigh: number): void {
     assert(sequence === this.headSequence + 1, 'events must be applied in sequence order');

@@ -311,7 +311,7 @@ export class TxnTable {
         this.placeWords(entries, base);
       }
     }
-    placeTouchChecksum ^= checksum;
+    touchChecksum ^= checksum;
   }
 
   private checkInsert(sequence: number, code: number): void {
@@ -487,13 +487,14 @@ export class TxnJournal {
 
 /** Entries placed per round when a table is rebuilt from entries (see placeAll). */
 const PLACE_ROUND_ENTRIES = 64;
-/** Where placeAll's first-loop reads go: a store the compiler cannot drop, so neither is the loop. */
-let placeTouchChecksum = 0;
 
 /** Slots a gather touches ahead of copying them (see gatherJournalEntries). */
 const GATHER_TOUCH_AHEAD = 64;
-/** Where the touched words go: a store the compiler cannot drop, so neither is the first pass. */
-let gatherTouchChecksum = 0;
+/**
+ * Where the words read ahead (placeAll, gatherJournalEntries) go: a store the compiler cannot
+ * drop, so neither are the loops that read them.
+ */
+let touchChecksum = 0;
 
 /**
  * Copies the entries at `slots` of `words` into `into` (compactEntries() layout, in the order
@@ -524,7 +525,7 @@ export function gatherJournalEntries(words: Uint32Array, slots: Uint32Array, aft
       assert(sequence > afterSequence && sequence <= toSequence, 'a journal slot holds an entry outside its range');
     }
   }
-  gatherTouchChecksum ^= touched;
+  touchChecksum ^= touched;
   return into.subarray(0, slots.length * WORDS_PER_SLOT);
 }
 
