@@ -23,12 +23,10 @@ export class ReplayScratch {
   readonly record = new Uint8Array(this.recordWords.buffer);
   readonly key = new Uint32Array(4);
   readonly content = new Uint32Array(4);
-  /** The transaction-id keys of a round's events (KEY_WORDS each), computed while its misses are in flight. */
+  /** A round's transfers, in order: their transaction-id keys (KEY_WORDS each), computed while their misses are in flight. */
   readonly roundKeys = new Uint32Array(REPLAY_ROUND_EVENTS * KEY_WORDS);
   /** A round's transfers, in order: their two account indices (-1: none to read). */
   readonly roundAccounts = new Int32Array(2 * REPLAY_ROUND_EVENTS);
-  /** A round's transfers, in order: where each one's key starts in roundKeys. */
-  readonly roundKeyAt = new Int32Array(REPLAY_ROUND_EVENTS);
   /** Feeds nothing: keeps the prefetch reads from being optimized away. */
   prefetchChecksum = 0;
 }
@@ -51,11 +49,12 @@ export function applyFrameBody(state: LedgerState, body: Buffer, count: number, 
   for (let first = 0; first < applyCount; first += REPLAY_ROUND_EVENTS) {
     const end = Math.min(applyCount, first + REPLAY_ROUND_EVENTS);
     prefetchRound(state, body, tableStart, first, end, scratch);
+    let transfer = 0; // the round's transfers are taken in the order prefetchRound found them
     for (let index = first; index < end; index++) {
       const offset = body.readUInt32LE(tableStart + 4 * index);
       const sequence = firstSequence + index;
       if (body[offset] === EventType.transferRecorded) {
-        applyTransferRecorded(state, body, offset, tableStart, sequence, scratch, (index - first) * KEY_WORDS);
+        applyTransferRecorded(state, body, offset, tableStart, sequence, scratch, transfer++ * KEY_WORDS);
         continue;
       }
       const { event } = decodeEvent(body, offset);
@@ -74,7 +73,6 @@ export function applyFrameBody(state: LedgerState, body: Buffer, count: number, 
 function prefetchRound(state: LedgerState, body: Buffer, tableStart: number, first: number, end: number, scratch: ReplayScratch): void {
   const keys = scratch.roundKeys;
   const accounts = scratch.roundAccounts;
-  const keyAt = scratch.roundKeyAt;
   const key = scratch.key;
   const accountCount = state.accountCount;
   let transfers = 0;
@@ -85,7 +83,7 @@ function prefetchRound(state: LedgerState, body: Buffer, tableStart: number, fir
     const txnLength = body[offset + 3]!;
     assert(offset + TRANSFER_FIXED_BYTES + txnLength <= tableStart, 'event runs past the frame body');
     fingerprintTransactionIdBytes(body, offset + TRANSFER_FIXED_BYTES, txnLength, key);
-    const at = (index - first) * KEY_WORDS;
+    const at = transfers * KEY_WORDS;
     keys[at] = key[0]!;
     keys[at + 1] = key[1]!;
     keys[at + 2] = key[2]!;
@@ -94,14 +92,13 @@ function prefetchRound(state: LedgerState, body: Buffer, tableStart: number, fir
     // Indices past the accounts so far (NO_INDEX, or opened later in the round) are not read.
     accounts[2 * transfers] = fromIndex < accountCount ? fromIndex : -1;
     accounts[2 * transfers + 1] = toIndex < accountCount ? toIndex : -1;
-    keyAt[transfers] = at;
     transfers++;
   }
   const txns = state.txns;
   const ints = state.ints;
   const ids = state.accounts;
   let checksum = 0;
-  for (let i = 0; i < transfers; i++) checksum ^= txns.touch(keys[keyAt[i]!]!);
+  for (let i = 0; i < transfers; i++) checksum ^= txns.touch(keys[i * KEY_WORDS]!);
   for (let i = 0; i < 2 * transfers; i++) {
     const index = accounts[i]!;
     if (index >= 0) checksum ^= ints[index * ACCOUNT_WORDS]! ^ ints[index * ACCOUNT_WORDS + ACCOUNT_WORDS - 1]! ^ ids.touchIdPlace(index);
