@@ -218,7 +218,9 @@ test('process stats and server log lines', () => {
 
 test('the throughput series names each interval\'s slowest batch, so a burst of slow batches shows where it was', async () => {
   const work = new Workload({ accounts: 10, batchRecords: 5, distribution: 'uniform', seed: 3, zipfExponent: 1, transfersMax: 1_000_000, runTag: 'slow' });
-  // Batches answer at once, but those submitted between 700 and 800 ms into the run take 150 ms.
+  // Batches answer at once, but those submitted between 700 and 800 ms into the run take 400 ms.
+  // The margins (400 ms slow against a 200 ms bound for the rest) leave room for a busy machine.
+  const SLOW_MS = 400;
   let startedMs = 0;
   const target: BenchTarget = {
     name: 'fake',
@@ -227,7 +229,7 @@ test('the throughput series names each interval\'s slowest batch, so a burst of 
     setup: async () => undefined,
     submit: async (batch) => {
       const atMs = performance.now() - startedMs;
-      const delayMs = atMs >= 700 && atMs < 800 ? 150 : 1;
+      const delayMs = atMs >= 700 && atMs < 800 ? SLOW_MS : 1;
       await new Promise((resolve) => setTimeout(resolve, delayMs));
       return new Uint8Array(batch.count);
     },
@@ -236,11 +238,13 @@ test('the throughput series names each interval\'s slowest batch, so a burst of 
     close: async () => undefined,
   };
   startedMs = performance.now();
-  const run = await runLoad(target, work, { durationMs: 2_200 }, () => undefined);
+  const run = await runLoad(target, work, { durationMs: 2_700 }, () => undefined);
   const slowest = run.throughput.map((point) => point.slowestBatchMs);
-  assert.ok(slowest.length >= 4, `samples every 500 ms (${slowest.length})`);
-  const burst = slowest.findIndex((ms) => ms >= 150);
-  assert.ok(burst === 1 || burst === 2, `the slow batches land in the interval they were answered in: ${slowest.join(', ')}`);
-  for (const [index, ms] of slowest.entries()) if (index !== 1 && index !== 2) assert.ok(ms < 100, `interval ${index} had no slow batch: ${slowest.join(', ')}`);
-  assert.ok(run.latency.maxUs >= 150_000);
+  const shown = slowest.join(', ');
+  assert.ok(slowest.length >= 5, `samples every 500 ms (${shown})`);
+  // Answered from 1,100 ms on: in the interval ending near 1,500 ms, or the next if timers drift.
+  const slow = slowest.flatMap((ms, index) => (ms >= SLOW_MS ? [index] : []));
+  assert.ok(slow.length >= 1 && slow.length <= 2 && slow.every((index) => index >= 2 && index <= 3), `the slow batches land where they were answered: ${shown}`);
+  for (const [index, ms] of slowest.entries()) if (!slow.includes(index)) assert.ok(ms < 200, `interval ${index} had no slow batch: ${shown}`);
+  assert.ok(run.latency.maxUs >= SLOW_MS * 1000);
 });
