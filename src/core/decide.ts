@@ -593,39 +593,69 @@ function decideTransfer(state: LedgerState, words: Int32Array, wordBase: number,
   if (fromIndex >= 0 ? fromIndex === toIndex : sameIdFields(words, wordBase)) return Wire.same_account;
   if (fromIndex < 0 || toIndex < 0) return Wire.account_not_found;
   const ints = state.ints;
-  const uints = state.uints;
   const from = fromIndex * ACCOUNT_WORDS;
-  const to = toIndex * ACCOUNT_WORDS;
-  if (ints[from + 2] !== currency || ints[to + 2] !== currency) return Wire.currency_mismatch;
+  if (ints[from + 2] !== currency || ints[toIndex * ACCOUNT_WORDS + 2] !== currency) return Wire.currency_mismatch;
   const amountLow = words[wordBase + 48]! >>> 0;
   const amountHigh = words[wordBase + 49]!;
-  // from − amount
-  let fromLow = uints[from]! - amountLow;
-  let borrow = 0;
-  if (fromLow < 0) {
-    fromLow += TWO_32;
-    borrow = 1;
-  }
-  const fromHigh = ints[from + 1]! - amountHigh - borrow;
+  const fromHigh = balanceMinus(state, fromIndex, amountLow, amountHigh);
+  const fromLow = lowWord;
   if ((ints[from + 6]! & FLAG_EXTERNAL) === 0) {
     if (fromHigh < 0) return Wire.insufficient_funds;
-  } else if (fromHigh < INT32_MIN || (fromHigh === INT32_MIN && fromLow === 0)) {
-    return Wire.balance_overflow; // below −(2^63 − 1): more money issued than the ledger can count
+  } else if (belowBalanceMin(fromHigh, fromLow)) {
+    return Wire.balance_overflow; // more money issued than the ledger can count
   }
-  // to + amount
-  let toLow = uints[to]! + amountLow;
-  let carry = 0;
-  if (toLow >= TWO_32) {
-    toLow -= TWO_32;
-    carry = 1;
-  }
-  const toHigh = ints[to + 1]! + amountHigh + carry;
+  const toHigh = balancePlus(state, toIndex, amountLow, amountHigh);
+  const toLow = lowWord;
   if (toHigh > INT32_MAX) return Wire.balance_overflow;
-  after.fromLow = fromLow | 0;
+  after.fromLow = fromLow;
   after.fromHigh = fromHigh;
-  after.toLow = toLow | 0;
+  after.toLow = toLow;
   after.toHigh = toHigh;
   return Wire.ok;
+}
+
+/**
+ * i64 arithmetic on a balance's two 32-bit halves, exact, for decide and for replay's check of
+ * what decide logged: the account's balance minus (balanceMinus) or plus (balancePlus) an amount
+ * given as an unsigned low and a signed high word. The result's high word is returned exactly,
+ * outside the int32 range when the result is outside the i64 range; its low word, as int32
+ * bits, is left in lowWord (module state, as the content fingerprint's lanes: no object per
+ * call), to be read before the next call.
+ */
+export function balanceMinus(state: LedgerState, index: number, amountLow: number, amountHigh: number): number {
+  const at = index * ACCOUNT_WORDS;
+  let low = state.uints[at]! - amountLow;
+  let borrow = 0;
+  if (low < 0) {
+    low += TWO_32;
+    borrow = 1;
+  }
+  lowWord = low | 0;
+  return state.ints[at + 1]! - amountHigh - borrow;
+}
+
+export function balancePlus(state: LedgerState, index: number, amountLow: number, amountHigh: number): number {
+  const at = index * ACCOUNT_WORDS;
+  let low = state.uints[at]! + amountLow;
+  let carry = 0;
+  if (low >= TWO_32) {
+    low -= TWO_32;
+    carry = 1;
+  }
+  lowWord = low | 0;
+  return state.ints[at + 1]! + amountHigh + carry;
+}
+
+/** The low word of the last balanceMinus or balancePlus, as int32 bits. */
+export function lastLowWord(): number {
+  return lowWord;
+}
+
+let lowWord = 0;
+
+/** Whether a result of balanceMinus is below BALANCE_MIN, −(2^63 − 1): −2^63 fits the halves but not a balance. */
+export function belowBalanceMin(high: number, low: number): boolean {
+  return high < INT32_MIN || (high === INT32_MIN && low === 0);
 }
 
 /** Balances after a successful transfer as i64 halves, computed once by decide. */

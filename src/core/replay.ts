@@ -4,7 +4,7 @@
  * divergence between code versions or machines is caught at the first event that differs.
  */
 import { assert } from '../stdx/assert.js';
-import { fingerprintContent, fingerprintTransactionIdBytes } from './decide.js';
+import { balanceMinus, balancePlus, belowBalanceMin, fingerprintContent, fingerprintTransactionIdBytes, lastLowWord } from './decide.js';
 import { decodeEvent, EventType, NO_INDEX, TRANSFER_FIXED_BYTES } from './events.js';
 import { ACCOUNT_WORDS, LedgerState } from './ledger-state.js';
 import { Wire } from './errors.js';
@@ -156,35 +156,17 @@ function applyTransferRecorded(state: LedgerState, body: Buffer, offset: number,
   state.txns.insertAfterMiss(miss, keys[keyAt]!, keys[keyAt + 1]!, keys[keyAt + 2]!, scratch.content[0]!, scratch.content[1]!, sequence, code);
 }
 
-/** Whether the account's balance minus the amount is exactly (low, high), and at least BALANCE_MIN. */
+/** Whether the account's balance minus the amount is exactly (low, high), a balance decide could have logged. */
 function subtractsTo(state: LedgerState, index: number, amountLow: number, amountHigh: number, low: number, high: number): boolean {
-  const at = index * ACCOUNT_WORDS;
-  let difference = state.uints[at]! - amountLow;
-  let borrow = 0;
-  if (difference < 0) {
-    difference += TWO_32;
-    borrow = 1;
-  }
-  const differenceHigh = state.ints[at + 1]! - amountHigh - borrow;
-  // −2^63 fits the halves but is below BALANCE_MIN (−(2^63 − 1)).
-  if (differenceHigh === INT32_MIN && difference === 0) return false;
-  return differenceHigh === high && difference === low >>> 0;
+  const resultHigh = balanceMinus(state, index, amountLow, amountHigh);
+  const resultLow = lastLowWord();
+  return resultHigh === high && resultLow === low && !belowBalanceMin(resultHigh, resultLow);
 }
 
-/** Whether the account's balance plus the amount is exactly (low, high); a sum past 2^63 − 1 has no int32 high half. */
+/** Whether the account's balance plus the amount is exactly (low, high); a sum past 2^63 − 1 has no int32 high word to match. */
 function addsTo(state: LedgerState, index: number, amountLow: number, amountHigh: number, low: number, high: number): boolean {
-  const at = index * ACCOUNT_WORDS;
-  let sum = state.uints[at]! + amountLow;
-  let carry = 0;
-  if (sum >= TWO_32) {
-    sum -= TWO_32;
-    carry = 1;
-  }
-  return state.ints[at + 1]! + amountHigh + carry === high && sum === low >>> 0;
+  return balancePlus(state, index, amountLow, amountHigh) === high && lastLowWord() === low;
 }
-
-const TWO_32 = 0x1_0000_0000;
-const INT32_MIN = -0x8000_0000;
 
 /**
  * Writes the account's id into the record's field at `fieldOffset` as the client sent it (the
