@@ -19,11 +19,11 @@ import { Workload } from '../src/bench/workload.js';
 
 const quiet = (): void => undefined;
 
-test('walletd bench: starts a server, runs, checks, stops it, writes the results', async () => {
+test('walletd bench: starts a server per distribution, runs, checks, stops it, writes the results', async () => {
   const resultsDir = mkdtempSync(join(tmpdir(), 'walletd-bench-test-'));
   try {
     const options = parseBenchArgs(
-      ['--accounts', '2000', '--transfers', '30000', '--batch-size', '1000', '--distribution', 'zipf', '--results', resultsDir],
+      ['--accounts', '2000', '--transfers', '30000', '--batch-size', '1000', '--distribution', 'zipf,hot', '--results', resultsDir],
       {},
     );
     assert.ok(options !== 'help');
@@ -33,15 +33,26 @@ test('walletd bench: starts a server, runs, checks, stops it, writes the results
     const [folder] = readdirSync(resultsDir);
     assert.ok(folder !== undefined);
     const report = JSON.parse(readFileSync(join(resultsDir, folder, 'result.json'), 'utf8')) as {
-      results: Array<{ run: { target: string; transfersDone: number; codes: Record<string, number>; server: { cpuSeconds: number } }; check: { ok: boolean } }>;
+      workload: { distribution: string };
+      results: Array<{
+        distribution: string;
+        run: { target: string; transfersDone: number; codes: Record<string, number>; server: { cpuSeconds: number } };
+        check: { ok: boolean };
+      }>;
     };
-    const [walletd] = report.results;
-    assert.equal(walletd?.run.target, 'walletd');
-    assert.equal(walletd?.run.transfersDone, 30_000);
-    assert.deepEqual(walletd?.run.codes, { ok: 30_000 });
-    assert.equal(walletd?.check.ok, true);
-    assert.ok((walletd?.run.server.cpuSeconds ?? 0) > 0, 'the server process was measured');
-    assert.match(readFileSync(join(resultsDir, folder, 'chart.svg'), 'utf8'), /^<svg/);
+    assert.equal(report.workload.distribution, 'zipf,hot');
+    assert.deepEqual(report.results.map((result) => result.distribution), ['zipf', 'hot'], 'one walletd result per distribution, in order');
+    for (const walletd of report.results) {
+      assert.equal(walletd.run.target, 'walletd');
+      assert.equal(walletd.run.transfersDone, 30_000);
+      assert.deepEqual(walletd.run.codes, { ok: 30_000 });
+      assert.equal(walletd.check.ok, true);
+      assert.ok(walletd.run.server.cpuSeconds > 0, 'the server process was measured');
+    }
+    assert.ok(printed.includes('walletd, zipf [fsync per group commit]') && printed.includes('walletd, hot [fsync per group commit]'), printed.join('\n'));
+    const chart = readFileSync(join(resultsDir, folder, 'chart.svg'), 'utf8');
+    assert.match(chart, /^<svg/);
+    assert.ok(chart.includes('>walletd, zipf (') && chart.includes('>walletd, hot ('), 'the legend tells the two runs apart');
   } finally {
     rmSync(resultsDir, { recursive: true, force: true });
   }

@@ -11,6 +11,7 @@ import { FUNDING_TOTAL_MINOR_MAX, AMOUNT_MINOR_MAX, Workload, type WorkloadSpec 
 import { readTransferRecord, BATCH_RECORDS_MAX } from '../src/core/transfer-record.js';
 import { parseBenchArgs, BenchUsageError } from '../src/bench/options.js';
 import { renderChart, ninesOf } from '../src/bench/chart.js';
+import { sideBySide } from '../src/bench/report.js';
 import { LatencyRecorder } from '../src/bench/latency.js';
 import { sampleProcess } from '../src/bench/process-stats.js';
 import { readListening } from '../src/bench/walletd-server.js';
@@ -159,7 +160,10 @@ test('options: defaults, limits and mistakes', () => {
   assert.equal(timed.durationSeconds, 2.5);
   assert.equal(timed.transfers, undefined);
   assert.equal(timed.accounts, 1_000_000);
-  assert.equal(timed.distribution, 'hot');
+  assert.deepEqual(timed.distributions, ['hot']);
+  const both = parseBenchArgs(['--distribution', 'uniform,hot'], {});
+  assert.ok(both !== 'help');
+  assert.deepEqual(both.distributions, ['uniform', 'hot'], 'a list runs in the order given');
   assert.equal(timed.durable, false);
   assert.equal(timed.expectedTransactions, undefined, 'a timed run cannot know');
   const sized = parseBenchArgs(['--duration', '5', '--expected-transactions', '9000000'], {});
@@ -171,7 +175,7 @@ test('options: defaults, limits and mistakes', () => {
   assert.equal(remote.token, 'secret');
 
   assert.equal(parseBenchArgs(['--help'], {}), 'help');
-  for (const bad of [['--batch-size', '8191'], ['--distribution', 'pareto'], ['--target', 'nohost'], ['--target', 'h:1'], ['--frobnicate'], ['--accounts', '1'], ['--pg-clients', String(POSTGRES_CLIENTS_MAX + 1)]]) {
+  for (const bad of [['--batch-size', '8191'], ['--distribution', 'pareto'], ['--distribution', 'uniform,pareto'], ['--distribution', 'hot,hot'], ['--distribution', 'uniform,'], ['--target', 'nohost'], ['--target', 'h:1'], ['--frobnicate'], ['--accounts', '1'], ['--pg-clients', String(POSTGRES_CLIENTS_MAX + 1)]]) {
     assert.throws(() => parseBenchArgs(bad, {}), BenchUsageError, bad.join(' '));
   }
 });
@@ -200,10 +204,23 @@ test('latency and chart: percentiles from the histogram, one line per target in 
     server: { cpuSeconds: 0, cpuPercentOfOneCore: 0, rssBytesMax: 0 },
     client: { cpuPercentOfOneCore: 0 },
   });
-  const svg = renderChart('title <x>', [run('walletd', 1_000_000), run('postgres', 7_000)]);
+  const svg = renderChart('title <x>', [
+    { label: 'walletd', run: run('walletd', 1_000_000) },
+    { label: 'postgres, hot', run: run('postgres', 7_000) },
+  ]);
   assert.ok(svg.startsWith('<svg') && svg.trim().endsWith('</svg>'));
   assert.equal(svg.match(/<polyline/g)?.length, 4, 'throughput and latency lines for two targets');
   assert.ok(svg.includes('title &lt;x&gt;') && svg.includes('&amp; &lt;durability&gt;'), 'text is escaped');
+  assert.ok(svg.includes('>postgres, hot (test'), 'the legend names each line by its label');
+
+  const check = { ok: true, problems: [], transfersApplied: 1, replayedTransfers: 1, accountsChecked: 1, balanceSumMinor: '1', expectedSumMinor: '1' };
+  const table = sideBySide([
+    { distribution: 'hot', run: run('walletd', 1_000_000), check, setupMs: 1 },
+    { distribution: 'hot', run: run('postgres', 7_000), check, setupMs: 1 },
+    { distribution: 'hot', run: run('redis', 200_000), check, setupMs: 1 },
+  ]).split('\n');
+  const ratios = table.find((line) => line.startsWith('walletd / this'));
+  assert.deepEqual(ratios?.split(/\s{2,}/).slice(1), ['1.0×', '143×', '5.0×'], table.join('\n'));
 });
 
 test('process stats and server log lines', () => {

@@ -1,7 +1,7 @@
 /**
- * One `walletd bench` run: build the workload, then for walletd (and with --peers the
- * PostgreSQL ledger and the Redis wallet) set up, run, check, and close; print the summary
- * and the side-by-side table; write the results folder.
+ * One `walletd bench` run: for each distribution asked for, build the workload, then for
+ * walletd (and with --peers the PostgreSQL ledger and the Redis wallet) set up, run, check, and
+ * close; print the summaries and one side-by-side table per distribution; write the results folder.
  */
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
@@ -17,7 +17,7 @@ import type { BenchOptions } from './options.js';
 import type { BenchTarget } from './target.js';
 import { startWalletdServer } from './walletd-server.js';
 import { WalletdTarget } from './walletd-target.js';
-import { Workload } from './workload.js';
+import { Workload, type Distribution } from './workload.js';
 
 export type BenchOutput = Readonly<{
   /** Results and tables (stdout). */
@@ -30,7 +30,43 @@ export type BenchOutput = Readonly<{
 export async function runBench(options: BenchOptions, command: string, out: BenchOutput): Promise<boolean> {
   const startedAt = new Date().toISOString();
   const loadAtStart = loadavg()[0] ?? 0;
-  const workload = buildWorkload(options, out);
+  const results: TargetResult[] = [];
+  let poolRecords = 0;
+  for (const distribution of options.distributions) {
+    const workload = buildWorkload(options, distribution, out);
+    poolRecords = workload.poolRecords;
+    results.push(...(await runScenario(options, workload, out)));
+  }
+  out.print('');
+  for (const result of results) for (const line of summaryLines(result)) out.print(line);
+  for (const distribution of options.distributions) {
+    const scenario = results.filter((result) => result.distribution === distribution);
+    if (scenario.length < 2) continue;
+    out.print('');
+    if (options.distributions.length > 1) out.print(`${distribution}:`);
+    out.print(sideBySide(scenario));
+  }
+  const machine = describeMachine();
+  const loadAtEnd = loadavg()[0] ?? 0;
+  const folder = writeResults(
+    {
+      command,
+      startedAt,
+      machine,
+      loadAverage: { atStart: loadAtStart, atEnd: loadAtEnd },
+      workload: workloadFacts(options, poolRecords),
+      results,
+    },
+    options.resultsDir,
+  );
+  out.print('');
+  out.print(`load average (1 min): ${loadAtStart.toFixed(2)} at the start, ${loadAtEnd.toFixed(2)} at the end, on ${machine.cpus} cores`);
+  out.print(`results: ${folder}/result.json, ${folder}/chart.svg`);
+  return results.every((result) => result.check.ok);
+}
+
+/** walletd, then with --peers the PostgreSQL ledger and the Redis wallet, on one workload. */
+async function runScenario(options: BenchOptions, workload: Workload, out: BenchOutput): Promise<TargetResult[]> {
   const limits: RunLimits = {
     transfers: options.transfers,
     durationMs: options.durationSeconds === undefined ? undefined : options.durationSeconds * 1000,
@@ -43,46 +79,24 @@ export async function runBench(options: BenchOptions, command: string, out: Benc
     results.push(await measure(await openPostgres(options, workload), workload, peerLimits, out));
     results.push(await measure(await openRedis(options, workload), workload, peerLimits, out));
   }
-  out.print('');
-  for (const result of results) for (const line of summaryLines(result)) out.print(line);
-  if (results.length > 1) {
-    out.print('');
-    out.print(sideBySide(results));
-  }
-  const machine = describeMachine();
-  const loadAtEnd = loadavg()[0] ?? 0;
-  const folder = writeResults(
-    {
-      command,
-      startedAt,
-      machine,
-      loadAverage: { atStart: loadAtStart, atEnd: loadAtEnd },
-      workload: workloadFacts(options, workload),
-      results,
-    },
-    options.resultsDir,
-  );
-  out.print('');
-  out.print(`load average (1 min): ${loadAtStart.toFixed(2)} at the start, ${loadAtEnd.toFixed(2)} at the end, on ${machine.cpus} cores`);
-  out.print(`results: ${folder}/result.json, ${folder}/chart.svg`);
-  return results.every((result) => result.check.ok);
+  return results;
 }
 
-function buildWorkload(options: BenchOptions, out: BenchOutput): Workload {
+function buildWorkload(options: BenchOptions, distribution: Distribution, out: BenchOutput): Workload {
   const startMs = performance.now();
   // Ids are unique per run, so a rerun against the same --target never collides with old ones.
   const runTag = `b${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
   const workload = new Workload({
     accounts: options.accounts,
     batchRecords: options.batchSize,
-    distribution: options.distribution,
+    distribution,
     seed: options.seed,
     zipfExponent: options.zipfExponent,
     transfersMax: options.transfers,
     runTag,
   });
   out.print(
-    `workload: ${options.accounts.toLocaleString('en-US')} accounts, ${options.distribution}, ` +
+    `workload: ${options.accounts.toLocaleString('en-US')} accounts, ${distribution}, ` +
       `${workload.poolRecords.toLocaleString('en-US')} records prebuilt in ${((performance.now() - startMs) / 1000).toFixed(1)} s, run tag ${runTag}`,
   );
   return workload;
@@ -99,7 +113,7 @@ async function measure(target: BenchTarget, workload: Workload, limits: RunLimit
     out.progress(`${target.name}: checking balances and replaying batch 0`);
     const check = await checkRun(target, workload, run);
     out.progress(`${target.name}: done`);
-    return { run, check, setupMs };
+    return { distribution: workload.spec.distribution, run, check, setupMs };
   } finally {
     await target.close();
   }
@@ -151,11 +165,11 @@ async function openRedis(options: BenchOptions, workload: Workload): Promise<Ben
   }
 }
 
-function workloadFacts(options: BenchOptions, workload: Workload): Record<string, string | number | boolean | null> {
+function workloadFacts(options: BenchOptions, poolRecords: number): Record<string, string | number | boolean | null> {
   return {
     accounts: options.accounts,
-    distribution: options.distribution,
-    zipfExponent: options.distribution === 'zipf' ? options.zipfExponent : null,
+    distribution: options.distributions.join(','),
+    zipfExponent: options.distributions.includes('zipf') ? options.zipfExponent : null,
     transfersLimit: options.transfers ?? null,
     durationSeconds: options.durationSeconds ?? null,
     batchSize: options.batchSize,
@@ -164,7 +178,7 @@ function workloadFacts(options: BenchOptions, workload: Workload): Record<string
     durable: options.durable,
     expectedTransactions: options.expectedTransactions ?? null,
     seed: options.seed,
-    poolRecords: workload.poolRecords,
+    poolRecords,
     peerSeconds: options.peers ? options.peerSeconds : null,
     target: options.target === undefined ? null : `${options.target.host}:${options.target.port}`,
   };

@@ -17,23 +17,26 @@ type Point = readonly [number, number];
 type Series = Readonly<{ name: string; color: string; points: readonly Point[] }>;
 type Axis = Readonly<{ min: number; max: number; ticks: ReadonlyArray<readonly [number, string]> }>;
 
-export function renderChart(title: string, runs: readonly RunMeasurement[]): string {
-  const colored = runs.map((run, index) => ({ run, color: COLORS[index % COLORS.length] ?? '#000' }));
-  const throughput: Series[] = colored.map(({ run, color }) => ({
-    name: run.target,
+/** One line per run; `label` names it in the legend (the target, and the distribution when several ran). */
+export type ChartLine = Readonly<{ label: string; run: RunMeasurement }>;
+
+export function renderChart(title: string, lines: readonly ChartLine[]): string {
+  const colored = lines.map(({ label, run }, index) => ({ label, run, color: COLORS[index % COLORS.length] ?? '#000' }));
+  const throughput: Series[] = colored.map(({ label, run, color }) => ({
+    name: label,
     color,
     // Intervals with no answer (a target's batches are still in flight) sit on the axis floor.
     points: run.throughput.map((p) => [p.atMs / 1000, p.transfersPerSecond] as const),
   }));
-  const latency: Series[] = colored.map(({ run, color }) => ({
-    name: run.target,
+  const latency: Series[] = colored.map(({ label, run, color }) => ({
+    name: label,
     color,
     points: run.latency.distribution.map(([percentile, us]) => [ninesOf(percentile), Math.max(us, 1) / 1000] as const),
   }));
   const secondsMax = Math.max(1, ...throughput.flatMap((s) => s.points.map((p) => p[0])));
   const width = 2 * (PANEL_WIDTH + MARGIN.left + MARGIN.right);
   const legendTop = PANEL_HEIGHT + MARGIN.top + MARGIN.bottom;
-  const height = legendTop + LEGEND_ROW_HEIGHT * runs.length + 10;
+  const height = legendTop + LEGEND_ROW_HEIGHT * lines.length + 10;
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
@@ -48,7 +51,7 @@ export function renderChart(title: string, runs: readonly RunMeasurement[]): str
       percentileAxis(),
       logAxis(valuesOf(latency)),
     ),
-    legend(colored.map(({ run, color }) => ({ name: `${run.target} (${run.durability})`, color })), legendTop),
+    legend(colored.map(({ label, run, color }) => ({ name: `${label} (${run.durability})`, color })), legendTop),
     '</svg>',
   ];
   return parts.join('\n');

@@ -17,7 +17,8 @@ export type BenchOptions = Readonly<{
   batchSize: number;
   connections: number;
   framesInFlightPerConnection: number;
-  distribution: Distribution;
+  /** Run one after the other, each on a fresh server (and fresh peer schemas), in this order. */
+  distributions: readonly Distribution[];
   zipfExponent: number;
   durable: boolean;
   /** Passed to the server the bench starts (--expected-transactions), to size its id table. */
@@ -65,7 +66,8 @@ server CPU and RSS, and a check that every transfer applied exactly once. Writes
   --batch-size N          records per frame, 1..${BATCH_RECORDS_MAX} (default ${BENCH_DEFAULTS.batchSize})
   --connections N         client connections (default ${BENCH_DEFAULTS.connections})
   --pipeline N            frames in flight per connection (default ${BENCH_DEFAULTS.framesInFlightPerConnection})
-  --distribution D        uniform | zipf | hot (hot: every transfer debits one account) (default uniform)
+  --distribution D[,D]    uniform | zipf | hot (hot: every transfer debits one account), or a list
+                          run one after the other in one report, e.g. uniform,hot (default uniform)
   --zipf-exponent S       zipf exponent (default ${BENCH_DEFAULTS.zipfExponent})
   --no-durable            server without fsync; peers with synchronous_commit=off and Redis without AOF
   --expected-transactions N  size the started server's transaction-id table up front (default with
@@ -106,7 +108,7 @@ export function parseBenchArgs(args: readonly string[], env: NodeJS.ProcessEnv):
     batchSize: integer(raw, 'batch-size', BENCH_DEFAULTS.batchSize, 1, BATCH_RECORDS_MAX),
     connections: integer(raw, 'connections', BENCH_DEFAULTS.connections, 1, CONNECTIONS_MAX),
     framesInFlightPerConnection: integer(raw, 'pipeline', BENCH_DEFAULTS.framesInFlightPerConnection, 1, FRAMES_IN_FLIGHT_MAX),
-    distribution: distribution(optionalText(raw, 'distribution') ?? 'uniform'),
+    distributions: distributionList(optionalText(raw, 'distribution') ?? 'uniform'),
     zipfExponent: raw.has('zipf-exponent') ? decimal(raw, 'zipf-exponent', 0.01, 10) : BENCH_DEFAULTS.zipfExponent,
     durable: !raw.has('no-durable'),
     expectedTransactions: undefined,
@@ -185,10 +187,14 @@ function decimal(raw: Raw, name: string, min: number, max: number): number {
   return parsed;
 }
 
-function distribution(value: string): Distribution {
-  const found = DISTRIBUTIONS.find((d) => d === value);
-  if (found === undefined) throw new BenchUsageError(`--distribution must be one of ${DISTRIBUTIONS.join(', ')}`);
-  return found;
+function distributionList(value: string): Distribution[] {
+  const list = value.split(',').map((name) => {
+    const found = DISTRIBUTIONS.find((d) => d === name);
+    if (found === undefined) throw new BenchUsageError(`--distribution must be one or more of ${DISTRIBUTIONS.join(', ')} separated by commas, got '${value}'`);
+    return found;
+  });
+  if (new Set(list).size !== list.length) throw new BenchUsageError(`--distribution names a distribution twice: '${value}'`);
+  return list;
 }
 
 function hostPort(value: string, name: string): { host: string; port: number } {

@@ -1,6 +1,6 @@
 /**
  * What a bench run prints and keeps: a summary per target, a side-by-side table with
- * walletd / peer ratios, and results/<timestamp>/{result.json, chart.svg}.
+ * walletd / peer ratios (one table per distribution), and results/<timestamp>/{result.json, chart.svg}.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { renderChart } from './chart.js';
 import type { RunMeasurement } from './runner.js';
 import type { CheckResult } from './verify.js';
+import type { Distribution } from './workload.js';
 
-export type TargetResult = Readonly<{ run: RunMeasurement; check: CheckResult; setupMs: number }>;
+export type TargetResult = Readonly<{ distribution: Distribution; run: RunMeasurement; check: CheckResult; setupMs: number }>;
 
 export type BenchReport = Readonly<{
   command: string;
@@ -35,7 +36,7 @@ export function summaryLines(result: TargetResult): string[] {
   const cpu = Number.isFinite(run.server.cpuPercentOfOneCore) && run.server.cpuSeconds > 0 ? `${run.server.cpuPercentOfOneCore.toFixed(0)}% of one core` : 'n/a';
   const rss = run.server.rssBytesMax > 0 ? `${(run.server.rssBytesMax / 2 ** 20).toFixed(0)} MiB` : 'n/a';
   return [
-    `${run.target} [${run.durability}]`,
+    `${run.target}, ${result.distribution} [${run.durability}]`,
     `  ${count(run.transfersPerSecond)} transfers/s  (${count(run.transfersDone)} transfers in ${(run.elapsedMs / 1000).toFixed(2)} s, ${run.lanes} batches in flight)`,
     `  batch latency  p50 ${ms(l.p50Us)} ms  p99 ${ms(l.p99Us)} ms  p99.9 ${ms(l.p999Us)} ms  max ${ms(l.maxUs)} ms  (${count(l.batches)} batches)`,
     `  server CPU ${cpu}, RSS ${rss}; bench client CPU ${run.client.cpuPercentOfOneCore.toFixed(0)}% of one core`,
@@ -80,6 +81,8 @@ export function writeResults(report: BenchReport, resultsRoot: string): string {
   mkdirSync(folder, { recursive: true });
   writeFileSync(join(folder, 'result.json'), `${JSON.stringify(report, null, 2)}\n`);
   const title = `walletd bench: ${String(report.workload['distribution'])}, ${String(report.workload['accounts'])} accounts, batch ${String(report.workload['batchSize'])}, ${report.workload['durable'] === true ? 'durable' : 'not durable'}`;
-  writeFileSync(join(folder, 'chart.svg'), renderChart(title, report.results.map((r) => r.run)));
+  const severalDistributions = new Set(report.results.map((r) => r.distribution)).size > 1;
+  const lines = report.results.map((r) => ({ label: severalDistributions ? `${r.run.target}, ${r.distribution}` : r.run.target, run: r.run }));
+  writeFileSync(join(folder, 'chart.svg'), renderChart(title, lines));
   return folder;
 }
