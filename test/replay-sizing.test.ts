@@ -1,20 +1,23 @@
-// The offline commands (replay, verify, balance) size the transaction table up front from the
-// log (recovery.ts, transactionIdsAtMost), so a replay from the first record never grows it.
+// Recovery sizes the transaction table up front from the log (recovery.ts, transactionIdsAtMost),
+// so neither a replay from the first record nor the tail after a snapshot grows it.
 // Checked on the bound's worst case: transfers with 1-byte ids, the smallest event that carries
 // an id, spread over many small segments:
 // - the bound is at least the ids logged, and at most the events logged plus the last segment's
 //   frame headers read as events, and never more than --to-sequence;
 // - a replay sized with it keeps the table it started with and reaches the live digest;
-// - a data directory without a log segment bounds nothing.
+// - a data directory without a log segment bounds nothing;
+// - after a snapshot whose table was sized for its own ids, the tail's ids fit the table the
+//   snapshot is loaded into, and the state is the live one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { stateDigest } from '../src/core/digest.js';
 import { TxnTable } from '../src/core/txn-table.js';
 import { dataPaths, recover, transactionIdsAtMost } from '../src/engine/recovery.js';
+import { loadSnapshot } from '../src/engine/snapshot.js';
 import { listSegments } from '../src/log/segments.js';
-import { deposit, logFrames, submit, tempDir, transfer, withLedger } from './support/ledger.js';
+import { deposit, logFrames, newestSnapshot, submit, tempDir, transfer, withLedger } from './support/ledger.js';
 
 /** Every 1-byte transaction id the id grammar allows: [A-Za-z0-9_.:-]. */
 const ONE_BYTE_IDS = [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-'];
@@ -59,6 +62,40 @@ test('a replay from the first record is sized for every id of the log, and never
     const empty = join(root.path, 'empty');
     mkdirSync(dataPaths(empty).logDir, { recursive: true });
     assert.equal(transactionIdsAtMost(empty), 0);
+  } finally {
+    root.remove();
+  }
+});
+
+test('the tail after a snapshot fits the table the snapshot is loaded into', async () => {
+  const root = tempDir('walletd-tail-sizing-');
+  try {
+    const dir = join(root.path, 'data');
+    const tailIds = Array.from({ length: 6_000 }, (_, index) => `t${index}`);
+    const liveDigest = await withLedger(
+      dir,
+      async (ledger) => {
+        for (const accountId of ['x', 'y']) await ledger.openAccount({ accountId, currencyCode: 'USD', owner: 'o' });
+        await submit(ledger, [deposit('fund', 'x', 1_000_000_000n)]);
+        await ledger.snapshot();
+        for (let start = 0; start < tailIds.length; start += 1_000) {
+          await submit(ledger, tailIds.slice(start, start + 1_000).map((id) => transfer(id, 'x', 'y', 3n)));
+        }
+        return ledger.digest();
+      },
+      { snapshotEveryRecords: 1_000_000_000 },
+    );
+    // close() wrote a snapshot at the head; keep only the early one, so recovery replays the tail.
+    rmSync(newestSnapshot(dir).path);
+    const early = loadSnapshot(newestSnapshot(dir).path).meta;
+    assert.equal(early.txnCount, 1);
+    assert.ok(TxnTable.slotsFor(tailIds.length + 1) > early.txnSlots, 'without the bound, the tail would grow the table');
+    const recovered = recover(dir);
+    assert.equal(recovered.snapshot?.sequence, early.sequence);
+    assert.equal(recovered.replayedEvents, tailIds.length);
+    assert.equal(stateDigest(recovered.state), liveDigest);
+    assert.ok(recovered.state.txns.capacitySlots >= TxnTable.slotsFor(tailIds.length + 1), `capacity ${recovered.state.txns.capacitySlots}`);
+    assert.equal(recovered.state.txns.growing, false, 'no growth began during the tail');
   } finally {
     root.remove();
   }

@@ -12,7 +12,7 @@ import { stateDigest } from '../core/digest.js';
 import { formatAmount } from '../core/money.js';
 import { CorruptLogError } from '../log/scan.js';
 import { openLedger } from '../engine/ledger.js';
-import { dataPaths, recover, transactionIdsAtMost, type RecoveryOptions } from '../engine/recovery.js';
+import { dataPaths, recover, type RecoveryOptions } from '../engine/recovery.js';
 import { listSnapshots, loadSnapshot } from '../engine/snapshot.js';
 import { startProgress } from './progress.js';
 
@@ -42,9 +42,7 @@ function dataDirOf(values: { 'data-dir'?: string | undefined }): string {
 function replayWithProgress(dataDir: string, label: string, options: RecoveryOptions): ReturnType<typeof recover> {
   const progress = startProgress(label);
   try {
-    // Used only when the replay starts from the first record (no snapshot): sized for the whole log.
-    const expectedTransactions = transactionIdsAtMost(dataDir, options.toSequence);
-    return recover(dataDir, { ...options, expectedTransactions, onProgress: progress.update, warn: (message) => process.stderr.write(`warning: ${message}\n`) });
+    return recover(dataDir, { ...options, onProgress: progress.update, warn: (message) => process.stderr.write(`warning: ${message}\n`) });
   } finally {
     progress.stop();
   }

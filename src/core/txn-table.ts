@@ -101,11 +101,17 @@ export class TxnTable {
    */
   constructor(expectedEntries = 0) {
     assert(Number.isSafeInteger(expectedEntries) && expectedEntries >= 0 && expectedEntries <= TXN_TABLE_ENTRIES_MAX, `expected transactions must be 0 to ${TXN_TABLE_ENTRIES_MAX}`);
-    let slots = SLOTS_INITIAL;
-    while (expectedEntries * 100 > slots * LOAD_MAX_PERCENT) slots *= 2;
+    const slots = TxnTable.slotsFor(expectedEntries);
     this.slotsTotal = slots;
     this.words = sharedUint32(slots * WORDS_PER_SLOT);
     this.workAbove = prepareAbove(slots);
+  }
+
+  /** The slots a table needs to hold `entries` without growing. */
+  static slotsFor(entries: number): number {
+    let slots = SLOTS_INITIAL;
+    while (entries * 100 > slots * LOAD_MAX_PERCENT) slots *= 2;
+    return slots;
   }
 
   /**

@@ -56,13 +56,15 @@ export function ensureDataDirs(dataDir: string): void {
 export function recover(dataDir: string, options: RecoveryOptions = {}): RecoveryResult {
   const { logDir, snapshotDir } = dataPaths(dataDir);
   const segments = listSegments(logDir);
-  const snapshot = options.fromGenesis === true ? undefined : newestUsableSnapshot(snapshotDir, options);
-  const state = snapshot?.state ?? new LedgerState(undefined, undefined, new TxnTable(options.expectedTransactions ?? 0));
+  const sizes = segments.map((segment) => statSync(segment.path).size);
+  // The table is sized for every id the replay may meet, so the replay never grows it.
+  const eventsMax = eventsAtMost(segments, sizes, options.toSequence);
+  const snapshot = options.fromGenesis === true ? undefined : newestUsableSnapshot(snapshotDir, options, eventsMax);
+  const state = snapshot?.state ?? new LedgerState(undefined, undefined, new TxnTable(Math.max(options.expectedTransactions ?? 0, eventsMax)));
   const context: ScanContext = {
     chainHash: snapshot === undefined ? GENESIS_CHAIN_HASH : Buffer.from(snapshot.meta.chainHash, 'hex'),
     nextSequence: state.headSequence + 1,
   };
-  const sizes = segments.map((segment) => statSync(segment.path).size);
   const start = startPosition(segments, sizes, snapshot?.meta);
   const result: RecoveryResult = { state, chainHash: context.chainHash, tail: undefined, snapshot: snapshot?.meta, tornTail: undefined, replayedEvents: 0 };
   replaySegments(segments, sizes, start, context, result, options);
@@ -74,27 +76,34 @@ export function recover(dataDir: string, options: RecoveryOptions = {}): Recover
 const TRANSFER_EVENT_BYTES_MIN = TRANSFER_FIXED_BYTES + 1 + 4;
 
 /**
- * An upper bound on the transaction ids a replay from the first record meets, up to
- * `toSequence`: the segments before the last hold the events numbered below the last one's
- * first sequence, and the last holds at most one transfer per TRANSFER_EVENT_BYTES_MIN bytes.
- * The offline commands size their table with it, so a replay never grows the table: a growth
- * copies every entry and keeps two arrays while it does (on 11.6M logged events, 18.2 s and
- * 1,285 MiB without, 12.3–13.3 s and 1,020 MiB with). The bound counts account openings too,
- * so the table may be one size larger than growing would have made it.
+ * An upper bound on the events of the log, up to `toSequence`, and so on the transaction ids a
+ * replay meets: the segments before the last hold the events numbered below the last one's
+ * first sequence, and the last holds at most one per TRANSFER_EVENT_BYTES_MIN bytes. Recovery
+ * sizes the transaction table with it (from the first record: for all of them; after a
+ * snapshot: its ids plus the events after it), so a replay never grows the table: a growth
+ * copies every entry and keeps two arrays while it does (on 11.6M logged events, `walletd
+ * replay` took 18.0–20.2 s and 1.31 GB without, 13.3–14.4 s and 1.04–1.06 GB with). From the
+ * first record the bound counts account openings as ids, so the table may be one size larger
+ * than growing would have made it.
  */
 export function transactionIdsAtMost(dataDir: string, toSequence?: number): number {
-  const last = listSegments(dataPaths(dataDir).logDir).at(-1);
+  const segments = listSegments(dataPaths(dataDir).logDir);
+  return eventsAtMost(segments, segments.map((segment) => statSync(segment.path).size), toSequence);
+}
+
+function eventsAtMost(segments: readonly SegmentFile[], sizes: readonly number[], toSequence: number | undefined): number {
+  const last = segments.at(-1);
   if (last === undefined) return 0;
-  const events = last.firstSequence - 1 + Math.floor(statSync(last.path).size / TRANSFER_EVENT_BYTES_MIN);
+  const events = last.firstSequence - 1 + Math.floor((sizes.at(-1) ?? 0) / TRANSFER_EVENT_BYTES_MIN);
   return Math.min(events, toSequence ?? Number.MAX_SAFE_INTEGER, TXN_TABLE_ENTRIES_MAX);
 }
 
-function newestUsableSnapshot(dir: string, options: RecoveryOptions): ReturnType<typeof loadSnapshot> | undefined {
+function newestUsableSnapshot(dir: string, options: RecoveryOptions, eventsMax: number): ReturnType<typeof loadSnapshot> | undefined {
   for (const candidate of listSnapshots(dir)) {
     if (options.toSequence !== undefined && candidate.sequence > options.toSequence) continue;
     if (options.toTimeMs !== undefined) continue; // snapshots carry no event time: replay from the start
     try {
-      return loadSnapshot(candidate.path);
+      return loadSnapshot(candidate.path, eventsMax);
     } catch (error) {
       options.warn?.(`ignoring snapshot ${candidate.path}: ${(error as Error).message}`);
     }

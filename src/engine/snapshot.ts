@@ -29,7 +29,7 @@ import { assert } from '../stdx/assert.js';
 import { bytesOf, stateDigest } from '../core/digest.js';
 import { IdTable } from '../core/id-table.js';
 import { ACCOUNT_WORDS, LedgerState } from '../core/ledger-state.js';
-import { TXN_TABLE_SLOTS_MAX, TxnTable } from '../core/txn-table.js';
+import { TXN_TABLE_ENTRIES_MAX, TXN_TABLE_SLOTS_MAX, TxnTable } from '../core/txn-table.js';
 import { fsyncDirectory } from '../log/segments.js';
 import { ChecksummedReader, readChecksummedFile } from './checked-file.js';
 import { SNAPSHOT_MAGIC, SNAPSHOT_MAGIC_META_FIRST, SNAPSHOT_VERSION, SNAPSHOT_VERSIONS_READ, snapshotFileName } from './snapshot-write.js';
@@ -212,7 +212,11 @@ function readSnapshotMeta(path: string): SnapshotMeta {
 }
 
 /** Reads and fully checks a snapshot (CRC, chunks, then the state digest recomputed). Throws if bad. */
-export function loadSnapshot(path: string): LoadedSnapshot {
+/**
+ * `logEventsAtMost` (recovery's bound on the log's events) sizes the transaction table for the
+ * snapshot's ids plus every event after it, so replaying the tail never grows the table.
+ */
+export function loadSnapshot(path: string, logEventsAtMost = 0): LoadedSnapshot {
   const { meta, data } = readChecksummedFile(path, (reader) => {
     const { meta, trailer } = readHead(reader);
     const data = readSections(meta, reader);
@@ -227,7 +231,9 @@ export function loadSnapshot(path: string): LoadedSnapshot {
   checkChunkList(chunks, meta.sequence, meta.txnCount);
   const dir = join(path, '..');
   const entries = [...(data.has('txn_entries') ? [data.get('txn_entries') as Uint32Array] : []), ...chunks.map((chunk) => readChunk(dir, chunk))];
-  const state = stateFromSections(meta, data, entries);
+  const tailEventsMax = Math.max(0, logEventsAtMost - meta.sequence);
+  const txnSlots = Math.max(meta.txnSlots, TxnTable.slotsFor(Math.min(meta.txnCount + tailEventsMax, TXN_TABLE_ENTRIES_MAX)));
+  const state = stateFromSections(meta, data, entries, txnSlots);
   const digest = stateDigest(state);
   if (digest !== meta.digest) throw new Error(`snapshot ${path}: state digest mismatch`);
   return { meta, state, path };
@@ -256,7 +262,7 @@ function readSections(meta: SnapshotMeta, reader: ChecksummedReader): Map<string
   return data;
 }
 
-function stateFromSections(meta: SnapshotMeta, data: Map<string, ArrayBufferView>, txnEntries: readonly Uint32Array[]): LedgerState {
+function stateFromSections(meta: SnapshotMeta, data: Map<string, ArrayBufferView>, txnEntries: readonly Uint32Array[], txnSlots: number): LedgerState {
   const get = <T extends ArrayBufferView>(name: string): T => {
     const view = data.get(name);
     if (view === undefined) throw new Error(`snapshot: missing section ${name}`);
@@ -264,7 +270,7 @@ function stateFromSections(meta: SnapshotMeta, data: Map<string, ArrayBufferView
   };
   const accounts = IdTable.fromParts(get<Uint8Array>('account_id_lengths'), get<Int32Array>('account_id_arena'));
   const owners = IdTable.fromParts(get<Uint8Array>('owner_id_lengths'), get<Int32Array>('owner_id_arena'));
-  const txns = TxnTable.fromEntries(txnEntries, meta.txnSlots);
+  const txns = TxnTable.fromEntries(txnEntries, txnSlots);
   assert(txns.count === meta.txnCount, 'snapshot transaction count mismatch');
   const state = new LedgerState(accounts, owners, txns);
   const n = accounts.count;
