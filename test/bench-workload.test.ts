@@ -9,7 +9,7 @@ import { Prng } from '../src/stdx/prng.js';
 import { ZipfSampler } from '../src/bench/zipf.js';
 import { FUNDING_TOTAL_MINOR_MAX, AMOUNT_MINOR_MAX, Workload, type WorkloadSpec } from '../src/bench/workload.js';
 import { readTransferRecord, BATCH_RECORDS_MAX } from '../src/core/transfer-record.js';
-import { parseBenchArgs, BenchUsageError } from '../src/bench/options.js';
+import { benchNotices, parseBenchArgs, BenchUsageError } from '../src/bench/options.js';
 import { renderChart, ninesOf } from '../src/bench/chart.js';
 import { sideBySide } from '../src/bench/report.js';
 import { LatencyRecorder } from '../src/bench/latency.js';
@@ -168,11 +168,17 @@ test('options: defaults, limits and mistakes', () => {
   assert.equal(timed.expectedTransactions, undefined, 'a timed run cannot know');
   const sized = parseBenchArgs(['--duration', '5', '--expected-transactions', '9000000'], {});
   assert.ok(sized !== 'help' && sized.expectedTransactions === 9_000_000);
+  assert.match(benchNotices(timed).join('\n'), /--expected-transactions/, 'a timed run of a started server is told its table will grow');
+  assert.deepEqual(benchNotices(sized), [], 'sized: nothing to say');
+  assert.deepEqual(benchNotices(defaults), [], 'a counted run sizes the table itself');
 
   const remote = parseBenchArgs(['--target', '10.0.0.5:7070'], { WALLET_ADMIN_TOKEN: 'secret' });
   assert.ok(remote !== 'help');
   assert.deepEqual(remote.target, { host: '10.0.0.5', port: 7070 });
   assert.equal(remote.token, 'secret');
+  const remoteTimed = parseBenchArgs(['--target', '10.0.0.5:7070', '--duration', '5'], { WALLET_ADMIN_TOKEN: 'secret' });
+  assert.ok(remoteTimed !== 'help');
+  assert.deepEqual(benchNotices(remoteTimed), [], 'a running server was sized when it started');
 
   assert.equal(parseBenchArgs(['--help'], {}), 'help');
   for (const bad of [['--batch-size', '8191'], ['--distribution', 'pareto'], ['--distribution', 'uniform,pareto'], ['--distribution', 'hot,hot'], ['--distribution', 'uniform,'], ['--target', 'nohost'], ['--target', 'h:1'], ['--frobnicate'], ['--accounts', '1'], ['--pg-clients', String(POSTGRES_CLIENTS_MAX + 1)]]) {

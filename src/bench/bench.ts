@@ -13,7 +13,7 @@ import { PeerTarget } from './peer-target.js';
 import { runLoad, type RunLimits } from './runner.js';
 import { checkRun } from './verify.js';
 import { describeMachine, sideBySide, summaryLines, writeResults, type TargetResult } from './report.js';
-import type { BenchOptions } from './options.js';
+import { benchNotices, type BenchOptions } from './options.js';
 import type { BenchTarget } from './target.js';
 import { startWalletdServer } from './walletd-server.js';
 import { WalletdTarget } from './walletd-target.js';
@@ -30,6 +30,7 @@ export type BenchOutput = Readonly<{
 export async function runBench(options: BenchOptions, command: string, out: BenchOutput): Promise<boolean> {
   const startedAt = new Date().toISOString();
   const loadAtStart = loadavg()[0] ?? 0;
+  for (const notice of benchNotices(options)) out.print(notice);
   const results: TargetResult[] = [];
   let poolRecords = 0;
   for (const distribution of options.distributions) {

@@ -137,6 +137,20 @@ export function parseBenchArgs(args: readonly string[], env: NodeJS.ProcessEnv):
   return { ...options, expectedTransactions };
 }
 
+/**
+ * What to tell the user before a run whose figures the setup will lower: a server the bench
+ * starts for a timed run cannot know how many ids to size its table for, so it grows the table
+ * during the measured part (each growth holds a second array and copies every entry).
+ */
+export function benchNotices(options: BenchOptions): string[] {
+  const startsServer = options.target === undefined && !options.peersOnly;
+  if (!startsServer || options.expectedTransactions !== undefined) return [];
+  return [
+    'note: --duration without --expected-transactions: the server sizes its transaction-id table as it goes, ' +
+      'and its growths during the run lower the figures; pass --expected-transactions N (about transfers/s × seconds + accounts)',
+  ];
+}
+
 function readFlags(args: readonly string[]): Raw {
   const raw: Raw = new Map();
   for (let index = 0; index < args.length; index++) {
