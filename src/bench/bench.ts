@@ -31,12 +31,17 @@ export async function runBench(options: BenchOptions, command: string, out: Benc
   const startedAt = new Date().toISOString();
   const loadAtStart = loadavg()[0] ?? 0;
   for (const notice of benchNotices(options)) out.print(notice);
+  const limits: RunLimits = {
+    transfers: options.transfers,
+    durationMs: options.durationSeconds === undefined ? undefined : options.durationSeconds * 1000,
+  };
   const results: TargetResult[] = [];
   let poolRecords = 0;
   for (const distribution of options.distributions) {
     const workload = buildWorkload(options, distribution, out);
+    // The pool's size depends on the transfer limit and the batch size only: the same for every distribution.
     poolRecords = workload.poolRecords;
-    results.push(...(await runScenario(options, workload, out)));
+    results.push(...(await runScenario(options, workload, limits, out)));
   }
   out.print('');
   for (const result of results) for (const line of summaryLines(result)) out.print(line);
@@ -67,11 +72,7 @@ export async function runBench(options: BenchOptions, command: string, out: Benc
 }
 
 /** walletd, then with --peers the PostgreSQL ledger and the Redis wallet, on one workload. */
-async function runScenario(options: BenchOptions, workload: Workload, out: BenchOutput): Promise<TargetResult[]> {
-  const limits: RunLimits = {
-    transfers: options.transfers,
-    durationMs: options.durationSeconds === undefined ? undefined : options.durationSeconds * 1000,
-  };
+async function runScenario(options: BenchOptions, workload: Workload, limits: RunLimits, out: BenchOutput): Promise<TargetResult[]> {
   const results: TargetResult[] = [];
   if (!options.peersOnly) results.push(await measure(await openWalletd(options), workload, limits, out));
   if (options.peers) {

@@ -211,8 +211,8 @@ function readSnapshotMeta(path: string): SnapshotMeta {
   }
 }
 
-/** Reads and fully checks a snapshot (CRC, chunks, then the state digest recomputed). Throws if bad. */
 /**
+ * Reads and fully checks a snapshot (CRC, chunks, then the state digest recomputed). Throws if bad.
  * `logEventsAtMost` (recovery's bound on the log's events) sizes the transaction table for the
  * snapshot's ids plus every event after it, so replaying the tail never grows the table.
  */
