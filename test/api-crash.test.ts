@@ -159,6 +159,10 @@ test('SIGTERM under HTTP load: in-flight requests answered, exit 0 within 30 s, 
   const messages = server.logs().map((entry) => entry['msg']);
   assert.ok(messages.includes('stopping: no new requests, finishing in-flight ones'));
   assert.ok(messages.includes('stopped: final snapshot written'));
+  const snapshots = server.logs().filter((entry) => entry['msg'] === 'snapshot written');
+  assert.ok(snapshots.length >= 1, 'the final snapshot is logged');
+  const last = snapshots.at(-1)!;
+  assert.ok(typeof last['sequence'] === 'number' && last['sequence'] > 0 && typeof last['bytes'] === 'number' && last['bytes'] > 0, JSON.stringify(last));
 
   await restartAndVerify(server, accounts, load.sent, 100);
 });

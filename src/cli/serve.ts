@@ -96,6 +96,13 @@ function openLedgerLogged(config: ServeConfig, server: HttpServer, metrics: ApiM
     fsync: config.fsync,
     observer: {
       ...metrics.engineObserver,
+      // Logged as well as counted: an operator reading the log sees how often snapshots land,
+      // how long they take and how large they are (the restart's tail is what comes after one).
+      onSnapshot: (info) => {
+        metrics.engineObserver.onSnapshot?.(info);
+        const { sequence, bytes, newEntries, entriesFrom } = info;
+        server.app.log.info({ sequence, bytes, ms: Math.round(info.ms), newEntries, entriesFrom }, 'snapshot written');
+      },
       onLogScrubStart: (upToSequence, fromSequence) =>
         server.app.log.info({ fromSequence, upToSequence, mibPerSecond: config.logScrubMiBPerSecond }, fromSequence > 1 ? 'log scrub resumed from its checkpoint' : 'log scrub started'),
       onLogScrubEnd: (status) => logScrubEnd(server, status),
