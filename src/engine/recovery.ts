@@ -56,7 +56,7 @@ export function ensureDataDirs(dataDir: string): void {
 export function recover(dataDir: string, options: RecoveryOptions = {}): RecoveryResult {
   const { logDir, snapshotDir } = dataPaths(dataDir);
   const segments = listSegments(logDir);
-  const sizes = segments.map((segment) => statSync(segment.path).size);
+  const sizes = segmentSizes(segments);
   // The table is sized for every id the replay may meet, so the replay never grows it.
   const eventsMax = eventsAtMost(segments, sizes, options.toSequence);
   const snapshot = options.fromGenesis === true ? undefined : newestUsableSnapshot(snapshotDir, options, eventsMax);
@@ -88,7 +88,11 @@ const TRANSFER_EVENT_BYTES_MIN = TRANSFER_FIXED_BYTES + 1 + 4;
  */
 export function transactionIdsAtMost(dataDir: string, toSequence?: number): number {
   const segments = listSegments(dataPaths(dataDir).logDir);
-  return eventsAtMost(segments, segments.map((segment) => statSync(segment.path).size), toSequence);
+  return eventsAtMost(segments, segmentSizes(segments), toSequence);
+}
+
+function segmentSizes(segments: readonly SegmentFile[]): number[] {
+  return segments.map((segment) => statSync(segment.path).size);
 }
 
 function eventsAtMost(segments: readonly SegmentFile[], sizes: readonly number[], toSequence: number | undefined): number {
