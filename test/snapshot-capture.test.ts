@@ -2,7 +2,7 @@
 // with the records handed to the worker two accounts at a time, transfers are decided between
 // the pieces, and the snapshot still holds the state of its own sequence: its digest equals a
 // replay of the log from the first record to that sequence, and recovery from it plus the tail
-// equals the live state. Also: a journal's entries reach the chunk a piece at a time; a
+// equals the live state. Also: the chunk spool writes a journal's blocks as they fill; a
 // snapshot that cannot be written fails cleanly; a worker told to abort removes its file; one
 // that dies leaves nothing behind, and automatic snapshots that fail are retried with backoff.
 import { test } from 'node:test';
@@ -20,11 +20,13 @@ import type { Ledger } from '../src/engine/types.js';
 import { dataPaths, recover } from '../src/engine/recovery.js';
 import { listSnapshots, loadSnapshot } from '../src/engine/snapshot.js';
 import { SnapshotFileWriter, snapshotFileName } from '../src/engine/snapshot-write.js';
+import { ChunkSpool } from '../src/engine/chunk-spool.js';
 import type { FromSnapshotWorker, SnapshotJob, ToSnapshotWorker } from '../src/engine/snapshot-worker.js';
 import { Prng } from '../src/stdx/prng.js';
 import { deposit, inTempDir, newestSnapshot, submit, transfer, withTempLedger } from './support/ledger.js';
 
 const ACCOUNTS = 300;
+const SPOOL_WORKER = new URL('../src/engine/chunk-spool-worker.js', import.meta.url);
 
 test('transfers decided while a snapshot hands out its records leave the snapshot at its own sequence', async () => {
   let keptPeak = 0;
@@ -64,27 +66,43 @@ test('transfers decided while a snapshot hands out its records leave the snapsho
   );
 });
 
-test("a journal's entries reach the chunk a piece at a time, all of them, and the snapshot loads with its digest", async () => {
+test("the chunk spool writes a journal's blocks as they fill; the sealed chunk is listed as it is, and the snapshot loads with its digest", async () => {
   await inTempDir(async (dir) => {
     const count = 140_000;
-    const state = new LedgerState(undefined, undefined, new TxnTable(count)); // presized: a growth would drop the journal
+    const state = new LedgerState(undefined, undefined, new TxnTable());
     state.applyAccountOpened(1, 'a', 840, 'a');
-    state.txns.startJournal(1, 1 << 24, 100_000); // two blocks; the first split into pieces of 65,536 and the rest
-    const prng = new Prng(5);
-    for (let i = 0; i < count; i++) state.txns.insert(prng.nextU32(), prng.nextU32(), prng.nextU32(), i, 0, i + 2, 0);
-    state.headSequence = count + 1;
-    const journal = state.txns.takeJournal()!;
-    const position = { chainHash: '0'.repeat(64), logSegmentFirstSequence: 1, logOffset: 0, nowMs: 0 };
-    const file = new SnapshotFileWriter(dir.path, captureAccountIdParts(state), position);
-    file.addRecords(bytesOf(state.accountRecords()));
-    const written = file.finish({ words: journal.words, slots: journal.slots(), afterSequence: 1, toSequence: count + 1 }, []);
-    assert.deepEqual(
-      written.chunks.map((chunk) => chunk.count),
-      [count],
-    );
-    const loaded = loadSnapshot(written.tempPath);
-    assert.equal(loaded.state.txns.count, count);
-    assert.equal(stateDigest(loaded.state), stateDigest(state));
+    const spare: Uint32Array[] = [];
+    const spool = new ChunkSpool(dir.path, SPOOL_WORKER, spare, (message) => assert.fail(message));
+    try {
+      // From sequence 0, where a first chunk starts (the account opened at 1 adds no entry).
+      state.txns.startJournal(0, 1 << 24, spare, 10_000);
+      spool.begin(0);
+      const prng = new Prng(5);
+      for (let i = 0; i < count; i++) {
+        state.txns.insert(prng.nextU32(), prng.nextU32(), prng.nextU32(), i, 0, i + 2, 0);
+        if (i % 25_000 === 0) assert.ok(spool.ship(state.txns.runningJournal!.takeFullBlocks()));
+      }
+      state.headSequence = count + 1;
+      const journal = state.txns.takeJournal()!;
+      const sealed = await spool.seal(journal.rest(), count + 1, journal.count);
+      assert.deepEqual({ ...sealed, fold: undefined }, { name: 'txns-00000000000000000000-00000000000000140001.wtxn', afterSequence: 0, toSequence: count + 1, count, fold: undefined });
+      assert.ok(spare.length > 0, 'blocks came back for reuse');
+      const position = { chainHash: '0'.repeat(64), logSegmentFirstSequence: 1, logOffset: 0, nowMs: 0 };
+      const file = new SnapshotFileWriter(dir.path, captureAccountIdParts(state), position);
+      file.addRecords(bytesOf(state.accountRecords()));
+      const written = file.finish({ sealed, afterSequence: 0, toSequence: count + 1 }, []);
+      assert.deepEqual(written.chunks, [sealed], 'listed as it is: nothing to merge with');
+      const loaded = loadSnapshot(written.tempPath);
+      assert.equal(loaded.state.txns.count, count);
+      assert.equal(stateDigest(loaded.state), stateDigest(state));
+      assert.deepEqual(
+        readdirSync(dir.path).filter((name) => name.endsWith('.tmp')),
+        [written.tempPath.split('/').pop()],
+        'no open chunk left behind',
+      );
+    } finally {
+      await spool.close();
+    }
   });
 });
 
@@ -250,7 +268,8 @@ test('automatic snapshots whose worker dies leave no files behind and are retrie
     const ledger = await openLedger({ dataDir: dir.path, fsync: false, nowMs: () => now, snapshotEveryRecords: 5, snapshotWorkerUrl: dyingSnapshotWorker(dir.path, 3) });
     const { snapshotDir } = dataPaths(dir.path);
     const attempts = (): number => (existsSync(join(snapshotDir, 'attempts.log')) ? readFileSync(join(snapshotDir, 'attempts.log'), 'utf8').split('\n').length - 1 : 0);
-    const leftovers = (): string[] => readdirSync(snapshotDir).filter((name) => name.endsWith('.tmp'));
+    // The chunk being spooled for the next snapshot is a temporary file too, and in use.
+    const leftovers = (): string[] => readdirSync(snapshotDir).filter((name) => name.endsWith('.tmp') && !name.endsWith('-open.wtxn.tmp'));
     /** Submits deposits until the snapshot started by the drains settles (failure or success). */
     const driveUntil = async (done: () => boolean): Promise<void> => {
       for (let round = 0; !done(); round++) {

@@ -7,21 +7,24 @@
 // the file) still loads, and the next snapshot after it starts the chunks.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { bytesOf, stateDigest } from '../src/core/digest.js';
 import { Wire } from '../src/core/errors.js';
-import { TxnTable } from '../src/core/txn-table.js';
+import { foldTxnWords, TxnTable } from '../src/core/txn-table.js';
 import { ChecksummedWriter } from '../src/engine/checked-file.js';
 import { dataPaths, recover } from '../src/engine/recovery.js';
 import { listSnapshots, loadSnapshot, type SnapshotMeta } from '../src/engine/snapshot.js';
 import { SNAPSHOT_VERSION, snapshotFileName } from '../src/engine/snapshot-write.js';
-import { addChunk, entryPiecesOf, readChunk, type ChunkRef } from '../src/engine/txn-chunks.js';
+import { addChunk, ChunkFileWriter, entryPiecesOf, readChunk, type ChunkRef } from '../src/engine/txn-chunks.js';
 import type { Ledger } from '../src/engine/types.js';
 import { Prng } from '../src/stdx/prng.js';
 import { deposit, inTempDir, newestSnapshot, submit, transfer, withLedger, withTempLedger } from './support/ledger.js';
 
 const ENTRY_BYTES = 24;
+/** A version 2 chunk's header (32), trailer (32) and CRC-32 (4). */
+const CHUNK_FIXED_BYTES = 68;
 
 function chunkFiles(dir: string): string[] {
   return readdirSync(dataPaths(dir).snapshotDir)
@@ -84,7 +87,7 @@ test('each snapshot writes a chunk of only the entries logged since the previous
         // The newest chunk, unless merged, holds exactly this round's entries.
         const newest = chunks.at(-1)!;
         if (newest.afterSequence === meta.sequence - count) assert.equal(newest.count, count);
-        for (const chunk of chunks) assert.equal(statSync(join(dataPaths(dir.path).snapshotDir, chunk.name)).size, 52 + chunk.count * ENTRY_BYTES);
+        for (const chunk of chunks) assert.equal(statSync(join(dataPaths(dir.path).snapshotDir, chunk.name)).size, CHUNK_FIXED_BYTES + chunk.count * ENTRY_BYTES);
         // Exactly the chunks the two kept snapshots list are on disk.
         const kept = listSnapshots(dataPaths(dir.path).snapshotDir).map((snapshot) => loadSnapshot(snapshot.path).meta);
         assert.ok(kept.length <= 2);
@@ -201,9 +204,156 @@ test('addChunk merges like a binary counter up to a size; merged chunks hold the
       assert.deepEqual(counts, [[8], [16], [16, 8], [16, 16], [16, 16, 4], [16, 16, 8]]);
     });
     const first = chunks[0]!;
-    assert.throws(() => readChunk(dir.path, { ...first, count: first.count - 1 }), /header does not match/);
+    assert.throws(() => readChunk(dir.path, { ...first, count: first.count - 1 }), /size does not match/);
+    assert.throws(() => readChunk(dir.path, { ...first, afterSequence: 1 }), /header does not match/);
+    assert.throws(() => readChunk(dir.path, { ...first, toSequence: first.toSequence + 1 }), /trailer does not match/);
     assert.throws(() => readChunk(dir.path, { ...first, fold: [0, 0, 0, 0] }), /fold does not match/);
     assert.throws(() => readChunk(dir.path, { ...first, name: 'txns-00000000000000000000-00000000000000000001.wtxn' }), /ENOENT/);
+  });
+});
+
+test('a version 1 chunk (the range and count in its header) still reads, checked the same way; a sealed chunk joins older ones when small', async () => {
+  await inTempDir(async (dir) => {
+    const prng = new Prng(11);
+    const entries = new Uint32Array(5 * 6);
+    for (let i = 0; i < 5; i++) entries.set([prng.nextU32(), prng.nextU32(), prng.nextU32(), prng.nextU32(), i + 1, 0], i * 6);
+    const fold = foldTxnWords(entries);
+    const name = 'txns-00000000000000000000-00000000000000000005.wtxn';
+    // Version 1 as docs/LOG-FORMAT.md gives it, byte by byte.
+    const writer = new ChecksummedWriter(join(dir.path, name));
+    const header = Buffer.alloc(32);
+    header.write('WTXNCHK1', 0, 'latin1');
+    header.writeBigUInt64LE(0n, 8);
+    header.writeBigUInt64LE(5n, 16);
+    header.writeUInt32LE(5, 24);
+    writer.write(header);
+    writer.write(bytesOf(entries));
+    writer.write(bytesOf(fold));
+    writer.finish();
+    const v1: ChunkRef = { name, afterSequence: 0, toSequence: 5, count: 5, fold: [...fold] };
+    assert.deepEqual(readChunk(dir.path, v1), entries);
+    assert.throws(() => readChunk(dir.path, { ...v1, count: 4 }), /header does not match/);
+    assert.throws(() => readChunk(dir.path, { ...v1, fold: [1, 2, 3, 4] }), /fold does not match/);
+    // A sealed chunk (as the spool writes them) no larger than the chunk before it joins it: the
+    // two are rewritten as one (version 2), every entry once, in order.
+    const more = new Uint32Array(5 * 6);
+    for (let i = 0; i < 5; i++) more.set([prng.nextU32(), prng.nextU32(), prng.nextU32(), 0, 6 + i, 0], i * 6);
+    const spooled = new ChunkFileWriter(dir.path, 5);
+    spooled.add(more);
+    const sealed = spooled.finish(10);
+    assert.equal(sealed.name, 'txns-00000000000000000005-00000000000000000010.wtxn');
+    const list = addChunk(dir.path, [v1], 10, { sealed });
+    assert.deepEqual(
+      list.map((chunk) => [chunk.afterSequence, chunk.toSequence, chunk.count]),
+      [[0, 10, 10]],
+    );
+    assert.deepEqual([...readChunk(dir.path, list[0]!)], [...entries, ...more]);
+    assert.deepEqual(addChunk(dir.path, [v1], 10, { sealed }, 8), [v1, sealed], 'past the merge bound it is listed as it is');
+    assert.throws(() => addChunk(dir.path, [], 10, { sealed }), /does not continue/);
+  });
+});
+
+/** The name of the chunk a spool begins after `sequence`, until it is sealed. */
+function openChunkName(sequence: number): string {
+  return `txns-${String(sequence).padStart(20, '0')}-open.wtxn.tmp`;
+}
+
+/** A chunk spool worker that exits (code 3) at its first seal in `dir`, and runs as the real one after. */
+function spoolWorkerDyingAtFirstSeal(dir: string): URL {
+  const real = new URL('../src/engine/chunk-spool-worker.js', import.meta.url).href;
+  const marker = join(dir, 'spool-died');
+  // Its listener comes first, and both are in place before any message (static imports run in order).
+  writeFileSync(
+    join(dir, 'die-at-first-seal.mjs'),
+    `import { parentPort } from 'node:worker_threads';
+    import { existsSync, writeFileSync } from 'node:fs';
+    parentPort.on('message', (message) => {
+      if (message.kind === 'seal' && !existsSync(${JSON.stringify(marker)})) {
+        writeFileSync(${JSON.stringify(marker)}, '');
+        process.exit(3);
+      }
+    });`,
+  );
+  const path = join(dir, 'dying-spool-worker.mjs');
+  writeFileSync(path, `import './die-at-first-seal.mjs';\nimport ${JSON.stringify(real)};\n`);
+  return pathToFileURL(path);
+}
+
+test('the chunk spool: full blocks are written between drains; a chunk it cannot begin, or a worker that dies, costs one scan; an open chunk left by a stopped run is removed at start', async () => {
+  type Info = { newEntries: number; entriesFrom: string };
+  await inTempDir(async (dir) => {
+    const seen: Info[] = [];
+    const observer = { onSnapshot: (info: Info) => seen.push({ newEntries: info.newEntries, entriesFrom: info.entriesFrom }) };
+    const warnings: string[] = [];
+    const onWarning = (warning: Error): void => void warnings.push(warning.message);
+    process.on('warning', onWarning);
+    const { snapshotDir } = dataPaths(dir.path);
+    try {
+      await withLedger(
+        dir.path,
+        async (ledger) => {
+          const began = ledger.stats().headSequence; // a new ledger's journal begins at once
+          await ledger.openAccount({ accountId: 'a', currencyCode: 'USD', owner: 'a' });
+          // More than a journal block (65,536 entries): the full block is written while the interval runs.
+          for (let batch = 0; batch < 10; batch++) await deposits(ledger, `big${batch}`, 8000);
+          const spooled = join(snapshotDir, openChunkName(began));
+          for (let wait = 0; statSync(spooled).size < 32 + 65_536 * ENTRY_BYTES; wait++) {
+            assert.ok(wait < 500, 'the first full block reached the open chunk before any snapshot');
+            await new Promise((wake) => setTimeout(wake, 10));
+          }
+          await ledger.snapshot();
+          // The next chunk cannot be begun (a directory where its file goes): said, and the snapshot after it scans.
+          await deposits(ledger, 'small', 10);
+          const blocked = join(snapshotDir, openChunkName(ledger.stats().headSequence));
+          mkdirSync(blocked);
+          await ledger.snapshot();
+          await deposits(ledger, 'scanned', 12);
+          await ledger.snapshot();
+          await deposits(ledger, 'again', 14);
+          await ledger.snapshot();
+          rmdirSync(blocked);
+        },
+        { snapshotEveryRecords: 1_000_000, observer },
+      );
+      assert.deepEqual(seen, [
+        { newEntries: 80_000, entriesFrom: 'journal' },
+        { newEntries: 10, entriesFrom: 'journal' },
+        { newEntries: 12, entriesFrom: 'scan' },
+        { newEntries: 14, entriesFrom: 'journal' },
+      ]);
+      assert.match(warnings.join('\n'), /chunk spool: EISDIR.*the next snapshot scans the transaction table instead/);
+      // A worker that dies while sealing: that snapshot scans; a new worker spools a later one.
+      seen.length = 0;
+      warnings.length = 0;
+      const digest = await withLedger(
+        dir.path,
+        async (ledger) => {
+          await deposits(ledger, 'died', 9);
+          await ledger.snapshot();
+          await deposits(ledger, 'after', 4);
+          await ledger.snapshot();
+          await deposits(ledger, 'spooled', 6);
+          await ledger.snapshot();
+          return ledger.digest();
+        },
+        { snapshotEveryRecords: 1_000_000, observer, chunkSpoolWorkerUrl: spoolWorkerDyingAtFirstSeal(dir.path) },
+      );
+      // The chunk begun at that capture went to the same worker, so the next snapshot scans too.
+      assert.deepEqual(seen.slice(0, 3), [
+        { newEntries: 9, entriesFrom: 'scan' },
+        { newEntries: 4, entriesFrom: 'scan' },
+        { newEntries: 6, entriesFrom: 'journal' },
+      ]);
+      assert.match(warnings.join('\n'), /chunk spool worker exited with code 3; this snapshot scans the transaction table instead/);
+      assert.equal(stateDigest(recover(dir.path).state), digest);
+      assert.equal(stateDigest(recover(dir.path, { fromGenesis: true }).state), digest);
+      // An open chunk left behind by a run that stopped (a crash) is removed when the next one starts.
+      const leftover = join(snapshotDir, openChunkName(3));
+      writeFileSync(leftover, 'half a chunk');
+      await withLedger(dir.path, async () => assert.equal(existsSync(leftover), false));
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 });
 

@@ -15,7 +15,7 @@ import fc from 'fast-check';
 import { captureAccountIdParts, digestOfParts, stateDigest } from '../src/core/digest.js';
 import { Wire } from '../src/core/errors.js';
 import { LedgerState } from '../src/core/ledger-state.js';
-import { foldTxnWords, gatherJournalEntries, MIGRATE_SLOTS_PER_INSERT, scanEntryPieces, SEQUENCE_MAX, TXN_TABLE_ENTRIES_MAX, TxnTable } from '../src/core/txn-table.js';
+import { foldTxnWords, MIGRATE_SLOTS_PER_INSERT, scanEntryPieces, SEQUENCE_MAX, TXN_TABLE_ENTRIES_MAX, TxnTable } from '../src/core/txn-table.js';
 import { recover } from '../src/engine/recovery.js';
 import { Prng } from '../src/stdx/prng.js';
 import { deposit, submit, tempDir, withLedger } from './support/ledger.js';
@@ -492,32 +492,32 @@ test('foldTxnWords equals its definition: per occupied slot, four seeded lanes o
   );
 });
 
-test('the journal names exactly the entries inserted since it started, in order; a growth or its bound drops it', () => {
+test('the journal copies exactly the entries inserted since it started, in order, across growths; its bound drops it', () => {
   fc.assert(
     fc.property(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 0, max: 140_000 }), fc.boolean(), (seed, before, during, presized) => {
       const prng = new Prng(seed);
       const model = new Map<string, Entry>();
-      // Presized: no growth, so the journal survives (unpresized runs mostly grow and drop it).
+      // Unpresized runs grow while the journal runs: a copy of the entries survives that.
       const table = new TxnTable(presized ? before + during : 0);
       // Both insert paths journal.
       const inserter = new RandomInserter(prng, table, model, 'either');
       const insertOne = (phase: Entry['phase']): void => inserter.insertOne(phase);
       for (let i = 0; i < before; i++) insertOne('before');
       const startedAt = inserter.sequence;
-      const slotsAtStart = table.capacitySlots;
-      table.startJournal(startedAt, 1 << 24);
-      for (let i = 0; i < during; i++) insertOne('during');
+      table.startJournal(startedAt, 1 << 24, [], 1000);
+      // Full blocks are taken along the way, as the engine ships them to the spool after drains.
+      const shipped: Uint32Array[] = [];
+      for (let i = 0; i < during; i++) {
+        insertOne('during');
+        if (prng.nextU32() % 5000 === 0) shipped.push(...table.runningJournal!.takeFullBlocks());
+      }
       const journal = table.takeJournal();
       assert.equal(table.takeJournal(), undefined, 'taken once');
-      if (presized) assert.equal(table.capacitySlots, slotsAtStart, 'a presized table does not grow, so its runs check the journal');
-      if (table.capacitySlots !== slotsAtStart) {
-        assert.equal(journal, undefined, 'a growth moved entries: the journal is dropped');
-        return;
-      }
       assert.ok(journal !== undefined);
       assert.equal(journal.afterSequence, startedAt);
       assert.equal(journal.count, during);
-      const words = gathered(journal.words, joined(journal.slots()), startedAt, inserter.sequence);
+      const words = joined([...shipped, ...journal.rest()]);
+      assert.equal(words.length, during * 6);
       // In insertion order, and the same entries a scan of the table finds after startedAt.
       for (let i = 0; i < during; i++) assert.equal(words[i * 6 + 4], startedAt + i + 1, 'sequence order');
       assert.deepEqual(sortedEntries(words), sortedEntries(scanned(table, startedAt, inserter.sequence, during)));
@@ -533,37 +533,32 @@ test('the journal names exactly the entries inserted since it started, in order;
   assert.equal(table.count, 4, 'inserts go on');
 });
 
-test('gathering a journal refuses a slot whose entry lies outside the journal range', () => {
-  const table = new TxnTable();
-  for (let sequence = 1; sequence <= 5; sequence++) table.insert(sequence * 7919, sequence, 0, 5, 0, sequence, 0);
-  table.startJournal(5, 100);
-  for (let sequence = 6; sequence <= 8; sequence++) table.insert(sequence * 7919, sequence, 0, 5, 0, sequence, 0);
-  const journal = table.takeJournal()!;
-  const slots = joined(journal.slots());
-  assert.deepEqual([...gathered(journal.words, slots, 5, 8).filter((_, index) => index % 6 === 4)], [6, 7, 8]);
-  assert.throws(() => gathered(journal.words, slots, 5, 7), /outside its range/, 'an entry logged after the range');
-  assert.throws(() => gathered(journal.words, slots, 6, 8), /outside its range/, 'an entry logged before the range');
-  const emptySlot = -table.find(12345, 1, 2) - 1;
-  assert.throws(() => gathered(journal.words, Uint32Array.of(emptySlot), 5, 8), /outside its range/, 'an empty slot');
-});
-
-test('a journal crosses a block end without losing or repeating a slot', () => {
+test('a journal crosses a block end without losing or repeating an entry; full blocks are taken once; spare blocks are reused', () => {
   const table = new TxnTable(100);
-  table.startJournal(0, 1 << 24, 16);
-  for (let sequence = 1; sequence <= 37; sequence++) table.insert(Math.imul(sequence, 0x9e3779b1) >>> 0, sequence, 7, 0, 0, sequence, 0);
-  const blocks = table.takeJournal()!.slots();
+  const wrongSize = new Uint32Array(7 * 6);
+  const reused = new Uint32Array(16 * 6).fill(0xdead);
+  const spare = [wrongSize, reused];
+  table.startJournal(0, 1 << 24, spare, 16);
+  assert.deepEqual(spare, [wrongSize], 'the first block came from the pool');
+  for (let sequence = 1; sequence <= 20; sequence++) table.insert(Math.imul(sequence, 0x9e3779b1) >>> 0, sequence, 7, 0, 0, sequence, 0);
+  assert.deepEqual(spare, [], 'the next was taken from it too, and being of the wrong size, replaced by a new one');
+  const first = table.runningJournal!.takeFullBlocks();
   assert.deepEqual(
-    blocks.map((block) => block.length),
-    [16, 16, 5],
+    first.map((block) => block.length),
+    [96],
   );
-  const entries = gathered(table.digestWords(), joined(blocks), 0, 37);
+  assert.equal(first[0], reused, 'filled in place: the pooled block itself');
+  assert.deepEqual(table.runningJournal!.takeFullBlocks(), [], 'a block is taken once');
+  for (let sequence = 21; sequence <= 37; sequence++) table.insert(Math.imul(sequence, 0x9e3779b1) >>> 0, sequence, 7, 0, 0, sequence, 0);
+  const rest = table.takeJournal()!.rest();
+  assert.deepEqual(
+    rest.map((block) => block.length),
+    [96, 30],
+  );
+  const entries = joined([...first, ...rest]);
   assert.deepEqual([...entries.filter((_, index) => index % 6 === 4)], Array.from({ length: 37 }, (_, index) => index + 1));
+  assert.deepEqual(sortedEntries(entries), sortedEntries(scanned(table, 0, 37, 37)), 'the same words the table holds');
 });
-
-/** gatherJournalEntries into a buffer of the right size. */
-function gathered(words: Uint32Array, slots: Uint32Array, afterSequence: number, toSequence: number): Uint32Array {
-  return gatherJournalEntries(words, slots, afterSequence, toSequence, new Uint32Array(slots.length * 6));
-}
 
 /** Blocks of slots as one array. */
 function joined(blocks: readonly Uint32Array[]): Uint32Array {

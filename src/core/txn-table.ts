@@ -34,9 +34,9 @@
  * noise) and the slowest 131,072-insert window 142–170 ms (preparing and copying the 805 MB
  * array); the 12M inserts took 6.0–6.7 s in all, against 5.9–7.4 s.
  *
- * Slot arrays live in shared memory so that a snapshot's worker can read the entries a journal
- * names (gatherJournalEntries) while the engine goes on inserting: an occupied slot never
- * changes, and inserts only fill empty ones.
+ * Slot arrays live in shared memory so that a snapshot's worker can scan them (scanEntryPieces,
+ * under a hold) while the engine goes on inserting: an occupied slot never changes, and inserts
+ * only fill empty ones.
  */
 import { assert } from '../stdx/assert.js';
 import { sharedUint32 } from '../stdx/shared-memory.js';
@@ -173,7 +173,7 @@ export class TxnTable {
     if ((this.count + 1) * 100 > this.slotsTotal * LOAD_MAX_PERCENT) this.startGrowth();
     this.count++;
     const base = this.place(k0, k1, k2, content0, (content1 & 0xff) >>> 0, sequence, code);
-    if (this.journal !== undefined) this.journalAppend(base);
+    if (this.journal !== undefined) this.journalAppend(this.words, base);
     if (this.count > this.workAbove) this.growthWork();
   }
 
@@ -193,7 +193,7 @@ export class TxnTable {
     this.count++;
     // The new key first: copying old slots may fill the slot the miss named.
     this.writeSlot(base, k0, k1, k2, content0, (content1 & 0xff) >>> 0, sequence, code);
-    if (this.journal !== undefined) this.journalAppend(base);
+    if (this.journal !== undefined) this.journalAppend(this.words, base);
     if (this.count > this.workAbove) this.growthWork();
   }
 
@@ -244,14 +244,20 @@ export class TxnTable {
   }
 
   /**
-   * From now on, notes the slot of every new entry, in insertion (= sequence) order, until
-   * takeJournal: the entries logged after `afterSequence`, the head now. A snapshot's worker
-   * reads them from those slots (gatherJournalEntries) instead of scanning the whole table. A
-   * journal costs 4 bytes an entry. It is dropped past `entriesMax` entries, and by a growth
-   * (entries then move to other slots): takeJournal then answers undefined.
+   * From now on, copies every new entry, in insertion (= sequence) order, until takeJournal: the
+   * entries logged after `afterSequence`, the head now. The copy is made as the entry is written,
+   * while its slot is in cache; a snapshot then reads the entries from the journal (or from the
+   * chunk its full blocks were spooled to, see TxnJournal.takeFullBlocks) instead of from random
+   * slots of a table of up to GBs. A growth leaves it whole (it holds values, not slots). It is
+   * dropped past `entriesMax` entries: takeJournal then answers undefined, and the next snapshot scans.
    */
-  startJournal(afterSequence: number, entriesMax: number, blockSlots = JOURNAL_BLOCK_SLOTS): void {
-    this.journal = new TxnJournal(afterSequence, entriesMax, this.words, blockSlots);
+  startJournal(afterSequence: number, entriesMax: number, spareBlocks: Uint32Array[] = [], blockEntries = JOURNAL_BLOCK_ENTRIES): void {
+    this.journal = new TxnJournal(afterSequence, entriesMax, spareBlocks, blockEntries);
+  }
+
+  /** The running journal, if any (the engine ships its full blocks as they fill). */
+  get runningJournal(): TxnJournal | undefined {
+    return this.journal;
   }
 
   /** The journal started last (and not dropped), which stops; undefined when there is none. */
@@ -353,9 +359,9 @@ export class TxnTable {
     return slot * WORDS_PER_SLOT;
   }
 
-  /** Notes a new entry's slot in the journal; drops the journal past its bound. */
-  private journalAppend(base: number): void {
-    if (!this.journal!.append(base / WORDS_PER_SLOT)) this.journal = undefined;
+  /** Copies a new entry into the journal; drops the journal past its bound. */
+  private journalAppend(words: Uint32Array, base: number): void {
+    if (!this.journal!.append(words, base)) this.journal = undefined;
   }
 
   /** Places the 6 words at `source[at]` (an occupied slot) into the live array. */
@@ -405,8 +411,6 @@ export class TxnTable {
     // into one it does not (the hold came before the earlier growth), the scan is untouched.
     if (this.oldSlots !== 0 && this.entriesHold?.reads(this.words) === true) this.entriesHold.break();
     while (this.oldSlots !== 0) this.copySome();
-    // The journal names slots of the array that stops taking inserts; the next snapshot scans.
-    this.journal = undefined;
     this.oldWords = this.words;
     this.oldSlots = this.slotsTotal;
     this.oldCopied = 0;
@@ -445,20 +449,19 @@ export class TxnTable {
 }
 
 /**
- * Slots per journal block (32 MiB): the journal grows a block at a time, copying nothing. Blocks
- * this large are their own mappings (glibc maps anything from 32 MiB separately), so a journal's
- * memory goes back to the system once its snapshot is written, and its pages count only as they
- * are written (20 MB for the default interval of 5M). Smaller blocks freed stay in malloc's heap:
- * with 1.5 MiB blocks of whole entries, bench:memory's peak RSS once went from 1,861 to 2,340 MB.
+ * Entries per journal block (1.5 MiB). A running engine hands each full block to the chunk
+ * spool's worker, which gives it back once written, so a journal's memory is a few blocks
+ * reused over and over, not 24 bytes for every entry of the interval.
  */
-export const JOURNAL_BLOCK_SLOTS = 1 << 23;
+export const JOURNAL_BLOCK_ENTRIES = 1 << 16;
 
 /**
- * The slots of the entries inserted into a TxnTable after `afterSequence`, in insertion order,
- * all in `words` (the table's slot array while the journal runs: a growth drops the journal).
+ * Copies of the entries inserted into a TxnTable after `afterSequence`, in insertion order, in
+ * blocks of whole entries (compactEntries() layout). Blocks come from `spareBlocks` (a pool the
+ * owner refills with blocks it is done with) before new ones are allocated.
  */
 export class TxnJournal {
-  private readonly full: Uint32Array[] = [];
+  private full: Uint32Array[] = [];
   private block: Uint32Array;
   private used = 0;
   count = 0;
@@ -466,74 +469,57 @@ export class TxnJournal {
   constructor(
     readonly afterSequence: number,
     private readonly entriesMax: number,
-    readonly words: Uint32Array,
-    private readonly blockSlots = JOURNAL_BLOCK_SLOTS,
+    private readonly spareBlocks: Uint32Array[],
+    private readonly blockEntries = JOURNAL_BLOCK_ENTRIES,
   ) {
-    this.block = new Uint32Array(blockSlots);
+    assert(Number.isSafeInteger(blockEntries) && blockEntries > 0, 'a journal block holds at least one entry');
+    this.block = this.newBlock();
   }
 
-  /** Notes `slot`; false when that would pass entriesMax (nothing kept then). */
-  append(slot: number): boolean {
+  /** Copies the entry at `words[base]`; false when that would pass entriesMax (nothing kept then). */
+  append(words: Uint32Array, base: number): boolean {
     if (this.count >= this.entriesMax) return false;
     if (this.used === this.block.length) {
       this.full.push(this.block);
-      this.block = new Uint32Array(this.blockSlots);
+      this.block = this.newBlock();
       this.used = 0;
     }
-    this.block[this.used++] = slot;
+    const block = this.block;
+    const at = this.used;
+    block[at] = words[base]!;
+    block[at + 1] = words[base + 1]!;
+    block[at + 2] = words[base + 2]!;
+    block[at + 3] = words[base + 3]!;
+    block[at + 4] = words[base + 4]!;
+    block[at + 5] = words[base + 5]!;
+    this.used = at + WORDS_PER_SLOT;
     this.count++;
     return true;
   }
 
-  /** The slots noted, oldest first, as views of the blocks (no copy). */
-  slots(): Uint32Array[] {
+  /** The blocks filled since the last call, oldest first; they are the caller's from now on. */
+  takeFullBlocks(): Uint32Array[] {
+    const full = this.full;
+    this.full = [];
+    return full;
+  }
+
+  /** The entries not taken by takeFullBlocks, oldest first: full blocks, then the one being filled (a view). */
+  rest(): Uint32Array[] {
     return [...this.full, this.block.subarray(0, this.used)];
+  }
+
+  private newBlock(): Uint32Array {
+    const spare = this.spareBlocks.pop();
+    return spare !== undefined && spare.length === this.blockEntries * WORDS_PER_SLOT ? spare : new Uint32Array(this.blockEntries * WORDS_PER_SLOT);
   }
 }
 
 /** Entries placed per round when a table is rebuilt from entries (see placeAll). */
 const PLACE_ROUND_ENTRIES = 64;
 
-/** Slots a gather touches ahead of copying them (see gatherJournalEntries). */
-const GATHER_TOUCH_AHEAD = 64;
-/**
- * Where the words read ahead (placeAll, gatherJournalEntries) go: a store the compiler cannot
- * drop, so neither are the loops that read them.
- */
+/** Where the words read ahead (placeAll) go: a store the compiler cannot drop, so neither is the loop that reads them. */
 let touchChecksum = 0;
-
-/**
- * Copies the entries at `slots` of `words` into `into` (compactEntries() layout, in the order
- * given), checking each was logged in (afterSequence, toSequence]: what a journal names. Runs
- * on a snapshot's worker while the engine inserts into `words`; the slots named hold entries
- * that no longer change. Returns the entries written (a view of `into`).
- *
- * The slots are random in a table of up to GBs: each is a cache miss. A first pass reads the
- * first and last word of the next 64 slots (a 24-byte slot may span two cache lines), loads that
- * depend on nothing, so the misses overlap; the copy then finds them in cache. Measured on this
- * 2-core machine (5M random slots of a 2^26-slot table, three runs each): 276-298 ms, against
- * 355-448 ms touching one word and 1.0-1.4 s copying directly.
- */
-export function gatherJournalEntries(words: Uint32Array, slots: Uint32Array, afterSequence: number, toSequence: number, into: Uint32Array): Uint32Array {
-  assert(into.length >= slots.length * WORDS_PER_SLOT, 'gathered entries do not fit');
-  let touched = 0;
-  for (let start = 0; start < slots.length; start += GATHER_TOUCH_AHEAD) {
-    const end = Math.min(slots.length, start + GATHER_TOUCH_AHEAD);
-    for (let i = start; i < end; i++) {
-      const base = slots[i]! * WORDS_PER_SLOT;
-      touched = (touched + words[base]! + words[base + 5]!) | 0; // both lines a slot may span
-    }
-    for (let i = start; i < end; i++) {
-      const base = slots[i]! * WORDS_PER_SLOT;
-      const at = i * WORDS_PER_SLOT;
-      for (let word = 0; word < WORDS_PER_SLOT; word++) into[at + word] = words[base + word]!;
-      const sequence = (into[at + 5]! & 0xffff) * 2 ** 32 + into[at + 4]!;
-      assert(sequence > afterSequence && sequence <= toSequence, 'a journal slot holds an entry outside its range');
-    }
-  }
-  touchChecksum ^= touched;
-  return into.subarray(0, slots.length * WORDS_PER_SLOT);
-}
 
 /** Part of a table's slot array a scan reads: the words from `start` on. */
 export type EntrySource = Readonly<{ words: Uint32Array; start: number }>;

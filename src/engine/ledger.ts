@@ -28,7 +28,8 @@ import { dataPaths, ensureDataDirs, recover } from './recovery.js';
 import { commitSnapshotFile, pruneSnapshots, type SnapshotMeta } from './snapshot.js';
 import type { NewEntries, SnapshotPosition, WrittenSnapshot } from './snapshot-write.js';
 import type { FromSnapshotWorker, SnapshotJob, ToSnapshotWorker } from './snapshot-worker.js';
-import type { ChunkRef } from './txn-chunks.js';
+import { removeOpenChunks, type ChunkRef } from './txn-chunks.js';
+import { ChunkSpool } from './chunk-spool.js';
 import { Worker } from 'node:worker_threads';
 import { rmSync } from 'node:fs';
 import { lockDataDir } from './lock.js';
@@ -66,7 +67,7 @@ const CAPTURE_BUFFERS_MAX = 64;
 export const LOG_BACKLOG_BYTES_MAX_DEFAULT = 256 * 1024 * 1024;
 export const SNAPSHOT_EVERY_RECORDS_DEFAULT = 5_000_000;
 /**
- * Most entries the transaction journal may note (16M: 64 MiB of slot numbers). A journal is
+ * Most entries the transaction journal may hold (16M: a spooled chunk of 384 MiB). A journal is
  * bounded by twice the snapshot interval (room for a snapshot that comes late); an interval
  * above half of this keeps no journal at all, and snapshots scan the table instead. Past its
  * bound (snapshots failing) a journal is dropped: the next snapshot scans.
@@ -234,7 +235,7 @@ type SnapshotWrite = Readonly<{
   /** The live state the capture copies its pieces from. */
   state: LedgerState;
   /** Where the new entries are; called once, when the records are all out. */
-  takeEntries: () => NewEntries;
+  takeEntries: () => Promise<NewEntries>;
   /** The chunks of the previous snapshot, which the new one lists after merging. */
   chunks: readonly ChunkRef[];
   /** Record buffers in flight between the engine and the worker. */
@@ -279,10 +280,9 @@ function writeSnapshotInWorker(job: SnapshotWrite): Promise<WrittenSnapshot> {
     const end = (): void => {
       if (ended || buffersOut > 0 || !capture.done) return;
       ended = true;
-      const newEntries = takeEntries();
-      // Moved, not copied: the journal's slot blocks are plain buffers (the table's slot arrays are shared, not listed).
-      const views = 'slots' in newEntries ? newEntries.slots : [];
-      send({ kind: 'end', newEntries, chunks }, views.map((view) => view.buffer as ArrayBuffer));
+      takeEntries().then((newEntries) => {
+        if (outcome === undefined) send({ kind: 'end', newEntries, chunks });
+      }, fail);
     };
     const pump = (buffer: ArrayBuffer): void => {
       if (outcome !== undefined) return;
@@ -388,6 +388,10 @@ class PartitionEngine implements Ledger {
   /** The newest snapshot's transaction chunks: the next snapshot writes only entries logged after them. */
   private txnChunks: readonly ChunkRef[] = [];
   private snapshotRunning: Promise<void> | undefined;
+  /** Journal blocks handed back by the spool, for the next blocks a journal fills. */
+  private readonly spareJournalBlocks: Uint32Array[] = [];
+  /** Writes the running journal's blocks into the next snapshot's chunk as they fill (chunk-spool.ts). */
+  private readonly spool: ChunkSpool;
 
   constructor(
     private readonly options: LedgerOptions,
@@ -406,6 +410,8 @@ class PartitionEngine implements Ledger {
     this.preparePieceRecords = options.preparePieceRecords ?? PREPARE_PIECE_RECORDS_DEFAULT;
     this.preparer = new BatchPreparer(state.accounts, (message) => process.emitWarning(message), options.prepareWorkerUrl, options.prepareSharing ?? true);
     this.chainHashName = options.chainHash === undefined || options.chainHash === 'auto' ? fasterChainHash() : options.chainHash;
+    const spoolWorkerUrl = options.chunkSpoolWorkerUrl ?? new URL('./chunk-spool-worker.js', import.meta.url);
+    this.spool = new ChunkSpool(dataPaths(options.dataDir).snapshotDir, spoolWorkerUrl, this.spareJournalBlocks, (message) => process.emitWarning(message));
   }
 
   attach(writer: LogWriter, tail: { firstSequence: number; bytes: number } | undefined, snapshot: SnapshotMeta | undefined): void {
@@ -416,6 +422,8 @@ class PartitionEngine implements Ledger {
     // A version 1 snapshot lists no chunks: the next snapshot writes every entry as one.
     this.txnChunks = snapshot?.txnChunks ?? [];
     this.startLogScrub(snapshot);
+    // A chunk the last run was spooling when it stopped holds entries the log has anyway.
+    removeOpenChunks(dataPaths(this.options.dataDir).snapshotDir, (message) => process.emitWarning(message));
     // Nothing replayed after the chunks' end: the journal can hold the next snapshot's entries
     // from the start. Otherwise the first snapshot scans for them (and starts the journal).
     if (this.chunksEnd() === this.state.headSequence) this.startJournal();
@@ -449,10 +457,23 @@ class PartitionEngine implements Ledger {
     return this.scrub?.status() ?? this.logScrubStatus;
   }
 
-  /** Journals new entries for the next snapshot, unless the interval is too long for one. */
+  /** Journals new entries for the next snapshot, spooling them into its chunk, unless the interval is too long for one. */
   private startJournal(): void {
     const entriesMax = 2 * this.snapshotEveryRecords;
-    if (entriesMax <= JOURNAL_ENTRIES_MAX) this.state.txns.startJournal(this.state.headSequence, entriesMax);
+    if (entriesMax > JOURNAL_ENTRIES_MAX) return;
+    this.state.txns.startJournal(this.state.headSequence, entriesMax, this.spareJournalBlocks);
+    this.spool.begin(this.state.headSequence);
+  }
+
+  /** After a drain: the journal's full blocks go to the spool; if it cannot take them, the journal ends (the next snapshot scans). */
+  private shipJournalBlocks(): void {
+    const journal = this.state.txns.runningJournal;
+    if (journal === undefined) return;
+    const blocks = journal.takeFullBlocks();
+    if (blocks.length > 0 && !this.spool.ship(blocks)) {
+      this.state.txns.takeJournal();
+      this.spool.drop();
+    }
   }
 
   /** The sequence the newest snapshot's chunks run to: the next chunk holds entries after it. */
@@ -604,6 +625,7 @@ class PartitionEngine implements Ledger {
       (error: unknown) => failures.forEach((reject) => reject(error)),
     );
     this.scheduleDrain();
+    this.shipJournalBlocks();
     this.maybeSnapshot();
   }
 
@@ -931,11 +953,11 @@ class PartitionEngine implements Ledger {
    * Pauses deciding, waits until every appended frame is durable (so the state is exactly the
    * log up to the head, at a frame boundary), begins a capture of the account records, takes
    * the journal of the transaction entries logged since the last snapshot's chunks (when one
-   * covers them), starts a new journal, resumes. Nothing is copied in the pause. A worker thread
-   * then writes the file: the ids shared, the records as the capture hands them out a piece at a
-   * time between drains (keeping the old bytes of records that change before their piece goes),
-   * the new entries as a chunk, gathered from the journal's slots or, without one, scanned from
-   * the table under a hold; the file is renamed into place.
+   * covers them) and has the spool seal their chunk, starts a new journal and chunk, resumes.
+   * Nothing is copied in the pause. A worker thread then writes the file: the ids shared, the
+   * records as the capture hands them out a piece at a time between drains (keeping the old
+   * bytes of records that change before their piece goes), the new entries' chunk as sealed or,
+   * without one, scanned from the table under a hold; the file is renamed into place.
    */
   private async snapshotOnce(): Promise<void> {
     const started = performance.now();
@@ -943,7 +965,8 @@ class PartitionEngine implements Ledger {
     this.drainPaused = true;
     let parts: AccountIdParts;
     let capture: RecordsCapture;
-    let journaled: NewEntries | undefined;
+    /** The journal's chunk being sealed by the spool (undefined if that failed), or 'none' when the journal saw nothing since the chunks' end. */
+    let journaled: Promise<ChunkRef | undefined> | 'none' | undefined;
     let position: SnapshotPosition;
     /** Where the last snapshot's chunks end: the new chunk holds the entries after it. */
     let after: number;
@@ -959,11 +982,18 @@ class PartitionEngine implements Ledger {
       after = this.chunksEnd();
       newCount = txns.count - this.txnChunks.reduce((sum, chunk) => sum + chunk.count, 0);
       const journal = txns.takeJournal();
-      if (journal !== undefined && journal.afterSequence === after) {
+      if (journal !== undefined && journal.afterSequence === after && this.spool.spooling) {
         assert(journal.count === newCount, 'the journal holds every entry logged since the chunks end');
-        journaled = { words: journal.words, slots: journal.slots(), afterSequence: after, toSequence: this.state.headSequence };
+        if (after === this.state.headSequence) journaled = 'none';
+        // Answered before the records are all out, perhaps: a failure is taken at once (no unhandled rejection) and means a scan.
+        else
+          journaled = this.spool.seal(journal.rest(), this.state.headSequence, journal.count).catch((error: unknown) => {
+            process.emitWarning(`${(error as Error).message}; this snapshot scans the transaction table instead`);
+            return undefined;
+          });
       }
-      this.startJournal();
+      this.startJournal(); // drops the chunk spooled so far unless it was sealed
+      if (this.state.txns.runningJournal === undefined) this.spool.drop();
       position = {
         chainHash: this.chainHash.toString('hex'),
         logSegmentFirstSequence: this.position.segmentFirstSequence,
@@ -984,8 +1014,12 @@ class PartitionEngine implements Ledger {
     // hold that breaks cannot stop it; its outcome is discarded below.
     let hold: EntriesHold | undefined;
     const toSequence = parts.headSequence;
-    const takeEntries = (): NewEntries => {
-      if (journaled !== undefined) return journaled;
+    let entriesFrom: 'journal' | 'scan' = journaled === undefined ? 'scan' : 'journal';
+    const takeEntries = async (): Promise<NewEntries> => {
+      if (journaled === 'none') return { sources: [], afterSequence: after, toSequence, count: 0 };
+      const sealed = await journaled;
+      if (sealed !== undefined) return { sealed, afterSequence: after, toSequence };
+      entriesFrom = 'scan';
       hold = this.state.txns.holdEntries();
       return { sources: hold.sources, afterSequence: after, toSequence, count: newCount };
     };
@@ -1032,7 +1066,7 @@ class PartitionEngine implements Ledger {
       bytes: written.bytes,
       ms: performance.now() - started,
       newEntries: newCount,
-      entriesFrom: journaled === undefined ? 'scan' : 'journal',
+      entriesFrom,
       recordsKeptPeak: capture.keptPeak,
     });
   }
@@ -1046,6 +1080,7 @@ class PartitionEngine implements Ledger {
     if (this.failure === undefined && this.state.headSequence > this.lastSnapshotSequence) await this.snapshot();
     // After a failure no final snapshot is taken, but one already running must end before the log closes.
     else await this.snapshotRunning?.catch(() => undefined);
+    await this.spool.close();
     await this.writer.close();
     await this.preparer.close();
     this.readIndex.close();

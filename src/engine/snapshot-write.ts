@@ -11,11 +11,11 @@
 import { join } from 'node:path';
 import { bytesOf, StateDigester, type AccountIdParts } from '../core/digest.js';
 import { ACCOUNT_WORDS } from '../core/ledger-state.js';
-import { gatherJournalEntries, scanEntryPieces, TXN_ENTRY_WORDS, type EntrySource } from '../core/txn-table.js';
+import { scanEntryPieces, type EntrySource } from '../core/txn-table.js';
 import { assert } from '../stdx/assert.js';
 import { ChecksummedWriter } from './checked-file.js';
 import type { SnapshotMeta } from './snapshot.js';
-import { addChunk, checkChunkList, sumFolds, type ChunkRef, type EntryPieces } from './txn-chunks.js';
+import { addChunk, checkChunkList, sumFolds, type ChunkRef } from './txn-chunks.js';
 
 /** Versions 1 and 2: magic, meta length, meta, sections, CRC-32. */
 export const SNAPSHOT_MAGIC_META_FIRST = Buffer.from('WSNAP001', 'latin1');
@@ -45,42 +45,28 @@ export function snapshotFileName(sequence: number): string {
 export type SnapshotPosition = Readonly<{ chainHash: string; logSegmentFirstSequence: number; logOffset: number; nowMs: number }>;
 
 /**
- * A snapshot's new transaction entries, read on the worker from the table's shared slot arrays:
- * named by a journal (their slots), or found by a scan of the arrays a hold keeps in place
- * (TxnTable.holdEntries) with the count the table had.
+ * A snapshot's new transaction entries: already written as a chunk by the engine's chunk spool
+ * (`sealed`), or found by a scan of the arrays a hold keeps in place (TxnTable.holdEntries) with
+ * the count the table had.
  */
 export type NewEntries = Readonly<
-  | { words: Uint32Array; slots: readonly Uint32Array[]; afterSequence: number; toSequence: number }
+  | { sealed: ChunkRef; afterSequence: number; toSequence: number }
   | { sources: readonly EntrySource[]; afterSequence: number; toSequence: number; count: number }
 >;
 
-/** Entries gathered from a journal's slots per piece of a chunk (1.5 MiB). */
-const GATHER_PIECE_ENTRIES = 1 << 16;
-
-/** The new entries as pieces, gathered or scanned a piece at a time into one buffer, so they are never all in memory. */
-function entryPiecesFrom(source: NewEntries): EntryPieces {
-  const { afterSequence, toSequence } = source;
-  if ('sources' in source) return { count: source.count, pieces: () => scanEntryPieces(source.sources, afterSequence, toSequence, source.count) };
-  const { words, slots } = source;
-  return {
-    count: slots.reduce((sum, block) => sum + block.length, 0),
-    *pieces() {
-      const buffer = new Uint32Array(GATHER_PIECE_ENTRIES * TXN_ENTRY_WORDS);
-      for (const block of slots) {
-        for (let at = 0; at < block.length; at += GATHER_PIECE_ENTRIES) {
-          yield gatherJournalEntries(words, block.subarray(at, at + GATHER_PIECE_ENTRIES), afterSequence, toSequence, buffer);
-        }
-      }
-    },
-  };
+/** The new entries as addChunk takes them: the sealed chunk, or a scan a piece at a time into one buffer (never all in memory). */
+function chunkInput(source: NewEntries): Parameters<typeof addChunk>[3] {
+  if ('sealed' in source) return { sealed: source.sealed };
+  const { sources, afterSequence, toSequence, count } = source;
+  return { count, pieces: () => scanEntryPieces(sources, afterSequence, toSequence, count) };
 }
 
 export type WrittenSnapshot = Readonly<{ tempPath: string; bytes: number; chunks: ChunkRef[] }>;
 
 /**
  * A snapshot file being written to its temporary name: the ids at once, then the account records
- * as they come (addRecords), then `finish` writes the new transaction chunk (merging chunks as
- * txn-chunks.ts says), digests the state (the chunks' folds summed) and ends the file with the
+ * as they come (addRecords), then `finish` lists the new transaction chunk (sealed by the
+ * engine's spool, or written from a scan; merging chunks as txn-chunks.ts says), digests the state (the chunks' folds summed) and ends the file with the
  * meta, fsynced. Runs on any thread (the engine hands its parts to a worker).
  */
 export class SnapshotFileWriter {
@@ -111,10 +97,10 @@ export class SnapshotFileWriter {
     this.writer.write(bytes);
   }
 
-  /** Writes the chunk of the entries logged since `chunksBefore` end, then the meta; returns the temp path, its size and the chunk list. */
+  /** Lists (or writes) the chunk of the entries logged since `chunksBefore` end, then writes the meta; returns the temp path, its size and the chunk list. */
   finish(newEntries: NewEntries, chunksBefore: readonly ChunkRef[]): WrittenSnapshot {
     const { parts, position } = this;
-    const chunks = addChunk(this.dir, chunksBefore, parts.headSequence, entryPiecesFrom(newEntries));
+    const chunks = addChunk(this.dir, chunksBefore, parts.headSequence, chunkInput(newEntries));
     const meta: SnapshotMeta = {
       version: SNAPSHOT_VERSION,
       sequence: parts.headSequence,

@@ -266,6 +266,8 @@ export type LedgerOptions = Readonly<{
   prepareSharing?: boolean;
   /** The snapshot worker's script (default src/engine/snapshot-worker.ts); for tests of a failing worker. */
   snapshotWorkerUrl?: URL;
+  /** The chunk spool worker's script (default src/engine/chunk-spool-worker.ts); for tests of a failing worker. */
+  chunkSpoolWorkerUrl?: URL;
   /** The prepare worker's script (default src/engine/prepare-worker.ts); for tests of a failing worker. */
   prepareWorkerUrl?: URL;
   /**
