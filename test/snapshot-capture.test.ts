@@ -20,7 +20,7 @@ import type { Ledger } from '../src/engine/types.js';
 import { dataPaths, recover } from '../src/engine/recovery.js';
 import { listSnapshots, loadSnapshot } from '../src/engine/snapshot.js';
 import { SnapshotFileWriter, snapshotFileName } from '../src/engine/snapshot-write.js';
-import { ChunkSpool } from '../src/engine/chunk-spool.js';
+import { ChunkSpool, SPOOL_BLOCKS_OUT_MAX } from '../src/engine/chunk-spool.js';
 import type { FromSnapshotWorker, SnapshotJob, ToSnapshotWorker } from '../src/engine/snapshot-worker.js';
 import { Prng } from '../src/stdx/prng.js';
 import { deposit, inTempDir, newestSnapshot, submit, transfer, withTempLedger } from './support/ledger.js';
@@ -102,6 +102,35 @@ test("the chunk spool writes a journal's blocks as they fill; the sealed chunk i
       );
     } finally {
       await spool.close();
+    }
+  });
+});
+
+test('the chunk spool refuses blocks past its bound of blocks out; a failed seal rejects; close() stops a worker that does not end', async () => {
+  await inTempDir(async (dir) => {
+    // A worker that keeps every block (a disk that stalls), fails a chunk when told to seal it, and ignores close.
+    const stalled = join(dir.path, 'stalled-spool-worker.mjs');
+    writeFileSync(
+      stalled,
+      `import { parentPort } from 'node:worker_threads';
+      parentPort.on('message', (message) => {
+        if (message.kind === 'seal') parentPort.postMessage({ kind: 'failed', file: message.file, message: 'stalled' });
+      });`,
+    );
+    const warnings: string[] = [];
+    const spool = new ChunkSpool(dir.path, pathToFileURL(stalled), [], (message) => warnings.push(message), 100);
+    try {
+      const blocks = (count: number): Uint32Array[] => Array.from({ length: count }, () => new Uint32Array(6));
+      spool.begin(0);
+      assert.equal(spool.ship(blocks(SPOOL_BLOCKS_OUT_MAX)), true, 'up to the bound');
+      assert.equal(spool.ship(blocks(1)), false, 'one past it');
+      assert.equal(spool.spooling, true, 'refusing is not failing: the caller drops its journal and the chunk');
+      await assert.rejects(spool.seal([], 1, 0), /chunk spool: stalled/);
+      spool.begin(1);
+      assert.equal(spool.ship(blocks(1)), false, 'the blocks still out count against the next chunk');
+      assert.deepEqual(warnings, []);
+    } finally {
+      await spool.close(); // returns: the worker is stopped after 100 ms
     }
   });
 });

@@ -37,6 +37,8 @@ export type FromSpoolWorker = Readonly<{ kind: 'buffer'; buffer: ArrayBuffer } |
  * a few seconds behind at 1M entries/s, a disk stalling, and holding more would only grow memory.
  */
 export const SPOOL_BLOCKS_OUT_MAX = 64;
+/** How long close() waits for the worker to finish what it was sent before stopping it. */
+const SPOOL_CLOSE_MS = 10_000;
 /** Blocks handed back kept for the journal to reuse; more are left to the garbage collector. */
 const SPARE_BLOCKS_MAX = 16;
 
@@ -58,6 +60,8 @@ export class ChunkSpool {
     /** Where blocks handed back go: the pool new journals take their blocks from. */
     private readonly spareBlocks: Uint32Array[],
     private readonly warn: (message: string) => void,
+    /** How long close() waits for the worker before stopping it. */
+    private readonly closeTimeoutMs = SPOOL_CLOSE_MS,
   ) {}
 
   /** Whether a chunk is being spooled, with no failure so far. */
@@ -108,10 +112,15 @@ export class ChunkSpool {
     this.worker = undefined;
     if (worker === undefined) return;
     // The abandon above is handled before the exit: messages are read in order, and the port
-    // closing lets the worker's loop end once its queue is empty.
+    // closing lets the worker's loop end once its queue is empty. One stuck in a write that does
+    // not return (a hung disk) is stopped; what it leaves is removed at the next start.
     await new Promise<void>((resolve) => {
       worker.ref(); // until it has exited
-      worker.once('exit', () => resolve());
+      const stop = setTimeout(() => void worker.terminate(), this.closeTimeoutMs);
+      worker.once('exit', () => {
+        clearTimeout(stop);
+        resolve();
+      });
       worker.postMessage({ kind: 'close', file: 0 } satisfies ToSpoolWorker);
     });
   }
