@@ -454,6 +454,7 @@ export class TxnTable {
  * reused over and over, not 24 bytes for every entry of the interval.
  */
 export const JOURNAL_BLOCK_ENTRIES = 1 << 16;
+const NO_BLOCKS: readonly Uint32Array[] = Object.freeze([]);
 
 /**
  * Copies of the entries inserted into a TxnTable after `afterSequence`, in insertion order, in
@@ -498,7 +499,8 @@ export class TxnJournal {
   }
 
   /** The blocks filled since the last call, oldest first; they are the caller's from now on. */
-  takeFullBlocks(): Uint32Array[] {
+  takeFullBlocks(): readonly Uint32Array[] {
+    if (this.full.length === 0) return NO_BLOCKS; // most drains fill none: no array made for them
     const full = this.full;
     this.full = [];
     return full;
