@@ -330,6 +330,11 @@ test('the chunk spool: full blocks are written between drains; a chunk it cannot
         async (ledger) => {
           await deposits(ledger, 'died', 9);
           await ledger.snapshot();
+          // The chunk the dead worker had open is removed, not left on disk until the next start.
+          assert.deepEqual(
+            readdirSync(snapshotDir).filter((name) => name.endsWith('-open.wtxn.tmp')),
+            [],
+          );
           await deposits(ledger, 'after', 4);
           await ledger.snapshot();
           await deposits(ledger, 'spooled', 6);

@@ -35,7 +35,7 @@ function handle(message: ToSpoolWorker): void {
   switch (message.kind) {
     case 'open':
       open?.writer.abandon();
-      open = undefined;
+      open = undefined; // stays so if the new file cannot be made
       open = { file: message.file, writer: new ChunkFileWriter(job.dir, message.afterSequence) };
       return;
     case 'entries':

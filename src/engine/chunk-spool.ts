@@ -18,7 +18,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { assert } from '../stdx/assert.js';
-import type { ChunkRef } from './txn-chunks.js';
+import { removeOpenChunks, type ChunkRef } from './txn-chunks.js';
 
 export type SpoolJob = Readonly<{ dir: string }>;
 /** Engine to worker. `file` numbers the chunks the engine began, so a late answer is told apart. */
@@ -98,10 +98,10 @@ export class ChunkSpool {
     return new Promise((resolve, reject) => this.sealing.set(file, { resolve, reject }));
   }
 
-  /** Gives up the chunk being spooled (its temporary file is removed). */
+  /** Gives up the chunk being spooled (its temporary file is removed: by the worker, or already by onLost if it died). */
   drop(): void {
     if (this.file === 0) return;
-    this.post({ kind: 'abandon', file: this.file });
+    this.worker?.postMessage({ kind: 'abandon', file: this.file } satisfies ToSpoolWorker);
     this.file = 0;
   }
 
@@ -165,11 +165,16 @@ export class ChunkSpool {
     else if (message.file === this.file) this.warn(`${reason}; the next snapshot scans the transaction table instead`);
   }
 
-  /** The worker is gone (crashed, or stopped by close): pending seals fail; the next begin starts another. */
+  /**
+   * The worker is gone (crashed, or stopped by close): pending seals fail; the next begin starts
+   * another. Every open chunk on disk was the dead worker's (a new one starts only later), so they
+   * go now rather than at the next start: one can hold hundreds of MB.
+   */
   private onLost(worker: Worker, reason: string): void {
     if (this.worker === worker) {
       this.worker = undefined;
       if (this.file !== 0) this.failure = reason;
+      removeOpenChunks(this.dir, this.warn);
     }
     this.blocksOut = 0;
     for (const sealing of this.sealing.values()) sealing.reject(new Error(reason));

@@ -992,8 +992,7 @@ class PartitionEngine implements Ledger {
             return undefined;
           });
       }
-      this.startJournal(); // drops the chunk spooled so far unless it was sealed
-      if (this.state.txns.runningJournal === undefined) this.spool.drop();
+      this.startJournal(); // its spool.begin drops the chunk spooled so far unless it was sealed
       position = {
         chainHash: this.chainHash.toString('hex'),
         logSegmentFirstSequence: this.position.segmentFirstSequence,

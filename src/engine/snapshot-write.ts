@@ -15,7 +15,7 @@ import { scanEntryPieces, type EntrySource } from '../core/txn-table.js';
 import { assert } from '../stdx/assert.js';
 import { ChecksummedWriter } from './checked-file.js';
 import type { SnapshotMeta } from './snapshot.js';
-import { addChunk, checkChunkList, sumFolds, type ChunkRef } from './txn-chunks.js';
+import { addChunk, checkChunkList, sumFolds, type ChunkInput, type ChunkRef } from './txn-chunks.js';
 
 /** Versions 1 and 2: magic, meta length, meta, sections, CRC-32. */
 export const SNAPSHOT_MAGIC_META_FIRST = Buffer.from('WSNAP001', 'latin1');
@@ -55,7 +55,7 @@ export type NewEntries = Readonly<
 >;
 
 /** The new entries as addChunk takes them: the sealed chunk, or a scan a piece at a time into one buffer (never all in memory). */
-function chunkInput(source: NewEntries): Parameters<typeof addChunk>[3] {
+function chunkInput(source: NewEntries): ChunkInput {
   if ('sealed' in source) return { sealed: source.sealed };
   const { sources, afterSequence, toSequence, count } = source;
   return { count, pieces: () => scanEntryPieces(sources, afterSequence, toSequence, count) };

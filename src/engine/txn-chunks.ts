@@ -88,6 +88,9 @@ export function sumFolds(folds: ReadonlyArray<ArrayLike<number>>): Uint32Array {
  */
 export type EntryPieces = Readonly<{ count: number; pieces: () => Iterable<Uint32Array> }>;
 
+/** What addChunk adds: new entries as pieces, or a chunk of them already written (the spool's, sealed). */
+export type ChunkInput = EntryPieces | Readonly<{ sealed: ChunkRef }>;
+
 /** Entries already in memory, as EntryPieces. */
 export function entryPiecesOf(parts: readonly Uint32Array[]): EntryPieces {
   assert(parts.every((part) => part.length % TXN_ENTRY_WORDS === 0), 'chunk entries not a whole number of entries');
@@ -128,7 +131,7 @@ export class ChunkFileWriter {
   add(entries: Uint32Array, fold: ArrayLike<number> = foldTxnWords(entries)): void {
     assert(entries.length % TXN_ENTRY_WORDS === 0, 'chunk entries not a whole number of entries');
     this.writer.write(bytesOf(entries));
-    this.fold.set(sumFolds([this.fold, fold]));
+    for (let lane = 0; lane < 4; lane++) this.fold[lane] = this.fold[lane]! + fold[lane]!; // mod 2^32, as sumFolds
     this.count += entries.length / TXN_ENTRY_WORDS;
   }
 
@@ -138,7 +141,7 @@ export class ChunkFileWriter {
     const trailer = Buffer.alloc(TRAILER_BYTES);
     trailer.writeBigUInt64LE(BigInt(toSequence), 0);
     trailer.writeUInt32LE(this.count, 8);
-    bytesOf(this.fold).forEach((byte, index) => (trailer[16 + index] = byte));
+    trailer.set(bytesOf(this.fold), 16);
     this.writer.write(trailer);
     this.writer.finish();
     const name = chunkFileName(this.afterSequence, toSequence);
@@ -176,17 +179,23 @@ function writeChunk(dir: string, afterSequence: number, toSequence: number, coun
   }
 }
 
+/** The chunk's version (1 or 2) if its header is one and agrees with `ref` as far as that version's header says; else undefined. */
+function headerVersion(header: Buffer, ref: ChunkRef): 1 | 2 | undefined {
+  if (Number(header.readBigUInt64LE(8)) !== ref.afterSequence) return undefined;
+  const magic = header.subarray(0, 8);
+  if (magic.equals(MAGIC)) return header.subarray(16).every((byte) => byte === 0) ? 2 : undefined;
+  const v1RangeMatches = Number(header.readBigUInt64LE(16)) === ref.toSequence && header.readUInt32LE(24) === ref.count;
+  return magic.equals(MAGIC_V1) && v1RangeMatches ? 1 : undefined;
+}
+
 /** A chunk's entries, checked against its CRC-32 and against what `ref` says it holds (version 1 or 2). */
 export function readChunk(dir: string, ref: ChunkRef): Uint32Array {
   const path = join(dir, ref.name);
   return readChecksummedFile(path, (reader) => {
     const header = Buffer.alloc(HEADER_BYTES);
     reader.read(header);
-    const magic = header.subarray(0, 8);
-    const version = magic.equals(MAGIC) ? 2 : magic.equals(MAGIC_V1) ? 1 : 0;
-    const headerMatches =
-      version === 2 ? Number(header.readBigUInt64LE(8)) === ref.afterSequence && header.subarray(16).every((byte) => byte === 0) : version === 1 && Number(header.readBigUInt64LE(8)) === ref.afterSequence && Number(header.readBigUInt64LE(16)) === ref.toSequence && header.readUInt32LE(24) === ref.count;
-    if (!headerMatches) throw new Error(`${path}: header does not match the snapshot's chunk list`);
+    const version = headerVersion(header, ref);
+    if (version === undefined) throw new Error(`${path}: header does not match the snapshot's chunk list`);
     // The count comes from a meta not yet CRC-checked: it must fit the file before it sizes anything.
     const after = version === 2 ? TRAILER_BYTES : 16;
     if (ref.count * TXN_ENTRY_WORDS * 4 + after !== reader.remaining) throw new Error(`${path}: size does not match the snapshot's chunk list`);
@@ -213,7 +222,7 @@ export function readChunk(dir: string, ref: ChunkRef): Uint32Array {
  * joins nothing is listed as it is. The files of chunks merged away stay until no kept snapshot
  * lists them (pruneChunks).
  */
-export function addChunk(dir: string, chunks: readonly ChunkRef[], toSequence: number, entries: EntryPieces | { sealed: ChunkRef }, mergeEntriesMax = CHUNK_MERGE_ENTRIES_MAX): ChunkRef[] {
+export function addChunk(dir: string, chunks: readonly ChunkRef[], toSequence: number, entries: ChunkInput, mergeEntriesMax = CHUNK_MERGE_ENTRIES_MAX): ChunkRef[] {
   const afterSequence = chunks.at(-1)?.toSequence ?? 0;
   const newCount = 'sealed' in entries ? entries.sealed.count : entries.count;
   if ('sealed' in entries) assert(entries.sealed.afterSequence === afterSequence && entries.sealed.toSequence === toSequence, 'a sealed chunk does not continue the chunk list');
