@@ -3,31 +3,43 @@
 // fails first. The frames here are opaque bytes: the writer does not read them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { segmentFileName } from '../src/log/segments.js';
 import { LogWriter } from '../src/log/writer.js';
-import { inTempDir, turn } from './support/ledger.js';
+import { inTempDir, sleep, turn } from './support/ledger.js';
 
-test('durableThrough settles at the group commit that covers the position, before later groups', { timeout: 20_000 }, async () => {
-  await inTempDir(async ({ path }) => {
-    const failures: unknown[] = [];
-    const writer = await LogWriter.open({ logDir: path, fsync: true, onFatal: (error) => failures.push(error) }, undefined, 1);
-    const first = writer.append(Buffer.alloc(4096, 1), 1, 10);
-    await turn(); // the first frame's group is under way: the second goes in a group of its own
-    const second = writer.append(Buffer.alloc(4096, 2), 11, 10);
-    assert.equal(writer.durableSequence, 0);
-    let durableWhenSettled = -1;
-    assert.equal(writer.durableThrough(1), writer.durableThrough(10), 'waits on one frame share its promise: nothing is kept per wait');
-    const waited = writer.durableThrough(5).then(() => (durableWhenSettled = writer.durableSequence));
-    await Promise.all([first, waited]);
-    assert.equal(durableWhenSettled, 10, 'settled by the commit of the first group, before the second');
-    await second;
-    assert.equal(writer.durableSequence, 20);
-    await writer.durableThrough(20); // already durable: at once
-    await writer.close();
-    assert.deepEqual(failures, []);
-  });
+test('durableThrough settles at the group commit that covers the position, before later groups', { timeout: 60_000 }, async () => {
+  // The writer's thread commits whatever has arrived when a commit starts. A 32 MiB first frame
+  // keeps its commit busy while the second arrives, so the two go in groups of their own; on a
+  // machine so loaded that the thread had not started the first commit yet, both land in one
+  // group, and the attempt is repeated (at most five times).
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    const separate = await inTempDir(async ({ path }) => {
+      const failures: unknown[] = [];
+      const groups: number[] = [];
+      const writer = await LogWriter.open({ logDir: path, fsync: true, onFatal: (error) => failures.push(error), onGroupCommitted: (frames) => groups.push(frames) }, undefined, 1);
+      const first = writer.append(Buffer.alloc(32 << 20, 1), 1, 10);
+      await sleep(20);
+      const second = writer.append(Buffer.alloc(4096, 2), 11, 10);
+      let durableWhenSettled = -1;
+      assert.equal(writer.durableThrough(1), writer.durableThrough(10), 'waits on one frame share its promise: nothing is kept per wait');
+      const waited = writer.durableThrough(5).then(() => (durableWhenSettled = writer.durableSequence));
+      await Promise.all([first, waited, second]);
+      assert.equal(writer.durableSequence, 20);
+      await writer.durableThrough(20); // already durable: at once
+      await writer.close();
+      assert.deepEqual(failures, []);
+      if (groups.length === 1) return false;
+      assert.deepEqual(groups, [1, 1]);
+      assert.equal(durableWhenSettled, 10, 'settled by the commit of the first group, before the second');
+      return true;
+    });
+    if (separate) return;
+  }
+  assert.fail('the two frames went to disk together in every attempt');
 });
 
 test('durableThrough rejects when the log fails before the position is durable', { timeout: 20_000 }, async () => {
@@ -47,39 +59,101 @@ test('durableThrough rejects when the log fails before the position is durable',
   });
 });
 
-test('durableThrough returns the promise of the frame that holds each position, before and after earlier groups commit', { timeout: 20_000 }, async () => {
-  await inTempDir(async ({ path }) => {
-    const writer = await LogWriter.open({ logDir: path, fsync: true, onFatal: (error) => assert.fail(String(error)) }, undefined, 1);
-    // Frames of 1 to 7 events in three bursts a turn apart: each burst goes to disk as a group of its own.
-    const frames: Array<{ first: number; last: number; durable: Promise<void> }> = [];
-    let next = 1;
-    for (let burst = 0; burst < 3; burst++) {
-      for (let frame = 0; frame < 15; frame++) {
-        const events = ((burst * 15 + frame) % 7) + 1;
-        frames.push({ first: next, last: next + events - 1, durable: writer.append(Buffer.alloc(64, frame), next, events) });
-        next += events;
-      }
-      await turn();
-    }
-    const checkPending = (label: string): void => {
-      for (const frame of frames) {
-        if (frame.last <= writer.durableSequence) continue;
-        for (let position = Math.max(frame.first, writer.durableSequence + 1); position <= frame.last; position++) {
-          assert.equal(writer.durableThrough(position), frame.durable, `${label}: position ${position} waits on its own frame`);
+test('durableThrough returns the promise of the frame that holds each position, before and after earlier groups commit', { timeout: 60_000 }, async () => {
+  // A 32 MiB first frame keeps the first commit busy while three bursts of small frames arrive,
+  // 20 ms apart, so they go to disk in later groups; should they all land in the first group (a
+  // machine too loaded to start the commit in time), the attempt is repeated (at most five times).
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    const checkedBetweenGroups = await inTempDir(async ({ path }) => {
+      const writer = await LogWriter.open({ logDir: path, fsync: true, onFatal: (error) => assert.fail(String(error)) }, undefined, 1);
+      const frames: Array<{ first: number; last: number; durable: Promise<void> }> = [{ first: 1, last: 1, durable: writer.append(Buffer.alloc(32 << 20, 9), 1, 1) }];
+      let next = 2;
+      // Frames of 1 to 7 events.
+      for (let burst = 0; burst < 3; burst++) {
+        await sleep(20);
+        for (let frame = 0; frame < 15; frame++) {
+          const events = ((burst * 15 + frame) % 7) + 1;
+          frames.push({ first: next, last: next + events - 1, durable: writer.append(Buffer.alloc(64, frame), next, events) });
+          next += events;
         }
       }
-    };
-    checkPending('all pending');
-    const flushedAt = writer.flushed().then(() => writer.durableSequence);
-    await frames[0]!.durable;
-    assert.ok(writer.durableSequence < next - 1, 'later groups still pending');
-    checkPending('after the first group');
-    await frames[20]!.durable;
-    checkPending('after the second burst');
-    await Promise.all(frames.map((frame) => frame.durable));
-    assert.equal(await flushedAt, next - 1, 'flushed() waits for the last frame appended before it');
-    await writer.flushed(); // nothing pending: at once
-    assert.throws(() => writer.durableThrough(next), /no frame appended holds/, 'a position past every appended frame is a bug of the caller');
-    await writer.close();
+      const checkPending = (label: string): void => {
+        for (const frame of frames) {
+          if (frame.last <= writer.durableSequence) continue;
+          for (let position = Math.max(frame.first, writer.durableSequence + 1); position <= frame.last; position++) {
+            assert.equal(writer.durableThrough(position), frame.durable, `${label}: position ${position} waits on its own frame`);
+          }
+        }
+      };
+      checkPending('all pending');
+      const flushedAt = writer.flushed().then(() => writer.durableSequence);
+      await frames[0]!.durable;
+      const laterPending = writer.durableSequence < next - 1;
+      checkPending('after the first group');
+      await frames[20]!.durable;
+      checkPending('after the second burst');
+      await Promise.all(frames.map((frame) => frame.durable));
+      assert.equal(await flushedAt, next - 1, 'flushed() waits for the last frame appended before it');
+      await writer.flushed(); // nothing pending: at once
+      assert.throws(() => writer.durableThrough(next), /no frame appended holds/, 'a position past every appended frame is a bug of the caller');
+      await writer.close();
+      return laterPending;
+    });
+    if (checkedBetweenGroups) return;
+  }
+  assert.fail('every frame went to disk in the first group in every attempt');
+});
+
+/** A writer thread that runs the real one but ends itself (exit code 3) when the `dieAtFrame`th frame arrives. */
+function writerThreadDyingAt(dir: string, dieAtFrame: number): URL {
+  const real = new URL('../src/log/writer-worker.js', import.meta.url).href;
+  // Its listener comes first, and both are in place before any message (static imports run in order).
+  writeFileSync(
+    join(dir, 'die-at-frame.mjs'),
+    `import { parentPort } from 'node:worker_threads';
+    let frames = 0;
+    parentPort.on('message', (message) => {
+      if (message.kind === 'frame' && ++frames === ${dieAtFrame}) process.exit(3);
+    });`,
+  );
+  const path = join(dir, 'dying-writer.mjs');
+  writeFileSync(path, `import './die-at-frame.mjs';\nimport ${JSON.stringify(real)};\n`);
+  return pathToFileURL(path);
+}
+
+test('a writer thread that dies fails the log: its frames in flight and every later append reject, onFatal once; one that cannot start fails open', { timeout: 20_000 }, async () => {
+  await inTempDir(async ({ path }) => {
+    const logDir = join(path, 'log');
+    const scripts = path;
+    mkdirSync(logDir);
+    const failures: unknown[] = [];
+    const writer = await LogWriter.open({ logDir, fsync: true, onFatal: (error) => failures.push(error), workerUrl: writerThreadDyingAt(scripts, 2) }, undefined, 1);
+    await writer.append(Buffer.alloc(100, 1), 1, 1);
+    assert.equal(writer.durableSequence, 1);
+    await assert.rejects(writer.append(Buffer.alloc(100, 2), 2, 1), /log writer thread exited with code 3/);
+    assert.equal(failures.length, 1);
+    await assert.rejects(writer.append(Buffer.alloc(100, 3), 3, 1), /exited with code 3/, 'an append after the failure rejects at once');
+    assert.equal(failures.length, 1, 'the engine is told once');
+    await writer.close(); // returns: the thread is gone already
+    assert.equal(statSync(join(logDir, segmentFileName(1))).size, 100, 'only the first frame was written');
+
+    const broken = join(scripts, 'broken-writer.mjs');
+    writeFileSync(broken, 'process.exit(4);\n');
+    await assert.rejects(LogWriter.open({ logDir: path, fsync: true, onFatal: () => assert.fail('not opened'), workerUrl: pathToFileURL(broken) }, undefined, 1), /exited with code 4 before it was ready/);
+  });
+});
+
+test('the writer thread holds the process only while frames are in flight: a script that appends and returns exits once they are durable', { timeout: 30_000 }, async () => {
+  await inTempDir(async ({ path }) => {
+    // No close() and no await: the frames must still reach the disk, and the process must then end on its own.
+    const script = `
+      const { LogWriter } = await import(${JSON.stringify(new URL('../src/log/writer.js', import.meta.url).href)});
+      const writer = await LogWriter.open({ logDir: ${JSON.stringify(path)}, fsync: true, onFatal: (error) => { console.error(error); process.exit(1); } }, undefined, 1);
+      writer.append(Buffer.alloc(70_000, 1), 1, 3);
+      writer.append(Buffer.alloc(500, 2), 4, 1);`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(child.signal, null, 'the process ended by itself, before the timeout');
+    assert.equal(child.status, 0, child.stderr);
+    assert.equal(statSync(join(path, segmentFileName(1))).size, 70_500, 'both frames were written before it ended');
   });
 });

@@ -18,6 +18,7 @@ import { BATCH_RECORDS_MAX, RECORD_BYTES } from '../core/transfer-record.js';
 import { allSharesDone, CLAIM_WORDS, prepareShares, type SharedPreparation, sharesLeft } from './prepare-shares.js';
 import { assert } from '../stdx/assert.js';
 import type { TransferBatch } from './types.js';
+import { workerExecArgv } from '../stdx/node-flags.js';
 
 export type ToPrepareWorker =
   | Readonly<{ kind: 'accounts'; buffers: IdTableBuffers }>
@@ -154,7 +155,7 @@ export class BatchPreparer {
 
   private started(): Worker {
     if (this.worker !== undefined) return this.worker;
-    const worker = new Worker(this.workerUrl);
+    const worker = new Worker(this.workerUrl, { execArgv: workerExecArgv() });
     worker.unref(); // held only while batches are in flight (prepare)
     worker.on('message', () => this.onPrepared());
     worker.on('error', (error) => this.onLost(`prepare worker failed: ${error.message}`));

@@ -2,7 +2,8 @@
  * Reusable memory for log frames. A frame is encoded into a buffer, written, and then never read
  * from memory again; allocating each one fresh put hundreds of MB a second of buffers outside
  * V8's heap, and V8 starts a full garbage collection for about every 64 MB of those. Frames are
- * taken from power-of-two size classes and given back once written.
+ * taken from power-of-two size classes and given back once durable. The memory is shared, so
+ * the log writer's thread reads a frame where it was encoded (writer.ts).
  */
 const CLASS_BYTES_MIN = 64 * 1024;
 /** Buffers kept per size class; more given back are dropped (collected as before). */
@@ -15,8 +16,8 @@ const KEPT_PER_CLASS = 4;
 export const FRAME_POOL_KEPT_BYTES_MAX = 64 * 1024 * 1024;
 
 export class FramePool {
-  private readonly free = new Map<number, ArrayBuffer[]>();
-  private readonly owned = new WeakSet<ArrayBuffer>();
+  private readonly free = new Map<number, SharedArrayBuffer[]>();
+  private readonly owned = new WeakSet<SharedArrayBuffer>();
   private kept = 0;
 
   /** Bytes held for reuse. */
@@ -29,7 +30,7 @@ export class FramePool {
     if (bytes < CLASS_BYTES_MIN) return Buffer.allocUnsafe(bytes);
     const capacity = classOf(bytes);
     const reused = this.free.get(capacity)?.pop();
-    const memory = reused ?? new ArrayBuffer(capacity);
+    const memory = reused ?? new SharedArrayBuffer(capacity);
     if (reused === undefined) this.owned.add(memory);
     else this.kept -= capacity;
     return Buffer.from(memory, 0, bytes);
@@ -38,7 +39,7 @@ export class FramePool {
   /** Gives back a buffer from take() that nothing reads or writes any more; others are ignored. */
   give(frame: Buffer): void {
     const memory = frame.buffer;
-    if (!(memory instanceof ArrayBuffer) || !this.owned.has(memory)) return;
+    if (!(memory instanceof SharedArrayBuffer) || !this.owned.has(memory)) return;
     let list = this.free.get(memory.byteLength);
     if (list === undefined) {
       list = [];

@@ -1,26 +1,18 @@
 /**
- * Group commit. Frames appended while a write is in flight queue up and go to disk together:
+ * Group commit. Frames appended while a commit is in flight queue up and go to disk together:
  * one writev and one fdatasync for the whole group. A frame's promise resolves only after the
  * fdatasync that covers it returns, so nothing is acknowledged before it is durable.
+ *
+ * The commits run on a thread of their own (writer-worker.ts), which owns the segment files:
+ * this side hands it each frame as it is appended and settles frames as it reports commits.
  *
  * A failed write or sync is fatal for the process: memory is ahead of the disk and the log is
  * the source of truth, so the only safe continuation is a restart that recovers from the log.
  */
-import { fdatasync, writev, writevSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { assert } from '../stdx/assert.js';
-import { fsyncDirectory, segmentFileName, SEGMENT_BYTES_MAX_DEFAULT } from './segments.js';
-
-/** The most frames written by one writev (the kernel's IOV_MAX is 1024). */
-const GROUP_FRAMES_MAX = 1024;
-/**
- * Groups up to this size are written by a blocking writev on the engine's thread: copying a few
- * KiB into the page cache costs less than a thread-pool round trip (about 13 µs of this
- * thread's CPU per call, measured), and many small groups are what single requests make.
- * Larger groups go through the thread pool so the copy runs beside the engine.
- */
-const INLINE_WRITE_BYTES_MAX = 64 * 1024;
+import { SEGMENT_BYTES_MAX_DEFAULT } from './segments.js';
+import { workerExecArgv } from '../stdx/node-flags.js';
 
 export type WrittenFrame = Readonly<{ segmentFirstSequence: number; offset: number; firstSequence: number; eventCount: number; bytes: number }>;
 
@@ -28,21 +20,47 @@ export type LogWriterOptions = Readonly<{
   logDir: string;
   fsync: boolean;
   segmentBytesMax?: number;
-  /** Called for each frame once it is written (before its sync); feeds the read index. */
+  /** Called for each frame once it is durable, before its promise settles; feeds the read index. */
   onFrameWritten?: (frame: WrittenFrame) => void;
-  /** Called with each frame's buffer once it is written (before the sync): nothing reads it again. */
+  /** Called with each frame's buffer once it is durable: nothing reads it again. */
   onFrameBufferDone?: (frame: Buffer) => void;
-  /** Called after each group commit with its size and the time the sync took. */
+  /** Called after each group commit with its size and the time the sync took (on the writer's thread). */
   onGroupCommitted?: (frames: number, events: number, bytes: number, syncMs: number) => void;
   onFatal: (error: unknown) => void;
+  /** The writer thread's script; tests pass one that fails, to exercise the failure paths. */
+  workerUrl?: URL;
 }>;
+
+/** What the writer's thread is started with. */
+export type LogWorkerJob = Readonly<{
+  logDir: string;
+  fsync: boolean;
+  segmentBytesMax: number;
+  /** The segment to continue (cut to `bytes`), or none: a first segment named for `nextSequence` is created. */
+  tail: Readonly<{ firstSequence: number; bytes: number }> | undefined;
+  nextSequence: number;
+}>;
+
+/** A frame's bytes: shared memory from the frame pool as it is, anything else as a copy the message carries. */
+export type ToLogWorker =
+  | Readonly<{ kind: 'frame'; memory: SharedArrayBuffer | ArrayBuffer; length: number; firstSequence: number }>
+  | Readonly<{ kind: 'close' }>;
+
+export type FromLogWorker =
+  | Readonly<{ kind: 'ready' }>
+  /** The oldest `frames` frames sent are durable, in one segment, at these offsets. */
+  | Readonly<{ kind: 'committed'; frames: number; segmentFirstSequence: number; offsets: number[]; syncMs: number }>
+  | Readonly<{ kind: 'failed'; message: string; code?: string }>;
 
 type Pending = { frame: Buffer; firstSequence: number; eventCount: number; resolve: () => void; reject: (error: unknown) => void };
 
 export class LogWriter {
-  private pending: Pending[] = [];
-  private flushing = false;
+  /** Frames sent to the writer's thread and not yet committed, oldest first. */
+  private sent: Pending[] = [];
+  private sentHead = 0;
   private failed: unknown = undefined;
+  private closing = false;
+  private readonly exited: Promise<void>;
   /**
    * Frames appended and not yet durable, in order from `unsyncedHead`: their last sequence and
    * the promise append() returned. A durableThrough wait shares its frame's promise: the writer
@@ -59,35 +77,38 @@ export class LogWriter {
 
   private constructor(
     private readonly options: LogWriterOptions,
-    private handle: FileHandle,
-    private segmentFirstSequence: number,
-    private segmentBytes: number,
+    private readonly worker: Worker,
     nextSequence: number,
   ) {
     this.durableSequence = nextSequence - 1;
+    worker.unref(); // held only while frames are in flight
+    worker.on('message', (message: FromLogWorker) => this.onMessage(message));
+    worker.on('error', (error) => this.fail(error));
+    this.exited = new Promise((resolve) =>
+      worker.on('exit', (code) => {
+        if (!this.closing) this.fail(new Error(`log writer thread exited with code ${code}`));
+        resolve();
+      }),
+    );
   }
 
-  /** Opens the tail segment for appending (or creates the first one at `nextSequence`). */
+  /** Opens the tail segment for appending (cut to its whole frames), or creates the first one at `nextSequence`. */
   static async open(options: LogWriterOptions, tail: { firstSequence: number; bytes: number } | undefined, nextSequence: number): Promise<LogWriter> {
-    if (tail === undefined) {
-      const handle = await createSegment(options.logDir, nextSequence);
-      return new LogWriter(options, handle, nextSequence, 0, nextSequence);
-    }
-    const handle = await open(join(options.logDir, segmentFileName(tail.firstSequence)), 'r+');
-    await handle.truncate(tail.bytes);
-    await handle.sync();
-    return new LogWriter(options, handle, tail.firstSequence, tail.bytes, nextSequence);
+    const job: LogWorkerJob = { logDir: options.logDir, fsync: options.fsync, segmentBytesMax: options.segmentBytesMax ?? SEGMENT_BYTES_MAX_DEFAULT, tail, nextSequence };
+    const worker = await startWorker(options.workerUrl ?? new URL('./writer-worker.js', import.meta.url), job);
+    return new LogWriter(options, worker, nextSequence);
   }
 
-  /** Queues a frame; resolves once it is durable. */
+  /** Queues a frame; resolves once it is durable. The frame's bytes must not change until then. */
   append(frame: Buffer, firstSequence: number, eventCount: number): Promise<void> {
     if (this.failed !== undefined) return Promise.reject(this.failed);
     const promise = new Promise<void>((resolve, reject) => {
-      this.pending.push({ frame, firstSequence, eventCount, resolve, reject });
+      this.sent.push({ frame, firstSequence, eventCount, resolve, reject });
     });
     this.pendingBytes += frame.length;
     this.unsynced.push({ lastSequence: firstSequence + eventCount - 1, durable: promise });
-    if (!this.flushing) void this.flushLoop();
+    if (this.sent.length - this.sentHead === 1) this.worker.ref();
+    this.worker.postMessage(...frameMessage(frame, firstSequence));
     return promise;
   }
 
@@ -120,55 +141,57 @@ export class LogWriter {
     return low;
   }
 
+  /** Waits for what was appended, then ends the writer's thread (which closes the segment). */
   async close(): Promise<void> {
     await this.flushed().catch(() => undefined);
-    await this.handle.close();
+    if (this.closing) return;
+    this.closing = true;
+    this.worker.ref();
+    this.worker.postMessage({ kind: 'close' } satisfies ToLogWorker);
+    await this.exited;
   }
 
-  private async flushLoop(): Promise<void> {
-    this.flushing = true;
-    let group: Pending[] = [];
-    try {
-      while (this.pending.length > 0) {
-        group = this.pending.splice(0, GROUP_FRAMES_MAX);
-        await this.writeGroup(group);
-      }
-    } catch (error) {
-      for (const item of group) item.reject(error);
-      this.fail(error);
-    } finally {
-      this.flushing = false;
-    }
+  private onMessage(message: FromLogWorker): void {
+    if (this.failed !== undefined) return;
+    if (message.kind === 'committed') this.committed(message);
+    else if (message.kind === 'failed') this.fail(Object.assign(new Error(message.message), message.code === undefined ? {} : { code: message.code }));
   }
 
-  private async writeGroup(group: Pending[]): Promise<void> {
-    const segmentBytesMax = this.options.segmentBytesMax ?? SEGMENT_BYTES_MAX_DEFAULT;
-    const first = group[0]!;
-    if (this.segmentBytes > 0 && this.segmentBytes + groupBytes(group) > segmentBytesMax) await this.rollSegment(first.firstSequence);
-    const startOffset = this.segmentBytes;
-    let offset = startOffset;
+  private committed(commit: Extract<FromLogWorker, { kind: 'committed' }>): void {
+    const { onFrameWritten, onFrameBufferDone } = this.options;
+    const group = this.takeSent(commit.frames);
     let events = 0;
-    const frames: Buffer[] = [];
-    for (const item of group) {
-      this.options.onFrameWritten?.({ segmentFirstSequence: this.segmentFirstSequence, offset, firstSequence: item.firstSequence, eventCount: item.eventCount, bytes: item.frame.length });
-      offset += item.frame.length;
+    let bytes = 0;
+    for (let index = 0; index < group.length; index++) {
+      const item = group[index]!;
+      onFrameWritten?.({ segmentFirstSequence: commit.segmentFirstSequence, offset: commit.offsets[index]!, firstSequence: item.firstSequence, eventCount: item.eventCount, bytes: item.frame.length });
+      onFrameBufferDone?.(item.frame);
       events += item.eventCount;
-      frames.push(item.frame);
+      bytes += item.frame.length;
     }
-    await writeAll(this.handle.fd, frames, startOffset, offset - startOffset <= INLINE_WRITE_BYTES_MAX);
-    const done = this.options.onFrameBufferDone;
-    if (done !== undefined) for (const frame of frames) done(frame);
-    const syncStarted = performance.now();
-    if (this.options.fsync) await datasyncFd(this.handle.fd);
-    const syncMs = performance.now() - syncStarted;
-    this.segmentBytes = offset;
-    this.totalBytes += offset - startOffset;
     const last = group[group.length - 1]!;
     this.durableSequence = last.firstSequence + last.eventCount - 1;
-    this.pendingBytes -= offset - startOffset;
-    this.options.onGroupCommitted?.(group.length, events, offset - startOffset, syncMs);
+    this.totalBytes += bytes;
+    this.pendingBytes -= bytes;
+    this.options.onGroupCommitted?.(group.length, events, bytes, commit.syncMs);
     for (const item of group) item.resolve();
     this.dropSynced(group.length);
+    if (this.sentHead === this.sent.length && !this.closing) this.worker.unref();
+  }
+
+  /** The oldest `count` frames sent, which a commit covers; the array is compacted once half of it is taken. */
+  private takeSent(count: number): Pending[] {
+    assert(count > 0 && this.sentHead + count <= this.sent.length, 'a commit of frames never sent');
+    const group = this.sent.slice(this.sentHead, this.sentHead + count);
+    this.sentHead += count;
+    if (this.sentHead === this.sent.length) {
+      this.sent.length = 0;
+      this.sentHead = 0;
+    } else if (this.sentHead * 2 >= this.sent.length) {
+      this.sent = this.sent.slice(this.sentHead);
+      this.sentHead = 0;
+    }
+    return group;
   }
 
   /** The oldest `frames` of `unsynced` are durable; the array is compacted once half of it is. */
@@ -183,69 +206,45 @@ export class LogWriter {
     }
   }
 
-  private async rollSegment(firstSequence: number): Promise<void> {
-    if (this.options.fsync) await this.handle.sync();
-    await this.handle.close();
-    this.handle = await createSegment(this.options.logDir, firstSequence);
-    this.segmentFirstSequence = firstSequence;
-    this.segmentBytes = 0;
-  }
-
   private fail(error: unknown): void {
+    if (this.failed !== undefined) return;
     this.failed = error;
-    // Every unsynced frame's promise is rejected here or with its group, and with it every wait on it.
-    for (const item of this.pending.splice(0)) item.reject(error);
+    // Every unsynced frame's promise is rejected here, and with it every wait on it.
+    for (const item of this.sent.splice(this.sentHead)) item.reject(error);
+    this.sent.length = 0;
+    this.sentHead = 0;
+    this.worker.unref();
     this.options.onFatal(error);
   }
 }
 
-function groupBytes(group: Pending[]): number {
-  let bytes = 0;
-  for (const item of group) bytes += item.frame.length;
-  return bytes;
-}
-
-async function createSegment(logDir: string, firstSequence: number): Promise<FileHandle> {
-  const handle = await open(join(logDir, segmentFileName(firstSequence)), 'wx');
-  fsyncDirectory(logDir);
-  return handle;
+/** Starts the writer's thread; resolves once it has its segment open, rejects with its error if it could not. */
+function startWorker(url: URL, job: LogWorkerJob): Promise<Worker> {
+  const worker = new Worker(url, { workerData: job, execArgv: workerExecArgv() });
+  return new Promise((resolve, reject) => {
+    const settle = (error: Error | undefined): void => {
+      worker.off('message', onMessage).off('error', settle).off('exit', onExit);
+      if (error === undefined) resolve(worker);
+      else reject(error);
+    };
+    const onMessage = (message: FromLogWorker): void => {
+      if (message.kind === 'ready') settle(undefined);
+      else if (message.kind === 'failed') settle(Object.assign(new Error(message.message), message.code === undefined ? {} : { code: message.code }));
+    };
+    const onExit = (code: number): void => settle(new Error(`log writer thread exited with code ${code} before it was ready`));
+    worker.on('message', onMessage).on('error', settle).on('exit', onExit);
+  });
 }
 
 /**
- * writev until every byte is written (a short write is legal): `inline`, blocking on this
- * thread (see INLINE_WRITE_BYTES_MAX), else through the thread pool. The two calls of every
- * group commit go through the callback API on the raw descriptor: FileHandle's promise
- * wrappers cost about 4 µs more CPU per call (measured), paid on every commit.
+ * The message carrying a frame: pooled frames (shared memory at offset 0) go as a reference;
+ * others as a copy moved with the message (a Buffer view would copy its whole backing store).
  */
-async function writeAll(fd: number, buffers: Buffer[], position: number, inline: boolean): Promise<void> {
-  let remaining = buffers;
-  let at = position;
-  while (remaining.length > 0) {
-    const bytesWritten = inline ? writevSync(fd, remaining, at) : await writevAt(fd, remaining, at);
-    assert(bytesWritten > 0, 'writev wrote nothing');
-    at += bytesWritten;
-    remaining = dropBytes(remaining, bytesWritten);
+function frameMessage(frame: Buffer, firstSequence: number): [ToLogWorker, ArrayBuffer[]] {
+  if (frame.buffer instanceof SharedArrayBuffer && frame.byteOffset === 0) {
+    return [{ kind: 'frame', memory: frame.buffer, length: frame.length, firstSequence }, []];
   }
-}
-
-function dropBytes(buffers: Buffer[], count: number): Buffer[] {
-  let left = count;
-  const rest: Buffer[] = [];
-  for (const buffer of buffers) {
-    if (left >= buffer.length) {
-      left -= buffer.length;
-      continue;
-    }
-    rest.push(left > 0 ? buffer.subarray(left) : buffer);
-    left = 0;
-  }
-  return rest;
-}
-
-function writevAt(fd: number, buffers: Buffer[], position: number): Promise<number> {
-  return new Promise((resolve, reject) => writev(fd, buffers, position, (error, bytesWritten) => (error === null ? resolve(bytesWritten) : reject(error))));
-}
-
-function datasyncFd(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fdatasync(fd, (error) => (error === null ? resolve() : reject(error))));
+  const copy = new ArrayBuffer(frame.length);
+  new Uint8Array(copy).set(frame);
+  return [{ kind: 'frame', memory: copy, length: frame.length, firstSequence }, [copy]];
 }

@@ -43,3 +43,16 @@ function withHugePagesTunable(tunables: string | undefined): string {
 export function hugePagesRequested(env: Readonly<Record<string, string | undefined>> = process.env): boolean {
   return (env['GLIBC_TUNABLES'] ?? '').split(':').includes(HUGE_PAGES_TUNABLE);
 }
+
+/**
+ * The flags a worker thread is started with: undefined (the process's own, as Node passes them)
+ * unless the process was started with `--input-type`, which Node refuses for a worker's script
+ * file; then the process's flags less that one. (Node also refuses V8 flags such as
+ * --max-semi-space-size when they are passed explicitly, so they are passed only when needed.)
+ * A process started with `node --input-type=module -e`, as tests do, could otherwise start no
+ * worker at all.
+ */
+export function workerExecArgv(): string[] | undefined {
+  const isInputType = (flag: string): boolean => flag.startsWith('--input-type');
+  return process.execArgv.some(isInputType) ? process.execArgv.filter((flag) => !isInputType(flag)) : undefined;
+}
