@@ -157,3 +157,19 @@ test('the writer thread holds the process only while frames are in flight: a scr
     assert.equal(statSync(join(path, segmentFileName(1))).size, 70_500, 'both frames were written before it ended');
   });
 });
+
+test('a commit whose frames cannot be settled fails the log instead of throwing out of the message handler', { timeout: 20_000 }, async () => {
+  await inTempDir(async ({ path }) => {
+    const failures: unknown[] = [];
+    let written = 0;
+    const onFrameWritten = (): void => {
+      if (++written === 2) throw new Error('index refused the frame');
+    };
+    const writer = await LogWriter.open({ logDir: path, fsync: true, onFatal: (error) => failures.push(error), onFrameWritten }, undefined, 1);
+    await writer.append(Buffer.alloc(100, 1), 1, 1);
+    await assert.rejects(writer.append(Buffer.alloc(100, 2), 2, 1), /index refused the frame/);
+    assert.equal(failures.length, 1);
+    await assert.rejects(writer.append(Buffer.alloc(100, 3), 3, 1), /index refused the frame/, 'nothing is taken after the failure');
+    await writer.close();
+  });
+});

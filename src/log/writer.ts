@@ -153,13 +153,23 @@ export class LogWriter {
 
   private onMessage(message: FromLogWorker): void {
     if (this.failed !== undefined) return;
-    if (message.kind === 'committed') this.committed(message);
+    if (message.kind === 'committed') this.settleCommitted(message);
     else if (message.kind === 'failed') this.fail(Object.assign(new Error(message.message), message.code === undefined ? {} : { code: message.code }));
   }
 
-  private committed(commit: Extract<FromLogWorker, { kind: 'committed' }>): void {
-    const { onFrameWritten, onFrameBufferDone } = this.options;
+  /** A commit whose frames cannot be settled (a callback threw) fails the log, as a failed write would, instead of escaping as an uncaught exception. */
+  private settleCommitted(commit: Extract<FromLogWorker, { kind: 'committed' }>): void {
     const group = this.takeSent(commit.frames);
+    try {
+      this.committed(commit, group);
+    } catch (error) {
+      for (const item of group) item.reject(error); // those already resolved stay so
+      this.fail(error);
+    }
+  }
+
+  private committed(commit: Extract<FromLogWorker, { kind: 'committed' }>, group: Pending[]): void {
+    const { onFrameWritten, onFrameBufferDone } = this.options;
     let events = 0;
     let bytes = 0;
     for (let index = 0; index < group.length; index++) {
