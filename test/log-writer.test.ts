@@ -104,20 +104,28 @@ test('durableThrough returns the promise of the frame that holds each position, 
   assert.fail('every frame went to disk in the first group in every attempt');
 });
 
-/** A writer thread that runs the real one but ends itself (exit code 3) when the `dieAtFrame`th frame arrives. */
-function writerThreadDyingAt(dir: string, dieAtFrame: number): URL {
+/**
+ * A writer thread that runs the real one but ends itself (exit code 3) in the `dieAtCommit`th
+ * commit, before it reports it: its fdatasync is replaced (a frame can reach the thread outside
+ * any message event, taken during a commit, so the sync is where to catch it).
+ */
+function writerThreadDyingAt(dir: string, dieAtCommit: number): URL {
   const real = new URL('../src/log/writer-worker.js', import.meta.url).href;
-  // Its listener comes first, and both are in place before any message (static imports run in order).
+  // Patched before the real module is evaluated (static imports run in order); named imports of a builtin follow syncBuiltinESMExports.
   writeFileSync(
-    join(dir, 'die-at-frame.mjs'),
-    `import { parentPort } from 'node:worker_threads';
-    let frames = 0;
-    parentPort.on('message', (message) => {
-      if (message.kind === 'frame' && ++frames === ${dieAtFrame}) process.exit(3);
-    });`,
+    join(dir, 'die-at-commit.mjs'),
+    `import fs from 'node:fs';
+    import { syncBuiltinESMExports } from 'node:module';
+    const realSync = fs.fdatasyncSync;
+    let commits = 0;
+    fs.fdatasyncSync = (fd) => {
+      if (++commits === ${dieAtCommit}) process.exit(3);
+      return realSync(fd);
+    };
+    syncBuiltinESMExports();`,
   );
   const path = join(dir, 'dying-writer.mjs');
-  writeFileSync(path, `import './die-at-frame.mjs';\nimport ${JSON.stringify(real)};\n`);
+  writeFileSync(path, `import './die-at-commit.mjs';\nimport ${JSON.stringify(real)};\n`);
   return pathToFileURL(path);
 }
 
@@ -135,7 +143,8 @@ test('a writer thread that dies fails the log: its frames in flight and every la
     await assert.rejects(writer.append(Buffer.alloc(100, 3), 3, 1), /exited with code 3/, 'an append after the failure rejects at once');
     assert.equal(failures.length, 1, 'the engine is told once');
     await writer.close(); // returns: the thread is gone already
-    assert.equal(statSync(join(logDir, segmentFileName(1))).size, 100, 'only the first frame was written');
+    // The second frame was written, then the thread died in its sync: on disk, never acknowledged (as after a crash).
+    assert.equal(statSync(join(logDir, segmentFileName(1))).size, 200);
 
     const broken = join(scripts, 'broken-writer.mjs');
     writeFileSync(broken, 'process.exit(4);\n');
