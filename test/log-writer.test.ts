@@ -31,6 +31,7 @@ test('durableThrough settles at the group commit that covers the position, befor
       assert.equal(writer.durableSequence, 20);
       await writer.durableThrough(20); // already durable: at once
       await writer.close();
+      await assert.rejects(writer.append(Buffer.alloc(64, 3), 21, 1), /after the log writer was closed/);
       assert.deepEqual(failures, []);
       if (groups.length === 1) return false;
       assert.deepEqual(groups, [1, 1]);

@@ -102,6 +102,7 @@ export class LogWriter {
   /** Queues a frame; resolves once it is durable. The frame's bytes must not change until then. */
   append(frame: Buffer, firstSequence: number, eventCount: number): Promise<void> {
     if (this.failed !== undefined) return Promise.reject(this.failed);
+    if (this.closing) return Promise.reject(new Error('append after the log writer was closed'));
     const promise = new Promise<void>((resolve, reject) => {
       this.sent.push({ frame, firstSequence, eventCount, resolve, reject });
     });
