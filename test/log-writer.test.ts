@@ -9,15 +9,24 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { segmentFileName } from '../src/log/segments.js';
 import { LogWriter } from '../src/log/writer.js';
-import { inTempDir, sleep, turn } from './support/ledger.js';
+import { inTempDir, sleep } from './support/ledger.js';
+
+/**
+ * Runs `attempt` until it answers true, at most five times: its commits came apart as the test
+ * needs (a machine too loaded to start the first commit in time merges them); fails with `why`.
+ */
+async function inAttemptsUntil(why: string, attempt: () => Promise<boolean>): Promise<void> {
+  for (let tries = 0; tries < 5; tries++) if (await attempt()) return;
+  assert.fail(why);
+}
 
 test('durableThrough settles at the group commit that covers the position, before later groups', { timeout: 60_000 }, async () => {
   // The writer's thread commits whatever has arrived when a commit starts. A 32 MiB first frame
   // keeps its commit busy while the second arrives, so the two go in groups of their own; on a
   // machine so loaded that the thread had not started the first commit yet, both land in one
   // group, and the attempt is repeated (at most five times).
-  for (let attempt = 1; attempt <= 5; attempt++) {
-    const separate = await inTempDir(async ({ path }) => {
+  await inAttemptsUntil('the two frames went to disk together in every attempt', () =>
+    inTempDir(async ({ path }) => {
       const failures: unknown[] = [];
       const groups: number[] = [];
       const writer = await LogWriter.open({ logDir: path, fsync: true, onFatal: (error) => failures.push(error), onGroupCommitted: (frames) => groups.push(frames) }, undefined, 1);
@@ -37,10 +46,8 @@ test('durableThrough settles at the group commit that covers the position, befor
       assert.deepEqual(groups, [1, 1]);
       assert.equal(durableWhenSettled, 10, 'settled by the commit of the first group, before the second');
       return true;
-    });
-    if (separate) return;
-  }
-  assert.fail('the two frames went to disk together in every attempt');
+    }),
+  );
 });
 
 test('durableThrough rejects when the log fails before the position is durable', { timeout: 20_000 }, async () => {
@@ -64,8 +71,8 @@ test('durableThrough returns the promise of the frame that holds each position, 
   // A 32 MiB first frame keeps the first commit busy while three bursts of small frames arrive,
   // 20 ms apart, so they go to disk in later groups; should they all land in the first group (a
   // machine too loaded to start the commit in time), the attempt is repeated (at most five times).
-  for (let attempt = 1; attempt <= 5; attempt++) {
-    const checkedBetweenGroups = await inTempDir(async ({ path }) => {
+  await inAttemptsUntil('every frame went to disk in the first group in every attempt', () =>
+    inTempDir(async ({ path }) => {
       const writer = await LogWriter.open({ logDir: path, fsync: true, onFatal: (error) => assert.fail(String(error)) }, undefined, 1);
       const frames: Array<{ first: number; last: number; durable: Promise<void> }> = [{ first: 1, last: 1, durable: writer.append(Buffer.alloc(32 << 20, 9), 1, 1) }];
       let next = 2;
@@ -99,10 +106,8 @@ test('durableThrough returns the promise of the frame that holds each position, 
       assert.throws(() => writer.durableThrough(next), /no frame appended holds/, 'a position past every appended frame is a bug of the caller');
       await writer.close();
       return laterPending;
-    });
-    if (checkedBetweenGroups) return;
-  }
-  assert.fail('every frame went to disk in the first group in every attempt');
+    }),
+  );
 });
 
 /**

@@ -16,10 +16,10 @@
  * outstanding than SPOOL_BLOCKS_OUT_MAX (a disk that stalls) ends the journal, and the next
  * snapshot scans the table for its entries, as after a restart.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { assert } from '../stdx/assert.js';
 import { removeOpenChunks, type ChunkRef } from './txn-chunks.js';
-import { workerExecArgv } from '../stdx/node-flags.js';
+import { newWorker } from '../stdx/node-flags.js';
 
 export type SpoolJob = Readonly<{ dir: string }>;
 /** Engine to worker. `file` numbers the chunks the engine began, so a late answer is told apart. */
@@ -138,7 +138,7 @@ export class ChunkSpool {
 
   private started(): Worker {
     if (this.worker !== undefined) return this.worker;
-    const worker = new Worker(this.workerUrl, { workerData: { dir: this.dir } satisfies SpoolJob, execArgv: workerExecArgv() });
+    const worker = newWorker(this.workerUrl, { workerData: { dir: this.dir } satisfies SpoolJob });
     worker.unref(); // held only while a seal is pending
     worker.on('message', (message: FromSpoolWorker) => this.onMessage(message));
     worker.on('error', (error) => this.onLost(worker, `chunk spool worker failed: ${error.message}`));

@@ -30,12 +30,11 @@ import type { NewEntries, SnapshotPosition, WrittenSnapshot } from './snapshot-w
 import type { FromSnapshotWorker, SnapshotJob, ToSnapshotWorker } from './snapshot-worker.js';
 import { removeOpenChunks, type ChunkRef } from './txn-chunks.js';
 import { ChunkSpool } from './chunk-spool.js';
-import { Worker } from 'node:worker_threads';
 import { rmSync } from 'node:fs';
 import { lockDataDir } from './lock.js';
 import { BatchPreparer, PREPARE_IN_WORKER_MIN_RECORDS_DEFAULT, PREPARE_PIECE_RECORDS_DEFAULT, type PreparedBatch } from './preparer.js';
 import { LOG_SCRUB_BYTES_PER_SECOND_DEFAULT, LogScrub } from './scrub.js';
-import { workerExecArgv } from '../stdx/node-flags.js';
+import { newWorker } from '../stdx/node-flags.js';
 import type {
   AccountView,
   BalanceQuery,
@@ -256,7 +255,7 @@ function writeSnapshotInWorker(job: SnapshotWrite): Promise<WrittenSnapshot> {
   const { dir, parts, position, capture, state, takeEntries, chunks, buffers, workerUrl } = job;
   return new Promise((resolve, reject) => {
     const job: SnapshotJob = { dir, parts, position };
-    const worker = new Worker(workerUrl, { workerData: job, execArgv: workerExecArgv() });
+    const worker = newWorker(workerUrl, { workerData: job });
     let outcome: { written: WrittenSnapshot } | { error: unknown } | undefined;
     worker.once('exit', (code) => {
       if (outcome !== undefined && 'written' in outcome) resolve(outcome.written);

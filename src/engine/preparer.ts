@@ -11,14 +11,14 @@
  * of ids interned for good, and what it cannot find (an account opened after it looked) the
  * engine looks up itself. If the worker dies, batches are prepared on the engine thread again.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { DecideScratch, PREPARED_WORDS, recordView, type RecordView } from '../core/decide.js';
 import { IdTableReader, type IdTable, type IdTableBuffers } from '../core/id-table.js';
 import { BATCH_RECORDS_MAX, RECORD_BYTES } from '../core/transfer-record.js';
 import { allSharesDone, CLAIM_WORDS, prepareShares, type SharedPreparation, sharesLeft } from './prepare-shares.js';
 import { assert } from '../stdx/assert.js';
 import type { TransferBatch } from './types.js';
-import { workerExecArgv } from '../stdx/node-flags.js';
+import { newWorker } from '../stdx/node-flags.js';
 
 export type ToPrepareWorker =
   | Readonly<{ kind: 'accounts'; buffers: IdTableBuffers }>
@@ -155,7 +155,7 @@ export class BatchPreparer {
 
   private started(): Worker {
     if (this.worker !== undefined) return this.worker;
-    const worker = new Worker(this.workerUrl, { execArgv: workerExecArgv() });
+    const worker = newWorker(this.workerUrl);
     worker.unref(); // held only while batches are in flight (prepare)
     worker.on('message', () => this.onPrepared());
     worker.on('error', (error) => this.onLost(`prepare worker failed: ${error.message}`));

@@ -23,13 +23,13 @@
 import { createHash } from 'node:crypto';
 import { renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { checkFramesBeforeNewest, checkSegmentName, CorruptLogError, scanSegment, type ScanContext } from '../log/scan.js';
 import { fsyncDirectory, listSegments, segmentFileName, type SegmentFile } from '../log/segments.js';
 import { CHAIN_HASH_BYTES, FRAME_HEADER_BYTES, GENESIS_CHAIN_HASH } from '../log/frame.js';
 import { readChecksummedFile, writeChecksummedFile } from './checked-file.js';
 import type { LogScrubStatus } from './types.js';
-import { workerExecArgv } from '../stdx/node-flags.js';
+import { newWorker } from '../stdx/node-flags.js';
 
 /** Where the covered log ends: a snapshot's position, sequence and chain hash. */
 export type ScrubEnd = Readonly<{ segmentFirstSequence: number; offset: number; sequence: number; chainHash: string }>;
@@ -275,7 +275,7 @@ export class LogScrub {
   constructor(job: ScrubJob, events: LogScrubEvents) {
     const { onStart, onEnd } = events;
     this.current = { state: 'running', bytesChecked: 0, bytesTotal: 0, framesChecked: 0, resumedFromSequence: 1 };
-    this.worker = new Worker(new URL('./scrub-worker.js', import.meta.url), { workerData: job, execArgv: workerExecArgv() });
+    this.worker = newWorker(new URL('./scrub-worker.js', import.meta.url), { workerData: job });
     this.worker.unref(); // a scrub never keeps the process alive
     this.worker.on('message', (message: ToScrubParent) => {
       if (this.stopping) return;

@@ -109,7 +109,7 @@ function roll(firstSequence: number): void {
   const full = segment!;
   if (job.fsync) fsyncSync(full.fd);
   closeSync(full.fd);
-  segment = undefined;
+  segment = undefined; // so that finish() does not close that descriptor again if the next cannot be created
   segment = createSegment(firstSequence);
 }
 

@@ -9,10 +9,10 @@
  * A failed write or sync is fatal for the process: memory is ahead of the disk and the log is
  * the source of truth, so the only safe continuation is a restart that recovers from the log.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { assert } from '../stdx/assert.js';
 import { SEGMENT_BYTES_MAX_DEFAULT } from './segments.js';
-import { workerExecArgv } from '../stdx/node-flags.js';
+import { newWorker } from '../stdx/node-flags.js';
 
 export type WrittenFrame = Readonly<{ segmentFirstSequence: number; offset: number; firstSequence: number; eventCount: number; bytes: number }>;
 
@@ -52,24 +52,40 @@ export type FromLogWorker =
   | Readonly<{ kind: 'committed'; frames: number; segmentFirstSequence: number; offsets: number[]; syncMs: number }>
   | Readonly<{ kind: 'failed'; message: string; code?: string }>;
 
-type Pending = { frame: Buffer; firstSequence: number; eventCount: number; resolve: () => void; reject: (error: unknown) => void };
+/** A frame appended and not yet durable; `durable` is the promise append() returned, settled by `resolve`/`reject`. */
+type InFlight = {
+  frame: Buffer;
+  firstSequence: number;
+  eventCount: number;
+  lastSequence: number;
+  durable: Promise<void>;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+};
+
+function inFlightFrame(frame: Buffer, firstSequence: number, eventCount: number): InFlight {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const durable = new Promise<void>((settle, fail) => {
+    resolve = settle;
+    reject = fail;
+  });
+  return { frame, firstSequence, eventCount, lastSequence: firstSequence + eventCount - 1, durable, resolve, reject };
+}
 
 export class LogWriter {
-  /** Frames sent to the writer's thread and not yet committed, oldest first. */
-  private sent: Pending[] = [];
-  private sentHead = 0;
+  /**
+   * Frames appended (and so sent to the writer's thread) and not yet durable, oldest first from
+   * `inFlightHead`. A durableThrough wait shares its frame's promise: the writer keeps nothing per
+   * wait and does no work per wait at a commit (this array is bounded by the frames in flight).
+   * Each waiting caller's continuation stays attached to that promise until it settles, a request
+   * that timed out included.
+   */
+  private inFlight: InFlight[] = [];
+  private inFlightHead = 0;
   private failed: unknown = undefined;
   private closing = false;
   private readonly exited: Promise<void>;
-  /**
-   * Frames appended and not yet durable, in order from `unsyncedHead`: their last sequence and
-   * the promise append() returned. A durableThrough wait shares its frame's promise: the writer
-   * keeps nothing per wait and does no work per wait at a commit (this array is bounded by the
-   * frames in flight). Each waiting caller's continuation stays attached to that promise until it
-   * settles, a request that timed out included.
-   */
-  private unsynced: Array<{ lastSequence: number; durable: Promise<void> }> = [];
-  private unsyncedHead = 0;
   durableSequence: number;
   totalBytes = 0;
   /** Bytes of frames appended and not yet durable: the engine stops deciding above a bound. */
@@ -103,19 +119,18 @@ export class LogWriter {
   append(frame: Buffer, firstSequence: number, eventCount: number): Promise<void> {
     if (this.failed !== undefined) return Promise.reject(this.failed);
     if (this.closing) return Promise.reject(new Error('append after the log writer was closed'));
-    const promise = new Promise<void>((resolve, reject) => {
-      this.sent.push({ frame, firstSequence, eventCount, resolve, reject });
-    });
+    const item = inFlightFrame(frame, firstSequence, eventCount);
+    this.inFlight.push(item);
     this.pendingBytes += frame.length;
-    this.unsynced.push({ lastSequence: firstSequence + eventCount - 1, durable: promise });
-    if (this.sent.length - this.sentHead === 1) this.worker.ref();
+    if (this.inFlight.length - this.inFlightHead === 1) this.worker.ref();
     this.worker.postMessage(...frameMessage(frame, firstSequence));
-    return promise;
+    return item.durable;
   }
 
   /** Resolves when every frame appended so far is durable (rejects if the log failed first). */
   flushed(): Promise<void> {
-    return this.unsyncedHead < this.unsynced.length ? this.unsynced[this.unsynced.length - 1]!.durable : Promise.resolve();
+    if (this.failed !== undefined) return Promise.reject(this.failed);
+    return this.inFlightHead < this.inFlight.length ? this.inFlight[this.inFlight.length - 1]!.durable : Promise.resolve();
   }
 
   /**
@@ -126,17 +141,17 @@ export class LogWriter {
   durableThrough(sequence: number): Promise<void> {
     if (sequence <= this.durableSequence) return Promise.resolve();
     if (this.failed !== undefined) return Promise.reject(this.failed);
-    return this.unsynced[this.coveringFrame(sequence)]!.durable;
+    return this.inFlight[this.coveringFrame(sequence)]!.durable;
   }
 
-  /** Index in `unsynced` of the first frame whose last sequence is at least `sequence` (binary search). */
+  /** Index in `inFlight` of the first frame whose last sequence is at least `sequence` (binary search). */
   private coveringFrame(sequence: number): number {
-    let low = this.unsyncedHead;
-    let high = this.unsynced.length - 1;
-    assert(high >= low && this.unsynced[high]!.lastSequence >= sequence, 'durableThrough of a position no frame appended holds');
+    let low = this.inFlightHead;
+    let high = this.inFlight.length - 1;
+    assert(high >= low && this.inFlight[high]!.lastSequence >= sequence, 'durableThrough of a position no frame appended holds');
     while (low < high) {
       const middle = (low + high) >>> 1;
-      if (this.unsynced[middle]!.lastSequence >= sequence) high = middle;
+      if (this.inFlight[middle]!.lastSequence >= sequence) high = middle;
       else low = middle + 1;
     }
     return low;
@@ -145,22 +160,23 @@ export class LogWriter {
   /** Waits for what was appended, then ends the writer's thread (which closes the segment). */
   async close(): Promise<void> {
     await this.flushed().catch(() => undefined);
-    if (this.closing) return;
-    this.closing = true;
-    this.worker.ref();
-    this.worker.postMessage({ kind: 'close' } satisfies ToLogWorker);
+    if (!this.closing) {
+      this.closing = true;
+      this.worker.ref();
+      this.worker.postMessage({ kind: 'close' } satisfies ToLogWorker);
+    }
     await this.exited;
   }
 
   private onMessage(message: FromLogWorker): void {
     if (this.failed !== undefined) return;
     if (message.kind === 'committed') this.settleCommitted(message);
-    else if (message.kind === 'failed') this.fail(Object.assign(new Error(message.message), message.code === undefined ? {} : { code: message.code }));
+    else if (message.kind === 'failed') this.fail(workerError(message));
   }
 
   /** A commit whose frames cannot be settled (a callback threw) fails the log, as a failed write would, instead of escaping as an uncaught exception. */
   private settleCommitted(commit: Extract<FromLogWorker, { kind: 'committed' }>): void {
-    const group = this.takeSent(commit.frames);
+    const group = this.takeCommitted(commit.frames);
     try {
       this.committed(commit, group);
     } catch (error) {
@@ -169,7 +185,7 @@ export class LogWriter {
     }
   }
 
-  private committed(commit: Extract<FromLogWorker, { kind: 'committed' }>, group: Pending[]): void {
+  private committed(commit: Extract<FromLogWorker, { kind: 'committed' }>, group: InFlight[]): void {
     const { onFrameWritten, onFrameBufferDone } = this.options;
     let events = 0;
     let bytes = 0;
@@ -180,58 +196,49 @@ export class LogWriter {
       events += item.eventCount;
       bytes += item.frame.length;
     }
-    const last = group[group.length - 1]!;
-    this.durableSequence = last.firstSequence + last.eventCount - 1;
+    this.durableSequence = group[group.length - 1]!.lastSequence;
     this.totalBytes += bytes;
     this.pendingBytes -= bytes;
     this.options.onGroupCommitted?.(group.length, events, bytes, commit.syncMs);
     for (const item of group) item.resolve();
-    this.dropSynced(group.length);
-    if (this.sentHead === this.sent.length && !this.closing) this.worker.unref();
+    if (this.inFlightHead === this.inFlight.length && !this.closing) this.worker.unref();
   }
 
-  /** The oldest `count` frames sent, which a commit covers; the array is compacted once half of it is taken. */
-  private takeSent(count: number): Pending[] {
-    assert(count > 0 && this.sentHead + count <= this.sent.length, 'a commit of frames never sent');
-    const group = this.sent.slice(this.sentHead, this.sentHead + count);
-    this.sentHead += count;
-    if (this.sentHead === this.sent.length) {
-      this.sent.length = 0;
-      this.sentHead = 0;
-    } else if (this.sentHead * 2 >= this.sent.length) {
-      this.sent = this.sent.slice(this.sentHead);
-      this.sentHead = 0;
+  /** The oldest `count` frames in flight, which a commit covers; the array is compacted once half of it is taken. */
+  private takeCommitted(count: number): InFlight[] {
+    assert(count > 0 && this.inFlightHead + count <= this.inFlight.length, 'a commit of frames never sent');
+    const group = this.inFlight.slice(this.inFlightHead, this.inFlightHead + count);
+    this.inFlightHead += count;
+    if (this.inFlightHead === this.inFlight.length) {
+      this.inFlight.length = 0;
+      this.inFlightHead = 0;
+    } else if (this.inFlightHead * 2 >= this.inFlight.length) {
+      this.inFlight = this.inFlight.slice(this.inFlightHead);
+      this.inFlightHead = 0;
     }
     return group;
-  }
-
-  /** The oldest `frames` of `unsynced` are durable; the array is compacted once half of it is. */
-  private dropSynced(frames: number): void {
-    this.unsyncedHead += frames;
-    if (this.unsyncedHead === this.unsynced.length) {
-      this.unsynced.length = 0;
-      this.unsyncedHead = 0;
-    } else if (this.unsyncedHead * 2 >= this.unsynced.length) {
-      this.unsynced = this.unsynced.slice(this.unsyncedHead);
-      this.unsyncedHead = 0;
-    }
   }
 
   private fail(error: unknown): void {
     if (this.failed !== undefined) return;
     this.failed = error;
-    // Every unsynced frame's promise is rejected here, and with it every wait on it.
-    for (const item of this.sent.splice(this.sentHead)) item.reject(error);
-    this.sent.length = 0;
-    this.sentHead = 0;
+    // Every frame in flight is rejected, and with it every wait on it.
+    for (const item of this.inFlight.splice(this.inFlightHead)) item.reject(error);
+    this.inFlight.length = 0;
+    this.inFlightHead = 0;
     this.worker.unref();
     this.options.onFatal(error);
   }
 }
 
+/** The error a `failed` message stands for, with its errno code when it had one. */
+function workerError(message: Extract<FromLogWorker, { kind: 'failed' }>): Error {
+  return Object.assign(new Error(message.message), message.code === undefined ? {} : { code: message.code });
+}
+
 /** Starts the writer's thread; resolves once it has its segment open, rejects with its error if it could not. */
 function startWorker(url: URL, job: LogWorkerJob): Promise<Worker> {
-  const worker = new Worker(url, { workerData: job, execArgv: workerExecArgv() });
+  const worker = newWorker(url, { workerData: job });
   return new Promise((resolve, reject) => {
     const settle = (error: Error | undefined): void => {
       worker.off('message', onMessage).off('error', settle).off('exit', onExit);
@@ -240,7 +247,7 @@ function startWorker(url: URL, job: LogWorkerJob): Promise<Worker> {
     };
     const onMessage = (message: FromLogWorker): void => {
       if (message.kind === 'ready') settle(undefined);
-      else if (message.kind === 'failed') settle(Object.assign(new Error(message.message), message.code === undefined ? {} : { code: message.code }));
+      else if (message.kind === 'failed') settle(workerError(message));
     };
     const onExit = (code: number): void => settle(new Error(`log writer thread exited with code ${code} before it was ready`));
     worker.on('message', onMessage).on('error', settle).on('exit', onExit);

@@ -1,3 +1,5 @@
+import { Worker, type WorkerOptions } from 'node:worker_threads';
+
 /**
  * How the Node.js process that runs `walletd serve` is started: `npm start`, `walletd bench` and
  * the test and benchmark harnesses start the server with these flags and this environment
@@ -45,14 +47,14 @@ export function hugePagesRequested(env: Readonly<Record<string, string | undefin
 }
 
 /**
- * The flags a worker thread is started with: undefined (the process's own, as Node passes them)
- * unless the process was started with `--input-type`, which Node refuses for a worker's script
- * file; then the process's flags less that one. (Node also refuses V8 flags such as
- * --max-semi-space-size when they are passed explicitly, so they are passed only when needed.)
- * A process started with `node --input-type=module -e`, as tests do, could otherwise start no
- * worker at all.
+ * Starts a worker thread, as `new Worker` does, with the process's flags less `--input-type`,
+ * which Node refuses for a worker's script file: a process started with
+ * `node --input-type=module -e`, as tests do, could otherwise start no worker at all. Every
+ * worker of walletd starts here. (The flags are passed only when one had to be left out: Node
+ * also refuses V8 flags such as --max-semi-space-size when they are passed explicitly.)
  */
-export function workerExecArgv(): string[] | undefined {
+export function newWorker(url: URL, options: WorkerOptions = {}): Worker {
   const isInputType = (flag: string): boolean => flag.startsWith('--input-type');
-  return process.execArgv.some(isInputType) ? process.execArgv.filter((flag) => !isInputType(flag)) : undefined;
+  const execArgv = process.execArgv.some(isInputType) ? process.execArgv.filter((flag) => !isInputType(flag)) : undefined;
+  return new Worker(url, execArgv === undefined ? options : { ...options, execArgv });
 }
