@@ -33,7 +33,8 @@ import {
 import type { FrameHeader, HandshakeReply } from '../src/protocol/frame.js';
 import { FrameParser } from '../src/protocol/parser.js';
 import type { ProtocolServer } from '../src/protocol/server.js';
-import { startProtocolServer } from '../src/protocol/server.js';
+import { ProtocolHost, startProtocolServer } from '../src/protocol/server.js';
+import { createMemoryTransportPair } from '../src/protocol/transport-memory.js';
 import { deposit, numericOf, tempDir, transfer, withSubmit } from './support/ledger.js';
 
 const TOKENS: Record<string, Principal> = {
@@ -302,6 +303,35 @@ describe('protocol server', () => {
       assert.ok(probe.concurrentMax() >= 1);
       connection.socket.destroy();
       await limited.close();
+    });
+
+    it('keeps a copy of what it holds back: the transport lends each chunk for one call', async () => {
+      // Twelve frames in one chunk with room for two in flight: ten are parsed later, after the
+      // transport has reused the chunk's memory (the memory transport overwrites it at once).
+      const host = new ProtocolHost({ ledger, authenticate, limits: { inFlightRequestsMax: 2 } });
+      const pair = createMemoryTransportPair();
+      host.accept(pair.server);
+      const answers: Answer[] = [];
+      const parser = new FrameParser({ role: 'client', frameBodyBytesMax: 1 << 20, allocateBody: (n) => Buffer.alloc(n), releaseBody: () => undefined });
+      pair.client.setHandlers({
+        onData: (chunk) => {
+          for (let at = 0; at < chunk.length && !parser.failed; ) {
+            at = parser.consume(chunk, at);
+            const event = parser.take();
+            if (event?.kind === 'frame') answers.push({ header: event.header, body: Buffer.from(event.body) });
+          }
+        },
+        onDrain: () => undefined,
+        onClose: () => undefined,
+      });
+      const ids = Array.from({ length: 12 }, () => nextTx());
+      pair.client.write(Buffer.concat([encodeHandshake('admin-token'), ...ids.map((id, index) => submitFrame(index + 1, [transfer(id, 'alice', 'bob', 1n)]))]));
+      const deadline = Date.now() + 5_000;
+      while (answers.length < 12 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.deepEqual(answers.map((answer) => [answer.header.requestId, answer.header.op, answer.header.status]).sort((a, b) => a[0]! - b[0]!), ids.map((_, index) => [index + 1, Op.submit_transfers, 0]));
+      for (const id of ids) assert.equal((await ledger.transfer(id))?.code, 'ok');
+      pair.client.destroy();
+      await host.close();
     });
 
     it('announces and enforces a lower frame limit', async () => {

@@ -61,7 +61,7 @@ export class ServerConnection {
   private readonly onClosed: (connection: ServerConnection) => void;
   private state: ConnectionState = 'handshake';
   private principal: Principal | undefined;
-  /** Chunks received but not yet parsed; kept while reading is held back. */
+  /** Chunks received but not yet parsed, kept (as copies: the transport lends its chunks) while reading is held back. */
   private readonly chunks: Buffer[] = [];
   private chunkOffset = 0;
   private inFlight = 0;
@@ -112,6 +112,16 @@ export class ServerConnection {
     if (this.state === 'closed' || this.state === 'failing') return;
     this.chunks.push(chunk);
     this.pump();
+    this.keepCopyOf(chunk);
+  }
+
+  /** The transport lends a chunk for its onData call only: what is held back of it is copied. */
+  private keepCopyOf(chunk: Buffer): void {
+    const index = this.chunks.lastIndexOf(chunk);
+    if (index < 0) return;
+    const unread = index === 0 ? chunk.subarray(this.chunkOffset) : chunk;
+    this.chunks[index] = Buffer.from(unread);
+    if (index === 0) this.chunkOffset = 0;
   }
 
   private onDrain(): void {

@@ -99,7 +99,8 @@ function refuse(transport: Transport, status: number): void {
 
 export async function startProtocolServer(options: ProtocolServerOptions): Promise<ProtocolServer> {
   const host = new ProtocolHost(options);
-  const server = net.createServer({ noDelay: true }, (socket) => host.accept(new TcpTransport(socket)));
+  // Paused on connect so that TcpTransport.accepted can move the connection to a socket that reads into a buffer of its own.
+  const server = net.createServer({ noDelay: true, pauseOnConnect: true }, (socket) => host.accept(TcpTransport.accepted(socket)));
   await listen(server, options.host ?? '127.0.0.1', options.port);
   // After listening, errors are transient accept failures (EMFILE); connections carry on.
   server.on('error', () => undefined);

@@ -2,11 +2,17 @@
  * An in-memory transport pair: what one side writes, the other receives on a later turn of the
  * event loop, as with a socket. Used by tests to run the real protocol code without TCP, and to
  * cut a connection at an exact point.
+ *
+ * Chunks are lent as the server's TCP transport lends them, through one buffer the next chunk
+ * is read into; here it is also overwritten right after each onData call, so a receiver that
+ * keeps a chunk instead of a copy reads garbage and its tests fail.
  */
 import { assert } from '../stdx/assert.js';
 import type { Transport, TransportHandlers } from './transport.js';
 
 let pairsCreated = 0;
+/** What a lent chunk holds after its onData call: not a valid frame header or record. */
+const LENT_GARBAGE = 0xee;
 
 export class MemoryTransport implements Transport {
   readonly peer: string;
@@ -18,6 +24,7 @@ export class MemoryTransport implements Transport {
   private closedFlag = false;
   private closeNotified = false;
   private endingAfterDelivery = false;
+  private lent = Buffer.alloc(0);
 
   constructor(peer: string) {
     this.peer = peer;
@@ -37,7 +44,7 @@ export class MemoryTransport implements Transport {
     if (this.closedFlag) return true;
     const peer = this.other;
     assert(peer !== undefined, 'memory transport has no peer');
-    // Copy: the sender may not reuse buffers before the answer, but the receiver keeps chunks.
+    // Copy: the bytes wait in the inbox until delivered, and the sender may reuse its buffers once answered.
     peer.receive(Buffer.concat(body === undefined ? [head] : [head, body]));
     return true;
   }
@@ -89,10 +96,17 @@ export class MemoryTransport implements Transport {
     const handlers = this.handlers;
     if (handlers === undefined) return;
     while (!this.paused && this.inbox.length > 0 && !this.closeNotified) {
-      handlers.onData(this.inbox.shift() as Buffer);
+      this.lend(this.inbox.shift() as Buffer, handlers.onData);
     }
     if (this.endingAfterDelivery && this.inbox.length === 0) this.destroy();
     if (this.closedFlag) this.notifyClose();
+  }
+
+  private lend(chunk: Buffer, onData: (chunk: Buffer) => void): void {
+    if (this.lent.length < chunk.length) this.lent = Buffer.alloc(Math.max(chunk.length, 2 * this.lent.length));
+    chunk.copy(this.lent);
+    onData(this.lent.subarray(0, chunk.length));
+    this.lent.fill(LENT_GARBAGE);
   }
 
   private notifyClose(): void {

@@ -5,7 +5,11 @@
  */
 
 export type TransportHandlers = Readonly<{
-  /** A chunk of bytes from the peer. The receiver may keep the chunk; the transport never reuses it. */
+  /**
+   * A chunk of bytes from the peer, lent for the call only: the transport may read the next
+   * chunk into the same memory (the server's TCP transport does), so a receiver that keeps
+   * bytes past the call keeps a copy.
+   */
   onData: (chunk: Buffer) => void;
   /** The send buffer drained below its high-water mark after `write` returned false. */
   onDrain: () => void;
