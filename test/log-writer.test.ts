@@ -1,12 +1,15 @@
 // LogWriter.durableThrough: a wait for one position settles at the group commit that covers it,
 // not at the end of everything appended (later frames still pending), and rejects if the log
-// fails first. The frames here are opaque bytes: the writer does not read them.
+// fails first. The frames here are opaque bytes (the writer does not read them), except in the
+// sealing test, where the writer's thread finishes real frames.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { encodeFrame, encodeUnsealedFrame, FRAME_VERSION_OF, GENESIS_CHAIN_HASH } from '../src/log/frame.js';
+import { FramePool } from '../src/log/frame-pool.js';
 import { segmentFileName } from '../src/log/segments.js';
 import { LogWriter } from '../src/log/writer.js';
 import { inTempDir, sleep } from './support/ledger.js';
@@ -186,5 +189,35 @@ test('a commit whose frames cannot be settled fails the log instead of throwing 
     assert.equal(failures.length, 1);
     await assert.rejects(writer.append(Buffer.alloc(100, 3), 3, 1), /index refused the frame/, 'nothing is taken after the failure');
     await writer.close();
+  });
+});
+
+test('with sealAfter the writer thread seals each frame, chained from that hash, and reports the last hash', { timeout: 20_000 }, async () => {
+  await inTempDir(async ({ path }) => {
+    const pool = new FramePool();
+    const sizes = [100, 20_000, 3]; // the middle frame is over 64 KiB: pooled shared memory; the others go as copies
+    const frameInputs = sizes.map((events, index) => {
+      const offsets = Uint32Array.from({ length: events }, (_, event) => event * 8);
+      return { events: Buffer.alloc(events * 8, index + 1), offsets, count: events, firstSequence: 1 + sizes.slice(0, index).reduce((sum, n) => sum + n, 0) };
+    });
+    const version = FRAME_VERSION_OF.sha256;
+    const failures: unknown[] = [];
+    const writer = await LogWriter.open({ logDir: path, fsync: true, onFatal: (error) => failures.push(error), sealAfter: GENESIS_CHAIN_HASH }, undefined, 1);
+    assert.deepEqual(writer.durableChainHash, GENESIS_CHAIN_HASH);
+    await Promise.all(
+      frameInputs.map((input) =>
+        writer.append(encodeUnsealedFrame(input.events, input.events.length, input.offsets, input.count, input.firstSequence, 1_700_000_000_000, version, (bytes) => pool.take(bytes)), input.firstSequence, input.count),
+      ),
+    );
+    let previous: Buffer = GENESIS_CHAIN_HASH;
+    const expected = frameInputs.map((input) => {
+      const frame = encodeFrame(input.events, input.events.length, input.offsets, input.count, input.firstSequence, 1_700_000_000_000, previous, version);
+      previous = frame.subarray(32, 64);
+      return frame;
+    });
+    assert.ok(readFileSync(join(path, segmentFileName(1))).equals(Buffer.concat(expected)), 'the segment holds the frames as encodeFrame seals them');
+    assert.deepEqual(writer.durableChainHash, Buffer.from(previous));
+    await writer.close();
+    assert.deepEqual(failures, []);
   });
 });

@@ -20,7 +20,7 @@ import { IdTable } from '../core/id-table.js';
 import { ACCOUNTS_MAX, LedgerState } from '../core/ledger-state.js';
 import { TXN_TABLE_ENTRIES_MAX, type EntriesHold } from '../core/txn-table.js';
 import { BATCH_RECORDS_MAX, KIND_NAMES, RECORD_BYTES } from '../core/transfer-record.js';
-import { CHAIN_HASH_NAMES, encodeFrame, fasterChainHash, FRAME_BODY_BYTES_MAX, FRAME_EVENTS_MAX, FRAME_VERSION_OF, type ChainHashName } from '../log/frame.js';
+import { CHAIN_HASH_NAMES, encodeUnsealedFrame, fasterChainHash, FRAME_BODY_BYTES_MAX, FRAME_EVENTS_MAX, FRAME_VERSION_OF, type ChainHashName } from '../log/frame.js';
 import { FramePool } from '../log/frame-pool.js';
 import { LogReadIndex } from '../log/read-index.js';
 import { LogWriter } from '../log/writer.js';
@@ -146,7 +146,7 @@ async function openLocked(options: LedgerOptions, unlock: () => void): Promise<L
   });
   const { logDir } = dataPaths(options.dataDir);
   const readIndex = new LogReadIndex(logDir);
-  const engine = new PartitionEngine(options, recovered.state, recovered.chainHash, readIndex, unlock);
+  const engine = new PartitionEngine(options, recovered.state, readIndex, unlock);
   const writer = await LogWriter.open(
     {
       logDir,
@@ -162,6 +162,7 @@ async function openLocked(options: LedgerOptions, unlock: () => void): Promise<L
         engine.logCaughtUp();
       },
       onFatal: (error) => engine.fatal(error),
+      sealAfter: recovered.chainHash,
     },
     recovered.tail,
     recovered.state.headSequence + 1,
@@ -396,7 +397,6 @@ class PartitionEngine implements Ledger {
   constructor(
     private readonly options: LedgerOptions,
     private readonly state: LedgerState,
-    private chainHash: Buffer,
     private readonly readIndex: LogReadIndex,
     private readonly unlock: () => void,
   ) {
@@ -632,19 +632,25 @@ class PartitionEngine implements Ledger {
   private appendFrame(firstSequence: number): Promise<void> {
     const events = this.events;
     assert(this.state.headSequence === firstSequence + events.count - 1, 'one sequence per event');
-    const frame = encodeFrame(
+    // Sealed (chain hash, CRCs) on the log writer's thread: the hash reads every logged byte.
+    const frame = encodeUnsealedFrame(
       events.bytes,
       events.length,
       events.offsets,
       events.count,
       firstSequence,
       this.nowMs(),
-      this.chainHash,
       FRAME_VERSION_OF[this.chainHashName],
       this.takeFrameBuffer,
     );
-    this.chainHash = Buffer.from(frame.subarray(32, 64));
     return this.writer.append(frame, firstSequence, events.count);
+  }
+
+  /** The chain hash of the last durable frame: the head's once every frame is durable (snapshots wait for that). */
+  private durableChainHash(): Buffer {
+    const chainHash = this.writer.durableChainHash;
+    assert(chainHash !== undefined, 'the log writer seals frames');
+    return chainHash;
   }
 
   private compactQueue(): void {
@@ -994,7 +1000,7 @@ class PartitionEngine implements Ledger {
       }
       this.startJournal(); // its spool.begin drops the chunk spooled so far unless it was sealed
       position = {
-        chainHash: this.chainHash.toString('hex'),
+        chainHash: this.durableChainHash().toString('hex'),
         logSegmentFirstSequence: this.position.segmentFirstSequence,
         logOffset: this.position.offset,
         nowMs: this.nowMs(),

@@ -74,8 +74,27 @@ export function encodeFrame(
   version: FrameVersion,
   allocate: (bytes: number) => Buffer = Buffer.allocUnsafe,
 ): Buffer {
+  const frame = encodeUnsealedFrame(events, eventBytes, offsets, eventCount, firstSequence, timestampMs, version, allocate);
+  sealFrame(frame, previousChainHash);
+  return frame;
+}
+
+/**
+ * A frame without its chain hash and CRCs (bytes 32..80 of the header are left as they were):
+ * sealFrame finishes it. The engine encodes frames this way and the log writer's thread seals
+ * them, so the hash, which reads every logged byte, runs off the engine thread.
+ */
+export function encodeUnsealedFrame(
+  events: Uint8Array,
+  eventBytes: number,
+  offsets: Uint32Array,
+  eventCount: number,
+  firstSequence: number,
+  timestampMs: number,
+  version: FrameVersion,
+  allocate: (bytes: number) => Buffer = Buffer.allocUnsafe,
+): Buffer {
   assert(eventCount >= 1 && eventCount <= FRAME_EVENTS_MAX, 'frame event count out of range');
-  assert(previousChainHash.length === CHAIN_HASH_BYTES, 'chain hash length');
   const bodyBytes = eventBytes + 4 * eventCount;
   assert(bodyBytes <= FRAME_BODY_BYTES_MAX, 'frame body too large');
   const frame = allocate(FRAME_HEADER_BYTES + bodyBytes);
@@ -89,12 +108,20 @@ export function encodeFrame(
   frame.writeUInt32LE(eventCount, 12);
   frame.writeBigUInt64LE(BigInt(firstSequence), 16);
   frame.writeBigUInt64LE(BigInt(timestampMs), 24);
+  return frame;
+}
+
+/** Writes an unsealed frame's chain hash (chained to `previousChainHash`), body CRC and header CRC; returns the chain hash. */
+export function sealFrame(frame: Buffer, previousChainHash: Uint8Array): Buffer {
+  assert(previousChainHash.length === CHAIN_HASH_BYTES, 'chain hash length');
+  assert(frame.length >= FRAME_HEADER_BYTES && frame.readUInt32LE(0) === FRAME_MAGIC, 'sealing something that is not a frame');
   const body = frame.subarray(FRAME_HEADER_BYTES);
-  chainHashOf(previousChainHash, frame.subarray(0, 32), body).copy(frame, 32);
+  const chainHash = chainHashOf(previousChainHash, frame.subarray(0, 32), body);
+  chainHash.copy(frame, 32);
   frame.writeUInt32LE(crc32(body), 64);
   frame.fill(0, 68, 76);
   frame.writeUInt32LE(crc32(frame.subarray(0, 76)), 76);
-  return frame;
+  return chainHash;
 }
 
 /** The chain hash of a frame, by the algorithm of the version in its header prefix. */

@@ -11,6 +11,7 @@
 import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, writevSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { sealFrame } from './frame.js';
 import { fsyncDirectory, segmentFileName } from './segments.js';
 import type { FromLogWorker, LogWorkerJob, ToLogWorker } from './writer.js';
 
@@ -28,6 +29,8 @@ let segment: { fd: number; firstSequence: number; bytes: number } | undefined;
 let committing = false;
 let closing = false;
 let failed = false;
+/** With job.sealAfter: the chain hash of the last frame sealed, the next one's previous. */
+let chainHash: Uint8Array | undefined = job.sealAfter;
 
 function send(message: FromLogWorker): void {
   port!.postMessage(message);
@@ -96,12 +99,13 @@ function commit(group: Frame[]): void {
     offsets[index] = offset;
     offset += group[index]!.bytes.length;
   }
+  if (chainHash !== undefined) for (const frame of group) chainHash = sealFrame(frame.bytes, chainHash);
   writeAll(current.fd, group.map((frame) => frame.bytes), current.bytes);
   const syncStarted = performance.now();
   if (job.fsync) fdatasyncSync(current.fd);
   const syncMs = performance.now() - syncStarted;
   current.bytes = offset;
-  send({ kind: 'committed', frames: group.length, segmentFirstSequence: current.firstSequence, offsets, syncMs });
+  send({ kind: 'committed', frames: group.length, segmentFirstSequence: current.firstSequence, offsets, syncMs, chainHash });
 }
 
 /** A group never spans two segments: the full one is synced and closed, the next created. */

@@ -29,6 +29,12 @@ export type LogWriterOptions = Readonly<{
   onFatal: (error: unknown) => void;
   /** The writer thread's script; tests pass one that fails, to exercise the failure paths. */
   workerUrl?: URL;
+  /**
+   * The chain hash of the log's last frame (32 zero bytes for an empty log): frames are then
+   * appended unsealed (frame.ts encodeUnsealedFrame) and the writer's thread seals each one,
+   * chaining from this hash, before writing it. Without it frames are written as appended.
+   */
+  sealAfter?: Uint8Array;
 }>;
 
 /** What the writer's thread is started with. */
@@ -39,6 +45,7 @@ export type LogWorkerJob = Readonly<{
   /** The segment to continue (cut to `bytes`), or none: a first segment named for `nextSequence` is created. */
   tail: Readonly<{ firstSequence: number; bytes: number }> | undefined;
   nextSequence: number;
+  sealAfter: Uint8Array | undefined;
 }>;
 
 /** A frame's bytes: shared memory from the frame pool as it is, anything else as a copy the message carries. */
@@ -49,7 +56,7 @@ export type ToLogWorker =
 export type FromLogWorker =
   | Readonly<{ kind: 'ready' }>
   /** The oldest `frames` frames sent are durable, in one segment, at these offsets. */
-  | Readonly<{ kind: 'committed'; frames: number; segmentFirstSequence: number; offsets: number[]; syncMs: number }>
+  | Readonly<{ kind: 'committed'; frames: number; segmentFirstSequence: number; offsets: number[]; syncMs: number; chainHash: Uint8Array | undefined }>
   | Readonly<{ kind: 'failed'; message: string; code?: string }>;
 
 /** A frame appended and not yet durable; `durable` is the promise append() returned, settled by `resolve`/`reject`. */
@@ -87,6 +94,8 @@ export class LogWriter {
   private closing = false;
   private readonly exited: Promise<void>;
   durableSequence: number;
+  /** With sealAfter: the chain hash of the last durable frame (sealAfter until a frame is). */
+  durableChainHash: Buffer | undefined;
   totalBytes = 0;
   /** Bytes of frames appended and not yet durable: the engine stops deciding above a bound. */
   pendingBytes = 0;
@@ -97,6 +106,7 @@ export class LogWriter {
     nextSequence: number,
   ) {
     this.durableSequence = nextSequence - 1;
+    this.durableChainHash = options.sealAfter === undefined ? undefined : Buffer.from(options.sealAfter);
     worker.unref(); // held only while frames are in flight
     worker.on('message', (message: FromLogWorker) => this.onMessage(message));
     worker.on('error', (error) => this.fail(error));
@@ -110,7 +120,7 @@ export class LogWriter {
 
   /** Opens the tail segment for appending (cut to its whole frames), or creates the first one at `nextSequence`. */
   static async open(options: LogWriterOptions, tail: { firstSequence: number; bytes: number } | undefined, nextSequence: number): Promise<LogWriter> {
-    const job: LogWorkerJob = { logDir: options.logDir, fsync: options.fsync, segmentBytesMax: options.segmentBytesMax ?? SEGMENT_BYTES_MAX_DEFAULT, tail, nextSequence };
+    const job: LogWorkerJob = { logDir: options.logDir, fsync: options.fsync, segmentBytesMax: options.segmentBytesMax ?? SEGMENT_BYTES_MAX_DEFAULT, tail, nextSequence, sealAfter: options.sealAfter };
     const worker = await startWorker(options.workerUrl ?? new URL('./writer-worker.js', import.meta.url), job);
     return new LogWriter(options, worker, nextSequence);
   }
@@ -197,6 +207,7 @@ export class LogWriter {
       bytes += item.frame.length;
     }
     this.durableSequence = group[group.length - 1]!.lastSequence;
+    if (commit.chainHash !== undefined) this.durableChainHash = Buffer.from(commit.chainHash);
     this.totalBytes += bytes;
     this.pendingBytes -= bytes;
     this.options.onGroupCommitted?.(group.length, events, bytes, commit.syncMs);
