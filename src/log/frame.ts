@@ -18,10 +18,10 @@
  *
  * The first frame's previous chain hash is 32 zero bytes. Every integer is little-endian.
  *
- * Why two: the chain hash reads every byte the engine logs, on the engine thread, and which
- * algorithm is faster depends on the CPU. Without SHA instructions (this project's Intel host
+ * Why two: the chain hash reads every byte the engine logs (on the log writer's thread, which
+ * seals frames: sealFrame), and which algorithm is faster depends on the CPU. Without SHA instructions (this project's Intel host
  * of 2026-11-26) bench/frame-bench.ts encoded frames of 8,190 transfer events (71 bytes each)
- * in 224 ns a transfer with SHA-256, a fifth of the engine thread's time at 1M transfers/s, and
+ * in 224 ns a transfer with SHA-256, a fifth of a core at 1M transfers/s, and
  * 138 ns with BLAKE2b; on an AMD EPYC host, which has SHA instructions, the same bench gave
  * 56.6 ns with SHA-256 and 106.1 with BLAKE2b (2026-11-26, 12:47 UTC). So a writer times both once (fasterChainHash) and writes the version of
  * the faster; every reader checks either, and one log may hold both.
