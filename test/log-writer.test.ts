@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { encodeFrame, encodeUnsealedFrame, FRAME_VERSION_OF, GENESIS_CHAIN_HASH } from '../src/log/frame.js';
+import { encodeUnsealedFrame, FRAME_VERSION_OF, GENESIS_CHAIN_HASH, sealFrame } from '../src/log/frame.js';
 import { FramePool } from '../src/log/frame-pool.js';
 import { segmentFileName } from '../src/log/segments.js';
 import { LogWriter } from '../src/log/writer.js';
@@ -211,11 +211,11 @@ test('with sealAfter the writer thread seals each frame, chained from that hash,
     );
     let previous: Buffer = GENESIS_CHAIN_HASH;
     const expected = frameInputs.map((input) => {
-      const frame = encodeFrame(input.events, input.events.length, input.offsets, input.count, input.firstSequence, 1_700_000_000_000, previous, version);
-      previous = frame.subarray(32, 64);
+      const frame = encodeUnsealedFrame(input.events, input.events.length, input.offsets, input.count, input.firstSequence, 1_700_000_000_000, version);
+      previous = sealFrame(frame, previous);
       return frame;
     });
-    assert.ok(readFileSync(join(path, segmentFileName(1))).equals(Buffer.concat(expected)), 'the segment holds the frames as encodeFrame seals them');
+    assert.ok(readFileSync(join(path, segmentFileName(1))).equals(Buffer.concat(expected)), 'the segment holds the frames as sealFrame seals them in order');
     assert.deepEqual(writer.durableChainHash, Buffer.from(previous));
     await writer.close();
     assert.deepEqual(failures, []);

@@ -11,6 +11,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 import { READ_BUFFER_BYTES, TcpTransport } from '../src/protocol/transport-tcp.js';
+import { waitUntil } from './support/ledger.js';
 
 type Received = { bytes: Buffer[]; memories: Set<ArrayBufferLike>; closed: boolean };
 
@@ -38,14 +39,6 @@ async function listening(): Promise<{ server: net.Server; port: number; accepted
   return { server, port: address.port, accepted };
 }
 
-async function until(ready: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!ready()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 function pattern(bytes: number, seed: number): Buffer {
   const buffer = Buffer.allocUnsafe(bytes);
   for (let index = 0; index < bytes; index++) buffer[index] = (index * 31 + seed) & 0xff;
@@ -64,12 +57,12 @@ describe('TCP transport of accepted connections', () => {
     for (const part of sent) client.write(part);
     const total = sent.reduce((sum, part) => sum + part.length, 0);
     assert.ok(total > 2 * READ_BUFFER_BYTES);
-    await until(() => received.bytes.reduce((sum, part) => sum + part.length, 0) === total, 'every byte');
+    await waitUntil(() => received.bytes.reduce((sum, part) => sum + part.length, 0) === total, 'every byte');
     assert.ok(Buffer.concat(received.bytes).equals(Buffer.concat(sent)), 'bytes differ from what was sent');
     assert.equal(received.memories.size, 1, 'chunks came in more than one memory');
     assert.ok(received.bytes.length >= 2);
     client.end();
-    await until(() => received.closed, 'the close after the peer ended');
+    await waitUntil(() => received.closed, 'the close after the peer ended');
     server.close();
     await once(server, 'close');
   });
@@ -83,7 +76,7 @@ describe('TCP transport of accepted connections', () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.equal(received.bytes.length, 0, 'delivered while paused');
     transport.resume();
-    await until(() => received.bytes.reduce((sum, part) => sum + part.length, 0) === 5_000, 'the held bytes');
+    await waitUntil(() => received.bytes.reduce((sum, part) => sum + part.length, 0) === 5_000, 'the held bytes');
     assert.ok(Buffer.concat(received.bytes).equals(pattern(5_000, 1)));
     // Writing works on the moved socket too, and the listener closes while the connection is open.
     const echoed = once(client, 'data');
@@ -92,7 +85,7 @@ describe('TCP transport of accepted connections', () => {
     server.close();
     await once(server, 'close');
     transport.destroy();
-    await until(() => received.closed, 'the close after destroy');
+    await waitUntil(() => received.closed, 'the close after destroy');
     client.destroy();
   });
 

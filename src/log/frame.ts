@@ -62,27 +62,11 @@ export type FrameHeader = Readonly<{
   bodyCrc: number;
 }>;
 
-/** Builds a complete frame (header + body) from encoded events and their offsets, in memory from `allocate` (every byte is written). */
-export function encodeFrame(
-  events: Uint8Array,
-  eventBytes: number,
-  offsets: Uint32Array,
-  eventCount: number,
-  firstSequence: number,
-  timestampMs: number,
-  previousChainHash: Buffer,
-  version: FrameVersion,
-  allocate: (bytes: number) => Buffer = Buffer.allocUnsafe,
-): Buffer {
-  const frame = encodeUnsealedFrame(events, eventBytes, offsets, eventCount, firstSequence, timestampMs, version, allocate);
-  sealFrame(frame, previousChainHash);
-  return frame;
-}
-
 /**
- * A frame without its chain hash and CRCs (bytes 32..80 of the header are left as they were):
- * sealFrame finishes it. The engine encodes frames this way and the log writer's thread seals
- * them, so the hash, which reads every logged byte, runs off the engine thread.
+ * Builds a frame (header + body) from encoded events and their offsets, in memory from
+ * `allocate`, without its chain hash and CRCs (bytes 32..80 of the header are left as they
+ * were): sealFrame finishes it. The engine encodes frames this way and the log writer's thread
+ * seals them, so the hash, which reads every logged byte, runs off the engine thread.
  */
 export function encodeUnsealedFrame(
   events: Uint8Array,

@@ -106,7 +106,7 @@ export class MemoryTransport implements Transport {
     if (this.lent.length < chunk.length) this.lent = Buffer.alloc(Math.max(chunk.length, 2 * this.lent.length));
     chunk.copy(this.lent);
     onData(this.lent.subarray(0, chunk.length));
-    this.lent.fill(LENT_GARBAGE);
+    this.lent.fill(LENT_GARBAGE, 0, chunk.length);
   }
 
   private notifyClose(): void {
